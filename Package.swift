@@ -1,0 +1,56 @@
+// swift-tools-version: 6.0
+// BottleFit: split-computing inference in Swift. See README.md and docs/architecture.md.
+import PackageDescription
+
+let package = Package(
+    name: "BottleFit",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "bottlefit", targets: ["bottlefit"]),
+        .library(name: "BottleFitEngine", targets: ["BottleFitEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+    ],
+    targets: [
+        // C libraries from Debian, one system library each, prefixed so they never clash.
+        .systemLibrary(name: "CBottleFitZMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CBottleFitOpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CBottleFitMsgPack", pkgConfig: "msgpack", providers: [.apt(["libmsgpack-dev"])]),
+        .systemLibrary(name: "CBottleFitJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+
+        // Tensors, .npy files, the bottleneck quantizer: no C dependency.
+        .target(name: "BottleFitCore"),
+        // Swift code generated from onnx.proto (see scripts/regenerate-onnx-proto).
+        .target(
+            name: "ONNXProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["README.md"]
+        ),
+        // The inference engine: graph, ONNX in and out, optimiser, kernels, model builders.
+        .target(
+            name: "BottleFitEngine",
+            dependencies: ["BottleFitCore", "ONNXProto", "CBottleFitOpenBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        // Versions of the linked system libraries (ZeroMQ, msgpack-c, libjpeg, OpenBLAS).
+        .target(
+            name: "BottleFitSystem",
+            dependencies: ["CBottleFitZMQ", "CBottleFitMsgPack", "CBottleFitJPEG", "CBottleFitOpenBLAS"]
+        ),
+        .executableTarget(
+            name: "bottlefit",
+            dependencies: [
+                "BottleFitCore", "BottleFitEngine", "BottleFitSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "BottleFitCoreTests", dependencies: ["BottleFitCore"]),
+        .testTarget(
+            name: "BottleFitEngineTests",
+            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,133 @@
+import BottleFitCore
+
+/// Load-time rewrites that do not depend on input shapes: pass-through removal,
+/// BatchNormalization folded into the preceding Conv, activations fused into their
+/// producer, and removal of what nothing uses. Shape-dependent rewrites (constant
+/// folding of shape arithmetic, residual Add fused into Conv) happen when a plan is made.
+public enum GraphOptimizer {
+    public static func optimize(_ input: Graph) -> Graph {
+        var g = input
+        removePassThrough(&g)
+        foldBatchNorm(&g)
+        fuseActivations(&g)
+        removeUnused(&g)
+        return g
+    }
+
+    static func graphOutputs(_ g: Graph) -> Set<String> { Set(g.outputs.map(\.name)) }
+
+    static func rename(_ old: String, to new: String, in g: inout Graph) {
+        for i in g.nodes.indices {
+            for j in g.nodes[i].inputs.indices where g.nodes[i].inputs[j] == old { g.nodes[i].inputs[j] = new }
+        }
+    }
+
+    /// Identity and inference Dropout nodes disappear; their consumers read the input directly.
+    static func removePassThrough(_ g: inout Graph) {
+        let outputs = graphOutputs(g)
+        var i = 0
+        while i < g.nodes.count {
+            let n = g.nodes[i]
+            let isPassThrough =
+                (n.opType == "Identity" || (n.opType == "Dropout" && n.input(2) == nil && n.outputs.count == 1))
+                && n.outputs.count == 1 && !outputs.contains(n.outputs[0]) && n.input(0) != nil
+            if isPassThrough {
+                g.nodes.remove(at: i)
+                rename(n.outputs[0], to: n.inputs[0], in: &g)
+            } else {
+                i += 1
+            }
+        }
+    }
+
+    /// Conv → BatchNormalization with constant parameters becomes one Conv with
+    /// W' = W·γ/√(σ²+ε) and b' = (b − μ)·γ/√(σ²+ε) + β.
+    static func foldBatchNorm(_ g: inout Graph) {
+        let outputs = graphOutputs(g)
+        var consumers = g.consumers()
+        var producers = g.producers()
+        var removed = Set<Int>()
+        for (bi, bn) in g.nodes.enumerated() where bn.opType == "BatchNormalization" {
+            guard bn.outputs.count == 1, let x = bn.input(0), let ci = producers[x], g.nodes[ci].opType == "Conv",
+                consumers[x]?.count == 1, !outputs.contains(x),
+                (bn.attributes["training_mode"].map { $0 == .int(0) } ?? true)
+            else { continue }
+            let conv = g.nodes[ci]
+            guard let wName = conv.input(1), let w = g.initializers[wName]?.floats,
+                let gamma = g.initializers[bn.inputs[1]]?.floats, let beta = g.initializers[bn.inputs[2]]?.floats,
+                let mean = g.initializers[bn.inputs[3]]?.floats, let variance = g.initializers[bn.inputs[4]]?.floats
+            else { continue }
+            let m = gamma.count
+            guard m > 0, w.count % m == 0, g.initializers[wName]!.shape.first == m else { continue }
+            var bias = [Float](repeating: 0, count: m)
+            if let bName = conv.input(2) {
+                guard let b = g.initializers[bName]?.floats, b.count == m else { continue }
+                bias = b
+            }
+            var eps: Float = 1e-5
+            if case .float(let e)? = bn.attributes["epsilon"] { eps = e }
+            let per = w.count / m
+            var newW = w
+            var newB = bias
+            for c in 0..<m {
+                let a = gamma[c] / (variance[c] + eps).squareRoot()
+                for j in 0..<per { newW[c * per + j] *= a }
+                newB[c] = (bias[c] - mean[c]) * a + beta[c]
+            }
+            let base = conv.name.isEmpty ? conv.outputs[0] : conv.name
+            let wNew = uniqueName("\(base).folded_weight", in: g)
+            g.initializers[wNew] = Tensor(shape: g.initializers[wName]!.shape, floats: newW)
+            let bNew = uniqueName("\(base).folded_bias", in: g)
+            g.initializers[bNew] = Tensor(shape: [m], floats: newB)
+            g.nodes[ci].inputs = [conv.inputs[0], wNew, bNew]
+            g.nodes[ci].outputs = [bn.outputs[0]]
+            removed.insert(bi)
+            producers[bn.outputs[0]] = ci
+            consumers[x] = nil
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    static let fusibleProducers: Set<String> = ["Conv", "ConvTranspose", "Gemm", "Add", "BatchNormalization"]
+
+    /// An activation whose input has a single consumer is applied in its producer's epilogue.
+    static func fuseActivations(_ g: inout Graph) {
+        let outputs = graphOutputs(g)
+        let consumers = g.consumers()
+        let producers = g.producers()
+        var removed = Set<Int>()
+        for (ai, node) in g.nodes.enumerated() {
+            guard ["Relu", "LeakyRelu", "Sigmoid", "Clip"].contains(node.opType), let x = node.input(0),
+                let pi = producers[x], fusibleProducers.contains(g.nodes[pi].opType), g.nodes[pi].attributes["_act"] == nil,
+                g.nodes[pi].outputs.count == 1, consumers[x]?.count == 1, !outputs.contains(x)
+            else { continue }
+            let constants = node.inputs.map { g.initializers[$0] }
+            guard let act = Activation.of(node, constants: constants) else { continue }
+            for (k, v) in act.fusedAttributes { g.nodes[pi].attributes[k] = v }
+            g.nodes[pi].outputs = node.outputs
+            removed.insert(ai)
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// Drops nodes none of whose outputs are used, and initializers nothing reads.
+    static func removeUnused(_ g: inout Graph) {
+        var needed = graphOutputs(g)
+        var keep = [Bool](repeating: false, count: g.nodes.count)
+        for i in stride(from: g.nodes.count - 1, through: 0, by: -1) {
+            if g.nodes[i].outputs.contains(where: { needed.contains($0) }) {
+                keep[i] = true
+                for name in g.nodes[i].inputs where !name.isEmpty { needed.insert(name) }
+            }
+        }
+        g.nodes = g.nodes.enumerated().filter { keep[$0.offset] }.map(\.element)
+        g.initializers = g.initializers.filter { needed.contains($0.key) }
+    }
+
+    static func uniqueName(_ base: String, in g: Graph) -> String {
+        var name = base
+        var i = 1
+        while g.initializers[name] != nil { name = "\(base)_\(i)"; i += 1 }
+        return name
+    }
+}

@@ -1,0 +1,164 @@
+import BottleFitCore
+import Foundation
+
+/// A pointwise activation, standalone or fused into the epilogue of its producer.
+enum Activation: Equatable {
+    case none
+    case relu
+    case leakyRelu(alpha: Float)
+    case clip(min: Float, max: Float)
+    case sigmoid
+
+    /// Applies the activation in place to `count` floats.
+    func apply(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+        switch self {
+        case .none: return
+        case .relu:
+            for i in 0..<count { p[i] = Swift.max(p[i], 0) }
+        case .leakyRelu(let a):
+            for i in 0..<count { let v = p[i]; p[i] = v < 0 ? v * a : v }
+        case .clip(let lo, let hi):
+            for i in 0..<count { p[i] = Swift.min(Swift.max(p[i], lo), hi) }
+        case .sigmoid:
+            for i in 0..<count {
+                let v = p[i]
+                // Split by sign so exp never overflows.
+                if v >= 0 { p[i] = 1 / (1 + expf(-v)) } else { let e = expf(v); p[i] = e / (1 + e) }
+            }
+        }
+    }
+
+    /// The activation fused into a node (attributes `_act`, `_alpha`, `_min`, `_max`).
+    static func fused(in node: Node) -> Activation {
+        guard case .string(let kind)? = node.attributes["_act"] else { return .none }
+        func f(_ k: String, _ d: Float) -> Float {
+            if case .float(let v)? = node.attributes[k] { return v }
+            return d
+        }
+        switch kind {
+        case "Relu": return .relu
+        case "LeakyRelu": return .leakyRelu(alpha: f("_alpha", 0.01))
+        case "Clip": return .clip(min: f("_min", -.infinity), max: f("_max", .infinity))
+        case "Sigmoid": return .sigmoid
+        default: return .none
+        }
+    }
+
+    /// Attributes that record this activation on the node it is fused into.
+    var fusedAttributes: [String: AttributeValue] {
+        switch self {
+        case .none: [:]
+        case .relu: ["_act": .string("Relu")]
+        case .leakyRelu(let a): ["_act": .string("LeakyRelu"), "_alpha": .float(a)]
+        case .clip(let lo, let hi): ["_act": .string("Clip"), "_min": .float(lo), "_max": .float(hi)]
+        case .sigmoid: ["_act": .string("Sigmoid")]
+        }
+    }
+
+    /// The activation a standalone node computes, if its parameters are constant.
+    static func of(_ node: Node, constants: [Tensor?]) -> Activation? {
+        switch node.opType {
+        case "Relu": return .relu
+        case "Sigmoid": return .sigmoid
+        case "LeakyRelu":
+            if case .float(let a)? = node.attributes["alpha"] { return .leakyRelu(alpha: a) }
+            return .leakyRelu(alpha: 0.01)
+        case "Clip":
+            var lo = -Float.infinity
+            var hi = Float.infinity
+            if case .float(let v)? = node.attributes["min"] { lo = v }
+            if case .float(let v)? = node.attributes["max"] { hi = v }
+            if node.input(1) != nil {
+                guard constants.count > 1, let t = constants[1], let v = t.floats, v.count == 1 else { return nil }
+                lo = v[0]
+            }
+            if node.input(2) != nil {
+                guard constants.count > 2, let t = constants[2], let v = t.floats, v.count == 1 else { return nil }
+                hi = v[0]
+            }
+            return .clip(min: lo, max: hi)
+        default: return nil
+        }
+    }
+}
+
+/// Relu, LeakyRelu, Sigmoid and Clip as standalone nodes (float32).
+enum ActivationOperator: Operator {
+    static let attributes: Set<String> = ["alpha", "min", "max"]
+
+    static func infer(_ ctx: NodeContext) throws(EngineError) -> [ValueType] {
+        let x = try ctx.requireType(0, [.float32])
+        if ctx.op == "Clip" {
+            for i in 1...2 where ctx.input(i) != nil {
+                let t = try ctx.requireType(i, [.float32])
+                guard t.count == 1 else { throw .shapeMismatch("Clip node '\(ctx.name)': input \(i) must be a scalar, got \(t.shape)") }
+            }
+        }
+        return [x]
+    }
+
+    static func kernel(_ ctx: NodeContext, inputs: [Operand?], outputs: [Operand], workspace: UnsafeMutableRawPointer)
+        throws(EngineError) -> any Kernel
+    {
+        if ctx.op == "Clip", let act = Activation.of(ctx.node, constants: ctx.constants), case .clip(let lo, let hi) = act {
+            // Bounds that are not constants are read when the kernel runs.
+            return ClipKernel(
+                input: inputs[0]!.floats, output: outputs[0].floats, count: outputs[0].count, min: lo, max: hi,
+                minPointer: ctx.constant(1) == nil ? inputs[1]?.floats : nil, maxPointer: ctx.constant(2) == nil ? inputs[2]?.floats : nil)
+        }
+        if ctx.op == "Clip" {
+            return ClipKernel(
+                input: inputs[0]!.floats, output: outputs[0].floats, count: outputs[0].count, min: -.infinity, max: .infinity,
+                minPointer: inputs[1]?.floats, maxPointer: inputs[2]?.floats)
+        }
+        guard let act = Activation.of(ctx.node, constants: ctx.constants) else {
+            throw .invalidModel("\(ctx.op) node '\(ctx.name)': parameters must be constant scalars")
+        }
+        return ActivationKernel(activation: act, input: inputs[0]!.floats, output: outputs[0].floats, count: outputs[0].count)
+    }
+}
+
+final class ActivationKernel: Kernel {
+    let activation: Activation
+    let input: UnsafeMutablePointer<Float>
+    let output: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(activation: Activation, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int) {
+        self.activation = activation
+        self.input = input
+        self.output = output
+        self.count = count
+    }
+
+    func execute() {
+        if input != output { output.update(from: input, count: count) }
+        activation.apply(output, count)
+    }
+}
+
+/// Clip whose bounds may be graph inputs, read on every run.
+final class ClipKernel: Kernel {
+    let input, output: UnsafeMutablePointer<Float>
+    let count: Int
+    let lo, hi: Float
+    let minPointer, maxPointer: UnsafeMutablePointer<Float>?
+
+    init(
+        input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int, min: Float, max: Float,
+        minPointer: UnsafeMutablePointer<Float>?, maxPointer: UnsafeMutablePointer<Float>?
+    ) {
+        self.input = input
+        self.output = output
+        self.count = count
+        self.lo = min
+        self.hi = max
+        self.minPointer = minPointer
+        self.maxPointer = maxPointer
+    }
+
+    func execute() {
+        if input != output { output.update(from: input, count: count) }
+        Activation.clip(min: minPointer?.pointee ?? lo, max: maxPointer?.pointee ?? hi).apply(output, count)
+    }
+}

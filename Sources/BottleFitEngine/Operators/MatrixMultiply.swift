@@ -1,0 +1,164 @@
+import BottleFitCore
+
+/// ONNX Gemm: Y = alpha·A'·B' + beta·C (C broadcast to [M, N]), float32, via `cblas_sgemm`.
+enum GemmOperator: Operator {
+    static let attributes: Set<String> = ["alpha", "beta", "transA", "transB"]
+
+    struct Shape { var m: Int, n: Int, k: Int, transA: Bool, transB: Bool, alpha: Float, beta: Float }
+
+    static func shape(_ ctx: NodeContext) throws(EngineError) -> Shape {
+        let a = try ctx.requireType(0, [.float32])
+        let b = try ctx.requireType(1, [.float32])
+        guard a.shape.count == 2, b.shape.count == 2 else {
+            throw .shapeMismatch("Gemm node '\(ctx.name)': A \(a.shape) and B \(b.shape) must be 2-D")
+        }
+        let ta = try ctx.int("transA", default: 0) != 0
+        let tb = try ctx.int("transB", default: 0) != 0
+        let m = ta ? a.shape[1] : a.shape[0]
+        let k = ta ? a.shape[0] : a.shape[1]
+        let kb = tb ? b.shape[1] : b.shape[0]
+        let n = tb ? b.shape[0] : b.shape[1]
+        guard k == kb else { throw .shapeMismatch("Gemm node '\(ctx.name)': inner dimensions differ (\(a.shape) x \(b.shape))") }
+        if let c = ctx.input(2) {
+            guard c.elementType == .float32, c.shape.count <= 2, broadcastShapes(c.shape, [m, n]) == [m, n] else {
+                throw .shapeMismatch("Gemm node '\(ctx.name)': C \(c.shape) does not broadcast to [\(m), \(n)]")
+            }
+        }
+        return Shape(
+            m: m, n: n, k: k, transA: ta, transB: tb, alpha: try ctx.float("alpha", default: 1),
+            beta: try ctx.float("beta", default: 1))
+    }
+
+    static func infer(_ ctx: NodeContext) throws(EngineError) -> [ValueType] {
+        let s = try shape(ctx)
+        return [ValueType(.float32, [s.m, s.n])]
+    }
+
+    static func kernel(_ ctx: NodeContext, inputs: [Operand?], outputs: [Operand], workspace: UnsafeMutableRawPointer)
+        throws(EngineError) -> any Kernel
+    {
+        let s = try shape(ctx)
+        var cStrides: (Int, Int) = (0, 0)
+        if let c = inputs[2] {
+            let st = broadcastStrides(c.shape, to: [s.m, s.n])
+            cStrides = (st[0], st[1])
+        }
+        return GemmKernel(
+            s, a: inputs[0]!.floats, b: inputs[1]!.floats, c: inputs[2]?.floats, cStrides: cStrides, y: outputs[0].floats,
+            activation: Activation.fused(in: ctx.node))
+    }
+}
+
+final class GemmKernel: Kernel {
+    let s: GemmOperator.Shape
+    let a, b, y: UnsafeMutablePointer<Float>
+    let c: UnsafeMutablePointer<Float>?
+    let cStrides: (Int, Int)
+    let activation: Activation
+
+    init(
+        _ s: GemmOperator.Shape, a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>,
+        c: UnsafeMutablePointer<Float>?, cStrides: (Int, Int), y: UnsafeMutablePointer<Float>, activation: Activation
+    ) {
+        self.s = s
+        self.a = a
+        self.b = b
+        self.c = c
+        self.cStrides = cStrides
+        self.y = y
+        self.activation = activation
+    }
+
+    func execute() {
+        var beta: Float = 0
+        if let c, s.beta != 0 {
+            for i in 0..<s.m {
+                for j in 0..<s.n { y[i * s.n + j] = c[i * cStrides.0 + j * cStrides.1] }
+            }
+            beta = s.beta
+        }
+        if s.k == 0 {
+            for i in 0..<(s.m * s.n) { y[i] *= beta }
+        } else {
+            sgemm(
+                m: s.m, n: s.n, k: s.k, a: a, lda: s.transA ? s.m : s.k, b: b, ldb: s.transB ? s.k : s.n, c: y, ldc: s.n,
+                beta: beta, transA: s.transA, transB: s.transB, alpha: s.alpha)
+        }
+        activation.apply(y, s.m * s.n)
+    }
+}
+
+/// ONNX MatMul with NumPy semantics (1-D promotion, broadcast batch dimensions), float32.
+enum MatMulOperator: Operator {
+    static let attributes: Set<String> = []
+
+    struct Shape { var m: Int, n: Int, k: Int, batch: [Int], aShape: [Int], bShape: [Int], out: [Int] }
+
+    static func shape(_ ctx: NodeContext) throws(EngineError) -> Shape {
+        let a = try ctx.requireType(0, [.float32]).shape
+        let b = try ctx.requireType(1, [.float32]).shape
+        guard !a.isEmpty, !b.isEmpty else { throw .shapeMismatch("MatMul node '\(ctx.name)': scalar operand") }
+        let a2 = a.count == 1 ? [1, a[0]] : a
+        let b2 = b.count == 1 ? [b[0], 1] : b
+        let m = a2[a2.count - 2], k = a2[a2.count - 1]
+        let kb = b2[b2.count - 2], n = b2[b2.count - 1]
+        guard k == kb, let batch = broadcastShapes(Array(a2.dropLast(2)), Array(b2.dropLast(2))) else {
+            throw .shapeMismatch("MatMul node '\(ctx.name)': cannot multiply \(a) by \(b)")
+        }
+        var out = batch
+        if a.count > 1 { out.append(m) }
+        if b.count > 1 { out.append(n) }
+        return Shape(m: m, n: n, k: k, batch: batch, aShape: a2, bShape: b2, out: out)
+    }
+
+    static func infer(_ ctx: NodeContext) throws(EngineError) -> [ValueType] {
+        [ValueType(.float32, try shape(ctx).out)]
+    }
+
+    static func kernel(_ ctx: NodeContext, inputs: [Operand?], outputs: [Operand], workspace: UnsafeMutableRawPointer)
+        throws(EngineError) -> any Kernel
+    {
+        let s = try shape(ctx)
+        // Offsets of each batch item's A and B matrices under broadcasting.
+        let batchCount = s.batch.reduce(1, *)
+        let sa = broadcastStrides(Array(s.aShape.dropLast(2)), to: s.batch)
+        let sb = broadcastStrides(Array(s.bShape.dropLast(2)), to: s.batch)
+        var offsets: [(Int, Int)] = []
+        var index = [Int](repeating: 0, count: s.batch.count)
+        for _ in 0..<batchCount {
+            var oa = 0, ob = 0
+            for i in 0..<index.count { oa += index[i] * sa[i]; ob += index[i] * sb[i] }
+            offsets.append((oa * s.m * s.k, ob * s.k * s.n))
+            var axis = index.count - 1
+            while axis >= 0 {
+                index[axis] += 1
+                if index[axis] < s.batch[axis] { break }
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+        return MatMulKernel(s, a: inputs[0]!.floats, b: inputs[1]!.floats, y: outputs[0].floats, offsets: offsets)
+    }
+}
+
+final class MatMulKernel: Kernel {
+    let s: MatMulOperator.Shape
+    let a, b, y: UnsafeMutablePointer<Float>
+    let offsets: [(Int, Int)]
+
+    init(_ s: MatMulOperator.Shape, a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, offsets: [(Int, Int)]) {
+        self.s = s
+        self.a = a
+        self.b = b
+        self.y = y
+        self.offsets = offsets
+    }
+
+    func execute() {
+        for (i, (oa, ob)) in offsets.enumerated() {
+            let out = y + i * s.m * s.n
+            if s.k == 0 { out.update(repeating: 0, count: s.m * s.n); continue }
+            sgemm(m: s.m, n: s.n, k: s.k, a: a + oa, lda: s.k, b: b + ob, ldb: s.n, c: out, ldc: s.n)
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import BottleFitCore
+
+/// Window geometry of a 1-D or 2-D sliding-window operator (Conv, ConvTranspose, pooling),
+/// with ONNX's `auto_pad`, explicit (possibly asymmetric) `pads`, `strides`, `dilations`.
+/// 1-D is handled as 2-D with height 1.
+struct SpatialGeometry: Equatable {
+    var kernel: (h: Int, w: Int)
+    var stride: (h: Int, w: Int)
+    var dilation: (h: Int, w: Int)
+    /// Padding at the start and end of each axis.
+    var padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
+    var input: (h: Int, w: Int)
+    var output: (h: Int, w: Int)
+
+    static func == (a: Self, b: Self) -> Bool {
+        a.kernel == b.kernel && a.stride == b.stride && a.dilation == b.dilation && a.padTop == b.padTop
+            && a.padLeft == b.padLeft && a.padBottom == b.padBottom && a.padRight == b.padRight
+            && a.input == b.input && a.output == b.output
+    }
+
+    /// Reads the attributes of a windowed node whose input has spatial size `spatial` (1 or 2 dims).
+    /// `kernelShape` is the kernel's spatial size when known from the weights.
+    static func forward(
+        _ ctx: NodeContext, spatial: [Int], kernelShape: [Int]?, ceilMode: Bool = false
+    ) throws(EngineError) -> SpatialGeometry {
+        let d = spatial.count
+        guard d == 1 || d == 2 else {
+            throw ctx.unsupported("spatial rank", "\(d) (only 1-D and 2-D are supported)")
+        }
+        let k = try ctx.ints("kernel_shape") ?? kernelShape
+        guard let k, k.count == d, k.allSatisfy({ $0 > 0 }) else {
+            throw .invalidModel("\(ctx.op) node '\(ctx.name)': kernel_shape missing or not \(d)-D")
+        }
+        if let ks = kernelShape, ks != k {
+            throw .invalidModel("\(ctx.op) node '\(ctx.name)': kernel_shape \(k) disagrees with the weights \(ks)")
+        }
+        let s = try ctx.ints("strides") ?? Array(repeating: 1, count: d)
+        let dl = try ctx.ints("dilations") ?? Array(repeating: 1, count: d)
+        guard s.count == d, dl.count == d, s.allSatisfy({ $0 > 0 }), dl.allSatisfy({ $0 > 0 }) else {
+            throw .invalidModel("\(ctx.op) node '\(ctx.name)': strides/dilations must be \(d) positive values")
+        }
+        var pads = try ctx.ints("pads") ?? Array(repeating: 0, count: 2 * d)
+        guard pads.count == 2 * d, pads.allSatisfy({ $0 >= 0 }) else {
+            throw .invalidModel("\(ctx.op) node '\(ctx.name)': pads must be \(2 * d) non-negative values")
+        }
+        let autoPad = try ctx.string("auto_pad", default: "NOTSET")
+        var out = [Int](repeating: 0, count: d)
+        for i in 0..<d {
+            let effective = (k[i] - 1) * dl[i] + 1
+            switch autoPad {
+            case "NOTSET":
+                let span = spatial[i] + pads[i] + pads[i + d] - effective
+                guard span >= 0 else {
+                    throw .shapeMismatch("\(ctx.op) node '\(ctx.name)': window \(effective) larger than padded input \(spatial[i] + pads[i] + pads[i + d])")
+                }
+                if ceilMode {
+                    var o = (span + s[i] - 1) / s[i] + 1
+                    // The last window must start inside the input or its leading padding.
+                    if (o - 1) * s[i] >= spatial[i] + pads[i] { o -= 1 }
+                    out[i] = o
+                } else {
+                    out[i] = span / s[i] + 1
+                }
+            case "VALID":
+                pads[i] = 0
+                pads[i + d] = 0
+                guard spatial[i] >= effective else {
+                    throw .shapeMismatch("\(ctx.op) node '\(ctx.name)': window \(effective) larger than input \(spatial[i])")
+                }
+                out[i] = (spatial[i] - effective) / s[i] + 1
+            case "SAME_UPPER", "SAME_LOWER":
+                out[i] = (spatial[i] + s[i] - 1) / s[i]
+                let total = Swift.max(0, (out[i] - 1) * s[i] + effective - spatial[i])
+                let small = total / 2
+                if autoPad == "SAME_UPPER" {
+                    pads[i] = small
+                    pads[i + d] = total - small
+                } else {
+                    pads[i] = total - small
+                    pads[i + d] = small
+                }
+            default:
+                throw ctx.unsupported("auto_pad", autoPad)
+            }
+        }
+        if d == 1 {
+            return SpatialGeometry(
+                kernel: (1, k[0]), stride: (1, s[0]), dilation: (1, dl[0]), padTop: 0, padLeft: pads[0],
+                padBottom: 0, padRight: pads[1], input: (1, spatial[0]), output: (1, out[0]))
+        }
+        return SpatialGeometry(
+            kernel: (k[0], k[1]), stride: (s[0], s[1]), dilation: (dl[0], dl[1]), padTop: pads[0], padLeft: pads[1],
+            padBottom: pads[2], padRight: pads[3], input: (spatial[0], spatial[1]), output: (out[0], out[1]))
+    }
+
+    var outputSpatial: [Int] { [output.h, output.w] }
+    var inputArea: Int { input.h * input.w }
+    var outputArea: Int { output.h * output.w }
+    var kernelArea: Int { kernel.h * kernel.w }
+
+    /// True when the window is 1x1 with unit stride and no padding: the input is its own im2col.
+    var isPointwise: Bool {
+        kernel == (1, 1) && stride == (1, 1) && padTop == 0 && padLeft == 0 && padBottom == 0 && padRight == 0
+    }
+
+    /// Expands one image's `channels` planes into columns: row (c, kh, kw), column (oh, ow),
+    /// written with row stride `ldc` (the column count may exceed this image's area when
+    /// several images share one matrix).
+    func im2col(
+        _ src: UnsafePointer<Float>, channels: Int, into dst: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let (ih, iw) = input
+        let (oh, ow) = output
+        var row = 0
+        for c in 0..<channels {
+            let plane = src + c * ih * iw
+            for ki in 0..<kernel.h {
+                for kj in 0..<kernel.w {
+                    let rowPtr = dst + row * ldc
+                    row += 1
+                    let xOffset = kj * dilation.w - padLeft
+                    // Valid output columns: 0 <= ow*sw + xOffset < iw.
+                    var owBegin = 0
+                    if xOffset < 0 { owBegin = (-xOffset + stride.w - 1) / stride.w }
+                    var owEnd = iw - xOffset <= 0 ? 0 : (iw - xOffset - 1) / stride.w + 1
+                    owEnd = Swift.min(owEnd, ow)
+                    owBegin = Swift.min(owBegin, owEnd)
+                    for y in 0..<oh {
+                        let inY = y * stride.h - padTop + ki * dilation.h
+                        let out = rowPtr + y * ow
+                        if inY < 0 || inY >= ih {
+                            out.update(repeating: 0, count: ow)
+                            continue
+                        }
+                        let line = plane + inY * iw + xOffset
+                        if owBegin > 0 { out.update(repeating: 0, count: owBegin) }
+                        if stride.w == 1 {
+                            (out + owBegin).update(from: line + owBegin, count: owEnd - owBegin)
+                        } else {
+                            var x = owBegin
+                            while x < owEnd {
+                                out[x] = line[x * stride.w]
+                                x += 1
+                            }
+                        }
+                        if owEnd < ow { (out + owEnd).update(repeating: 0, count: ow - owEnd) }
+                    }
+                }
+            }
+        }
+    }
+}

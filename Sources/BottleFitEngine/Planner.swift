@@ -1,0 +1,237 @@
+import BottleFitCore
+
+/// Makes an `ExecutionPlan`: infers every shape, folds what is constant (shape arithmetic
+/// included), fuses residual additions into convolutions, assigns buffers by liveness
+/// (a buffer is reused once its last reader has run), then builds the kernels.
+struct Planner {
+    let session: InferenceSession
+    let graph: Graph
+    let inputShapes: [[Int]]
+    var constantInputs: [String: Tensor] = [:]
+
+    /// A node that runs at inference time, with its planning context.
+    struct Step {
+        var node: Node
+        var op: any Operator.Type
+        var context: NodeContext
+        var outputTypes: [ValueType]
+    }
+
+    /// Types of every value, constants known at plan time, and the steps left to run.
+    struct Analysis {
+        var types: [String: ValueType]
+        var constants: [String: Tensor]
+        var steps: [Step]
+    }
+
+    func analyze() throws(EngineError) -> Analysis {
+        var types: [String: ValueType] = [:]
+        var constants: [String: Tensor] = graph.initializers
+        for (name, t) in graph.initializers { types[name] = ValueType(t.elementType, t.shape) }
+        for (v, shape) in zip(graph.inputs, inputShapes) {
+            if let declared = v.shape {
+                guard declared.count == shape.count,
+                    zip(declared, shape).allSatisfy({ d, n in d.fixedValue.map { $0 == n } ?? true }),
+                    shape.allSatisfy({ $0 >= 0 })
+                else {
+                    throw .shapeMismatch("input '\(v.name)' declared \(v.shapeDescription), given \(shape.shapeDescription)")
+                }
+            }
+            types[v.name] = ValueType(v.elementType, shape)
+            constants[v.name] = constantInputs[v.name]
+        }
+        var steps: [Step] = []
+        for node in graph.nodes {
+            let op = try OperatorRegistry.lookup(node)
+            let inTypes = node.inputs.map { $0.isEmpty ? nil : types[$0] }
+            for (i, name) in node.inputs.enumerated() where !name.isEmpty && types[name] == nil {
+                throw .invalidModel("node '\(node.name)' reads '\(name)' (input \(i)), which is not defined")
+            }
+            let ctx = NodeContext(
+                node: node, inputs: inTypes, constants: node.inputs.map { $0.isEmpty ? nil : constants[$0] },
+                opset: graph.opsetVersion)
+            let outTypes = try op.infer(ctx)
+            let outputs = node.outputs
+            let foldable =
+                node.opType == "Shape"
+                || zip(node.inputs, ctx.constants).allSatisfy { name, c in name.isEmpty || c != nil }
+            if foldable {
+                let values = try evaluate(op, ctx, outTypes)
+                for (i, name) in outputs.enumerated() where !name.isEmpty && i < values.count {
+                    constants[name] = values[i]
+                    types[name] = outTypes[i]
+                }
+            } else {
+                for (i, name) in outputs.enumerated() where !name.isEmpty && i < outTypes.count { types[name] = outTypes[i] }
+                steps.append(Step(node: node, op: op, context: ctx, outputTypes: outTypes))
+            }
+        }
+        for v in graph.outputs where types[v.name] == nil {
+            throw .invalidModel("graph output '\(v.name)' is not produced by any node")
+        }
+        return Analysis(types: types, constants: constants, steps: steps)
+    }
+
+    func build() throws(EngineError) -> ExecutionPlan {
+        let analysis = try analyze()
+        let types = analysis.types
+        let constants = analysis.constants
+        var steps = analysis.steps
+        steps = fuseResiduals(steps, types: types)
+
+        // 2. Liveness: the step after which each buffer (following aliases) is no longer read.
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        let graphInputs = Set(graph.inputs.map(\.name))
+        var root: [String: String] = [:]
+        var lastUse: [String: Int] = [:]
+        for (i, s) in steps.enumerated() {
+            for name in s.node.inputs where !name.isEmpty && constants[name] == nil {
+                lastUse[root[name] ?? name] = i
+            }
+            if aliasingOperators.contains(s.node.opType), let src = s.node.input(0), constants[src] == nil,
+                !s.node.outputs[0].isEmpty
+            {
+                root[s.node.outputs[0]] = root[src] ?? src
+            }
+        }
+        var pinned = graphInputs
+        for name in graphOutputs { pinned.insert(root[name] ?? name) }
+
+        // 3. Buffers: best fit among free blocks, else grow the largest free one, else a new block.
+        var blockSize: [Int] = []
+        var free = Set<Int>()
+        var blockOf: [String: Int] = [:]
+        func allocate(_ bytes: Int) -> Int {
+            let need = (Swift.max(bytes, 1) + 63) / 64 * 64
+            if let best = free.filter({ blockSize[$0] >= need }).min(by: { blockSize[$0] < blockSize[$1] }) {
+                free.remove(best)
+                return best
+            }
+            if let largest = free.max(by: { blockSize[$0] < blockSize[$1] }) {
+                free.remove(largest)
+                blockSize[largest] = need
+                return largest
+            }
+            blockSize.append(need)
+            return blockSize.count - 1
+        }
+        for v in graph.inputs { blockOf[v.name] = allocate(types[v.name]!.byteCount) }
+        for (i, s) in steps.enumerated() {
+            for (j, name) in s.node.outputs.enumerated() where !name.isEmpty {
+                if root[name] != nil { continue }
+                blockOf[name] = allocate(s.outputTypes[j].byteCount)
+                if lastUse[name] == nil && !pinned.contains(name) { lastUse[name] = i }
+            }
+            for (name, last) in lastUse where last == i && !pinned.contains(name) {
+                if let b = blockOf[name] { free.insert(b) }
+            }
+        }
+        var offsets: [Int] = []
+        var total = 0
+        for size in blockSize { offsets.append(total); total += size }
+        let arena = AlignedBuffer(byteCount: total)
+        var owned = [arena]
+        var pointers: [String: UnsafeMutableRawPointer] = [:]
+        for (name, b) in blockOf { pointers[name] = arena.pointer + offsets[b] }
+        for (name, r) in root { pointers[name] = pointers[r] }
+
+        // Constants read at run time: initializers shared through the session, folded values owned here.
+        func constantPointer(_ name: String) -> UnsafeMutableRawPointer {
+            if let p = pointers[name] { return p }
+            let t = constants[name]!
+            let buffer: AlignedBuffer
+            if let initial = graph.initializers[name], initial == t {
+                buffer = session.constantBuffer(name, t)
+            } else {
+                buffer = AlignedBuffer(copying: t)
+            }
+            owned.append(buffer)
+            pointers[name] = buffer.pointer
+            return buffer.pointer
+        }
+
+        // 4. Kernels over the planned memory.
+        var workspaceBytes = 0
+        for s in steps { workspaceBytes = Swift.max(workspaceBytes, s.op.workspaceBytes(s.context, outputs: s.outputTypes)) }
+        let workspace = AlignedBuffer(byteCount: workspaceBytes)
+        owned.append(workspace)
+        var kernels: [any Kernel] = []
+        for s in steps {
+            var ins: [Operand?] = []
+            for name in s.node.inputs {
+                if name.isEmpty { ins.append(nil); continue }
+                let p = constants[name] != nil ? constantPointer(name) : pointers[name]!
+                ins.append(Operand(type: types[name]!, pointer: p, constant: constants[name]))
+            }
+            // Kernels index optional inputs freely; absent ones read as nil.
+            while ins.count < 8 { ins.append(nil) }
+            let outs = s.node.outputs.enumerated().map { j, name in
+                Operand(type: s.outputTypes[j], pointer: name.isEmpty ? workspace.pointer : pointers[name]!, constant: nil)
+            }
+            kernels.append(try s.op.kernel(s.context, inputs: ins, outputs: outs, workspace: workspace.pointer))
+        }
+        for v in graph.outputs where pointers[v.name] == nil { _ = constantPointer(v.name) }
+        return ExecutionPlan(
+            inputTypes: graph.inputs.map { ($0.name, types[$0.name]!) },
+            outputTypes: graph.outputs.map { ($0.name, types[$0.name]!) },
+            steps: kernels, stepNames: steps.map { "\($0.node.opType) \($0.node.name)" }, pointers: pointers,
+            owned: owned, arenaBytes: total)
+    }
+
+    /// Runs one node on constant inputs at plan time.
+    func evaluate(_ op: any Operator.Type, _ ctx: NodeContext, _ outTypes: [ValueType]) throws(EngineError) -> [Tensor] {
+        var keep: [AlignedBuffer] = []
+        var ins: [Operand?] = []
+        for (i, t) in ctx.inputs.enumerated() {
+            guard let t else { ins.append(nil); continue }
+            let b = ctx.constants[i].map { AlignedBuffer(copying: $0) } ?? AlignedBuffer(byteCount: t.byteCount)
+            keep.append(b)
+            ins.append(Operand(type: t, pointer: b.pointer, constant: ctx.constants[i]))
+        }
+        while ins.count < 8 { ins.append(nil) }
+        let outs = outTypes.map { t -> Operand in
+            let b = AlignedBuffer(byteCount: t.byteCount)
+            keep.append(b)
+            return Operand(type: t, pointer: b.pointer, constant: nil)
+        }
+        let workspace = AlignedBuffer(byteCount: op.workspaceBytes(ctx, outputs: outTypes))
+        try op.kernel(ctx, inputs: ins, outputs: outs, workspace: workspace.pointer).execute()
+        return withExtendedLifetime(keep) { outs.map { readTensor($0.type, from: $0.pointer) } }
+    }
+
+    /// Conv → Add(residual of the same shape) becomes one Conv whose epilogue adds the residual
+    /// (and applies the Add's fused activation). The fused step runs where the Add ran, after
+    /// both operands exist.
+    func fuseResiduals(_ steps: [Step], types: [String: ValueType]) -> [Step] {
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        var readers: [String: Int] = [:]
+        for s in steps { for name in s.node.inputs where !name.isEmpty { readers[name, default: 0] += 1 } }
+        var producer: [String: Int] = [:]
+        for (i, s) in steps.enumerated() { for name in s.node.outputs { producer[name] = i } }
+        var result = steps
+        var dropped = Set<Int>()
+        for (ai, add) in steps.enumerated() where add.node.opType == "Add" && add.outputTypes[0].elementType == .float32 {
+            for side in 0..<2 {
+                let convOut = add.node.inputs[side]
+                let other = add.node.inputs[1 - side]
+                guard let ci = producer[convOut], !dropped.contains(ci), steps[ci].node.opType == "Conv",
+                    steps[ci].node.attributes["_act"] == nil, steps[ci].node.inputs.count <= 3,
+                    readers[convOut] == 1, !graphOutputs.contains(convOut), producer[other] != nil || graph.inputs.contains(where: { $0.name == other }),
+                    types[other] == steps[ci].outputTypes[0], types[other] == add.outputTypes[0]
+                else { continue }
+                var conv = steps[ci]
+                while conv.node.inputs.count < 3 { conv.node.inputs.append("") }
+                conv.node.inputs.append(other)
+                conv.node.outputs = add.node.outputs
+                for (k, v) in add.node.attributes where k.hasPrefix("_") { conv.node.attributes[k] = v }
+                conv.context.node = conv.node
+                conv.context.inputs = conv.node.inputs.map { $0.isEmpty ? nil : types[$0] }
+                conv.context.constants = conv.context.constants + Array(repeating: nil, count: conv.node.inputs.count - conv.context.constants.count)
+                result[ai] = conv
+                dropped.insert(ci)
+                break
+            }
+        }
+        return result.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
+    }
+}

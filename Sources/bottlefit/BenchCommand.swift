@@ -1,0 +1,83 @@
+import ArgumentParser
+import BottleFitCore
+import BottleFitEngine
+import Foundation
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time a model: median, p10 and p90 latency and images/s after warm-up.",
+        discussion: """
+            The input is seeded random data of the model's declared shape with the batch size set. \
+            Each run is one planned inference that allocates nothing. With --json, exactly one \
+            JSON object is printed: median_ms, p10_ms, p90_ms, images_per_s, batch, threads.
+            Example: bottlefit bench --model tail.onnx --batch 8 --threads 2 --runs 20 --json
+            """
+    )
+
+    @Option(help: "The ONNX model file.") var model: String
+    @Option(help: "Batch size.") var batch: Int = 1
+    @OptionGroup var threadOptions: ThreadOptions
+    @Option(help: "Untimed runs first.") var warmup: Int = 3
+    @Option(help: "Timed runs.") var runs: Int = 10
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Flag(help: "Also print where the time goes, by operator type (one profiled run).") var profile = false
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup cannot be negative") }
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+    }
+
+    func run() throws {
+        InferenceSession.setThreadCount(threadOptions.threads)
+        let session = try InferenceSession(contentsOf: URL(fileURLWithPath: model))
+        let plan = try session.plan(batch: batch)
+        var rng = SeededGenerator(seed: 1)
+        for (name, type) in plan.inputTypes {
+            guard let buffer = plan.inputBuffer(name) else {
+                throw ValidationError("input '\(name)' is \(type); bench feeds float32 inputs only")
+            }
+            for i in buffer.indices { buffer[i] = rng.nextNormal() }
+        }
+        for _ in 0..<warmup { plan.execute() }
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            plan.execute()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        times.sort()
+        func percentile(_ p: Double) -> Double {
+            let pos = p * Double(times.count - 1)
+            let lo = Int(pos.rounded(.down)), hi = Int(pos.rounded(.up))
+            return times[lo] + (times[hi] - times[lo]) * (pos - Double(lo))
+        }
+        let median = percentile(0.5)
+        let ips = Double(batch) / (median / 1000)
+        if json {
+            let fields = [
+                "\"median_ms\": \(format(median))", "\"p10_ms\": \(format(percentile(0.1)))",
+                "\"p90_ms\": \(format(percentile(0.9)))", "\"images_per_s\": \(format(ips))",
+                "\"batch\": \(batch)", "\"threads\": \(threadOptions.threads)",
+            ]
+            print("{" + fields.joined(separator: ", ") + "}")
+        } else {
+            print("model \(model)  batch \(batch)  threads \(threadOptions.threads)  runs \(runs) after \(warmup) warm-up")
+            print(String(format: "median %.3f ms  p10 %.3f ms  p90 %.3f ms  %.1f images/s", median, percentile(0.1), percentile(0.9), ips))
+        }
+        if profile {
+            var byType: [String: Double] = [:]
+            for (name, seconds) in plan.executeProfiled() {
+                byType[String(name.split(separator: " ").first ?? ""), default: 0] += seconds
+            }
+            let total = byType.values.reduce(0, +)
+            var stderr = StandardError()
+            for (op, s) in byType.sorted(by: { $0.value > $1.value }) {
+                print(String(format: "  %-20@ %8.3f ms  %5.1f%%", op as NSString, s * 1000, 100 * s / total), to: &stderr)
+            }
+        }
+    }
+
+    private func format(_ v: Double) -> String { String(format: "%.4f", v) }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import BottleFitSystem
+
+@main
+struct BottleFitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bottlefit",
+        abstract: "Split-computing inference: BottleFit heads on cameras, tails on shared edge workers.",
+        discussion: """
+            Models are ONNX files. Create the reference models with `bottlefit model create`, \
+            run them with `bottlefit infer`, time them with `bottlefit bench`, and check the \
+            engine against the ONNX backend test cases with `bottlefit check-onnx`.
+            """,
+        version: "bottlefit 0.1.0",
+        subcommands: [InferCommand.self, BenchCommand.self, CheckONNXCommand.self, ModelCommand.self, VersionCommand.self]
+    )
+}
+
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "version",
+        abstract: "Print the tool's version and the versions of the C libraries it links.",
+        discussion: "Example: bottlefit version"
+    )
+
+    func run() {
+        print("bottlefit 0.1.0")
+        print(LinkedLibraries.summary)
+    }
+}
+
+/// Options shared by commands that run a model.
+struct ThreadOptions: ParsableArguments {
+    @Option(name: .long, help: "Threads for the GEMM kernels (OpenBLAS). Default: 1.")
+    var threads: Int = 1
+
+    func validate() throws {
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+    }
+}
+
+/// Prints to standard error.
+func printError(_ message: String) {
+    var stderr = StandardError()
+    print(message, to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandle.standardError.write(Data(string.utf8))
+    }
+}
+
+import Foundation
