@@ -49,8 +49,15 @@ public struct ConformanceRunner {
         let graph: Graph
         do {
             let data = try Data(contentsOf: folder.appendingPathComponent("model.onnx"))
+            // The operators first, so a skip names the missing operator rather than a data type.
+            let proto = try Onnx_ModelProto(serializedBytes: data)
+            let supported = Set(InferenceSession.supportedOperators)
+            for n in proto.graph.node where !(n.domain.isEmpty || n.domain == "ai.onnx") || !supported.contains(n.opType) {
+                let op = n.domain.isEmpty || n.domain == "ai.onnx" ? n.opType : "\(n.domain).\(n.opType)"
+                return .skipped(EngineError.unsupportedOperator(op, node: n.name.isEmpty ? n.opType : n.name).description)
+            }
             // Older opsets run too: an attribute the engine does not know fails the load anyway.
-            graph = try ONNXImporter.decode(data, checkOpset: false)
+            graph = try ONNXImporter.graph(from: proto, checkOpset: false)
         } catch let e as EngineError {
             return classify(e)
         } catch {

@@ -122,11 +122,14 @@ public final class ExecutionPlan {
     let owned: [AlignedBuffer]
     /// Bytes of activation memory (the arena) this plan uses.
     public let arenaBytes: Int
+    /// Bytes the same values would take with a buffer each (what liveness-based reuse saves).
+    public let unsharedBytes: Int
 
     init(
         inputTypes: [(String, ValueType)], outputTypes: [(String, ValueType)], steps: [any Kernel], stepNames: [String],
-        pointers: [String: UnsafeMutableRawPointer], owned: [AlignedBuffer], arenaBytes: Int
+        pointers: [String: UnsafeMutableRawPointer], owned: [AlignedBuffer], arenaBytes: Int, unsharedBytes: Int
     ) {
+        self.unsharedBytes = unsharedBytes
         self.inputTypes = inputTypes.map { (name: $0.0, type: $0.1) }
         self.outputTypes = outputTypes.map { (name: $0.0, type: $0.1) }
         self.steps = steps
@@ -183,4 +186,9 @@ public final class ExecutionPlan {
         guard let (_, type) = outputTypes.first(where: { $0.name == name }) else { return nil }
         return readTensor(type, from: pointers[name]!)
     }
+}
+
+extension InferenceSession {
+    /// The ONNX operator types the engine runs (default domain).
+    public static var supportedOperators: [String] { OperatorRegistry.operators.keys.sorted() }
 }

@@ -115,11 +115,16 @@ struct Planner {
             blockSize.append(need)
             return blockSize.count - 1
         }
-        for v in graph.inputs { blockOf[v.name] = allocate(types[v.name]!.byteCount) }
+        var unshared = 0
+        for v in graph.inputs {
+            blockOf[v.name] = allocate(types[v.name]!.byteCount)
+            unshared += types[v.name]!.byteCount
+        }
         for (i, s) in steps.enumerated() {
             for (j, name) in s.node.outputs.enumerated() where !name.isEmpty {
                 if root[name] != nil { continue }
                 blockOf[name] = allocate(s.outputTypes[j].byteCount)
+                unshared += s.outputTypes[j].byteCount
                 if lastUse[name] == nil && !pinned.contains(name) { lastUse[name] = i }
             }
             for (name, last) in lastUse where last == i && !pinned.contains(name) {
@@ -175,7 +180,7 @@ struct Planner {
             inputTypes: graph.inputs.map { ($0.name, types[$0.name]!) },
             outputTypes: graph.outputs.map { ($0.name, types[$0.name]!) },
             steps: kernels, stepNames: steps.map { "\($0.node.opType) \($0.node.name)" }, pointers: pointers,
-            owned: owned, arenaBytes: total)
+            owned: owned, arenaBytes: total, unsharedBytes: unshared)
     }
 
     /// Runs one node on constant inputs at plan time.
