@@ -21,9 +21,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Untimed runs first.") var warmup: Int = 3
     @Option(help: "Timed runs.") var runs: Int = 10
     @Flag(help: "Print one JSON object instead of text.") var json = false
-    @Flag(help: "Also print where the time goes, by operator type (one profiled run).") var profile = false
+    @Flag(help: "Also print where the time goes: by operator type and the slowest steps (text mode only).") var profile = false
 
     func validate() throws {
+        guard !(json && profile) else { throw ValidationError("--profile prints text; it cannot be combined with --json") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard warmup >= 0 else { throw ValidationError("--warmup cannot be negative") }
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
@@ -67,14 +68,29 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "median %.3f ms  p10 %.3f ms  p90 %.3f ms  %.1f images/s", median, percentile(0.1), percentile(0.9), ips))
         }
         if profile {
-            var byType: [String: Double] = [:]
-            for (name, seconds) in plan.executeProfiled() {
-                byType[String(name.split(separator: " ").first ?? ""), default: 0] += seconds
+            // Median of several profiled runs, per node, then summed per operator type.
+            var samples: [String: [Double]] = [:]
+            var order: [String] = []
+            for _ in 0..<max(3, min(runs, 10)) {
+                for (name, seconds) in plan.executeProfiled() {
+                    if samples[name] == nil { order.append(name) }
+                    samples[name, default: []].append(seconds)
+                }
             }
+            let perNode = order.map { name -> (String, Double) in
+                let s = samples[name]!.sorted()
+                return (name, s[s.count / 2])
+            }
+            var byType: [String: Double] = [:]
+            for (name, s) in perNode { byType[String(name.split(separator: " ").first ?? ""), default: 0] += s }
             let total = byType.values.reduce(0, +)
-            var stderr = StandardError()
+            print("profile (median per step, ms): total \(format(total * 1000))")
             for (op, s) in byType.sorted(by: { $0.value > $1.value }) {
-                print(String(format: "  %-20@ %8.3f ms  %5.1f%%", op as NSString, s * 1000, 100 * s / total), to: &stderr)
+                print("  " + op.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.3f  %5.1f%%", s * 1000, 100 * s / total))
+            }
+            print("slowest steps:")
+            for (name, s) in perNode.sorted(by: { $0.1 > $1.1 }).prefix(12) {
+                print("  " + name.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: "%9.3f", s * 1000))
             }
         }
     }
