@@ -4,7 +4,7 @@ import PackageDescription
 
 let package = Package(
     name: "BottleFit",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "bottlefit", targets: ["bottlefit"]),
         .library(name: "BottleFitEngine", targets: ["BottleFitEngine"]),
@@ -32,7 +32,8 @@ let package = Package(
         .target(
             name: "BottleFitEngine",
             dependencies: ["BottleFitCore", "ONNXProto", "CBottleFitOpenBLAS"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            // Release builds assume AVX2/FMA (Haswell or newer) for the loops around the GEMMs.
+            swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
         ),
         // Versions of the linked system libraries (ZeroMQ, msgpack-c, libjpeg, OpenBLAS).
         .target(

@@ -30,9 +30,11 @@ public final class InferenceSession {
         try self.init(graph: try ONNXImporter.load(contentsOf: url), optimize: optimize)
     }
 
-    /// Sets the number of threads OpenBLAS uses for this process.
+    /// Sets the number of threads the engine uses in this process. The engine splits the
+    /// work itself; OpenBLAS runs single-threaded inside each part.
     public static func setThreadCount(_ n: Int) {
-        openblas_set_num_threads(Int32(Swift.max(1, n)))
+        openblas_set_num_threads(1)
+        Parallel.configure(threads: Swift.max(1, n))
     }
 
     /// The plan for these input shapes (graph input order), made once and cached.

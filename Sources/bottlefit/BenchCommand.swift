@@ -22,6 +22,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed runs.") var runs: Int = 10
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Also print where the time goes: by operator type and the slowest steps (text mode only).") var profile = false
+    @Option(help: "How many of the slowest steps --profile lists.") var profileSteps = 12
 
     func validate() throws {
         guard !(json && profile) else { throw ValidationError("--profile prints text; it cannot be combined with --json") }
@@ -89,7 +90,7 @@ struct BenchCommand: ParsableCommand {
                 print("  " + op.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.3f  %5.1f%%", s * 1000, 100 * s / total))
             }
             print("slowest steps:")
-            for (name, s) in perNode.sorted(by: { $0.1 > $1.1 }).prefix(12) {
+            for (name, s) in perNode.sorted(by: { $0.1 > $1.1 }).prefix(profileSteps) {
                 print("  " + name.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: "%9.3f", s * 1000))
             }
         }

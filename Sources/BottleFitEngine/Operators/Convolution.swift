@@ -52,7 +52,7 @@ enum ConvOperator: Operator {
     }
 
     static func usesBatchedColumns(_ s: Shape) -> Bool {
-        s.batch > 1 && s.groups == 1 && s.geometry.outputArea < 1024
+        s.batch > 1 && s.groups == 1 && s.geometry.outputArea < 256
     }
 
     static func workspaceBytes(_ ctx: NodeContext, outputs: [ValueType]) -> Int {
@@ -60,16 +60,30 @@ enum ConvOperator: Operator {
         let k = s.channels / s.groups * s.geometry.kernelArea
         let depthwise = s.groups > 1 && s.groups == s.channels && s.groups == s.outChannels
         if depthwise { return 0 }
+        if ctx.constant(1) != nil && WinogradF3x2.applies(s) { return WinogradF3x2.workspaceBytes(s) }
         if usesBatchedColumns(s) {
             return (k + s.outChannels) * s.batch * s.geometry.outputArea * 4
         }
-        return s.geometry.isPointwise ? 0 : k * s.geometry.outputArea * 4
+        return s.geometry.isPointwise ? 0 : Parallel.threads * k * columnBlock(s) * 4
+    }
+
+    /// Output pixels per im2col block: about 1 MiB of columns (one L2), at least 256 wide.
+    static func columnBlock(_ s: Shape) -> Int {
+        let k = s.channels / s.groups * s.geometry.kernelArea
+        let fit = Swift.max(256, (1 << 20) / Swift.max(1, k * 4) / 64 * 64)
+        return Swift.min(s.geometry.outputArea, fit)
     }
 
     static func kernel(_ ctx: NodeContext, inputs: [Operand?], outputs: [Operand], workspace: UnsafeMutableRawPointer)
         throws(EngineError) -> any Kernel
     {
         let s = try shape(ctx)
+        if let w = inputs[1], w.constant != nil, WinogradF3x2.applies(s) {
+            return WinogradConvKernel(
+                shape: s, input: inputs[0]!.floats, weight: w.floats, bias: inputs[2]?.floats,
+                residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
+                activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self))
+        }
         return ConvKernel(
             shape: s, input: inputs[0]!.floats, weight: inputs[1]!.floats, bias: inputs[2]?.floats,
             residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
@@ -86,6 +100,8 @@ final class ConvKernel: Kernel {
     let output: UnsafeMutablePointer<Float>
     let activation: Activation
     let workspace: UnsafeMutablePointer<Float>
+    /// Threads the workspace was sized for.
+    let plannedThreads: Int
 
     init(
         shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
@@ -100,6 +116,7 @@ final class ConvKernel: Kernel {
         self.output = output
         self.activation = activation
         self.workspace = workspace
+        plannedThreads = Parallel.threads
     }
 
     func execute() {
@@ -110,108 +127,166 @@ final class ConvKernel: Kernel {
         let outArea = g.outputArea
         let inArea = g.inputArea
         if s.groups > 1 && cg == 1 && mg == 1 {
-            depthwise()
+            Parallel.forEach(s.batch * s.channels) { planes in
+                for p in planes { depthwise(plane: p) }
+            }
         } else if ConvOperator.usesBatchedColumns(s) {
             // All images side by side: one large GEMM [M, K] x [K, N*OHW].
             let columns = s.batch * outArea
             let cols = workspace
             let tmp = workspace + k * columns
-            for n in 0..<s.batch {
-                let x = input + n * s.channels * inArea
-                if g.isPointwise {
-                    for c in 0..<k { (cols + c * columns + n * outArea).update(from: x + c * inArea, count: outArea) }
-                } else {
-                    g.im2col(x, channels: cg, into: cols + n * outArea, ldc: columns)
+            Parallel.forEach(k, minimumPerThread: 8) { rows in
+                for n in 0..<s.batch {
+                    let x = input + n * s.channels * inArea
+                    if g.isPointwise {
+                        for c in rows { (cols + c * columns + n * outArea).update(from: x + c * inArea, count: outArea) }
+                    } else {
+                        g.im2col(x, rows: rows, columns: 0..<outArea, into: cols + rows.lowerBound * columns + n * outArea, ldc: columns)
+                    }
                 }
             }
             sgemm(m: s.outChannels, n: columns, k: k, a: weight, lda: k, b: cols, ldb: columns, c: tmp, ldc: columns)
-            for n in 0..<s.batch {
-                for m in 0..<s.outChannels {
-                    let dst = output + (n * s.outChannels + m) * outArea
-                    dst.update(from: tmp + m * columns + n * outArea, count: outArea)
+            let out = output, bias = bias, residual = residual, activation = activation, batch = s.batch, m = s.outChannels
+            Parallel.forEach(batch * m, minimumPerThread: 4) { range in
+                for i in range {
+                    let n = i / m, c = i % m
+                    let dst = out + i * outArea
+                    dst.update(from: tmp + c * columns + n * outArea, count: outArea)
+                    epilogueRow(dst, area: outArea, bias: bias?[c] ?? 0, residual: residual.map { $0 + i * outArea }, activation: activation)
                 }
             }
+            return
         } else {
+            let block = ConvOperator.columnBlock(s)
+            let parts = Swift.min(plannedThreads, Parallel.threads)
             for n in 0..<s.batch {
                 for grp in 0..<s.groups {
                     let x = input + (n * s.channels + grp * cg) * inArea
                     let y = output + (n * s.outChannels + grp * mg) * outArea
-                    let cols: UnsafeMutablePointer<Float>
+                    let w = weight + grp * mg * k
                     if g.isPointwise {
-                        cols = x
+                        sgemm(m: mg, n: outArea, k: k, a: w, lda: k, b: x, ldb: outArea, c: y, ldc: outArea)
+                    } else if outArea >= parts * block {
+                        // Each thread fills and multiplies its own column blocks, in its own cache.
+                        let ws = workspace
+                        Parallel.forEach(parts) { threads in
+                            for t in threads {
+                                let mine = ws + t * k * block
+                                var p0 = outArea * t / parts
+                                let end = outArea * (t + 1) / parts
+                                while p0 < end {
+                                    let columns = p0..<Swift.min(end, p0 + block)
+                                    g.im2col(x, rows: 0..<k, columns: columns, into: mine, ldc: columns.count)
+                                    sgemm(
+                                        m: mg, n: columns.count, k: k, a: w, lda: k, b: mine, ldb: columns.count, c: y + p0,
+                                        ldc: outArea, parallel: false)
+                                    p0 = columns.upperBound
+                                }
+                            }
+                        }
                     } else {
-                        g.im2col(x, channels: cg, into: workspace, ldc: outArea)
-                        cols = workspace
+                        let ws = workspace
+                        Parallel.forEach(k, minimumPerThread: 8) { rows in
+                            g.im2col(x, rows: rows, columns: 0..<outArea, into: ws + rows.lowerBound * outArea, ldc: outArea)
+                        }
+                        sgemm(m: mg, n: outArea, k: k, a: w, lda: k, b: workspace, ldb: outArea, c: y, ldc: outArea)
                     }
-                    sgemm(m: mg, n: outArea, k: k, a: weight + grp * mg * k, lda: k, b: cols, ldb: outArea, c: y, ldc: outArea)
                 }
             }
         }
         epilogue(output, channels: s.outChannels, area: outArea, batch: s.batch, bias: bias, residual: residual, activation: activation)
     }
 
-    private func depthwise() {
+    private func depthwise(plane p: Int) {
         let g = s.geometry
         let (ih, iw) = g.input
         let (oh, ow) = g.output
-        for n in 0..<s.batch {
-            for c in 0..<s.channels {
-                let x = input + (n * s.channels + c) * ih * iw
-                let y = output + (n * s.channels + c) * oh * ow
-                let w = weight + c * g.kernelArea
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var acc: Float = 0
-                        for ki in 0..<g.kernel.h {
-                            let iy = oy * g.stride.h - g.padTop + ki * g.dilation.h
-                            if iy < 0 || iy >= ih { continue }
-                            for kj in 0..<g.kernel.w {
-                                let ix = ox * g.stride.w - g.padLeft + kj * g.dilation.w
-                                if ix < 0 || ix >= iw { continue }
-                                acc += x[iy * iw + ix] * w[ki * g.kernel.w + kj]
-                            }
-                        }
-                        y[oy * ow + ox] = acc
+        let c = p % s.channels
+        let x = input + p * ih * iw
+        let y = output + p * oh * ow
+        let w = weight + c * g.kernelArea
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                var acc: Float = 0
+                for ki in 0..<g.kernel.h {
+                    let iy = oy * g.stride.h - g.padTop + ki * g.dilation.h
+                    if iy < 0 || iy >= ih { continue }
+                    for kj in 0..<g.kernel.w {
+                        let ix = ox * g.stride.w - g.padLeft + kj * g.dilation.w
+                        if ix < 0 || ix >= iw { continue }
+                        acc += x[iy * iw + ix] * w[ki * g.kernel.w + kj]
                     }
                 }
+                y[oy * ow + ox] = acc
             }
         }
     }
 }
 
-/// Row-major C = A·B with `cblas_sgemm` (no transposes, alpha 1, beta 0).
-@inline(__always)
+/// Row-major C = alpha·op(A)·op(B) + beta·C with `cblas_sgemm`. With `parallel`, the engine's
+/// threads each compute a slice of C (columns when C is wide, rows otherwise), each slice a
+/// single-threaded OpenBLAS call.
 func sgemm(
     m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-    c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float = 0, transA: Bool = false, transB: Bool = false, alpha: Float = 1
+    c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float = 0, transA: Bool = false, transB: Bool = false, alpha: Float = 1,
+    parallel: Bool = true
 ) {
-    cblas_sgemm(
-        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-        blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    let threads = parallel ? Parallel.threads : 1
+    if threads > 1 && n >= 2 * 64 && n >= m / 2 {
+        // Column slices, 16-aligned so each keeps whole micro-tiles.
+        Parallel.forEach((n + 15) / 16) { tiles in
+            let n0 = tiles.lowerBound * 16, n1 = Swift.min(n, tiles.upperBound * 16)
+            guard n1 > n0 else { return }
+            cblas_sgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                blasint(m), blasint(n1 - n0), blasint(k), alpha, a, blasint(lda), transB ? b + n0 * ldb : b + n0, blasint(ldb),
+                beta, c + n0, blasint(ldc))
+        }
+    } else if threads > 1 && m >= 2 * 16 {
+        Parallel.forEach((m + 15) / 16) { tiles in
+            let m0 = tiles.lowerBound * 16, m1 = Swift.min(m, tiles.upperBound * 16)
+            guard m1 > m0 else { return }
+            cblas_sgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                blasint(m1 - m0), blasint(n), blasint(k), alpha, transA ? a + m0 : a + m0 * lda, blasint(lda), b, blasint(ldb),
+                beta, c + m0 * ldc, blasint(ldc))
+        }
+    } else {
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
 }
 
 /// Adds a per-channel bias and an optional same-shaped residual, then applies the
-/// activation, over an NC(area) tensor in one pass.
+/// activation, over an NC(area) tensor in one pass, split over the engine's threads.
 func epilogue(
     _ y: UnsafeMutablePointer<Float>, channels: Int, area: Int, batch: Int, bias: UnsafeMutablePointer<Float>?,
     residual: UnsafeMutablePointer<Float>?, activation: Activation
 ) {
     if bias == nil && residual == nil && activation == .none { return }
-    for n in 0..<batch {
-        for c in 0..<channels {
-            let row = y + (n * channels + c) * area
-            let b = bias?[c] ?? 0
-            if let residual {
-                let r = residual + (n * channels + c) * area
-                for i in 0..<area { row[i] += b + r[i] }
-            } else if b != 0 {
-                for i in 0..<area { row[i] += b }
-            }
-            switch activation {
-            case .none: break
-            case .relu: for i in 0..<area { row[i] = Swift.max(row[i], 0) }
-            default: activation.apply(row, area)
-            }
+    Parallel.forEach(batch * channels, minimumPerThread: 4) { rows in
+        for i in rows {
+            epilogueRow(
+                y + i * area, area: area, bias: bias?[i % channels] ?? 0, residual: residual.map { $0 + i * area },
+                activation: activation)
         }
     }
+}
+
+@inline(__always)
+func epilogueRow(_ row: UnsafeMutablePointer<Float>, area: Int, bias b: Float, residual: UnsafeMutablePointer<Float>?, activation: Activation) {
+    if let r = residual {
+        if activation == .relu {
+            for i in 0..<area { row[i] = Swift.max(row[i] + b + r[i], 0) }
+            return
+        }
+        for i in 0..<area { row[i] += b + r[i] }
+    } else if activation == .relu {
+        for i in 0..<area { row[i] = Swift.max(row[i] + b, 0) }
+        return
+    } else if b != 0 {
+        for i in 0..<area { row[i] += b }
+    }
+    if activation != .none { activation.apply(row, area) }
 }

@@ -54,42 +54,94 @@ final class PoolKernel: Kernel {
     }
 
     func execute() {
+        Parallel.forEach(planes) { range in
+            for p in range { pool(plane: p) }
+        }
+    }
+
+    /// One plane, separably: the window's rows are combined into one row (vectorisable),
+    /// then each output takes its columns from that row. Window bounds are clipped once per
+    /// row and column, never per element.
+    private func pool(plane p: Int) {
         let (ih, iw) = g.input
         let (oh, ow) = g.output
-        for p in 0..<planes {
-            let src = x + p * ih * iw
-            let dst = y + p * oh * ow
+        let src = x + p * ih * iw
+        let dst = y + p * oh * ow
+        let kh = g.kernel.h, kw = g.kernel.w
+        let dh = g.dilation.h, dw = g.dilation.w
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: iw) { rowBuffer in
+            let row = rowBuffer.baseAddress!
             for oy in 0..<oh {
                 let y0 = oy * g.stride.h - g.padTop
+                // Kernel rows that fall inside the input.
+                var kiBegin = 0
+                if y0 < 0 { kiBegin = (-y0 + dh - 1) / dh }
+                let kiEnd = Swift.min(kh, y0 >= ih ? 0 : (ih - 1 - y0) / dh + 1)
+                let out = dst + oy * ow
+                if kiBegin >= kiEnd {
+                    for ox in 0..<ow { out[ox] = isMax ? -Float.infinity : 0 }
+                    continue
+                }
+                let first = src + (y0 + kiBegin * dh) * iw
+                row.update(from: first, count: iw)
+                var ki = kiBegin + 1
+                while ki < kiEnd {
+                    let line = src + (y0 + ki * dh) * iw
+                    if isMax {
+                        for i in 0..<iw { row[i] = Swift.max(row[i], line[i]) }
+                    } else {
+                        for i in 0..<iw { row[i] += line[i] }
+                    }
+                    ki += 1
+                }
+                let rowsInside = kiEnd - kiBegin
+                // Outputs whose window lies inside the row take the tight loop.
+                let sw = g.stride.w
+                let extent = (kw - 1) * dw + 1
+                let oxLo = Swift.min(ow, (g.padLeft + sw - 1) / sw)
+                let oxHi = Swift.max(oxLo, Swift.min(ow, iw + g.padLeft >= extent ? (iw + g.padLeft - extent) / sw + 1 : 0))
+                let inv = 1 / Float(rowsInside * kw)
+                if isMax {
+                    for ox in oxLo..<oxHi {
+                        let b = row + ox * sw - g.padLeft
+                        var acc = b[0]
+                        for kj in 1..<kw { acc = Swift.max(acc, b[kj * dw]) }
+                        out[ox] = acc
+                    }
+                } else if !includePad || (g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0) {
+                    for ox in oxLo..<oxHi {
+                        let b = row + ox * sw - g.padLeft
+                        var acc = b[0]
+                        for kj in 1..<kw { acc += b[kj * dw] }
+                        out[ox] = acc * inv
+                    }
+                }
+                let interiorDone = isMax || !includePad || (g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0)
                 for ox in 0..<ow {
+                    if interiorDone && ox >= oxLo && ox < oxHi { continue }
                     let x0 = ox * g.stride.w - g.padLeft
+                    var kjBegin = 0
+                    if x0 < 0 { kjBegin = (-x0 + dw - 1) / dw }
+                    let kjEnd = Swift.min(kw, x0 >= iw ? 0 : (iw - 1 - x0) / dw + 1)
                     if isMax {
                         var best = -Float.infinity
-                        for ki in 0..<g.kernel.h {
-                            let iy = y0 + ki * g.dilation.h
-                            if iy < 0 || iy >= ih { continue }
-                            for kj in 0..<g.kernel.w {
-                                let ix = x0 + kj * g.dilation.w
-                                if ix < 0 || ix >= iw { continue }
-                                best = Swift.max(best, src[iy * iw + ix])
-                            }
-                        }
-                        dst[oy * ow + ox] = best
+                        var kj = kjBegin
+                        while kj < kjEnd { best = Swift.max(best, row[x0 + kj * dw]); kj += 1 }
+                        out[ox] = best
                     } else {
-                        // The window clipped to the padded input (count_include_pad) or to the input.
-                        let yEndPadded = Swift.min(y0 + g.kernel.h, ih + g.padBottom)
-                        let xEndPadded = Swift.min(x0 + g.kernel.w, iw + g.padRight)
-                        let ys = Swift.max(y0, 0), ye = Swift.min(yEndPadded, ih)
-                        let xs = Swift.max(x0, 0), xe = Swift.min(xEndPadded, iw)
                         var sum: Float = 0
-                        var iy = ys
-                        while iy < ye {
-                            var ix = xs
-                            while ix < xe { sum += src[iy * iw + ix]; ix += 1 }
-                            iy += 1
+                        var kj = kjBegin
+                        while kj < kjEnd { sum += row[x0 + kj]; kj += 1 }
+                        let count: Int
+                        if includePad {
+                            // The window clipped to the padded input.
+                            let hPadded = Swift.min(y0 + kh, ih + g.padBottom) - y0
+                            let wPadded = Swift.min(x0 + kw, iw + g.padRight) - x0
+                            count = hPadded * wPadded
+                        } else {
+                            count = rowsInside * Swift.max(0, kjEnd - kjBegin)
                         }
-                        let count = includePad ? (yEndPadded - y0) * (xEndPadded - x0) : (ye - ys) * (xe - xs)
-                        dst[oy * ow + ox] = count > 0 ? sum / Float(count) : 0
+                        out[ox] = count > 0 ? sum / Float(count) : 0
                     }
                 }
             }

@@ -149,4 +149,53 @@ struct SpatialGeometry: Equatable {
             }
         }
     }
+
+    /// im2col for output pixels `columns` (flattened oh·ow) only: row r of `dst` (stride
+    /// `ldc`) holds rows `rows` of the full matrix restricted to those pixels. Blocks of
+    /// columns keep the matrix in cache between this fill and the GEMM that reads it.
+    func im2col(
+        _ src: UnsafePointer<Float>, rows: Range<Int>, columns: Range<Int>, into dst: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let (ih, iw) = input
+        let ow = output.w
+        let area = kernel.h * kernel.w
+        for row in rows {
+            let c = row / area
+            let ki = (row % area) / kernel.w
+            let kj = row % kernel.w
+            let plane = src + c * ih * iw
+            let out = dst + (row - rows.lowerBound) * ldc - columns.lowerBound
+            let xOffset = kj * dilation.w - padLeft
+            var owBegin = 0
+            if xOffset < 0 { owBegin = (-xOffset + stride.w - 1) / stride.w }
+            let owEnd = Swift.min(iw - xOffset <= 0 ? 0 : (iw - xOffset - 1) / stride.w + 1, ow)
+            owBegin = Swift.min(owBegin, owEnd)
+            var p = columns.lowerBound
+            while p < columns.upperBound {
+                let y = p / ow
+                let x0 = p - y * ow
+                let x1 = Swift.min(ow, x0 + columns.upperBound - p)
+                let inY = y * stride.h - padTop + ki * dilation.h
+                let seg = out + y * ow
+                if inY < 0 || inY >= ih {
+                    (seg + x0).update(repeating: 0, count: x1 - x0)
+                } else {
+                    let line = plane + inY * iw + xOffset
+                    let a = Swift.max(x0, owBegin), b = Swift.min(x1, owEnd)
+                    if a > x0 { (seg + x0).update(repeating: 0, count: Swift.min(a, x1) - x0) }
+                    if b > a {
+                        if stride.w == 1 {
+                            (seg + a).update(from: line + a, count: b - a)
+                        } else {
+                            var x = a
+                            while x < b { seg[x] = line[x * stride.w]; x += 1 }
+                        }
+                    }
+                    let tail = Swift.max(b, a, x0)
+                    if tail < x1 { (seg + tail).update(repeating: 0, count: x1 - tail) }
+                }
+                p += x1 - x0
+            }
+        }
+    }
 }

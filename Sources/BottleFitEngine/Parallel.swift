@@ -1,0 +1,129 @@
+import Glibc
+import Synchronization
+
+/// The engine's threads: the caller plus `threads - 1` persistent workers.
+///
+/// OpenBLAS runs single-threaded inside each part; the engine splits GEMMs, im2col and
+/// pointwise loops itself, so exactly one thread runs per core and nobody spins against
+/// OpenBLAS's own pool. Idle workers spin briefly (a kernel follows another within
+/// microseconds) and then sleep on a condition variable.
+enum Parallel {
+    nonisolated(unsafe) static var pool: WorkerPool? = nil
+    static var threads: Int { pool?.participants ?? 1 }
+
+    /// Sets the number of threads (1 means everything runs on the caller).
+    static func configure(threads: Int) {
+        if threads == Parallel.threads { return }
+        pool?.shutdown()
+        pool = threads > 1 ? WorkerPool(participants: threads) : nil
+    }
+
+    /// Runs `body(range)` over disjoint contiguous ranges covering 0..<count, one per thread.
+    static func forEach(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+        let t = Swift.min(threads, count / Swift.max(minimumPerThread, 1))
+        guard t > 1, let pool else {
+            body(0..<count)
+            return
+        }
+        pool.run(parts: t) { i in body(count * i / t..<count * (i + 1) / t) }
+    }
+
+    /// Runs `body(part)` for part in 0..<threads, one per thread.
+    static func forEachThread(_ body: (Int) -> Void) {
+        guard let pool else {
+            body(0)
+            return
+        }
+        pool.run(parts: pool.participants, body)
+    }
+}
+
+/// A fixed set of worker threads that run one parallel job at a time.
+final class WorkerPool: @unchecked Sendable {
+    let participants: Int
+    private let epoch = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    // Written by the caller before `epoch` is released, read by workers after acquiring it.
+    nonisolated(unsafe) private var job: ((Int) -> Void)? = nil
+    nonisolated(unsafe) private var jobParts = 0
+    private var threads: [pthread_t] = []
+
+    init(participants: Int) {
+        self.participants = participants
+        mutex = .allocate(capacity: 1)
+        condition = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+        for index in 1..<participants {
+            let context = Unmanaged.passRetained(WorkerContext(pool: self, index: index)).toOpaque()
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { raw in
+                let ctx = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
+                ctx.pool.workerLoop(index: ctx.index)
+                return nil
+            }, context)
+            precondition(rc == 0, "cannot start an engine thread (pthread_create returned \(rc))")
+            threads.append(thread)
+        }
+    }
+
+    private final class WorkerContext {
+        let pool: WorkerPool
+        let index: Int
+        init(pool: WorkerPool, index: Int) {
+            self.pool = pool
+            self.index = index
+        }
+    }
+
+    /// Runs parts 0..<parts: part 0 on the caller, the rest on workers; returns when all are done.
+    func run(parts: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { escapable in
+            job = escapable
+            jobParts = parts
+            pending.store(participants - 1, ordering: .relaxed)
+            epoch.add(1, ordering: .releasing)
+            pthread_mutex_lock(mutex)
+            pthread_cond_broadcast(condition)
+            pthread_mutex_unlock(mutex)
+            escapable(0)
+            while pending.load(ordering: .acquiring) > 0 {}
+            job = nil
+        }
+    }
+
+    private func workerLoop(index: Int) {
+        var seen = epoch.load(ordering: .acquiring)
+        while true {
+            var spins = 0
+            while epoch.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins < 200_000 { continue }
+                pthread_mutex_lock(mutex)
+                while epoch.load(ordering: .acquiring) == seen && !stopping.load(ordering: .relaxed) {
+                    pthread_cond_wait(condition, mutex)
+                }
+                pthread_mutex_unlock(mutex)
+                break
+            }
+            if stopping.load(ordering: .acquiring) { return }
+            seen = epoch.load(ordering: .acquiring)
+            if index < jobParts, let job { job(index) }
+            pending.subtract(1, ordering: .releasing)
+        }
+    }
+
+    /// Stops and joins the workers.
+    func shutdown() {
+        stopping.store(true, ordering: .releasing)
+        epoch.add(1, ordering: .releasing)
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+        for t in threads { pthread_join(t, nil) }
+        threads = []
+    }
+}
