@@ -8,14 +8,20 @@ import Synchronization
 /// OpenBLAS's own pool. Idle workers spin briefly (a kernel follows another within
 /// microseconds) and then sleep on a condition variable.
 enum Parallel {
-    nonisolated(unsafe) static var pool: WorkerPool? = nil
+    private static let current = Mutex<WorkerPool?>(nil)
+    static var pool: WorkerPool? { current.withLock { $0 } }
     static var threads: Int { pool?.participants ?? 1 }
 
-    /// Sets the number of threads (1 means everything runs on the caller).
+    /// Sets the number of threads (1 means everything runs on the caller). A job already
+    /// running on the old pool finishes first; later calls on it run inline.
     static func configure(threads: Int) {
-        if threads == Parallel.threads { return }
-        pool?.shutdown()
-        pool = threads > 1 ? WorkerPool(participants: threads) : nil
+        let old: WorkerPool? = current.withLock { pool in
+            if (pool?.participants ?? 1) == threads { return nil }
+            let previous = pool
+            pool = threads > 1 ? WorkerPool(participants: threads) : nil
+            return previous
+        }
+        old?.shutdown()
     }
 
     /// Runs `body(range)` over disjoint contiguous ranges covering 0..<count, one per thread.
@@ -44,6 +50,8 @@ final class WorkerPool: @unchecked Sendable {
     private let epoch = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
+    /// Held while a job runs; a second caller (another thread, or a nested loop) runs inline.
+    private let busy = Atomic<Bool>(false)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     // Written by the caller before `epoch` is released, read by workers after acquiring it.
@@ -81,6 +89,11 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Runs parts 0..<parts: part 0 on the caller, the rest on workers; returns when all are done.
     func run(parts: Int, _ body: (Int) -> Void) {
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            for i in 0..<parts { body(i) }
+            return
+        }
+        defer { busy.store(false, ordering: .releasing) }
         withoutActuallyEscaping(body) { escapable in
             job = escapable
             jobParts = parts
@@ -96,7 +109,8 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     private func workerLoop(index: Int) {
-        var seen = epoch.load(ordering: .acquiring)
+        // Epoch 0 is the pool's start: a job posted before this thread first runs is still seen.
+        var seen = 0
         while true {
             var spins = 0
             while epoch.load(ordering: .acquiring) == seen {
@@ -116,8 +130,10 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Stops and joins the workers.
+    /// Waits for a running job, stops and joins the workers. The pool stays "busy" for ever,
+    /// so anyone still holding it runs inline.
     func shutdown() {
+        while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {}
         stopping.store(true, ordering: .releasing)
         epoch.add(1, ordering: .releasing)
         pthread_mutex_lock(mutex)

@@ -60,7 +60,7 @@ enum ConvOperator: Operator {
         let k = s.channels / s.groups * s.geometry.kernelArea
         let depthwise = s.groups > 1 && s.groups == s.channels && s.groups == s.outChannels
         if depthwise { return 0 }
-        if ctx.constant(1) != nil && WinogradF3x2.applies(s) { return WinogradF3x2.workspaceBytes(s) }
+        if ctx.constant(1) != nil && Winograd.outputTile(s) != nil { return Winograd.workspaceBytes(s) }
         if usesBatchedColumns(s) {
             return (k + s.outChannels) * s.batch * s.geometry.outputArea * 4
         }
@@ -78,9 +78,9 @@ enum ConvOperator: Operator {
         throws(EngineError) -> any Kernel
     {
         let s = try shape(ctx)
-        if let w = inputs[1], w.constant != nil, WinogradF3x2.applies(s) {
+        if let w = inputs[1], w.constant != nil, let tile = Winograd.outputTile(s) {
             return WinogradConvKernel(
-                shape: s, input: inputs[0]!.floats, weight: w.floats, bias: inputs[2]?.floats,
+                shape: s, tile: tile, input: inputs[0]!.floats, weight: w.floats, bias: inputs[2]?.floats,
                 residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
                 activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self))
         }

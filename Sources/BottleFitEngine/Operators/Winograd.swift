@@ -1,31 +1,40 @@
 import BottleFitCore
 
-/// Winograd F(3x3, 2x2) for 2x2, stride-1 convolutions (BottleFit's decoder is made of them).
+/// Winograd convolution on 4x4 input tiles for stride-1 convolutions:
+/// F(3x3, 2x2) for 2x2 kernels (BottleFit's decoder is made of them) and F(2x2, 3x3) for
+/// 3x3 kernels (ResNet's middle convolutions, used when there are enough tiles to fill a GEMM).
 ///
-/// Each 3x3 output tile comes from a 4x4 input tile with 16 multiplications per
-/// (input, output) channel pair instead of 36: Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, with the
-/// interpolation points 0, ±1, ∞ (the dual of the well-known F(2,3)):
-///   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0; 1 1; 1 -1; 0 -1],
-///   Aᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1].
-/// The elementwise products over channels are 16 GEMMs [M, C]·[C, tiles] through OpenBLAS,
-/// one per tile element, split over the engine's threads. Weights are transformed once
-/// when the plan is made. Transform coefficients are 0, ±½, ±1, so rounding error stays
+/// Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, with interpolation points 0, ±1, ∞ and the same input
+/// transform for both: Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+///   F(2x2, 3x3): G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1], Aᵀ = [1 1 1 0; 0 1 -1 -1] (Lavin & Gray).
+///   F(3x3, 2x2), its dual: G = [1 0; 1 1; 1 -1; 0 -1], Aᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1].
+/// A 2x2 kernel needs 16 multiplications per 9 outputs instead of 36; a 3x3 kernel 16 per 4
+/// instead of 36. The products summed over input channels are 16 GEMMs [M, C]·[C, tiles]
+/// through OpenBLAS, one per tile element, split over the engine's threads. Weights are
+/// transformed once when the plan is made. Coefficients are 0, ±½, ±1, so rounding stays
 /// within a few ulps of the direct convolution.
-enum WinogradF3x2 {
-    /// True when the convolution has the shape this kernel handles.
-    static func applies(_ s: ConvOperator.Shape) -> Bool {
+enum Winograd {
+    /// Output tile edge for this convolution, or nil when Winograd does not apply.
+    static func outputTile(_ s: ConvOperator.Shape) -> Int? {
         let g = s.geometry
-        return s.groups == 1 && g.kernel == (2, 2) && g.stride == (1, 1) && g.dilation == (1, 1) && s.channels >= 4
-            && s.outChannels >= 16 && g.output.h >= 3 && g.output.w >= 3
+        guard s.groups == 1, g.stride == (1, 1), g.dilation == (1, 1), s.channels >= 4, s.outChannels >= 16,
+            g.output.h >= 2, g.output.w >= 2
+        else { return nil }
+        if g.kernel == (2, 2) && g.output.h >= 3 && g.output.w >= 3 { return 3 }
+        // For 3x3 kernels the transformed weights are 16/9 as large: worth it only when the
+        // GEMMs have enough tile columns to amortise reading them.
+        if g.kernel == (3, 3) && s.batch * tiles(s, tile: 2) >= 128 { return 2 }
+        return nil
     }
 
-    static func tiles(_ s: ConvOperator.Shape) -> Int {
-        ((s.geometry.output.h + 2) / 3) * ((s.geometry.output.w + 2) / 3)
+    static func tiles(_ s: ConvOperator.Shape, tile m: Int) -> Int {
+        ((s.geometry.output.h + m - 1) / m) * ((s.geometry.output.w + m - 1) / m)
     }
 
     /// Workspace: transformed inputs and products, 16 x (C + M) x (batch · tiles) floats.
     static func workspaceBytes(_ s: ConvOperator.Shape) -> Int {
-        16 * (s.channels + s.outChannels) * s.batch * tiles(s) * 4
+        guard let m = outputTile(s) else { return 0 }
+        return 16 * (s.channels + s.outChannels) * s.batch * tiles(s, tile: m) * 4
     }
 }
 
@@ -34,45 +43,53 @@ final class WinogradConvKernel: Kernel {
     let input, output, workspace: UnsafeMutablePointer<Float>
     let bias, residual: UnsafeMutablePointer<Float>?
     let activation: Activation
+    /// Output tile edge: 3 for 2x2 kernels, 2 for 3x3 kernels.
+    let tile: Int
     /// G g Gᵀ for every (m, c), as 16 matrices [M, C].
     let transformed: AlignedBuffer
     let tilesPerImage, tilesH, tilesW, columns: Int
 
     init(
-        shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
+        shape: ConvOperator.Shape, tile: Int, input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
         bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
         activation: Activation, workspace: UnsafeMutablePointer<Float>
     ) {
         s = shape
+        self.tile = tile
         self.input = input
         self.output = output
         self.workspace = workspace
         self.bias = bias
         self.residual = residual
         self.activation = activation
-        tilesH = (shape.geometry.output.h + 2) / 3
-        tilesW = (shape.geometry.output.w + 2) / 3
+        tilesH = (shape.geometry.output.h + tile - 1) / tile
+        tilesW = (shape.geometry.output.w + tile - 1) / tile
         tilesPerImage = tilesH * tilesW
         columns = tilesPerImage * shape.batch
         let m = shape.outChannels, c = shape.channels
         transformed = AlignedBuffer(byteCount: 16 * m * c * 4)
         let u = transformed.pointer.assumingMemoryBound(to: Float.self)
+        let r = 5 - tile  // kernel edge
+        // G as 4 x r rows.
+        let gm: [Float] = r == 2 ? [1, 0, 1, 1, 1, -1, 0, -1] : [1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1]
+        var t = [Float](repeating: 0, count: 4 * r)
         for mi in 0..<m {
             for ci in 0..<c {
-                let g = weight + (mi * c + ci) * 4  // [g00 g01; g10 g11]
-                // G g: rows (g0, g0+g1, g0-g1, -g1) applied to each column, then the same on rows.
-                var t = [Float](repeating: 0, count: 8)  // 4x2
-                for col in 0..<2 {
-                    let a = g[col], b = g[2 + col]
-                    t[0 * 2 + col] = a
-                    t[1 * 2 + col] = a + b
-                    t[2 * 2 + col] = a - b
-                    t[3 * 2 + col] = -b
+                let g = weight + (mi * c + ci) * r * r
+                // t = G g (4 x r), then u = t Gᵀ (4 x 4).
+                for i in 0..<4 {
+                    for j in 0..<r {
+                        var acc: Float = 0
+                        for k in 0..<r { acc += gm[i * r + k] * g[k * r + j] }
+                        t[i * r + j] = acc
+                    }
                 }
-                for r in 0..<4 {
-                    let a = t[r * 2], b = t[r * 2 + 1]
-                    let row = [a, a + b, a - b, -b]
-                    for e in 0..<4 { u[((r * 4 + e) * m + mi) * c + ci] = row[e] }
+                for i in 0..<4 {
+                    for j in 0..<4 {
+                        var acc: Float = 0
+                        for k in 0..<r { acc += t[i * r + k] * gm[j * r + k] }
+                        u[((i * 4 + j) * m + mi) * c + ci] = acc
+                    }
                 }
             }
         }
@@ -99,7 +116,7 @@ final class WinogradConvKernel: Kernel {
         }
     }
 
-    /// Bᵀ d B for every tile of one (image, channel) plane.
+    /// Bᵀ d B for every 4x4 tile of one (image, channel) plane.
     private func transformInput(plane p: Int, into v: UnsafeMutablePointer<Float>) {
         let g = s.geometry
         let (ih, iw) = g.input
@@ -108,11 +125,8 @@ final class WinogradConvKernel: Kernel {
         let stride = s.channels * columns
         for ty in 0..<tilesH {
             for tx in 0..<tilesW {
-                let y0 = ty * 3 - g.padTop, x0 = tx * 3 - g.padLeft
-                var d = (
-                    SIMD4<Float>(repeating: 0), SIMD4<Float>(repeating: 0), SIMD4<Float>(repeating: 0), SIMD4<Float>(repeating: 0)
-                )
-                func load(_ r: Int) -> SIMD4<Float> {
+                let y0 = ty * tile - g.padTop, x0 = tx * tile - g.padLeft
+                @inline(__always) func load(_ r: Int) -> SIMD4<Float> {
                     let y = y0 + r
                     if y < 0 || y >= ih { return SIMD4<Float>(repeating: 0) }
                     let line = src + y * iw
@@ -121,9 +135,9 @@ final class WinogradConvKernel: Kernel {
                     for i in 0..<4 where x0 + i >= 0 && x0 + i < iw { out[i] = line[x0 + i] }
                     return out
                 }
-                d = (load(0), load(1), load(2), load(3))
+                let d0 = load(0), d1 = load(1), d2 = load(2), d3 = load(3)
                 // Bᵀ d (rows), then the same on columns.
-                let r0 = d.0 - d.2, r1 = d.1 + d.2, r2 = d.2 - d.1, r3 = d.1 - d.3
+                let r0 = d0 - d2, r1 = d1 + d2, r2 = d2 - d1, r3 = d1 - d3
                 let col = n * tilesPerImage + ty * tilesW + tx
                 let base = v + ci * columns + col
                 @inline(__always) func store(_ r: Int, _ row: SIMD4<Float>) {
@@ -157,30 +171,31 @@ final class WinogradConvKernel: Kernel {
                     return SIMD4<Float>(o[0], o[stride], o[2 * stride], o[3 * stride])
                 }
                 let m0 = row(0), m1 = row(1), m2 = row(2), m3 = row(3)
-                // Aᵀ M: three rows; then A on each row.
-                let t0 = m0 + 0.5 * (m1 + m2)
-                let t1 = 0.5 * (m1 - m2)
-                let t2 = 0.5 * (m1 + m2) + m3
-                let y0 = ty * 3, x0 = tx * 3
-                @inline(__always) func emit(_ i: Int, _ t: SIMD4<Float>) {
-                    let y = y0 + i
-                    guard y < oh else { return }
-                    let line = dst + y * ow + x0
-                    let a = t[0] + 0.5 * (t[1] + t[2]) + b
-                    let c = 0.5 * (t[1] - t[2]) + b
-                    let e = 0.5 * (t[1] + t[2]) + t[3] + b
-                    if x0 + 3 <= ow {
-                        line[0] = a
-                        line[1] = c
-                        line[2] = e
-                    } else {
-                        line[0] = a
-                        if x0 + 1 < ow { line[1] = c }
+                let y0 = ty * tile, x0 = tx * tile
+                if tile == 3 {
+                    // Aᵀ M: three rows; then A on each row.
+                    @inline(__always) func emit(_ i: Int, _ t: SIMD4<Float>) {
+                        let y = y0 + i
+                        guard y < oh else { return }
+                        let line = dst + y * ow + x0
+                        line[0] = t[0] + 0.5 * (t[1] + t[2]) + b
+                        if x0 + 1 < ow { line[1] = 0.5 * (t[1] - t[2]) + b }
+                        if x0 + 2 < ow { line[2] = 0.5 * (t[1] + t[2]) + t[3] + b }
                     }
+                    emit(0, m0 + 0.5 * (m1 + m2))
+                    emit(1, 0.5 * (m1 - m2))
+                    emit(2, 0.5 * (m1 + m2) + m3)
+                } else {
+                    @inline(__always) func emit(_ i: Int, _ t: SIMD4<Float>) {
+                        let y = y0 + i
+                        guard y < oh else { return }
+                        let line = dst + y * ow + x0
+                        line[0] = t[0] + t[1] + t[2] + b
+                        if x0 + 1 < ow { line[1] = t[1] - t[2] - t[3] + b }
+                    }
+                    emit(0, m0 + m1 + m2)
+                    emit(1, m1 - m2 - m3)
                 }
-                emit(0, t0)
-                emit(1, t1)
-                emit(2, t2)
             }
         }
         if residual != nil || activation != .none {

@@ -1,0 +1,108 @@
+import BottleFitCore
+import BottleFitEngine
+import Foundation
+import Testing
+
+/// Every convolution code path (pointwise, blocked im2col, batched columns, Winograd
+/// F(3x3,2x2) and F(2x2,3x3), groups, depthwise, fused residual and activation) against a
+/// direct convolution written out in loops, with one and two engine threads.
+@Suite(.serialized) struct ConvolutionPathTests {
+    struct Case: CustomStringConvertible {
+        var batch, channels, outChannels, size, kernel, stride, pad, groups: Int
+        var description: String { "N\(batch) C\(channels)->\(outChannels) \(size)px k\(kernel) s\(stride) p\(pad) g\(groups)" }
+    }
+
+    static let cases: [Case] = [
+        Case(batch: 1, channels: 8, outChannels: 16, size: 9, kernel: 1, stride: 1, pad: 0, groups: 1),
+        Case(batch: 2, channels: 8, outChannels: 16, size: 9, kernel: 1, stride: 2, pad: 0, groups: 1),
+        Case(batch: 1, channels: 3, outChannels: 16, size: 40, kernel: 7, stride: 2, pad: 3, groups: 1),
+        Case(batch: 1, channels: 16, outChannels: 32, size: 13, kernel: 2, stride: 1, pad: 1, groups: 1),
+        Case(batch: 3, channels: 16, outChannels: 32, size: 11, kernel: 2, stride: 1, pad: 0, groups: 1),
+        Case(batch: 4, channels: 16, outChannels: 32, size: 14, kernel: 3, stride: 1, pad: 1, groups: 1),
+        Case(batch: 8, channels: 8, outChannels: 16, size: 7, kernel: 3, stride: 1, pad: 1, groups: 1),
+        Case(batch: 2, channels: 16, outChannels: 16, size: 10, kernel: 3, stride: 2, pad: 1, groups: 1),
+        Case(batch: 1, channels: 8, outChannels: 8, size: 10, kernel: 3, stride: 1, pad: 1, groups: 8),
+        Case(batch: 2, channels: 8, outChannels: 16, size: 10, kernel: 3, stride: 1, pad: 1, groups: 2),
+        Case(batch: 1, channels: 4, outChannels: 16, size: 70, kernel: 3, stride: 1, pad: 1, groups: 1),
+    ]
+
+    /// out = relu(conv(x) + bias + residual), computed directly.
+    static func reference(_ c: Case, x: [Float], w: [Float], b: [Float], r: [Float], outSize: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: c.batch * c.outChannels * outSize * outSize)
+        let cg = c.channels / c.groups, mg = c.outChannels / c.groups
+        for n in 0..<c.batch {
+            for m in 0..<c.outChannels {
+                let g = m / mg
+                for oy in 0..<outSize {
+                    for ox in 0..<outSize {
+                        var acc = Double(b[m])
+                        for ci in 0..<cg {
+                            for ki in 0..<c.kernel {
+                                for kj in 0..<c.kernel {
+                                    let iy = oy * c.stride - c.pad + ki, ix = ox * c.stride - c.pad + kj
+                                    guard iy >= 0, iy < c.size, ix >= 0, ix < c.size else { continue }
+                                    let xv = x[((n * c.channels + g * cg + ci) * c.size + iy) * c.size + ix]
+                                    let wv = w[((m * cg + ci) * c.kernel + ki) * c.kernel + kj]
+                                    acc += Double(xv) * Double(wv)
+                                }
+                            }
+                        }
+                        let i = ((n * c.outChannels + m) * outSize + oy) * outSize + ox
+                        y[i] = max(Float(acc) + r[i], 0)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    @Test(arguments: cases)
+    func matchesDirectConvolution(_ c: Case) throws {
+        var rng = SeededGenerator(seed: UInt64(c.size * 31 + c.kernel))
+        let outSize = (c.size + 2 * c.pad - c.kernel) / c.stride + 1
+        let x = (0..<c.batch * c.channels * c.size * c.size).map { _ in rng.nextNormal() }
+        let w = (0..<c.outChannels * c.channels / c.groups * c.kernel * c.kernel).map { _ in rng.nextNormal() * 0.3 }
+        let b = (0..<c.outChannels).map { _ in rng.nextNormal() }
+        let r = (0..<c.batch * c.outChannels * outSize * outSize).map { _ in rng.nextNormal() }
+        let graph = Graph(
+            name: "conv",
+            nodes: [
+                Node(
+                    name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                    attributes: [
+                        "kernel_shape": .ints([c.kernel, c.kernel]), "strides": .ints([c.stride, c.stride]),
+                        "pads": .ints([c.pad, c.pad, c.pad, c.pad]), "group": .int(c.groups),
+                    ]),
+                Node(name: "add", opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
+                Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["y"]),
+            ],
+            inputs: [
+                ValueInfo(name: "x", shape: [c.batch, c.channels, c.size, c.size].map { .fixed($0) }),
+                ValueInfo(name: "r", shape: [c.batch, c.outChannels, outSize, outSize].map { .fixed($0) }),
+            ],
+            outputs: [ValueInfo(name: "y", shape: nil)],
+            initializers: [
+                "w": Tensor(shape: [c.outChannels, c.channels / c.groups, c.kernel, c.kernel], floats: w),
+                "b": Tensor(shape: [c.outChannels], floats: b),
+            ])
+        let expected = Self.reference(c, x: x, w: w, b: b, r: r, outSize: outSize)
+        for threads in [1, 2] {
+            InferenceSession.setThreadCount(threads)
+            defer { InferenceSession.setThreadCount(1) }
+            let session = try InferenceSession(graph: graph)
+            let out = try session.run([
+                "x": Tensor(shape: [c.batch, c.channels, c.size, c.size], floats: x),
+                "r": Tensor(shape: [c.batch, c.outChannels, outSize, outSize], floats: r),
+            ])["y"]!
+            let got = out.floats!
+            #expect(got.count == expected.count)
+            var worst: Float = 0
+            var scale: Float = 0
+            for i in 0..<min(got.count, expected.count) {
+                worst = max(worst, abs(got[i] - expected[i]))
+                scale = max(scale, abs(expected[i]))
+            }
+            #expect(worst <= 1e-5 * max(scale, 1), "\(c) threads \(threads): max error \(worst) of \(scale)")
+        }
+    }
+}
