@@ -52,6 +52,11 @@ let package = Package(
             name: "BottleFitEngineTests",
             dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto"]
         ),
+        // Runs the built `bottlefit` binary (scripts/test builds it first).
+        .testTarget(
+            name: "BottleFitCLITests",
+            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

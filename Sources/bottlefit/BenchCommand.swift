@@ -38,7 +38,7 @@ struct BenchCommand: ParsableCommand {
         var rng = SeededGenerator(seed: 1)
         for (name, type) in plan.inputTypes {
             guard let buffer = plan.inputBuffer(name) else {
-                throw ValidationError("input '\(name)' is \(type); bench feeds float32 inputs only")
+                throw CommandError("input '\(name)' is \(type); bench feeds float32 inputs only")
             }
             for i in buffer.indices { buffer[i] = rng.nextNormal() }
         }

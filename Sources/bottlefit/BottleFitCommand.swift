@@ -52,3 +52,9 @@ struct StandardError: TextOutputStream {
 }
 
 import Foundation
+
+/// A failure while running a command: printed as "Error: …" without the usage text.
+struct CommandError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

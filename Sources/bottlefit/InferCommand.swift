@@ -24,17 +24,17 @@ struct InferCommand: ParsableCommand {
         let session = try InferenceSession(contentsOf: URL(fileURLWithPath: model))
         let graph = session.optimizedGraph
         guard graph.inputs.count == 1, graph.outputs.count == 1 else {
-            throw ValidationError("the model has \(graph.inputs.count) inputs and \(graph.outputs.count) outputs; infer needs exactly one of each")
+            throw CommandError("the model has \(graph.inputs.count) inputs and \(graph.outputs.count) outputs; infer needs exactly one of each")
         }
         let x = try NPY.read(contentsOf: URL(fileURLWithPath: input))
         let v = graph.inputs[0]
         guard x.elementType == v.elementType else {
-            throw ValidationError("\(input) holds \(x.elementType.rawValue); the model's input '\(v.name)' takes \(v.elementType.rawValue)")
+            throw CommandError("\(input) holds \(x.elementType.rawValue); the model's input '\(v.name)' takes \(v.elementType.rawValue)")
         }
         if let declared = v.shape {
             let fits = declared.count == x.shape.count && zip(declared, x.shape).allSatisfy { d, n in d.fixedValue.map { $0 == n } ?? true }
             guard fits else {
-                throw ValidationError("\(input) has shape \(x.shape.shapeDescription); the model's input '\(v.name)' takes \(v.shapeDescription)")
+                throw CommandError("\(input) has shape \(x.shape.shapeDescription); the model's input '\(v.name)' takes \(v.shapeDescription)")
             }
         }
         let y = try session.run(x)

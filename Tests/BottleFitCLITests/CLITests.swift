@@ -1,0 +1,158 @@
+import BottleFitCore
+import BottleFitEngine
+import Foundation
+import ONNXProto
+import Testing
+
+/// The `bottlefit` executable as a user runs it: its output contracts and its errors.
+@Suite struct CLITests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// The debug binary that `swift build --build-tests` produced next to the tests.
+    static var binary: String {
+        let candidates = [
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("bottlefit").path,
+            root.appendingPathComponent(".build/debug/bottlefit").path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
+    }
+
+    static func run(_ arguments: [String]) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func temporary() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bottlefit-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func createSplitInfoInferAgree() throws {
+        let dir = try temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let full = dir.appendingPathComponent("full.onnx").path
+        let head = dir.appendingPathComponent("head.onnx").path
+        let tail = dir.appendingPathComponent("tail.onnx").path
+        var r = try Self.run(["model", "create", "bottlefit-resnet50", "--bottleneck", "12", "--width", "8", "--classes", "10", "--out", full])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try Self.run(["model", "split", full, "--at", "bottleneck", "--head", head, "--tail", tail])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try Self.run(["model", "info", head])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("bottleneck: 1x12x29x29, uint8 payload 10092 bytes"), "\(r.stdout)")
+        #expect(r.stdout.contains("parameters: \(9_664 / 8 + 256 * 12 / 8)"), "\(r.stdout)")
+
+        let x = TensorHelpers.random([2, 3, 224, 224], seed: 3)
+        let xPath = dir.appendingPathComponent("x.npy"), zPath = dir.appendingPathComponent("z.npy")
+        let yPath = dir.appendingPathComponent("y.npy")
+        try NPY.write(x, to: xPath)
+        r = try Self.run(["infer", "--model", head, "--input", xPath.path, "--output", zPath.path, "--threads", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try Self.run(["infer", "--model", tail, "--input", zPath.path, "--output", yPath.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let y = try NPY.read(contentsOf: yPath)
+        let reference = try InferenceSession(contentsOf: URL(fileURLWithPath: full)).run(x)
+        #expect(y.shape == [2, 10])
+        let a = y.floats!, b = reference.floats!
+        #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
+    }
+
+    @Test func badInputsAreClearErrors() throws {
+        let dir = try temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("m.onnx").path
+        _ = try Self.run(["model", "create", "resnet50", "--width", "4", "--classes", "5", "--image-size", "64", "--out", model])
+        let garbage = dir.appendingPathComponent("garbage.npy")
+        try Data("this is not numpy".utf8).write(to: garbage)
+        var r = try Self.run(["infer", "--model", model, "--input", garbage.path, "--output", dir.appendingPathComponent("o.npy").path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("not a .npy file"))
+        let wrong = dir.appendingPathComponent("wrong.npy")
+        try NPY.write(Tensor.zeros([1, 3, 32, 32]), to: wrong)
+        r = try Self.run(["infer", "--model", model, "--input", wrong.path, "--output", dir.appendingPathComponent("o.npy").path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("has shape 1x3x32x32"), "\(r.stderr)")
+        r = try Self.run(["infer", "--model", garbage.path, "--input", wrong.path, "--output", dir.appendingPathComponent("o.npy").path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("invalid model"))
+        r = try Self.run(["bench", "--model", model, "--batch", "0"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("--batch must be at least 1"))
+        r = try Self.run(["model", "split", model, "--at", "layer1.0.relu1", "--head", "/dev/null", "--tail", "/dev/null"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("also crossed by"))
+    }
+
+    @Test func benchJSONIsOneObject() throws {
+        let dir = try temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("m.onnx").path
+        _ = try Self.run(["model", "create", "resnet50", "--width", "4", "--classes", "5", "--image-size", "64", "--out", model])
+        let r = try Self.run(["bench", "--model", model, "--batch", "2", "--threads", "2", "--warmup", "1", "--runs", "3", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.count == 1)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(Set(object?.keys.map { $0 } ?? []) == ["median_ms", "p10_ms", "p90_ms", "images_per_s", "batch", "threads"])
+        #expect(object?["batch"] as? Int == 2)
+        #expect(object?["threads"] as? Int == 2)
+        #expect((object?["median_ms"] as? Double ?? 0) > 0)
+    }
+
+    @Test func checkONNXReportsPassFailSkip() throws {
+        let dir = try temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let node = URL(fileURLWithPath: "/usr/share/libonnx-testdata/data/node")
+        for name in ["test_relu", "test_abs", "test_sigmoid"] {
+            try FileManager.default.copyItem(at: node.appendingPathComponent(name), to: dir.appendingPathComponent(name))
+        }
+        var r = try Self.run(["check-onnx", dir.path])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("PASS test_relu"))
+        #expect(r.stdout.contains("SKIP test_abs: unsupported operator Abs"))
+        #expect(r.stdout.hasSuffix("2 passed, 0 failed, 1 skipped\n"), "\(r.stdout)")
+        // Corrupt the expected output of one case: it must fail, and the exit status says so.
+        let outFile = dir.appendingPathComponent("test_sigmoid/test_data_set_0/output_0.pb")
+        var proto = try Onnx_TensorProto(serializedBytes: try Data(contentsOf: outFile))
+        var values = try ONNXImporter.tensor(from: proto).floats!
+        values[0] += 1
+        proto = ONNXExporter.tensorProto(Tensor(shape: proto.dims.map { Int($0) }, floats: values), name: proto.name)
+        try proto.serializedData().write(to: outFile)
+        r = try Self.run(["check-onnx", dir.path])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("FAIL test_sigmoid"))
+        #expect(r.stdout.hasSuffix("1 passed, 1 failed, 1 skipped\n"))
+    }
+
+    @Test func everySubcommandHasHelp() throws {
+        for command in [["infer"], ["bench"], ["check-onnx"], ["model", "create"], ["model", "split"], ["model", "info"], ["version"]] {
+            let r = try Self.run(command + ["--help"])
+            #expect(r.status == 0)
+            #expect(r.stdout.contains("Example"), "\(command) --help has no example")
+        }
+    }
+}
+
+enum TensorHelpers {
+    static func random(_ shape: [Int], seed: UInt64) -> Tensor {
+        var rng = SeededGenerator(seed: seed)
+        return Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in rng.nextNormal() })
+    }
+}
