@@ -33,7 +33,7 @@ public final class InferenceSession {
     /// Sets the number of threads the engine uses in this process. The engine splits the
     /// work itself; OpenBLAS runs single-threaded inside each part.
     public static func setThreadCount(_ n: Int) {
-        openblas_set_num_threads(1)
+        openBLASSingleThreaded
         Parallel.configure(threads: Swift.max(1, n))
     }
 
@@ -78,6 +78,13 @@ public final class InferenceSession {
         }
         return out
     }
+
+    /// OpenBLAS is made single-threaded once per process. (Its own workers, started when the
+    /// library loads, busy-wait for a fraction of a second and then sleep; stopping them with
+    /// `blas_thread_shutdown_` made later single-threaded calls slower, so they are left be.)
+    private static let openBLASSingleThreaded: Void = {
+        openblas_set_num_threads(1)
+    }()
 
     /// Runs the model on named inputs and returns every graph output by name.
     public func run(_ inputs: [String: Tensor]) throws(EngineError) -> [String: Tensor] {

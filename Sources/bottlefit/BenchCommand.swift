@@ -18,7 +18,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "The ONNX model file.") var model: String
     @Option(help: "Batch size.") var batch: Int = 1
     @OptionGroup var threadOptions: ThreadOptions
-    @Option(help: "Untimed runs first.") var warmup: Int = 3
+    @Option(help: "Untimed runs first (and at least 0.25 s of them unless 0).") var warmup: Int = 3
     @Option(help: "Timed runs.") var runs: Int = 10
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Also print where the time goes: by operator type and the slowest steps (text mode only).") var profile = false
@@ -42,7 +42,14 @@ struct BenchCommand: ParsableCommand {
             }
             for i in buffer.indices { buffer[i] = rng.nextNormal() }
         }
-        for _ in 0..<warmup { plan.execute() }
+        // Warm-up: the given runs, and at least a quarter second in all, so that caches,
+        // page mappings and OpenBLAS's start-up (its idle threads spin for a while) settle.
+        let warmStart = DispatchTime.now().uptimeNanoseconds
+        var warmed = 0
+        while warmed < warmup || (warmup > 0 && DispatchTime.now().uptimeNanoseconds - warmStart < 250_000_000) {
+            plan.execute()
+            warmed += 1
+        }
         var times: [Double] = []
         for _ in 0..<runs {
             let t0 = DispatchTime.now().uptimeNanoseconds

@@ -29,8 +29,11 @@ def main():
     shape = [a.batch] + [int(d) for d in inp.shape[1:]]
     x = np.random.default_rng(1).standard_normal(shape, dtype=np.float32)
     feed = {inp.name: x}
-    for _ in range(a.warmup):
+    # Same warm-up rule as `bottlefit bench`: the given runs and at least 0.25 s in all.
+    start, warmed = time.perf_counter(), 0
+    while warmed < a.warmup or (a.warmup > 0 and time.perf_counter() - start < 0.25):
         sess.run(None, feed)
+        warmed += 1
     times = []
     for _ in range(a.runs):
         t0 = time.perf_counter()

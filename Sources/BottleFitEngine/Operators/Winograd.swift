@@ -116,85 +116,136 @@ final class WinogradConvKernel: Kernel {
         }
     }
 
-    /// Bᵀ d B for every 4x4 tile of one (image, channel) plane.
+    /// Bᵀ d B for every 4x4 tile of one (image, channel) plane, a row of tiles at a time:
+    /// first d B within each of the 4 input rows (for all tiles of the row), then Bᵀ across
+    /// rows as contiguous loops over the tiles, written as 16 contiguous runs.
     private func transformInput(plane p: Int, into v: UnsafeMutablePointer<Float>) {
         let g = s.geometry
         let (ih, iw) = g.input
         let n = p / s.channels, ci = p % s.channels
         let src = input + p * ih * iw
         let stride = s.channels * columns
-        for ty in 0..<tilesH {
-            for tx in 0..<tilesW {
-                let y0 = ty * tile - g.padTop, x0 = tx * tile - g.padLeft
-                @inline(__always) func load(_ r: Int) -> SIMD4<Float> {
+        let tw = tilesW
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * tw) { buffer in
+            let tmp = buffer.baseAddress!  // [row r][column j][tile]
+            for ty in 0..<tilesH {
+                let y0 = ty * tile - g.padTop
+                for r in 0..<4 {
                     let y = y0 + r
-                    if y < 0 || y >= ih { return SIMD4<Float>(repeating: 0) }
+                    let t0 = tmp + (r * 4) * tw, t1 = t0 + tw, t2 = t1 + tw, t3 = t2 + tw
+                    if y < 0 || y >= ih {
+                        (t0).update(repeating: 0, count: 4 * tw)
+                        continue
+                    }
                     let line = src + y * iw
-                    if x0 >= 0 && x0 + 4 <= iw { return SIMD4<Float>(line[x0], line[x0 + 1], line[x0 + 2], line[x0 + 3]) }
-                    var out = SIMD4<Float>(repeating: 0)
-                    for i in 0..<4 where x0 + i >= 0 && x0 + i < iw { out[i] = line[x0 + i] }
-                    return out
+                    // Tiles whose 4 columns are all inside the row take the unchecked loop.
+                    let xFirst = g.padLeft
+                    let txLo = Swift.min(tw, (xFirst + tile - 1) / tile)
+                    let txHi = Swift.max(txLo, Swift.min(tw, iw - 4 + xFirst >= 0 ? (iw - 4 + xFirst) / tile + 1 : 0))
+                    for tx in 0..<tw where tx < txLo || tx >= txHi {
+                        let x0 = tx * tile - xFirst
+                        @inline(__always) func at(_ i: Int) -> Float {
+                            let x = x0 + i
+                            return x >= 0 && x < iw ? line[x] : 0
+                        }
+                        let d0 = at(0), d1 = at(1), d2 = at(2), d3 = at(3)
+                        t0[tx] = d0 - d2
+                        t1[tx] = d1 + d2
+                        t2[tx] = d2 - d1
+                        t3[tx] = d1 - d3
+                    }
+                    let base = line - xFirst
+                    for tx in txLo..<txHi {
+                        let q = base + tx * tile
+                        let d0 = q[0], d1 = q[1], d2 = q[2], d3 = q[3]
+                        t0[tx] = d0 - d2
+                        t1[tx] = d1 + d2
+                        t2[tx] = d2 - d1
+                        t3[tx] = d1 - d3
+                    }
                 }
-                let d0 = load(0), d1 = load(1), d2 = load(2), d3 = load(3)
-                // Bᵀ d (rows), then the same on columns.
-                let r0 = d0 - d2, r1 = d1 + d2, r2 = d2 - d1, r3 = d1 - d3
-                let col = n * tilesPerImage + ty * tilesW + tx
-                let base = v + ci * columns + col
-                @inline(__always) func store(_ r: Int, _ row: SIMD4<Float>) {
-                    let o = base + r * 4 * stride
-                    o[0] = row[0] - row[2]
-                    o[stride] = row[1] + row[2]
-                    o[2 * stride] = row[2] - row[1]
-                    o[3 * stride] = row[1] - row[3]
+                let col = n * tilesPerImage + ty * tw
+                let out = v + ci * columns + col
+                for j in 0..<4 {
+                    let r0 = tmp + j * tw, r1 = tmp + (4 + j) * tw, r2 = tmp + (8 + j) * tw, r3 = tmp + (12 + j) * tw
+                    let o0 = out + j * stride, o1 = out + (4 + j) * stride
+                    let o2 = out + (8 + j) * stride, o3 = out + (12 + j) * stride
+                    for tx in 0..<tw {
+                        o0[tx] = r0[tx] - r2[tx]
+                        o1[tx] = r1[tx] + r2[tx]
+                        o2[tx] = r2[tx] - r1[tx]
+                        o3[tx] = r1[tx] - r3[tx]
+                    }
                 }
-                store(0, r0)
-                store(1, r1)
-                store(2, r2)
-                store(3, r3)
             }
         }
     }
 
-    /// Aᵀ M A for every tile of one (image, output channel) plane, then bias, residual, activation.
+    /// Aᵀ M A for every tile of one (image, output channel) plane, a row of tiles at a time
+    /// (contiguous loops over the tiles), then bias, residual and activation.
     private func transformOutput(plane p: Int, from products: UnsafeMutablePointer<Float>) {
         let (oh, ow) = s.geometry.output
         let n = p / s.outChannels, mi = p % s.outChannels
         let dst = output + p * oh * ow
         let stride = s.outChannels * columns
         let b = bias?[mi] ?? 0
-        for ty in 0..<tilesH {
-            for tx in 0..<tilesW {
-                let col = n * tilesPerImage + ty * tilesW + tx
-                let base = products + mi * columns + col
-                @inline(__always) func row(_ r: Int) -> SIMD4<Float> {
-                    let o = base + r * 4 * stride
-                    return SIMD4<Float>(o[0], o[stride], o[2 * stride], o[3 * stride])
+        let tw = tilesW
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 12 * tw) { buffer in
+            let tmp = buffer.baseAddress!  // [output row k][column j][tile]
+            for ty in 0..<tilesH {
+                let base = products + mi * columns + n * tilesPerImage + ty * tw
+                for j in 0..<4 {
+                    let m0 = base + j * stride, m1 = base + (4 + j) * stride
+                    let m2 = base + (8 + j) * stride, m3 = base + (12 + j) * stride
+                    let s0 = tmp + j * tw, s1 = tmp + (4 + j) * tw, s2 = tmp + (8 + j) * tw
+                    if tile == 3 {
+                        for tx in 0..<tw {
+                            let sum = 0.5 * (m1[tx] + m2[tx])
+                            s0[tx] = m0[tx] + sum
+                            s1[tx] = 0.5 * (m1[tx] - m2[tx])
+                            s2[tx] = sum + m3[tx]
+                        }
+                    } else {
+                        for tx in 0..<tw {
+                            s0[tx] = m0[tx] + m1[tx] + m2[tx]
+                            s1[tx] = m1[tx] - m2[tx] - m3[tx]
+                        }
+                    }
                 }
-                let m0 = row(0), m1 = row(1), m2 = row(2), m3 = row(3)
-                let y0 = ty * tile, x0 = tx * tile
-                if tile == 3 {
-                    // Aᵀ M: three rows; then A on each row.
-                    @inline(__always) func emit(_ i: Int, _ t: SIMD4<Float>) {
-                        let y = y0 + i
-                        guard y < oh else { return }
-                        let line = dst + y * ow + x0
-                        line[0] = t[0] + 0.5 * (t[1] + t[2]) + b
-                        if x0 + 1 < ow { line[1] = 0.5 * (t[1] - t[2]) + b }
-                        if x0 + 2 < ow { line[2] = 0.5 * (t[1] + t[2]) + t[3] + b }
+                for k in 0..<tile {
+                    let y = ty * tile + k
+                    if y >= oh { break }
+                    let row = dst + y * ow
+                    let c0 = tmp + (k * 4) * tw, c1 = c0 + tw, c2 = c1 + tw, c3 = c2 + tw
+                    // Tiles that fit inside the row, then the clipped last one.
+                    let full = ow / tile
+                    if tile == 3 {
+                        for tx in 0..<full {
+                            let sum = 0.5 * (c1[tx] + c2[tx])
+                            let o = row + tx * 3
+                            o[0] = c0[tx] + sum + b
+                            o[1] = 0.5 * (c1[tx] - c2[tx]) + b
+                            o[2] = sum + c3[tx] + b
+                        }
+                    } else {
+                        for tx in 0..<full {
+                            let o = row + tx * 2
+                            o[0] = c0[tx] + c1[tx] + c2[tx] + b
+                            o[1] = c1[tx] - c2[tx] - c3[tx] + b
+                        }
                     }
-                    emit(0, m0 + 0.5 * (m1 + m2))
-                    emit(1, 0.5 * (m1 - m2))
-                    emit(2, 0.5 * (m1 + m2) + m3)
-                } else {
-                    @inline(__always) func emit(_ i: Int, _ t: SIMD4<Float>) {
-                        let y = y0 + i
-                        guard y < oh else { return }
-                        let line = dst + y * ow + x0
-                        line[0] = t[0] + t[1] + t[2] + b
-                        if x0 + 1 < ow { line[1] = t[1] - t[2] - t[3] + b }
+                    if full < tw {
+                        let tx = full
+                        let sum = 0.5 * (c1[tx] + c2[tx])
+                        let values: (Float, Float, Float) =
+                            tile == 3
+                            ? (c0[tx] + sum, 0.5 * (c1[tx] - c2[tx]), sum + c3[tx])
+                            : (c0[tx] + c1[tx] + c2[tx], c1[tx] - c2[tx] - c3[tx], 0)
+                        let x0 = tx * tile
+                        if x0 < ow { row[x0] = values.0 + b }
+                        if x0 + 1 < ow { row[x0 + 1] = values.1 + b }
+                        if x0 + 2 < ow && tile == 3 { row[x0 + 2] = values.2 + b }
                     }
-                    emit(0, m0 + m1 + m2)
-                    emit(1, m1 - m2 - m3)
                 }
             }
         }
