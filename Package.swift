@@ -57,6 +57,12 @@ let package = Package(
             name: "BottleFitCLITests",
             dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto"]
         ),
+        // Typed Swift wrapper over libzmq: context, sockets, options, multipart messages, poller.
+        .target(name: "ZeroMQ", dependencies: ["CBottleFitZMQ"]),
+        // The pipeline's wire messages (FRAME, RESULT, ERROR, ...) as msgpack, with bounded decoding.
+        .target(name: "BottleFitProtocol", dependencies: ["BottleFitCore", "CBottleFitMsgPack"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "BottleFitProtocolTests", dependencies: ["BottleFitProtocol", "BottleFitCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

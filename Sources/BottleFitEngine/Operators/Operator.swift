@@ -132,7 +132,8 @@ let aliasingOperators: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueez
 
 /// The registry: operator type → implementation.
 enum OperatorRegistry {
-    static let operators: [String: any Operator.Type] = [
+    // Immutable after initialisation; metatypes carry no state.
+    nonisolated(unsafe) static let operators: [String: any Operator.Type] = [
         "Conv": ConvOperator.self,
         "ConvTranspose": ConvTransposeOperator.self,
         "BatchNormalization": BatchNormOperator.self,

@@ -1,0 +1,123 @@
+/// STATS, broker PUB: the broker's load, published a few times a second for the controller.
+public struct StatsMessage: WireMessage {
+    public static let messageType = MessageType.stats
+
+    /// One worker's entry in "wk".
+    public struct Worker: Sendable, Equatable {
+        /// "w": the worker's name from READY.
+        public var id: String
+        /// "cr": frames the broker may still send it.
+        public var credit: Int
+        /// "if": frames sent to it and not yet answered.
+        public var inFlight: Int
+
+        public init(id: String, credit: Int, inFlight: Int) {
+            self.id = id
+            self.credit = credit
+            self.inFlight = inFlight
+        }
+    }
+
+    /// "ts": when the figures were taken, in Unix milliseconds.
+    public var timestamp: UInt64
+    /// "qd": frames waiting in the broker's queue.
+    public var queueDepth: Int
+    /// "q50", "q95", "q99": queue-time percentiles over the last window, in milliseconds.
+    public var queueTimeP50: Double
+    public var queueTimeP95: Double
+    public var queueTimeP99: Double
+    /// "if": frames at workers and not yet answered.
+    public var inFlight: Int
+    /// "ar": frames arriving per second.
+    public var arrivalRate: Double
+    /// "co": frames completed per second.
+    public var completionRate: Double
+    /// "dr": frames dropped (BUSY, EXPIRED, WORKER_LOST, ...) per second.
+    public var dropRate: Double
+    /// "wk": every connected worker.
+    public var workers: [Worker]
+
+    public init(
+        timestamp: UInt64, queueDepth: Int, queueTimeP50: Double, queueTimeP95: Double, queueTimeP99: Double,
+        inFlight: Int, arrivalRate: Double, completionRate: Double, dropRate: Double, workers: [Worker]
+    ) {
+        self.timestamp = timestamp
+        self.queueDepth = queueDepth
+        self.queueTimeP50 = queueTimeP50
+        self.queueTimeP95 = queueTimeP95
+        self.queueTimeP99 = queueTimeP99
+        self.inFlight = inFlight
+        self.arrivalRate = arrivalRate
+        self.completionRate = completionRate
+        self.dropRate = dropRate
+        self.workers = workers
+    }
+
+    public var message: Message { .stats(self) }
+    public init?(_ message: Message) {
+        guard case .stats(let m) = message else { return nil }
+        self = m
+    }
+}
+
+extension StatsMessage: MessageBody {
+    var fieldCount: Int { 10 }
+
+    func write(to w: MessagePackWriter) throws(ProtocolError) {
+        try w.key("ts"); try w.unsigned(timestamp)
+        try w.key("qd"); try w.unsigned(queueDepth)
+        try w.key("q50"); try w.float64(queueTimeP50)
+        try w.key("q95"); try w.float64(queueTimeP95)
+        try w.key("q99"); try w.float64(queueTimeP99)
+        try w.key("if"); try w.unsigned(inFlight)
+        try w.key("ar"); try w.float64(arrivalRate)
+        try w.key("co"); try w.float64(completionRate)
+        try w.key("dr"); try w.float64(dropRate)
+        try w.key("wk"); try w.array(workers.count)
+        for worker in workers {
+            try w.map(3)
+            try w.key("w"); try w.string(worker.id)
+            try w.key("cr"); try w.unsigned(worker.credit)
+            try w.key("if"); try w.unsigned(worker.inFlight)
+        }
+    }
+
+    init(fields f: FieldMap, limits: ProtocolLimits) throws(ProtocolError) {
+        timestamp = try FieldValue.unsigned(f.required("ts"), "ts")
+        queueDepth = try FieldValue.int(f.required("qd"), "qd", in: 0...Int.max)
+        queueTimeP50 = try FieldValue.double(f.required("q50"), "q50")
+        queueTimeP95 = try FieldValue.double(f.required("q95"), "q95")
+        queueTimeP99 = try FieldValue.double(f.required("q99"), "q99")
+        inFlight = try FieldValue.int(f.required("if"), "if", in: 0...Int.max)
+        arrivalRate = try FieldValue.double(f.required("ar"), "ar")
+        completionRate = try FieldValue.double(f.required("co"), "co")
+        dropRate = try FieldValue.double(f.required("dr"), "dr")
+        workers = try FieldValue.list(f.required("wk"), "wk", maxCount: limits.maxWorkers) { (o, name) throws(ProtocolError) in
+            let entry = try FieldMap(o, path: name + ".")
+            return Worker(
+                id: try FieldValue.identifier(entry.required("w"), entry.name("w"), limits: limits),
+                credit: try FieldValue.int(entry.required("cr"), entry.name("cr"), in: 0...limits.maxCredit),
+                inFlight: try FieldValue.int(entry.required("if"), entry.name("if"), in: 0...Int.max))
+        }
+        try validate(limits: limits)
+    }
+
+    func validate(limits: ProtocolLimits) throws(ProtocolError) {
+        guard queueDepth >= 0 else { throw .invalidValue(field: "qd", reason: "negative") }
+        guard inFlight >= 0 else { throw .invalidValue(field: "if", reason: "negative") }
+        try checkDuration(queueTimeP50, "q50")
+        try checkDuration(queueTimeP95, "q95")
+        try checkDuration(queueTimeP99, "q99")
+        try checkDuration(arrivalRate, "ar")
+        try checkDuration(completionRate, "co")
+        try checkDuration(dropRate, "dr")
+        guard workers.count <= limits.maxWorkers else { throw .tooLarge(field: "wk", limit: limits.maxWorkers) }
+        for (i, worker) in workers.enumerated() {
+            try checkIdentifier(worker.id, "wk[\(i)].w", limits)
+            guard (0...limits.maxCredit).contains(worker.credit) else {
+                throw .invalidValue(field: "wk[\(i)].cr", reason: "credit \(worker.credit) outside 0...\(limits.maxCredit)")
+            }
+            guard worker.inFlight >= 0 else { throw .invalidValue(field: "wk[\(i)].if", reason: "negative") }
+        }
+    }
+}
