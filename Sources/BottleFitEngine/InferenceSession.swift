@@ -70,6 +70,10 @@ public final class InferenceSession {
         }
         var out: [Int] = []
         for (i, d) in shape.enumerated() {
+            // The first dimension is the batch when it is free; a fixed one must agree.
+            if i == 0, let fixed = d.fixedValue, fixed != batch {
+                throw .shapeMismatch("input '\(v.name)' has a fixed first dimension \(fixed); batch \(batch) does not fit")
+            }
             if i == 0 { out.append(batch); continue }
             guard let n = d.fixedValue else {
                 throw .shapeMismatch("input '\(v.name)' has a free dimension \(d) at axis \(i); give the shape explicitly")
