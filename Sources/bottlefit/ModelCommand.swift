@@ -131,7 +131,7 @@ struct ModelInfoCommand: ParsableCommand {
         for v in s.inputs { print("input:  \(v.name) \(v.elementType.rawValue)[\(v.shapeDescription)]") }
         for v in s.outputs { print("output: \(v.name) \(v.elementType.rawValue)[\(v.shapeDescription)]") }
         print("parameters: \(s.parameters)")
-        print(String(format: "MACs: %d (%.3f GMAC per image)", s.macs, Double(s.macs) / 1e9))
+        print("MACs: \(s.macs) (" + String(format: "%.3f", Double(s.macs) / 1e9) + " GMAC per image)")
         if let b = s.bottleneck {
             let raw = s.inputs.first.flatMap { try? InferenceSession.concreteShape($0, batch: 1) }?.reduce(1, *) ?? 0
             print("bottleneck: \(b.shape.shapeDescription), uint8 payload \(b.bytes) bytes per image")
