@@ -63,6 +63,13 @@ let package = Package(
         .target(name: "BottleFitProtocol", dependencies: ["BottleFitCore", "CBottleFitMsgPack"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BottleFitProtocolTests", dependencies: ["BottleFitProtocol", "BottleFitCore"]),
+        // zlib, for the gzip-compressed IDX files of Fashion-MNIST (Foundation on Linux cannot inflate).
+        .systemLibrary(name: "CBottleFitZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libjpeg behind an error manager that longjmps in C, so a corrupt JPEG is an error code, not exit().
+        .target(name: "BottleFitJPEGCodec", dependencies: ["CBottleFitJPEG"]),
+        // Camera side: images, JPEG codec, preprocessing to NCHW floats, frame sources.
+        .target(name: "BottleFitImaging", dependencies: ["BottleFitCore", "BottleFitJPEGCodec", "CBottleFitZlib"]),
+        .testTarget(name: "BottleFitImagingTests", dependencies: ["BottleFitImaging", "BottleFitCore", "CBottleFitZlib"]),
     ],
     swiftLanguageModes: [.v6]
 )
