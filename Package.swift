@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // C libraries from Debian, one system library each, prefixed so they never clash.
@@ -70,6 +71,16 @@ let package = Package(
         // Camera side: images, JPEG codec, preprocessing to NCHW floats, frame sources.
         .target(name: "BottleFitImaging", dependencies: ["BottleFitCore", "BottleFitJPEGCodec", "CBottleFitZlib"]),
         .testTarget(name: "BottleFitImagingTests", dependencies: ["BottleFitImaging", "BottleFitCore", "CBottleFitZlib"]),
+        // The broker: ROUTER frontend (cameras), ROUTER backend (workers), PUB stats; a pure
+        // scheduler (fair bounded queue, credit, deadlines, liveness) driven by a socket loop.
+        .target(
+            name: "BottleFitBroker",
+            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "BottleFitBrokerTests",
+            dependencies: ["BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,171 @@
+import BottleFitProtocol
+import Dispatch
+import Logging
+import Synchronization
+import ZeroMQ
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why the broker could not start.
+public enum BrokerError: Error, Equatable, CustomStringConvertible {
+    /// The configuration has problems (`BrokerConfiguration.problems`).
+    case invalidConfiguration([String])
+    /// `start()` was called on a broker that was started before.
+    case alreadyStarted
+    /// A socket could not be made or bound.
+    case socket(ZMQError)
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let problems): "invalid broker configuration: " + problems.joined(separator: "; ")
+        case .alreadyStarted: "the broker was already started"
+        case .socket(let error): "broker socket: \(error)"
+        }
+    }
+}
+
+/// The BottleFit broker: cameras on a ROUTER frontend, tail workers on a ROUTER backend, STATS
+/// on a PUB socket, scheduled by `BrokerScheduler` (docs/broker.md).
+///
+/// `start()` runs the loop on a dedicated thread that makes and owns all three sockets, so
+/// `zmq_poll` never blocks Swift's cooperative pool. `stop()` may be called from any thread: the
+/// loop notices within one `pollTimeout`, answers the frames it holds, says DISCONNECT to
+/// workers and cameras, and closes its sockets.
+///
+/// ```swift
+/// let broker = Broker(configuration: .suggested, context: try ZMQContext(), logger: logger)
+/// let endpoints = try broker.start()
+/// // ... on SIGTERM:
+/// broker.stop()
+/// broker.waitUntilStopped()
+/// ```
+public final class Broker: Sendable {
+    /// Where and how the broker serves.
+    public let configuration: BrokerConfiguration
+    private let context: ZMQContext
+    private let logger: Logger
+    private let shared = SharedState()
+
+    /// A broker that will serve with `configuration` on sockets of `context` once started.
+    /// It logs through `logger` and never configures logging itself.
+    public init(configuration: BrokerConfiguration, context: ZMQContext, logger: Logger) {
+        self.configuration = configuration
+        self.context = context
+        self.logger = logger
+    }
+
+    deinit {
+        // The thread holds only `shared`, not the broker: dropping the broker stops the loop.
+        shared.stopRequested.store(true, ordering: .releasing)
+    }
+
+    /// Binds the sockets on a new thread and starts serving. Returns once the sockets are bound,
+    /// with the endpoints actually bound (ports chosen for `tcp://host:*`), or throws why not.
+    @discardableResult
+    public func start() throws(BrokerError) -> BrokerEndpoints {
+        let problems = configuration.problems
+        guard problems.isEmpty else { throw .invalidConfiguration(problems) }
+        guard shared.state.withLock({ state in
+            if state.started { return false }
+            state.started = true
+            return true
+        }) else { throw .alreadyStarted }
+
+        let started = DispatchSemaphore(value: 0)
+        let (configuration, context, logger, shared) = (self.configuration, self.context, self.logger, self.shared)
+        Self.spawnThread {
+            defer { shared.exited.signal() }
+            let loop: BrokerLoop
+            do throws(ZMQError) {
+                loop = try BrokerLoop(configuration: configuration, context: context, logger: logger)
+            } catch {
+                shared.state.withLock { $0.startResult = .failure(.socket(error)) }
+                started.signal()
+                return
+            }
+            shared.state.withLock { $0.startResult = .success(loop.endpoints) }
+            started.signal()
+            loop.run(
+                shouldStop: { shared.stopRequested.load(ordering: .acquiring) },
+                report: { counters, stats in
+                    shared.state.withLock { state in
+                        state.counters = counters
+                        if let stats { state.latestStats = stats }
+                    }
+                })
+        }
+        started.wait()
+        switch shared.state.withLock({ $0.startResult }) {
+        case .success(let endpoints)?: return endpoints
+        case .failure(let error)?: throw error
+        case nil: throw .socket(ZMQError(errno: EINVAL, operation: "broker start", message: "the broker thread reported nothing"))
+        }
+    }
+
+    /// Asks the loop to stop; returns at once. The loop exits within about one `pollTimeout`.
+    public func stop() {
+        shared.stopRequested.store(true, ordering: .releasing)
+    }
+
+    /// Blocks until the loop has stopped and closed its sockets (returns at once if it never started).
+    /// Do not call it from Swift's cooperative pool.
+    public func waitUntilStopped() {
+        guard shared.state.withLock({ $0.startResult.map { (try? $0.get()) != nil } ?? false }) else { return }
+        shared.exited.wait()
+        // Let any other waiter through too.
+        shared.exited.signal()
+    }
+
+    /// The counters as of the loop's last turn (at most one `pollTimeout` old while it runs).
+    public var counters: BrokerCounters { shared.state.withLock { $0.counters } }
+
+    /// The last STATS published, if any.
+    public var latestStats: StatsMessage? { shared.state.withLock { $0.latestStats } }
+
+    /// Runs `body` on a new detached POSIX thread. Such a thread, unlike a task, may block in `zmq_poll`.
+    private static func spawnThread(_ body: @escaping @Sendable () -> Void) {
+        final class Box: Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        #if canImport(Darwin)
+        var thread: pthread_t?
+        #else
+        var thread = pthread_t()
+        #endif
+        let rc = pthread_create(&thread, nil, { raw in
+            guard let raw else { return nil }
+            Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().body()
+            return nil
+        }, context)
+        precondition(rc == 0, "cannot start the broker thread (pthread_create returned \(rc))")
+        #if canImport(Darwin)
+        if let thread { pthread_detach(thread) }
+        #else
+        pthread_detach(thread)
+        #endif
+    }
+}
+
+/// What the broker thread and its callers share: a stop flag, read every turn, and the figures
+/// the loop reports. Nothing here touches a socket.
+private final class SharedState: Sendable {
+    struct State {
+        var started = false
+        var startResult: Result<BrokerEndpoints, BrokerError>?
+        var counters = BrokerCounters()
+        var latestStats: StatsMessage?
+    }
+
+    let stopRequested = Atomic<Bool>(false)
+    let state = Mutex(State())
+    /// Signalled once when the loop thread ends.
+    let exited = DispatchSemaphore(value: 0)
+}

@@ -1,0 +1,85 @@
+import BottleFitProtocol
+
+/// How the broker schedules: queue bound, heartbeats, stats cadence and the hints it gives.
+///
+/// Everything here is socket-free and read by `BrokerScheduler`; the defaults follow
+/// docs/protocol.md (heartbeat 1 s, liveness 3, STATS every 250 ms).
+public struct BrokerPolicy: Sendable, Equatable {
+    /// Frames that may wait in the broker at once, over all cameras. A frame arriving when this
+    /// many wait is answered BUSY (or, when its camera has fewer waiting than the longest queue,
+    /// takes the place of that queue's newest frame, which is answered BUSY instead).
+    public var queueCapacity: Int = 1024
+    /// How often each side sends HEARTBEAT when it has sent nothing else (protocol: 1 s).
+    public var heartbeatInterval: Duration = .seconds(1)
+    /// Intervals of silence after which a worker is declared lost (protocol: 3).
+    public var liveness: Int = 3
+    /// How often STATS is published (protocol: 250 ms intended).
+    public var statsInterval: Duration = .milliseconds(250)
+    /// Queue-time percentiles cover the frames that left the queue within this window...
+    public var queueTimeWindow: Duration = .seconds(10)
+    /// ...and at most this many of the most recent ones, so computing them stays cheap.
+    public var queueTimeSamples: Int = 2048
+    /// Bounds of the BUSY retry hint ("ra"), in milliseconds. The hint is the time the current
+    /// queue needs to drain at the recent completion rate, clamped to these bounds.
+    public var retryAfterMinimum: UInt64 = 100
+    public var retryAfterMaximum: UInt64 = 5000
+    /// A frame still in flight at a live worker this long after its deadline is answered
+    /// WORKER_LOST and forgotten: the camera gave up on it long ago, and a worker that never
+    /// answers must not make the in-flight table grow without bound.
+    public var inFlightGrace: Duration = .seconds(30)
+    /// Limits of the wire protocol, used to size texts in the ERRORs the broker writes.
+    public var limits: ProtocolLimits = .default
+
+    public init() {}
+
+    /// Silence after which a worker is lost: `heartbeatInterval * liveness`.
+    public var workerExpiry: Duration { heartbeatInterval * max(1, liveness) }
+}
+
+/// Where the broker listens and how its sockets and loop are tuned; `policy` says how it schedules.
+public struct BrokerConfiguration: Sendable, Equatable {
+    /// ROUTER for cameras, e.g. `tcp://*:5555`.
+    public var frontendEndpoint: String
+    /// ROUTER for tail workers, e.g. `tcp://*:5556`.
+    public var backendEndpoint: String
+    /// PUB for STATS, e.g. `tcp://*:5557`.
+    public var statsEndpoint: String
+    /// Scheduling rules.
+    public var policy: BrokerPolicy
+    /// Longest wait in `zmq_poll`; bounds how long `stop()` takes to be noticed and how late timers fire.
+    public var pollTimeout: Duration = .milliseconds(20)
+    /// `ZMQ_SNDHWM`/`ZMQ_RCVHWM` of the ROUTERs, in messages per peer. Credit keeps worker queues
+    /// far below it; a camera that does not read its replies loses them (counted) instead of
+    /// blocking the broker.
+    public var highWaterMark: Int32 = 10_000
+    /// Messages read from one socket before the loop turns to the other sockets and its timers.
+    public var receiveBatch: Int = 256
+    /// `ZMQ_LINGER` of every socket, in milliseconds: how long closing waits for unsent messages.
+    public var linger: Int32 = 1000
+
+    public init(frontendEndpoint: String, backendEndpoint: String, statsEndpoint: String, policy: BrokerPolicy = BrokerPolicy()) {
+        self.frontendEndpoint = frontendEndpoint
+        self.backendEndpoint = backendEndpoint
+        self.statsEndpoint = statsEndpoint
+        self.policy = policy
+    }
+
+    /// The endpoints docs/protocol.md suggests: 5555 cameras, 5556 workers, 5557 stats, on all interfaces.
+    public static let suggested = BrokerConfiguration(
+        frontendEndpoint: "tcp://*:5555", backendEndpoint: "tcp://*:5556", statsEndpoint: "tcp://*:5557")
+
+    /// Problems that would make the broker misbehave, as sentences; empty when the configuration is usable.
+    public var problems: [String] {
+        var problems: [String] = []
+        if policy.queueCapacity < 1 { problems.append("queue capacity must be at least 1 (got \(policy.queueCapacity))") }
+        if policy.heartbeatInterval <= .zero { problems.append("heartbeat interval must be positive") }
+        if policy.liveness < 1 { problems.append("liveness must be at least 1 (got \(policy.liveness))") }
+        if policy.statsInterval <= .zero { problems.append("stats interval must be positive") }
+        if policy.queueTimeSamples < 1 { problems.append("queue-time samples must be at least 1") }
+        if policy.retryAfterMinimum > policy.retryAfterMaximum { problems.append("retry-after minimum exceeds its maximum") }
+        if pollTimeout <= .zero || pollTimeout > .seconds(1) { problems.append("poll timeout must be in (0, 1 s]") }
+        if receiveBatch < 1 { problems.append("receive batch must be at least 1") }
+        if highWaterMark < 0 { problems.append("high-water mark must not be negative") }
+        return problems
+    }
+}

@@ -1,0 +1,103 @@
+import BottleFitCore
+import BottleFitProtocol
+
+/// A msgpack value written by hand (from the msgpack specification), to build messages that the
+/// protocol's own encoder refuses to write: wrong types, other versions, lying headers.
+indirect enum Pack {
+    case uint(UInt64)
+    case str(String)
+    case bin([UInt8])
+    case f32(Float)
+    case array([Pack])
+    case map([(String, Pack)])
+    /// Bytes emitted as they are.
+    case raw([UInt8])
+
+    var bytes: [UInt8] {
+        var out: [UInt8] = []
+        append(to: &out)
+        return out
+    }
+
+    private static func be(_ v: UInt64, _ width: Int) -> [UInt8] {
+        (0..<width).reversed().map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) }
+    }
+
+    private func append(to out: inout [UInt8]) {
+        switch self {
+        case .uint(let v):
+            if v < 0x80 { out.append(UInt8(v)) } else { out += [0xcf] + Self.be(v, 8) }
+        case .str(let s):
+            let b = Array(s.utf8)
+            if b.count < 32 { out.append(0xa0 | UInt8(b.count)) } else { out += [0xd9, UInt8(b.count)] }
+            out += b
+        case .bin(let b):
+            out += [0xc6] + Self.be(UInt64(b.count), 4) + b
+        case .f32(let f):
+            out += [0xca] + Self.be(UInt64(f.bitPattern), 4)
+        case .array(let items):
+            out.append(0x90 | UInt8(items.count))
+            for item in items { item.append(to: &out) }
+        case .map(let entries):
+            out.append(0x80 | UInt8(entries.count))
+            for (key, value) in entries {
+                Pack.str(key).append(to: &out)
+                value.append(to: &out)
+            }
+        case .raw(let b):
+            out += b
+        }
+    }
+}
+
+/// Garbage for both broker sockets, each with what the broker must do about it.
+enum Garbage {
+    /// A valid FRAME's fields, to be broken one way or another.
+    static func frameFields(camera: String = "bad-cam", sequence: UInt64 = 5, version: UInt64 = 1) -> [(String, Pack)] {
+        [
+            ("v", .uint(version)), ("t", .str("frame")), ("c", .str(camera)), ("s", .uint(sequence)),
+            ("m", .str("m")), ("k", .str("bottleneck")), ("p", .bin([1, 2, 3, 4])),
+            ("sh", .array([.uint(1), .uint(2), .uint(2)])), ("qs", .f32(0.5)), ("qz", .uint(128)),
+            ("dl", .uint(UInt64.max >> 1)), ("ts", .uint(1)),
+        ]
+    }
+
+    static func replacing(_ key: String, with value: Pack, in fields: [(String, Pack)]) -> [(String, Pack)] {
+        fields.map { $0.0 == key ? ($0.0, value) : $0 }
+    }
+
+    /// Camera message bodies (sent as `[empty, body]`) and the ERROR code each must get back.
+    static var frontendBodies: [(name: String, body: [UInt8], reply: ErrorCode)] {
+        let valid = Pack.map(frameFields()).bytes
+        var rng = SeededGenerator(seed: 77)
+        let random = (0..<64).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        return [
+            ("random bytes", [0xc1] + random, .badRequest),
+            ("empty body", [], .badRequest),
+            ("truncated FRAME", Array(valid.prefix(valid.count - 3)), .badRequest),
+            ("a string, not a map", Pack.str("hello").bytes, .badRequest),
+            ("sequence of the wrong type", Pack.map(replacing("s", with: .str("five"), in: frameFields())).bytes, .badRequest),
+            ("payload as an array", Pack.map(replacing("p", with: .array([.uint(1)]), in: frameFields())).bytes, .badRequest),
+            ("shape does not match the payload", Pack.map(replacing("sh", with: .array([.uint(3), .uint(3)]), in: frameFields())).bytes, .badRequest),
+            ("bin header claiming 4 GiB", Pack.map(replacing("p", with: .raw([0xc6, 0xff, 0xff, 0xff, 0xff, 1, 2]), in: frameFields())).bytes, .tooLarge),
+            ("array header claiming 4 billion", Pack.map(replacing("sh", with: .raw([0xdd, 0xff, 0xff, 0xff, 0xff]), in: frameFields())).bytes, .tooLarge),
+            ("payload over 4 MiB", Pack.map(replacing("p", with: .bin([UInt8](repeating: 1, count: (4 << 20) + 1)), in: frameFields())).bytes, .tooLarge),
+            ("version 2 FRAME", Pack.map(frameFields(version: 2)).bytes, .unsupportedVersion),
+            ("version 2 of an unknown type", Pack.map([("v", .uint(2)), ("t", .str("frame2")), ("s", .uint(5))]).bytes, .unsupportedVersion),
+            ("unknown type", Pack.map([("v", .uint(1)), ("t", .str("gimme"))]).bytes, .badRequest),
+            ("a RESULT from a camera", try! ResultMessage(
+                cameraID: "bad-cam", sequence: 5, classIndices: [1], scores: [1], queuedMilliseconds: 0,
+                computeMilliseconds: 0, batchSize: 1, workerID: "w").encoded(), .badRequest),
+            ("a READY from a camera", try! ReadyMessage(workerID: "w", models: ["m"], credit: 1).encoded(), .badRequest),
+        ]
+    }
+
+    /// Camera messages that are thrown away unanswered: an ERROR, a version-2 HEARTBEAT.
+    static var frontendIgnored: [[UInt8]] {
+        [
+            try! ErrorMessage(sequence: 1, cameraID: "bad-cam", code: .internal, text: "?").encoded(),
+            Pack.map([("v", .uint(2)), ("t", .str("heartbeat"))]).bytes,
+            Pack.map([("v", .uint(1)), ("t", .str("error")), ("e", .uint(3))]).bytes,
+        ]
+    }
+}
