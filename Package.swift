@@ -44,8 +44,9 @@ let package = Package(
         .executableTarget(
             name: "bottlefit",
             dependencies: [
-                "BottleFitCore", "BottleFitEngine", "BottleFitSystem",
+                "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "BottleFitCoreTests", dependencies: ["BottleFitCore"]),

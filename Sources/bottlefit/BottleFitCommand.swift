@@ -12,7 +12,10 @@ struct BottleFitCommand: ParsableCommand {
             engine against the ONNX backend test cases with `bottlefit check-onnx`.
             """,
         version: "bottlefit 0.1.0",
-        subcommands: [InferCommand.self, BenchCommand.self, CheckONNXCommand.self, ModelCommand.self, VersionCommand.self]
+        subcommands: [
+            InferCommand.self, BenchCommand.self, CheckONNXCommand.self, ModelCommand.self, BrokerCommand.self,
+            VersionCommand.self,
+        ]
     )
 }
 

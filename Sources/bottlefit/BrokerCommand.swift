@@ -1,0 +1,77 @@
+import ArgumentParser
+import BottleFitBroker
+import Dispatch
+import Foundation
+import Logging
+import ZeroMQ
+
+struct BrokerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "broker",
+        abstract: "Run the broker between cameras and tail workers (docs/protocol.md, docs/broker.md).",
+        discussion: """
+            Cameras connect DEALER sockets to the frontend, tail workers to the backend; STATS are \
+            published on the stats endpoint several times a second. A frame goes to a worker that \
+            serves its model and has credit, fewest in flight first; cameras are served round-robin; \
+            a full queue answers BUSY with a retry-after hint; expired frames are answered EXPIRED \
+            before any compute; a worker that misses --liveness heartbeats is declared lost and its \
+            frames are dispatched once more or answered WORKER_LOST. SIGINT or SIGTERM stops it: \
+            frames still held are answered BUSY and the counters are printed.
+            Endpoints default to the ports docs/protocol.md suggests on all interfaces; give \
+            loopback or ipc:// endpoints for a single machine.
+            Example: bottlefit broker --frontend tcp://127.0.0.1:5555 --backend tcp://127.0.0.1:5556 --stats tcp://127.0.0.1:5557
+            """
+    )
+
+    @Option(help: "Endpoint cameras connect to.") var frontend = BrokerConfiguration.suggested.frontendEndpoint
+    @Option(help: "Endpoint tail workers connect to.") var backend = BrokerConfiguration.suggested.backendEndpoint
+    @Option(help: "Endpoint STATS are published on.") var stats = BrokerConfiguration.suggested.statsEndpoint
+    @Option(help: "Frames the broker holds at most (queued, not yet dispatched).") var queueCapacity = BrokerPolicy().queueCapacity
+    @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs = 1000
+    @Option(help: "Heartbeats a worker may miss before it is declared lost.") var liveness = BrokerPolicy().liveness
+    @Option(help: "STATS interval in milliseconds.") var statsIntervalMs = 250
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        let problems = makeConfiguration().problems
+        guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+    }
+
+    func makeConfiguration() -> BrokerConfiguration {
+        var policy = BrokerPolicy()
+        policy.queueCapacity = queueCapacity
+        policy.heartbeatInterval = .milliseconds(heartbeatMs)
+        policy.liveness = liveness
+        policy.statsInterval = .milliseconds(statsIntervalMs)
+        return BrokerConfiguration(frontendEndpoint: frontend, backendEndpoint: backend, statsEndpoint: stats, policy: policy)
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "bottlefit.broker")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let context = try ZMQContext()
+        let broker = Broker(configuration: makeConfiguration(), context: context, logger: logger)
+        let endpoints: BrokerEndpoints
+        do { endpoints = try broker.start() } catch { throw CommandError("broker: \(error)") }
+        logger.info("broker up", metadata: ["frontend": "\(endpoints.frontend)", "backend": "\(endpoints.backend)", "stats": "\(endpoints.stats)"])
+        let sources = StopSignals.install { broker.stop() }
+        broker.waitUntilStopped()
+        withExtendedLifetime(sources) {}
+        print(broker.counters.description)
+    }
+}
+
+/// SIGINT and SIGTERM call `handler` once (on a dispatch queue) instead of killing the process.
+enum StopSignals {
+    static func install(_ handler: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler(handler: handler)
+            source.resume()
+            return source
+        }
+    }
+}
