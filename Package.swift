@@ -82,6 +82,21 @@ let package = Package(
             name: "BottleFitBrokerTests",
             dependencies: ["BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
         ),
+        // Tail worker: DEALER to the broker's backend, decoder + tail with dynamic micro-batching.
+        .target(
+            name: "BottleFitWorker",
+            dependencies: [
+                "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "BottleFitWorkerTests",
+            dependencies: [
+                "BottleFitWorker", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

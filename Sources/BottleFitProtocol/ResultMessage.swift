@@ -8,9 +8,9 @@ public struct ResultMessage: WireMessage {
     public var sequence: UInt64
     /// "ki": class indices, best first.
     public var classIndices: [Int]
-    /// "ks": the score of each class in `classIndices` (same length).
+    /// "ks": the score of each class in `classIndices` (same length): its softmax probability.
     public var scores: [Float]
-    /// "qm": time the frame waited in the broker's queue and the worker's batch, in milliseconds.
+    /// "qm": time the frame waited at the worker, from receipt to the start of its batch, in milliseconds.
     public var queuedMilliseconds: Double
     /// "cm": time the worker spent computing the batch the frame was in, in milliseconds.
     public var computeMilliseconds: Double
