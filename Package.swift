@@ -72,16 +72,6 @@ let package = Package(
         // Camera side: images, JPEG codec, preprocessing to NCHW floats, frame sources.
         .target(name: "BottleFitImaging", dependencies: ["BottleFitCore", "BottleFitJPEGCodec", "CBottleFitZlib"]),
         .testTarget(name: "BottleFitImagingTests", dependencies: ["BottleFitImaging", "BottleFitCore", "CBottleFitZlib"]),
-        // The broker: ROUTER frontend (cameras), ROUTER backend (workers), PUB stats; a pure
-        // scheduler (fair bounded queue, credit, deadlines, liveness) driven by a socket loop.
-        .target(
-            name: "BottleFitBroker",
-            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
-        ),
-        .testTarget(
-            name: "BottleFitBrokerTests",
-            dependencies: ["BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
-        ),
         // Tail worker: DEALER to the broker's backend, decoder + tail with dynamic micro-batching.
         .target(
             name: "BottleFitWorker",
@@ -96,6 +86,32 @@ let package = Package(
                 "BottleFitWorker", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging",
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // The camera as a library: a pure policy (split | local | offload), frame accounting, and the
+        // runtime loop that owns a DEALER socket and engine sessions (`bottlefit device`, the load generator).
+        .target(
+            name: "BottleFitDevice",
+            dependencies: [
+                "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "BottleFitDeviceTests",
+            dependencies: [
+                "BottleFitDevice", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The broker: ROUTER frontend (cameras), ROUTER backend (workers), PUB stats; a pure
+        // scheduler (fair bounded queue, credit, deadlines, liveness) driven by a socket loop.
+        .target(
+            name: "BottleFitBroker",
+            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "BottleFitBrokerTests",
+            dependencies: ["BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
         ),
     ],
     swiftLanguageModes: [.v6]

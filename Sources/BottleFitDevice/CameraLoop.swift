@@ -1,0 +1,277 @@
+import BottleFitCore
+import BottleFitImaging
+import BottleFitProtocol
+import Logging
+import ZeroMQ
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The camera's loop: one thread owns it, its sockets and its engine sessions.
+///
+/// Each turn settles frames whose reply is overdue, takes the next frame when it is due and the
+/// in-flight bound allows, sends a heartbeat when idle, and waits on the sockets for at most
+/// the time until the next of those events (never more than `pollTimeoutMilliseconds`).
+final class CameraLoop {
+    /// A frame at the edge, with what a local fallback needs.
+    struct PendingFrame {
+        let image: Image
+        let label: Int?
+        /// Latency counts from here: the scheduled time (open loop) or when it was taken.
+        let startMicroseconds: UInt64
+        let deadline: UInt64
+        /// Stop waiting for the edge at this Unix ms (leaves time to compute locally).
+        let giveUpAt: UInt64
+        /// The policy's epoch when it was sent.
+        let epoch: UInt64
+    }
+
+    let configuration: CameraConfiguration
+    let clock: any CameraClock
+    let limits = ProtocolLimits.default
+    var policy: CameraPolicy
+    var accounting = FrameAccounting()
+    let models: CameraModels
+    var source: any FrameSource
+    let broker: ZMQSocket?
+    let directives: ZMQSocket?
+    let poller = ZMQPoller()
+    var pending: [UInt64: PendingFrame] = [:]
+    var nextSequence: UInt64 = 0
+    var lastSentMicroseconds: UInt64
+    var nextFrameDue: UInt64
+    var taken = 0
+    var sourceFinished = false
+    var skippedSeen = 0
+    let heartbeat: [UInt8]
+    let logger: Logger
+    /// The edge state last logged, so changes are logged once.
+    var loggedEdgeState = "healthy"
+
+    init(
+        configuration: CameraConfiguration, source: any FrameSource, context: ZMQContext, clock: any CameraClock, logger: Logger
+    ) throws(CameraError) {
+        try configuration.validate()
+        self.logger = logger
+        self.configuration = configuration
+        self.clock = clock
+        self.source = source
+        models = try CameraModels(configuration: configuration)
+        let warmUp = models.warmUp(clock: clock)
+        let now = clock.unixMicroseconds()
+        policy = CameraPolicy(configuration.policyConfiguration, now: now / 1000)
+        if let warmUp { policy.recordLocalCompute(milliseconds: warmUp) }
+        lastSentMicroseconds = now
+        nextFrameDue = now
+        heartbeat = try! HeartbeatMessage().encoded()  // a constant message: cannot fail
+        do {
+            (broker, directives) = try CameraSockets.make(context: context, configuration: configuration)
+            if let broker { _ = try poller.add(broker) }
+            if let directives { _ = try poller.add(directives) }
+        } catch {
+            throw .transport("\(error)")
+        }
+        logger.info("camera started", metadata: [
+            "camera": "\(configuration.cameraID)", "mode": "\(configuration.mode)",
+            "broker": "\(configuration.brokerEndpoint ?? "-")", "directives": "\(configuration.directiveEndpoint ?? "-")",
+            "local_ms": "\(warmUp.map { String($0) } ?? "-")",
+        ])
+    }
+
+    /// Runs until the source ends (or `maxFrames`) or `shouldStop` says so, then drains:
+    /// every frame at the edge is settled by its reply, its fallback or its deadline.
+    func run(shouldStop: () -> Bool) -> FrameAccounting {
+        let drainCap = (configuration.sloMilliseconds + 1000) * 1000
+        var drainUntil: UInt64?
+        while true {
+            let now = clock.unixMicroseconds()
+            settleOverdue(now: now)
+            let draining = sourceFinished || shouldStop()
+            if draining {
+                let until = drainUntil ?? now + drainCap
+                drainUntil = until
+                if pending.isEmpty || now >= until { break }
+            }
+            var waitMicroseconds = UInt64(configuration.pollTimeoutMilliseconds) * 1000
+            if !draining && pending.count < configuration.maxInFlight {
+                if now >= nextFrameDue {
+                    takeFrame(now: now)
+                    waitMicroseconds = 0  // only look at the sockets, then take the next frame
+                } else {
+                    waitMicroseconds = min(waitMicroseconds, nextFrameDue - now)
+                }
+            }
+            if let earliest = pending.values.lazy.map(\.giveUpAt).min() {
+                let giveUp = earliest * 1000
+                waitMicroseconds = min(waitMicroseconds, giveUp > now ? giveUp - now : 0)
+            }
+            sendHeartbeatIfIdle(now: now)
+            service(waitMicroseconds: waitMicroseconds)
+            logEdgeStateChange()
+        }
+        for _ in pending { accounting.recordDropped(.shutdown) }
+        pending.removeAll()
+        closeSockets()
+        return accounting
+    }
+
+    // MARK: Frames
+
+    private func takeFrame(now: UInt64) {
+        if let max = configuration.maxFrames, taken >= max {
+            sourceFinished = true
+            return
+        }
+        let frame = source.next()
+        if let skipping = source as? any SkippingFrameSource {
+            let skipped = skipping.skippedCount
+            accounting.recordSourceSkipped(skipped - skippedSeen)
+            skippedSeen = skipped
+        }
+        guard let frame else {
+            sourceFinished = true
+            return
+        }
+        taken += 1
+        accounting.recordOffered()
+        // Open loop: the schedule advances by the period whatever happened, and latency counts
+        // from the scheduled time, so a slow camera cannot hide its delay.
+        let start: UInt64
+        if let fps = configuration.framesPerSecond {
+            start = nextFrameDue
+            nextFrameDue += UInt64((1_000_000 / fps).rounded())
+        } else {
+            start = now
+            nextFrameDue = now
+        }
+        let nowMs = now / 1000
+        let deadline = start / 1000 + configuration.sloMilliseconds
+        switch policy.decide(at: nowMs) {
+        case .local:
+            computeLocally(frame.image, label: frame.label, start: start, deadline: deadline, fellBack: false)
+        case .drop(let reason):
+            accounting.recordDropped(reason)
+        case .split:
+            let payload: QuantizedTensor
+            do {
+                payload = try models.runHead(frame.image)
+            } catch {
+                accounting.recordDropped(.inferenceError)
+                return
+            }
+            send(.bottleneck(payload), frame: frame, start: start, deadline: deadline)
+        case .offload:
+            guard let jpeg = frame.jpeg ?? (try? JPEGCodec.encode(frame.image, quality: configuration.jpegQuality)) else {
+                accounting.recordDropped(.inferenceError)
+                return
+            }
+            send(.jpeg(jpeg), frame: frame, start: start, deadline: deadline)
+        }
+    }
+
+    private func send(_ payload: FramePayload, frame: Frame, start: UInt64, deadline: UInt64) {
+        let sequence = nextSequence
+        nextSequence += 1
+        let now = clock.unixMicroseconds()
+        let message = FrameMessage(
+            cameraID: configuration.cameraID, sequence: sequence, model: configuration.modelName, payload: payload,
+            deadline: deadline, sentAt: start / 1000, label: frame.label)
+        let epoch = policy.epoch
+        guard let bytes = try? message.encoded(limits: limits) else {
+            // Our own frame breaks a protocol limit: no fault of the edge, so no back-off.
+            fallBack(image: frame.image, label: frame.label, start: start, deadline: deadline, reason: .rejected, now: now)
+            return
+        }
+        // DEALER with ZMQ_IMMEDIATE: "would block" means no broker is connected; say so at once.
+        guard let broker, (try? broker.trySend([[], bytes])) == true else {
+            policy.edgeSendFailed(epoch: epoch, at: now / 1000)
+            fallBack(image: frame.image, label: frame.label, start: start, deadline: deadline, reason: .sendFailed, now: now)
+            return
+        }
+        accounting.recordSent()
+        lastSentMicroseconds = now
+        pending[sequence] = PendingFrame(
+            image: frame.image, label: frame.label, startMicroseconds: start, deadline: deadline,
+            giveUpAt: policy.replyTimeout(sentAt: now / 1000, deadline: deadline), epoch: epoch)
+    }
+
+    /// Runs the whole model and completes the frame locally.
+    func computeLocally(_ image: Image, label: Int?, start: UInt64, deadline: UInt64, fellBack: Bool) {
+        let t0 = clock.unixMicroseconds()
+        let top1 = models.runFull(image)
+        let t1 = clock.unixMicroseconds()
+        policy.recordLocalCompute(milliseconds: Double(t1 &- t0) / 1000)
+        accounting.recordCompleted(
+            on: .local, latencyMilliseconds: Double(t1 &- start) / 1000, top1: top1, label: label,
+            late: t1 / 1000 > deadline, fellBack: fellBack)
+    }
+
+    /// An edge frame failed for `reason`: compute it locally if that meets its deadline, else drop it.
+    func fallBack(image: Image, label: Int?, start: UInt64, deadline: UInt64, reason: DropReason, now: UInt64) {
+        switch policy.fallback(after: reason, deadline: deadline, at: now / 1000) {
+        case .local: computeLocally(image, label: label, start: start, deadline: deadline, fellBack: true)
+        case .drop(let r): accounting.recordDropped(r)
+        case .split, .offload: accounting.recordDropped(reason)  // `fallback` never sends again
+        }
+    }
+
+    /// Frames whose reply did not come in time count as deadline misses at the edge.
+    private func settleOverdue(now: UInt64) {
+        let nowMs = now / 1000
+        guard pending.values.contains(where: { $0.giveUpAt <= nowMs }) else { return }
+        let overdue = pending.filter { $0.value.giveUpAt <= nowMs }
+        for (sequence, frame) in overdue.sorted(by: { $0.key < $1.key }) {
+            pending[sequence] = nil
+            policy.edgeMissedDeadline(epoch: frame.epoch, at: nowMs)
+            fallBack(image: frame.image, label: frame.label, start: frame.startMicroseconds, deadline: frame.deadline,
+                     reason: .timeout, now: clock.unixMicroseconds())
+        }
+    }
+
+    private func logEdgeStateChange() {
+        let name: String = switch policy.edgeState(at: clock.unixMicroseconds() / 1000) {
+        case .healthy: "healthy"
+        case .silent: "silent"
+        case .backingOff(_, let cause): "backing off (\(cause))"
+        case .probing: "probing"
+        case .incompatible: "incompatible"
+        }
+        guard name != loggedEdgeState else { return }
+        // Silence and incompatibility change rarely and matter to operators; back-off and probes can churn.
+        let level: Logger.Level = name == "silent" || name == "incompatible" ? .warning : .debug
+        logger.log(level: level, "edge \(loggedEdgeState) -> \(name)", metadata: ["camera": "\(configuration.cameraID)"])
+        loggedEdgeState = name
+    }
+
+    // MARK: Sockets
+
+    private func sendHeartbeatIfIdle(now: UInt64) {
+        guard let broker, now >= lastSentMicroseconds + configuration.heartbeatIntervalMilliseconds * 1000 else { return }
+        // Not connected (would block) is fine: silence is what the policy watches for.
+        _ = try? broker.trySend([[], heartbeat])
+        lastSentMicroseconds = now
+    }
+
+    /// Waits up to `waitMicroseconds` for messages and handles a bounded number of them.
+    private func service(waitMicroseconds: UInt64) {
+        guard poller.count > 0 else {
+            if waitMicroseconds > 0 { usleep(UInt32(min(waitMicroseconds, 1_000_000))) }
+            return
+        }
+        let ready = (try? poller.poll(timeout: .microseconds(Int64(waitMicroseconds)))) ?? 0
+        guard ready > 0 else { return }
+        if let broker { receiveReplies(from: broker) }
+        if let directives { receiveDirectives(from: directives) }
+    }
+
+    private func closeSockets() {
+        if let broker {
+            _ = try? broker.trySend([[], try! DisconnectMessage(reason: "camera stopping").encoded()])
+            try? broker.close()
+        }
+        try? directives?.close()
+    }
+}
