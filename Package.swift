@@ -45,6 +45,7 @@ let package = Package(
             name: "bottlefit",
             dependencies: [
                 "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
+                "BottleFitWorker", "BottleFitDevice", "BottleFitImaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

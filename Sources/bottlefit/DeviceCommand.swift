@@ -1,0 +1,117 @@
+import ArgumentParser
+import BottleFitDevice
+import BottleFitImaging
+import Foundation
+import Logging
+import ZeroMQ
+
+struct DeviceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "device",
+        abstract: "Run a camera: read frames, run the head, send bottlenecks; compute locally when the edge cannot.",
+        discussion: """
+            Modes (as compared in the BottleFit paper): split runs the head and sends the uint8 \
+            bottleneck; local runs the whole model on the camera; offload sends the JPEG for the edge \
+            to run the whole model. In split and offload the camera falls back to local compute on \
+            its own when the broker is silent for --liveness heartbeats, answers BUSY, or a reply \
+            would miss the frame's deadline (--slo-ms), and returns when the edge is healthy; it obeys \
+            the controller's directives (--directives). Every frame ends completed on the edge, \
+            completed locally, or dropped with a reason; the counts are printed at the end.
+            Sources: synthetic (seeded moving pattern), dir:PATH (JPEG files, corrupt ones skipped and \
+            counted), fashion-mnist (Debian's dataset-fashion-mnist, labelled: accuracy is reported).
+            The run ends after --frames frames, after --duration seconds, or on SIGINT/SIGTERM.
+            Example: bottlefit device --broker tcp://127.0.0.1:5555 --id cam1 --model bf12 --head head.onnx --full full.onnx --source synthetic --rate 10 --duration 30
+            """
+    )
+
+    @Option(help: "The broker's frontend endpoint (split and offload modes).") var broker: String?
+    @Option(help: "The controller's directive endpoint to subscribe to.") var directives: String?
+    @Option(help: "Camera id (1 to 128 bytes).") var id = "camera-\(ProcessInfo.processInfo.processIdentifier)"
+    @Option(help: "Mode: split, local or offload.") var mode = "split"
+    @Option(help: "Model name the edge serves.") var model: String
+    @Option(help: "Head ONNX (split mode).") var head: String?
+    @Option(help: "Full-model ONNX (local mode, and the fallback in the others).") var full: String?
+    @Option(help: "Frame source: synthetic, dir:PATH or fashion-mnist.") var source = "synthetic"
+    @Option(help: "Frames per second (default: as fast as the camera can).") var rate: Double?
+    @Option(help: "Stop after this many frames.") var frames: Int?
+    @Option(help: "Stop after this many seconds.") var duration: Double?
+    @Option(help: "Latency objective per frame in milliseconds (the frame's deadline).") var sloMs: UInt64 = 250
+    @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs: UInt64 = 1000
+    @Option(help: "Heartbeats the broker may miss before the camera computes locally.") var liveness: UInt64 = 3
+    @OptionGroup var threadOptions: ThreadOptions
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard CameraMode(rawValue: mode) != nil else { throw ValidationError("--mode must be split, local or offload") }
+        if let rate { guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be positive") } }
+        if let frames { guard frames >= 1 else { throw ValidationError("--frames must be at least 1") } }
+        if let duration { guard duration > 0 else { throw ValidationError("--duration must be positive") } }
+        for (flag, path) in [("--head", head), ("--full", full)] {
+            if let path, !FileManager.default.fileExists(atPath: path) { throw ValidationError("\(flag): no file \(path)") }
+        }
+        guard source == "synthetic" || source == "fashion-mnist" || source.hasPrefix("dir:") else {
+            throw ValidationError("--source must be synthetic, dir:PATH or fashion-mnist")
+        }
+        do { try makeConfiguration().validate() } catch { throw ValidationError(error.description) }
+    }
+
+    func makeConfiguration() -> CameraConfiguration {
+        CameraConfiguration(
+            cameraID: id, mode: CameraMode(rawValue: mode) ?? .split, brokerEndpoint: broker, directiveEndpoint: directives,
+            modelName: model, headModel: head.map { URL(fileURLWithPath: $0) }, fullModel: full.map { URL(fileURLWithPath: $0) },
+            framesPerSecond: rate, maxFrames: frames, sloMilliseconds: sloMs, heartbeatIntervalMilliseconds: heartbeatMs,
+            liveness: liveness)
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "bottlefit.device")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let context = try ZMQContext()
+        let config = makeConfiguration()
+        let camera: Camera
+        do {
+            switch source {
+            case "synthetic":
+                camera = Camera(configuration: config, source: try SyntheticFrameSource(width: 320, height: 240, seed: 1, jpegQuality: 90), context: context, logger: logger)
+            case "fashion-mnist":
+                camera = Camera(configuration: config, source: try FashionMNISTFrameSource(loops: true, jpegQuality: 90), context: context, logger: logger)
+            default:
+                camera = Camera(configuration: config, source: try DirectoryFrameSource(directory: String(source.dropFirst(4)), loops: true), context: context, logger: logger)
+            }
+        } catch {
+            throw CommandError("device: \(error)")
+        }
+        do { try camera.start() } catch { throw CommandError("device: \(error)") }
+        let sources = StopSignals.install { _ = camera.stop() }
+        if let duration {
+            DispatchQueue.global().asyncAfter(deadline: .now() + duration) { _ = camera.stop() }
+        }
+        let summary = camera.wait()
+        withExtendedLifetime(sources) {}
+        guard let summary else { throw CommandError("device: the camera ended without a summary") }
+        print(Self.describe(summary))
+    }
+
+    static func describe(_ s: CameraSummary) -> String {
+        let a = s.accounting
+        var parts = [
+            "camera=\(s.cameraID)", "mode=\(s.mode)", "offered=\(a.offered)", "completed_edge=\(a.completedEdge)",
+            "completed_local=\(a.completedLocal)", "dropped=\(a.droppedTotal)",
+        ]
+        let reasons = a.dropped.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        if !reasons.isEmpty { parts.append("dropped_by[\(reasons.joined(separator: ","))]") }
+        parts.append("fell_back=\(a.fellBack)")
+        for path in CompletionPath.allCases {
+            if let h = a.latency[path], h.count > 0, let p50 = h.quantile(0.5), let p95 = h.quantile(0.95) {
+                parts.append(String(format: "%@_ms_p50=%.1f %@_ms_p95=%.1f", path.rawValue, p50, path.rawValue, p95))
+            }
+            if let n = a.labelled[path], n > 0 {
+                parts.append(String(format: "%@_accuracy=%.3f", path.rawValue, Double(a.correct[path] ?? 0) / Double(n)))
+            }
+        }
+        parts.append(String(format: "elapsed_s=%.1f", s.elapsedSeconds))
+        return parts.joined(separator: " ")
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import BottleFitWorker
+import Foundation
+import Logging
+import ZeroMQ
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a tail worker: decoder + tail for bottleneck frames, the full model for JPEG frames.",
+        discussion: """
+            Connects to the broker's backend, announces its models and credit (READY), and answers \
+            every FRAME with a RESULT (top-k softmax probabilities, queued and compute times, batch \
+            size) or an ERROR. Frames waiting together run as one batch, up to --max-batch. A broker \
+            silent for --liveness heartbeats is reconnected to. SIGINT or SIGTERM drains: no new \
+            credit, the frames in hand are answered, DISCONNECT, exit; the counters are printed.
+            --model NAME=TAIL.onnx serves bottleneck frames of model NAME; NAME=TAIL.onnx,FULL.onnx \
+            also serves offload (JPEG) frames; NAME=,FULL.onnx only those. Repeat for more models.
+            Example: bottlefit worker --broker tcp://127.0.0.1:5556 --id w1 --model bf12=tail.onnx,full.onnx --threads 2
+            """
+    )
+
+    @Option(help: "The broker's backend endpoint.") var broker: String
+    @Option(help: "Worker id (1 to 128 bytes).") var id = "worker-\(ProcessInfo.processInfo.processIdentifier)"
+    @Option(help: "NAME=TAIL.onnx[,FULL.onnx]; repeatable.") var model: [String] = []
+    @Option(help: "Frames the worker accepts at once.") var credit = 16
+    @Option(help: "Largest batch it runs.") var maxBatch = 8
+    @Option(help: "Classes per RESULT.") var topK = 5
+    @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs = 1000
+    @Option(help: "Heartbeats the broker may miss before the worker reconnects.") var liveness = 3
+    @OptionGroup var threadOptions: ThreadOptions
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard !model.isEmpty else { throw ValidationError("give at least one --model NAME=TAIL.onnx[,FULL.onnx]") }
+        let problems = try makeConfiguration().problems
+        guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+    }
+
+    func models() throws -> [String: WorkerModelFiles] {
+        var out: [String: WorkerModelFiles] = [:]
+        for spec in model {
+            guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex else {
+                throw ValidationError("--model \(spec): expected NAME=TAIL.onnx[,FULL.onnx]")
+            }
+            let name = String(spec[..<eq])
+            let files = spec[spec.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard (1...2).contains(files.count), !files.allSatisfy(\.isEmpty) else {
+                throw ValidationError("--model \(spec): expected NAME=TAIL.onnx[,FULL.onnx]")
+            }
+            guard out[name] == nil else { throw ValidationError("--model \(name) given twice") }
+            for f in files where !f.isEmpty && !FileManager.default.fileExists(atPath: f) {
+                throw ValidationError("--model \(name): no file \(f)")
+            }
+            out[name] = WorkerModelFiles(
+                tail: files[0].isEmpty ? nil : URL(fileURLWithPath: files[0]),
+                full: files.count > 1 && !files[1].isEmpty ? URL(fileURLWithPath: files[1]) : nil)
+        }
+        return out
+    }
+
+    func makeConfiguration() throws -> WorkerConfiguration {
+        WorkerConfiguration(
+            endpoint: broker, workerID: id, models: try models(), credit: credit, maxBatch: maxBatch, topK: topK,
+            threads: threadOptions.threads, heartbeatInterval: .milliseconds(heartbeatMs), liveness: liveness)
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "bottlefit.worker")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let context = try ZMQContext()
+        let worker = TailWorker(configuration: try makeConfiguration(), context: context, logger: logger)
+        do { try worker.start() } catch { throw CommandError("worker: \(error)") }
+        let sources = StopSignals.install { worker.stop() }
+        _ = worker.waitUntilStopped()
+        withExtendedLifetime(sources) {}
+        let c = worker.counters
+        let errors = c.errors.sorted { "\($0.key)" < "\($1.key)" }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        print("received=\(c.received) completed=\(c.completed) errors[\(errors.isEmpty ? "none" : errors)] batches=\(c.batches) reconnects=\(c.reconnects) abandoned=\(c.abandoned)")
+    }
+}
