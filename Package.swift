@@ -45,7 +45,7 @@ let package = Package(
             name: "bottlefit",
             dependencies: [
                 "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
-                "BottleFitWorker", "BottleFitDevice", "BottleFitImaging",
+                "BottleFitWorker", "BottleFitDevice", "BottleFitImaging", "BottleFitController",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -113,6 +113,19 @@ let package = Package(
         .testTarget(
             name: "BottleFitBrokerTests",
             dependencies: ["BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The controller: a pure control law (STATS in, fraction of cameras sent local out) and a loop
+        // owning a SUB (broker STATS) and a PUB (DIRECTIVEs to cameras).
+        .target(
+            name: "BottleFitController",
+            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "BottleFitControllerTests",
+            dependencies: [
+                "BottleFitController", "BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

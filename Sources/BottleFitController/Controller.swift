@@ -1,0 +1,169 @@
+import Dispatch
+import Logging
+import Synchronization
+import ZeroMQ
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why the controller could not start.
+public enum ControllerError: Error, Equatable, CustomStringConvertible {
+    /// The configuration has problems (`ControllerConfiguration.problems`).
+    case invalidConfiguration([String])
+    /// `start()` was called on a controller that was started before.
+    case alreadyStarted
+    /// A socket could not be made, bound or connected.
+    case socket(ZMQError)
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let problems): "invalid controller configuration: " + problems.joined(separator: "; ")
+        case .alreadyStarted: "the controller was already started"
+        case .socket(let error): "controller socket: \(error)"
+        }
+    }
+}
+
+/// The BottleFit controller: watches the broker's STATS and tells a fraction of the cameras to
+/// compute locally while the edge is overloaded (`ControllerPolicy`, docs/controller.md).
+///
+/// `start()` runs the loop on a dedicated thread that makes and owns its SUB and PUB sockets, so
+/// `zmq_poll` never blocks Swift's cooperative pool. `stop()` may be called from any thread; the
+/// loop notices within one `pollTimeout` (20 ms) and closes its sockets.
+///
+/// ```swift
+/// let controller = Controller(configuration: .suggested, context: try ZMQContext(), logger: logger)
+/// try controller.start()
+/// // ... on SIGTERM:
+/// controller.stop()
+/// controller.waitUntilStopped()
+/// ```
+public final class Controller: Sendable {
+    /// Where and how the controller runs.
+    public let configuration: ControllerConfiguration
+    private let context: ZMQContext
+    private let logger: Logger
+    private let shared = SharedState()
+
+    /// A controller that will use sockets of `context` once started; it logs through `logger`
+    /// and never configures logging itself.
+    public init(configuration: ControllerConfiguration, context: ZMQContext, logger: Logger) {
+        self.configuration = configuration
+        self.context = context
+        self.logger = logger
+    }
+
+    deinit {
+        shared.stopRequested.store(true, ordering: .releasing)
+    }
+
+    /// Makes the sockets on a new thread and starts. Returns once the PUB socket is bound, with the
+    /// directive endpoint actually bound (a port chosen for `tcp://host:*`), or throws why not.
+    @discardableResult
+    public func start() throws(ControllerError) -> String {
+        let problems = configuration.problems
+        guard problems.isEmpty else { throw .invalidConfiguration(problems) }
+        guard shared.state.withLock({ state in
+            if state.started { return false }
+            state.started = true
+            return true
+        }) else { throw .alreadyStarted }
+
+        let started = DispatchSemaphore(value: 0)
+        let (configuration, context, logger, shared) = (self.configuration, self.context, self.logger, self.shared)
+        Self.spawnThread {
+            defer { shared.exited.signal() }
+            let loop: ControllerLoop
+            do throws(ZMQError) {
+                loop = try ControllerLoop(configuration: configuration, context: context, logger: logger)
+            } catch {
+                shared.state.withLock { $0.startResult = .failure(.socket(error)) }
+                started.signal()
+                return
+            }
+            shared.state.withLock { $0.startResult = .success(loop.directiveEndpoint) }
+            started.signal()
+            loop.run(
+                shouldStop: { shared.stopRequested.load(ordering: .acquiring) },
+                report: { counters, fraction, decision in
+                    shared.state.withLock { state in
+                        state.counters = counters
+                        state.fraction = fraction
+                        if let decision { state.lastDecision = decision }
+                    }
+                })
+        }
+        started.wait()
+        switch shared.state.withLock({ $0.startResult }) {
+        case .success(let endpoint)?: return endpoint
+        case .failure(let error)?: throw error
+        case nil: throw .socket(ZMQError(errno: EINVAL, operation: "controller start", message: "the controller thread reported nothing"))
+        }
+    }
+
+    /// Asks the loop to stop; returns at once. The loop exits within about one `pollTimeout`.
+    public func stop() {
+        shared.stopRequested.store(true, ordering: .releasing)
+    }
+
+    /// Blocks until the loop has stopped and closed its sockets (returns at once if it never
+    /// started). Do not call it from Swift's cooperative pool.
+    public func waitUntilStopped() {
+        guard shared.state.withLock({ $0.startResult.map { (try? $0.get()) != nil } ?? false }) else { return }
+        shared.exited.wait()
+        shared.exited.signal()
+    }
+
+    /// The counters as of the loop's last turn.
+    public var counters: ControllerCounters { shared.state.withLock { $0.counters } }
+    /// The fraction of cameras currently sent local.
+    public var fraction: Double { shared.state.withLock { $0.fraction } }
+    /// The last decision taken, if any.
+    public var lastDecision: ControllerDecision? { shared.state.withLock { $0.lastDecision } }
+
+    /// Runs `body` on a new detached POSIX thread. Such a thread, unlike a task, may block in `zmq_poll`.
+    private static func spawnThread(_ body: @escaping @Sendable () -> Void) {
+        final class Box: Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        #if canImport(Darwin)
+        var thread: pthread_t?
+        #else
+        var thread = pthread_t()
+        #endif
+        let rc = pthread_create(&thread, nil, { raw in
+            guard let raw else { return nil }
+            Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().body()
+            return nil
+        }, context)
+        precondition(rc == 0, "cannot start the controller thread (pthread_create returned \(rc))")
+        #if canImport(Darwin)
+        if let thread { pthread_detach(thread) }
+        #else
+        pthread_detach(thread)
+        #endif
+    }
+}
+
+/// What the controller thread and its callers share: a stop flag and the figures the loop
+/// reports. Nothing here touches a socket.
+private final class SharedState: Sendable {
+    struct State {
+        var started = false
+        var startResult: Result<String, ControllerError>?
+        var counters = ControllerCounters()
+        var fraction = 0.0
+        var lastDecision: ControllerDecision?
+    }
+
+    let stopRequested = Atomic<Bool>(false)
+    let state = Mutex(State())
+    let exited = DispatchSemaphore(value: 0)
+}

@@ -1,0 +1,58 @@
+/// The control law's thresholds and timings (docs/controller.md explains each default).
+public struct ControllerSettings: Sendable, Equatable {
+    /// The latency objective for broker queue time (STATS `q95`), in milliseconds.
+    public var sloMilliseconds: Double = 50
+    /// `q95` above `sloMilliseconds × raiseFactor` counts as overload.
+    public var raiseFactor: Double = 1.0
+    /// `q95` below `sloMilliseconds × lowerFactor`, with no drops, counts as healthy. Below
+    /// `raiseFactor`, so a signal hovering at the SLO is neither and changes nothing (hysteresis).
+    public var lowerFactor: Double = 0.5
+    /// Fraction added to the cameras sent local per raise.
+    public var raiseStep: Double = 0.25
+    /// Fraction released back to the edge per recovery step (smaller than `raiseStep`).
+    public var lowerStep: Double = 0.1
+    /// Overload must last this long (over consecutive STATS) before a raise: one spike is ignored.
+    public var overloadWindow: Duration = .seconds(1)
+    /// The edge must stay healthy this long before each recovery step.
+    public var healthyWindow: Duration = .seconds(2)
+    /// At least this long between two changes of the fraction, either way.
+    public var dwell: Duration = .seconds(3)
+    /// A raise is held back while `q95` fell by more than this share during the last overload
+    /// window: the broker's percentile window lags, and the last step may still be taking effect.
+    public var improvementMargin: Double = 0.1
+    /// Dropped frames per second (STATS `dr`) still counted as "no drops" for recovery.
+    public var healthyDropRate: Double = 0
+    /// The broker's STATS interval; silence is `silenceIntervals` of them without STATS.
+    public var statsInterval: Duration = .milliseconds(250)
+    /// STATS intervals without STATS after which the broker counts as silent.
+    public var silenceIntervals: Int = 3
+    /// The highest fraction of cameras ever sent local.
+    public var maxFraction: Double = 1.0
+
+    public init() {}
+
+    /// `statsInterval × silenceIntervals`.
+    public var silenceTimeout: Duration { statsInterval * silenceIntervals }
+
+    /// What is wrong with these settings, in words; empty when they are usable.
+    public var problems: [String] {
+        var problems: [String] = []
+        if !(sloMilliseconds.isFinite && sloMilliseconds > 0) { problems.append("the SLO must be a positive number of milliseconds (got \(sloMilliseconds))") }
+        if !(raiseFactor.isFinite && raiseFactor > 0) { problems.append("raiseFactor must be positive (got \(raiseFactor))") }
+        if !(lowerFactor.isFinite && lowerFactor >= 0 && lowerFactor < raiseFactor) {
+            problems.append("lowerFactor (\(lowerFactor)) must be at least 0 and below raiseFactor (\(raiseFactor)), or there is no hysteresis")
+        }
+        if !(raiseStep.isFinite && raiseStep > 0 && raiseStep <= 1) { problems.append("the raise step must be in (0, 1] (got \(raiseStep))") }
+        if !(lowerStep.isFinite && lowerStep > 0 && lowerStep <= 1) { problems.append("the lower step must be in (0, 1] (got \(lowerStep))") }
+        if lowerStep > raiseStep { problems.append("the lower step (\(lowerStep)) must not exceed the raise step (\(raiseStep)): recovery is staged, slower than the raise") }
+        if overloadWindow < .zero { problems.append("overloadWindow must not be negative") }
+        if healthyWindow < .zero { problems.append("healthyWindow must not be negative") }
+        if dwell < .zero { problems.append("the dwell time must not be negative") }
+        if !(improvementMargin.isFinite && improvementMargin >= 0 && improvementMargin < 1) { problems.append("improvementMargin must be in [0, 1)") }
+        if !(healthyDropRate.isFinite && healthyDropRate >= 0) { problems.append("healthyDropRate must be at least 0") }
+        if statsInterval <= .zero { problems.append("statsInterval must be positive") }
+        if silenceIntervals < 1 { problems.append("silenceIntervals must be at least 1") }
+        if !(maxFraction.isFinite && maxFraction > 0 && maxFraction <= 1) { problems.append("maxFraction must be in (0, 1]") }
+        return problems
+    }
+}

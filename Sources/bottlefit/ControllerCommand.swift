@@ -1,0 +1,84 @@
+import ArgumentParser
+import BottleFitController
+import Dispatch
+import Foundation
+import Logging
+import ZeroMQ
+
+/// `bottlefit controller`: watches the broker's STATS and publishes DIRECTIVEs (docs/controller.md).
+struct ControllerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "controller",
+        abstract: "Send cameras to local compute while the edge is overloaded (docs/controller.md).",
+        discussion: """
+            Subscribes to the broker's STATS and publishes one DIRECTIVE at a time on --publish: \
+            "the fraction tf of the fleet computes locally". When the broker's queue-time p95 stays \
+            above --slo-ms for 1 s, the fraction rises by --raise-step; when p95 stays below half the \
+            SLO with no drops for 2 s, it falls by --lower-step. Two changes are at least --dwell-ms \
+            apart. A broker silent for 3 STATS intervals changes nothing (cameras fall back by \
+            themselves). The directive in force is re-published every second and is valid for 5 s. \
+            Every decision is logged with its reason (changes at notice, holds at debug). SIGINT or \
+            SIGTERM stops it and prints the counts of decisions.
+            Defaults: --stats tcp://localhost:5557, --publish tcp://*:5558, --slo-ms 50, \
+            --raise-step 0.25, --lower-step 0.1, --dwell-ms 3000.
+            Example: bottlefit controller --stats tcp://127.0.0.1:5557 --publish tcp://127.0.0.1:5558 --slo-ms 40
+            """
+    )
+
+    @Option(help: "Broker STATS endpoint to connect to.") var stats = ControllerConfiguration.suggested.statsEndpoint
+    @Option(help: "Endpoint to bind the DIRECTIVE publisher on (cameras connect to it).")
+    var publish = ControllerConfiguration.suggested.directiveEndpoint
+    @Option(help: "Queue-time objective in milliseconds: p95 above it is overload, below half of it healthy.")
+    var sloMs = ControllerSettings().sloMilliseconds
+    @Option(help: "Fraction of cameras added to local compute per raise, in (0, 1].") var raiseStep = ControllerSettings().raiseStep
+    @Option(help: "Fraction released back to the edge per recovery step, in (0, 1], at most --raise-step.")
+    var lowerStep = ControllerSettings().lowerStep
+    @Option(help: "Minimum milliseconds between two changes of the fraction.") var dwellMs = 3000
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("unknown --log-level \(logLevel) (expected trace, debug, info, notice, warning, error or critical)")
+        }
+        guard dwellMs >= 0 else { throw ValidationError("--dwell-ms must be at least 0 (got \(dwellMs))") }
+        let problems = makeConfiguration().problems
+        guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+    }
+
+    func makeConfiguration() -> ControllerConfiguration {
+        var settings = ControllerSettings()
+        settings.sloMilliseconds = sloMs
+        settings.raiseStep = raiseStep
+        settings.lowerStep = lowerStep
+        settings.dwell = .milliseconds(dwellMs)
+        return ControllerConfiguration(statsEndpoint: stats, directiveEndpoint: publish, settings: settings)
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "bottlefit.controller")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let context = try ZMQContext()
+        let controller = Controller(configuration: makeConfiguration(), context: context, logger: logger)
+        let endpoint: String
+        do { endpoint = try controller.start() } catch { throw ControllerCommandError(description: "controller: \(error)") }
+        logger.info("controller up", metadata: ["stats": "\(stats)", "directives": "\(endpoint)", "slo_ms": "\(sloMs)"])
+        // SIGINT and SIGTERM stop the loop instead of killing the process.
+        let sources = [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { controller.stop() }
+            source.resume()
+            return source
+        }
+        controller.waitUntilStopped()
+        withExtendedLifetime(sources) {}
+        let counters = controller.counters
+        print("controller stopped: \(counters.decisions) decisions, fraction \(controller.fraction) local; \(counters)")
+    }
+}
+
+/// A failure of `bottlefit controller` reported as text.
+private struct ControllerCommandError: Error, CustomStringConvertible {
+    var description: String
+}
