@@ -48,6 +48,7 @@ struct BrokerCommand: ParsableCommand {
     }
 
     func run() throws {
+        let stop = StopRequest.install()
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "bottlefit.broker")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
@@ -56,9 +57,8 @@ struct BrokerCommand: ParsableCommand {
         let endpoints: BrokerEndpoints
         do { endpoints = try broker.start() } catch { throw CommandError("broker: \(error)") }
         logger.info("broker up", metadata: ["frontend": "\(endpoints.frontend)", "backend": "\(endpoints.backend)", "stats": "\(endpoints.stats)"])
-        let sources = StopSignals.install { broker.stop() }
+        stop.attach { broker.stop() }
         broker.waitUntilStopped()
-        withExtendedLifetime(sources) {}
         print(broker.counters.description)
     }
 }
@@ -73,5 +73,40 @@ enum StopSignals {
             source.resume()
             return source
         }
+    }
+}
+
+/// Catches SIGINT and SIGTERM from the first line of a command, before its service exists, so
+/// that a stop during start-up (loading models can take seconds) is not lost: the stop action
+/// runs as soon as it is attached.
+final class StopRequest: @unchecked Sendable {
+    // Guarded by `lock`; the signal handlers run on a dispatch queue.
+    private let lock = NSLock()
+    private var requested = false
+    private var action: (@Sendable () -> Void)?
+    private var sources: [any DispatchSourceSignal] = []
+
+    static func install() -> StopRequest {
+        let stop = StopRequest()
+        stop.sources = StopSignals.install { [weak stop] in stop?.request() }
+        return stop
+    }
+
+    /// Asks for a stop (a signal, a timer); runs the attached action if there is one.
+    func request() {
+        lock.lock()
+        requested = true
+        let run = action
+        lock.unlock()
+        run?()
+    }
+
+    /// The service's stop; called at once when a stop was already requested.
+    func attach(_ stop: @escaping @Sendable () -> Void) {
+        lock.lock()
+        action = stop
+        let already = requested
+        lock.unlock()
+        if already { stop() }
     }
 }

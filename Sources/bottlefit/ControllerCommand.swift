@@ -55,6 +55,7 @@ struct ControllerCommand: ParsableCommand {
     }
 
     func run() throws {
+        let stop = StopRequest.install()
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "bottlefit.controller")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
@@ -64,15 +65,8 @@ struct ControllerCommand: ParsableCommand {
         do { endpoint = try controller.start() } catch { throw ControllerCommandError(description: "controller: \(error)") }
         logger.info("controller up", metadata: ["stats": "\(stats)", "directives": "\(endpoint)", "slo_ms": "\(sloMs)"])
         // SIGINT and SIGTERM stop the loop instead of killing the process.
-        let sources = [SIGINT, SIGTERM].map { sig in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { controller.stop() }
-            source.resume()
-            return source
-        }
+        stop.attach { controller.stop() }
         controller.waitUntilStopped()
-        withExtendedLifetime(sources) {}
         let counters = controller.counters
         print("controller stopped: \(counters.decisions) decisions, fraction \(controller.fraction) local; \(counters)")
     }

@@ -65,6 +65,7 @@ struct DeviceCommand: ParsableCommand {
     }
 
     func run() throws {
+        let stop = StopRequest.install()
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "bottlefit.device")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
@@ -84,12 +85,11 @@ struct DeviceCommand: ParsableCommand {
             throw CommandError("device: \(error)")
         }
         do { try camera.start() } catch { throw CommandError("device: \(error)") }
-        let sources = StopSignals.install { _ = camera.stop() }
+        stop.attach { _ = camera.stop() }
         if let duration {
-            DispatchQueue.global().asyncAfter(deadline: .now() + duration) { _ = camera.stop() }
+            DispatchQueue.global().asyncAfter(deadline: .now() + duration) { stop.request() }
         }
         let summary = camera.wait()
-        withExtendedLifetime(sources) {}
         guard let summary else { throw CommandError("device: the camera ended without a summary") }
         print(Self.describe(summary))
     }

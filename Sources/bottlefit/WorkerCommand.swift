@@ -67,15 +67,15 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
+        let stop = StopRequest.install()
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "bottlefit.worker")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
         let worker = TailWorker(configuration: try makeConfiguration(), context: context, logger: logger)
         do { try worker.start() } catch { throw CommandError("worker: \(error)") }
-        let sources = StopSignals.install { worker.stop() }
+        stop.attach { worker.stop() }
         _ = worker.waitUntilStopped()
-        withExtendedLifetime(sources) {}
         let c = worker.counters
         let errors = c.errors.sorted { "\($0.key)" < "\($1.key)" }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         print("received=\(c.received) completed=\(c.completed) errors[\(errors.isEmpty ? "none" : errors)] batches=\(c.batches) reconnects=\(c.reconnects) abandoned=\(c.abandoned)")

@@ -1,0 +1,155 @@
+import Foundation
+
+/// Writes whole lines to standard output or error from many reader threads, so lines never interleave.
+final class LineWriter: @unchecked Sendable {
+    // @unchecked: every write goes through `lock`.
+    private let lock = NSLock()
+
+    func write(_ line: String, toError: Bool = false) {
+        let data = Data((line + "\n").utf8)
+        lock.lock()
+        defer { lock.unlock() }
+        (toError ? FileHandle.standardError : FileHandle.standardOutput).write(data)
+    }
+}
+
+/// One process `bottlefit up` started: its output prefixed with its name, a few counts taken from its log
+/// lines, and how it ended.
+final class FleetProcess: @unchecked Sendable {
+    // @unchecked: the counters are guarded by `lock`; `process` is only started and signalled from the
+    // supervising thread, and Foundation's Process reads its own state thread-safely.
+    let role: TopologyFile.Role
+    let process = Process()
+    private let lock = NSLock()
+    private var lineCount = 0
+    private var warningCount = 0
+    private var errorCount = 0
+    private var lastStdoutLine: String?
+    private var wasKilled = false
+    private let readers = DispatchGroup()
+
+    init(role: TopologyFile.Role) { self.role = role }
+
+    var name: String { role.name }
+    var pid: Int32 { process.processIdentifier }
+
+    /// Starts `executable` with the role's arguments; stdin is /dev/null so the children never read the terminal.
+    func start(executable: URL, writer: LineWriter) throws {
+        process.executableURL = executable
+        process.arguments = role.arguments
+        process.standardInput = FileHandle.nullDevice
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        for (pipe, isError) in [(out, false), (err, true)] {
+            readers.enter()
+            let handle = pipe.fileHandleForReading
+            let thread = Thread { [self] in
+                pump(handle, isError: isError, writer: writer)
+                readers.leave()
+            }
+            thread.name = "up-\(role.name)-\(isError ? "err" : "out")"
+            thread.start()
+        }
+    }
+
+    /// Copies lines until end of file; a blocking read on its own thread, so no pool thread waits on a pipe.
+    private func pump(_ handle: FileHandle, isError: Bool, writer: LineWriter) {
+        var pending = Data()
+        let prefix = "[\(role.name)] "
+        func emit(_ bytes: Data) {
+            let line = String(decoding: bytes, as: UTF8.self)
+            note(line, isError: isError)
+            writer.write(prefix + line, toError: isError)
+        }
+        // read(2), not FileHandle.read(upToCount:), which on Linux waits for the full count or end of file.
+        let fd = handle.fileDescriptor
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            pending.append(contentsOf: buffer[0..<n])
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                emit(pending[pending.startIndex..<newline])
+                pending = Data(pending[pending.index(after: newline)...])
+            }
+        }
+        if !pending.isEmpty { emit(pending) }
+        try? handle.close()
+    }
+
+    /// Counts a line; swift-log's stream handler writes "TIMESTAMP LEVEL LABEL : MESSAGE", so the level is the second word.
+    private func note(_ line: String, isError: Bool) {
+        let words = line.split(separator: " ", maxSplits: 2)
+        let level = words.count > 1 ? words[1] : ""
+        lock.lock()
+        defer { lock.unlock() }
+        lineCount += 1
+        if level == "warning" { warningCount += 1 }
+        if level == "error" || level == "critical" { errorCount += 1 }
+        if !isError { lastStdoutLine = line }
+    }
+
+    /// Log lines seen so far, and how many of them were warnings and errors.
+    var counts: (lines: Int, warnings: Int, errors: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (lineCount, warningCount, errorCount)
+    }
+
+    /// The last line the process wrote to standard output (a camera's summary once it has stopped).
+    var lastLine: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return lastStdoutLine
+    }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// Sends SIGTERM to this process (by its PID) if it is still running.
+    func terminate() {
+        if process.isRunning { kill(pid, SIGTERM) }
+    }
+
+    /// Sends SIGKILL to this process if it is still running, and remembers that it had to.
+    func forceKill() {
+        guard process.isRunning else { return }
+        lock.lock()
+        wasKilled = true
+        lock.unlock()
+        kill(pid, SIGKILL)
+    }
+
+    /// Waits until the process has exited, at most `seconds`; true if it has.
+    func waitForExit(seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        return !process.isRunning
+    }
+
+    /// Waits, at most `seconds`, for the last of its output to be copied (after it has exited).
+    func drainOutput(seconds: Double) {
+        _ = readers.wait(timeout: .now() + seconds)
+    }
+
+    /// Whether it ended badly: a non-zero exit, a signal, or a SIGKILL from `up`.
+    var failed: Bool {
+        guard !process.isRunning else { return true }
+        return process.terminationReason != .exit || process.terminationStatus != 0
+    }
+
+    /// "exit 0", "exit 1", "killed by signal 9 (did not stop in time)", or "still running".
+    var status: String {
+        guard !process.isRunning else { return "still running" }
+        if process.terminationReason == .exit { return "exit \(process.terminationStatus)" }
+        lock.lock()
+        let killed = wasKilled
+        lock.unlock()
+        // The roles install their SIGTERM handler only once started, so death by SIGTERM means "still loading".
+        let hint = killed ? " (did not stop in time)"
+            : process.terminationStatus == SIGTERM ? " (SIGTERM arrived before it handled signals: still starting?)" : ""
+        return "killed by signal \(process.terminationStatus)\(hint)"
+    }
+}

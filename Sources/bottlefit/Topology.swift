@@ -1,0 +1,261 @@
+import Foundation
+
+/// A one-machine fleet as `bottlefit up` reads it from YAML: broker, tail workers, controller, cameras.
+///
+/// Every mapping rejects keys it does not know and checks its values while decoding, so each
+/// problem is a `DecodingError` whose coding path `TopologyFile` turns into a key path and a line.
+/// File paths stay as written here; `TopologyFile` resolves them against the topology's folder.
+struct Topology: Decodable {
+    var logLevel: String
+    var broker: BrokerSpec
+    var workers: [WorkerSpec]
+    var controller: ControllerSpec?
+    var cameras: [CameraSpec]
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case logLevel = "log_level", broker, workers, controller, cameras
+    }
+
+    init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        try require(levels.contains(logLevel), c.codingPath + [CodingKeys.logLevel], "must be one of \(levels.joined(separator: ", "))")
+        broker = try c.decode(BrokerSpec.self, forKey: .broker)
+        workers = try c.decodeIfPresent(Group<WorkerSpec>.self, forKey: .workers)?.members ?? []
+        controller = try c.decodeIfPresent(ControllerSpec.self, forKey: .controller)
+        cameras = try c.decode(Group<CameraSpec>.self, forKey: .cameras).members
+        let names = ["broker"] + workers.map(\.name) + (controller == nil ? [] : ["controller"]) + cameras.map(\.name)
+        if let dup = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw semantic(c.codingPath, "the name \(dup) is used twice")
+        }
+        // A camera that sends to the edge needs a worker that can answer it, or every frame falls back.
+        for (i, camera) in cameras.enumerated() where camera.mode != "local" {
+            let served = workers.contains { w in
+                guard let m = w.models[camera.model] else { return false }
+                return camera.mode == "split" ? m.tail != nil : m.full != nil
+            }
+            let part = camera.mode == "split" ? "tail" : "full model"
+            try require(served, c.codingPath + [CodingKeys.cameras, IndexKey(i)],
+                        "\(camera.name) sends \(camera.mode) frames of model \(camera.model) but no worker serves its \(part)")
+        }
+    }
+}
+
+/// The broker: three endpoints it binds and how many frames it queues.
+struct BrokerSpec: Decodable {
+    var frontend: String
+    var backend: String
+    var stats: String
+    var queueCapacity: Int?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case frontend, backend, stats, queueCapacity = "queue_capacity" }
+
+    init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        frontend = try decodeEndpoint(c, .frontend)
+        backend = try decodeEndpoint(c, .backend)
+        stats = try decodeEndpoint(c, .stats)
+        queueCapacity = try c.decodeIfPresent(Int.self, forKey: .queueCapacity)
+        if let q = queueCapacity { try require(q >= 1, c.codingPath + [CodingKeys.queueCapacity], "must be at least 1") }
+    }
+}
+
+/// The controller: the broker's stats endpoint it reads, the endpoint it publishes directives on.
+struct ControllerSpec: Decodable {
+    var stats: String
+    var publish: String
+    var sloMs: Int?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case stats, publish, sloMs = "slo_ms" }
+
+    init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        stats = try decodeEndpoint(c, .stats)
+        publish = try decodeEndpoint(c, .publish)
+        sloMs = try decodePositive(c, .sloMs)
+    }
+}
+
+/// The ONNX files a worker serves for one model name: the tail (split frames), the full model (offload frames).
+struct TopologyModelFiles: Decodable {
+    var tail: String?
+    var full: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case tail, full }
+
+    init(from decoder: any Decoder) throws {
+        try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tail = try c.decodeIfPresent(String.self, forKey: .tail)
+        full = try c.decodeIfPresent(String.self, forKey: .full)
+        try require(tail != nil || full != nil, c.codingPath, "give tail, full or both")
+    }
+}
+
+/// One tail worker (or, with `count`, the template of several).
+struct WorkerSpec: GroupMember {
+    var name: String
+    var models: [String: TopologyModelFiles]
+    var credit: Int?
+    var maxBatch: Int?
+    var threads: Int?
+    /// Where the worker was written ("workers[1]"), for messages about its files.
+    var origin: [any CodingKey]
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, models, credit, maxBatch = "max_batch", threads }
+    static let defaultName = "worker"
+
+    init(from decoder: any Decoder, extraKeys: [String]) throws {
+        try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue) + extraKeys)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decodeIfPresent(String.self, forKey: .name) ?? Self.defaultName
+        models = try c.decode([String: TopologyModelFiles].self, forKey: .models)
+        try require(!models.isEmpty, c.codingPath + [CodingKeys.models], "name at least one model")
+        credit = try decodePositive(c, .credit)
+        maxBatch = try decodePositive(c, .maxBatch)
+        threads = try decodePositive(c, .threads)
+        origin = decoder.codingPath
+    }
+}
+
+/// One camera (or, with `count`, the template of several).
+struct CameraSpec: GroupMember {
+    var name: String
+    var mode: String
+    var model: String
+    var head: String?
+    var full: String?
+    var source: String
+    var rate: Double?
+    var sloMs: Int?
+    var threads: Int?
+    /// Where the camera was written ("cameras"), for messages about its files.
+    var origin: [any CodingKey]
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, mode, model, head, full, source, rate, sloMs = "slo_ms", threads
+    }
+    static let defaultName = "camera"
+
+    init(from decoder: any Decoder, extraKeys: [String]) throws {
+        try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue) + extraKeys)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decodeIfPresent(String.self, forKey: .name) ?? Self.defaultName
+        mode = try c.decodeIfPresent(String.self, forKey: .mode) ?? "split"
+        try require(["split", "local", "offload"].contains(mode), c.codingPath + [CodingKeys.mode],
+                    "mode must be split, local or offload, not \(mode)")
+        model = try c.decode(String.self, forKey: .model)
+        head = try c.decodeIfPresent(String.self, forKey: .head)
+        full = try c.decodeIfPresent(String.self, forKey: .full)
+        if mode == "split" { try require(head != nil, c.codingPath, "split mode needs head (the head ONNX file)") }
+        if mode == "local" { try require(full != nil, c.codingPath, "local mode needs full (the full-model ONNX file)") }
+        source = try c.decodeIfPresent(String.self, forKey: .source) ?? "synthetic"
+        try require(source == "synthetic" || source == "fashion-mnist" || (source.hasPrefix("dir:") && source.count > 4),
+                    c.codingPath + [CodingKeys.source], "source must be synthetic, fashion-mnist or dir:PATH, not \(source)")
+        rate = try c.decodeIfPresent(Double.self, forKey: .rate)
+        if let r = rate { try require(r > 0 && r.isFinite, c.codingPath + [CodingKeys.rate], "rate must be positive") }
+        sloMs = try decodePositive(c, .sloMs)
+        threads = try decodePositive(c, .threads)
+        origin = decoder.codingPath
+    }
+}
+
+/// A worker or camera: decodable with extra keys allowed (a group's `count`) and named by default.
+protocol GroupMember: Decodable {
+    var name: String { get set }
+    static var defaultName: String { get }
+    init(from decoder: any Decoder, extraKeys: [String]) throws
+}
+
+extension GroupMember {
+    init(from decoder: any Decoder) throws { try self.init(from: decoder, extraKeys: []) }
+}
+
+/// Workers or cameras written either as a list (one entry each) or as one mapping with `count`.
+struct Group<Member: GroupMember>: Decodable {
+    var members: [Member]
+
+    private enum CountKey: String, CodingKey { case count }
+
+    init(from decoder: any Decoder) throws {
+        if var list = try? decoder.unkeyedContainer() {
+            members = []
+            while !list.isAtEnd {
+                var m = try list.decode(Member.self)
+                if m.name == Member.defaultName { m.name = "\(Member.defaultName)-\(members.count + 1)" }
+                members.append(m)
+            }
+            return
+        }
+        let c = try decoder.container(keyedBy: CountKey.self)
+        let count = try c.decodeIfPresent(Int.self, forKey: .count) ?? 1
+        try require(count >= 0, c.codingPath + [CountKey.count], "count must not be negative, not \(count)")
+        let template = try Member(from: decoder, extraKeys: [CountKey.count.rawValue])
+        members = (0..<count).map { i in
+            var m = template
+            m.name = "\(template.name)-\(i + 1)"
+            return m
+        }
+    }
+}
+
+// MARK: - Checks that become DecodingErrors, so they carry a coding path
+
+/// A coding key for any string, to list the keys a mapping actually has.
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// A position in a list, for coding paths built by hand.
+struct IndexKey: CodingKey {
+    var intValue: Int?
+    var stringValue: String { "\(intValue ?? 0)" }
+    init(_ index: Int) { intValue = index }
+    init?(stringValue: String) { nil }
+    init?(intValue: Int) { self.intValue = intValue }
+}
+
+/// Throws for the first key of the mapping `decoder` reads that is not in `allowed`: a typo must not pass silently.
+func rejectUnknownKeys(_ decoder: any Decoder, allowed: [String]) throws {
+    let c = try decoder.container(keyedBy: AnyKey.self)
+    for key in c.allKeys where !allowed.contains(key.stringValue) {
+        throw semantic(decoder.codingPath + [key], "unknown key \(key.stringValue) (expected one of: \(allowed.joined(separator: ", ")))")
+    }
+}
+
+func semantic(_ path: [any CodingKey], _ reason: String) -> DecodingError {
+    DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: reason))
+}
+
+func require(_ condition: Bool, _ path: [any CodingKey], _ reason: String) throws {
+    if !condition { throw semantic(path, reason) }
+}
+
+func decodePositive<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> Int? {
+    let value = try c.decodeIfPresent(Int.self, forKey: key)
+    if let v = value { try require(v >= 1, c.codingPath + [key], "must be at least 1, not \(v)") }
+    return value
+}
+
+/// Decodes a ZeroMQ endpoint that processes on one machine can share: tcp://HOST:PORT or ipc://PATH.
+func decodeEndpoint<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> String {
+    let endpoint = try c.decode(String.self, forKey: key)
+    if let problem = Endpoint.problem(endpoint) { throw semantic(c.codingPath + [key], problem) }
+    return endpoint
+}
+
+/// "workers[1].models.bf12": a coding path as a user reads it.
+func keyPath(_ path: [any CodingKey]) -> String {
+    var out = ""
+    for key in path {
+        if let i = key.intValue { out += "[\(i)]" } else { out += (out.isEmpty ? "" : ".") + key.stringValue }
+    }
+    return out
+}
