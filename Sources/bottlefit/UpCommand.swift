@@ -17,11 +17,12 @@ struct UpCommand: ParsableCommand {
             The topology is YAML (see topology/local.yaml): broker endpoints, workers and cameras as \
             a count or a list, an optional controller. Paths are relative to the file; unknown keys \
             are refused, and every error names the line and the key.
-            Example: scripts/demo && bottlefit up topology/local.yaml --duration 30
+            With no topology argument, `up` runs the embedded default: the fleet of             topology/local.yaml (loopback ports 5555-5558, 2 workers, the controller, 4 split             cameras) on BottleFit ResNet-50 (C = 12) models in models/demo/ under the current             folder, creating them there on first run.
+            Example: bottlefit up --duration 30    or    bottlefit up topology/local.yaml --duration 30
             """
     )
 
-    @Argument(help: "The topology file (YAML).") var topology: String
+    @Argument(help: "The topology file (YAML); default: the embedded local fleet.") var topology: String?
     @Option(help: "Stop after this many seconds (default: run until Ctrl-C or SIGTERM).") var duration: Double?
     @Option(help: "Seconds each group of processes gets to stop after SIGTERM before SIGKILL.") var grace: Double = 10
     @Flag(help: "Check the topology and print the command lines without starting anything.") var dryRun = false
@@ -33,7 +34,8 @@ struct UpCommand: ParsableCommand {
 
     func run() throws {
         let file: TopologyFile
-        do { file = try TopologyFile(contentsOf: topology) } catch { throw CommandError(error.description) }
+        let path = try topology ?? DefaultFleet.prepare(in: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        do { file = try TopologyFile(contentsOf: path) } catch { throw CommandError(error.description) }
         let executable = Self.executableURL()
         if dryRun {
             for role in file.roles { print("\(role.name): \(executable.path) \(role.arguments.joined(separator: " "))") }
