@@ -79,7 +79,7 @@ public final class Broker: Sendable {
 
         let started = DispatchSemaphore(value: 0)
         let (configuration, context, logger, shared) = (self.configuration, self.context, self.logger, self.shared)
-        Self.spawnThread {
+        SocketThread.spawn(name: "bf-broker") {
             defer { shared.exited.signal() }
             let loop: BrokerLoop
             do throws(ZMQError) {
@@ -128,30 +128,6 @@ public final class Broker: Sendable {
     /// The last STATS published, if any.
     public var latestStats: StatsMessage? { shared.state.withLock { $0.latestStats } }
 
-    /// Runs `body` on a new detached POSIX thread. Such a thread, unlike a task, may block in `zmq_poll`.
-    private static func spawnThread(_ body: @escaping @Sendable () -> Void) {
-        final class Box: Sendable {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        let context = Unmanaged.passRetained(Box(body)).toOpaque()
-        #if canImport(Darwin)
-        var thread: pthread_t?
-        #else
-        var thread = pthread_t()
-        #endif
-        let rc = pthread_create(&thread, nil, { raw in
-            guard let raw else { return nil }
-            Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().body()
-            return nil
-        }, context)
-        precondition(rc == 0, "cannot start the broker thread (pthread_create returned \(rc))")
-        #if canImport(Darwin)
-        if let thread { pthread_detach(thread) }
-        #else
-        pthread_detach(thread)
-        #endif
-    }
 }
 
 /// What the broker thread and its callers share: a stop flag, read every turn, and the figures

@@ -60,7 +60,7 @@ public final class TailWorker: Sendable {
         }) else { throw .alreadyStarted }
         let started = DispatchSemaphore(value: 0)
         let (configuration, context, logger, shared) = (self.configuration, self.context, self.logger, self.shared)
-        spawnThread {
+        SocketThread.spawn(name: "bf-worker") {
             defer { shared.exited.signal() }
             let loop: WorkerLoop
             do throws(WorkerError) {
@@ -124,27 +124,3 @@ private final class SharedState: Sendable {
     let exited = DispatchSemaphore(value: 0)
 }
 
-/// Runs `body` on a new detached POSIX thread, which unlike a task may block in `zmq_poll` and GEMMs.
-private func spawnThread(_ body: @escaping @Sendable () -> Void) {
-    final class Box: Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let context = Unmanaged.passRetained(Box(body)).toOpaque()
-    #if canImport(Darwin)
-    var thread: pthread_t?
-    #else
-    var thread = pthread_t()
-    #endif
-    let rc = pthread_create(&thread, nil, { raw in
-        guard let raw else { return nil }
-        Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().body()
-        return nil
-    }, context)
-    precondition(rc == 0, "cannot start the worker thread (pthread_create returned \(rc))")
-    #if canImport(Darwin)
-    if let thread { pthread_detach(thread) }
-    #else
-    pthread_detach(thread)
-    #endif
-}
