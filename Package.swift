@@ -130,6 +130,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Real `bottlefit` processes (built next to the tests) killed, overloaded and fed garbage mid-stream.
+        .testTarget(
+            name: "BottleFitPipelineTests",
+            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -85,8 +85,12 @@ extension CameraLoop {
             reason = .expired
         case .workerLost:
             // The broker is alive and the pool will recover or shrink; only this frame is lost.
+            policy.edgeRejected(epoch: frame.epoch, retry: true, at: nowMs)
             reason = .workerLost
         default:
+            // UNKNOWN_MODEL after a broker restart (no worker back yet), BAD_REQUEST, ...: the
+            // edge cannot serve this now; back off briefly rather than strand a probe.
+            policy.edgeRejected(epoch: frame.epoch, retry: false, at: nowMs)
             reason = .rejected
         }
         fallBack(frame, reason: reason, now: now)

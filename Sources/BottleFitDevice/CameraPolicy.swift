@@ -174,6 +174,19 @@ public struct CameraPolicy: Sendable {
         escalate(epoch: frameEpoch, at: now, atLeast: 0, cause: .edgeDownNoLocal)
     }
 
+    /// Another ERROR for a frame sent in `epoch` (WORKER_LOST, UNKNOWN_MODEL, BAD_REQUEST, ...):
+    /// the broker is alive but did not serve the frame. Such an answer settles a probe, so the
+    /// camera never waits out a whole back-off on an answered probe: with `retry` (WORKER_LOST:
+    /// the pool recovers by itself) the next frame probes again; otherwise it backs off.
+    public mutating func edgeRejected(epoch frameEpoch: UInt64, retry: Bool, at now: UInt64) {
+        heard(at: now)
+        if retry {
+            if frameEpoch == epoch { probeSentAt = nil }
+        } else {
+            escalate(epoch: frameEpoch, at: now, atLeast: 0, cause: .edgeDownNoLocal)
+        }
+    }
+
     /// DISCONNECT from the broker: it is leaving, so count it as gone now rather than after
     /// `liveness` silent beats; anything heard from it later brings it back.
     public mutating func brokerLeft(at now: UInt64) {

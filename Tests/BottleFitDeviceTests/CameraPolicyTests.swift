@@ -270,5 +270,27 @@ import Testing
         #expect(noLocal.replyTimeout(sentAt: Self.t0, deadline: Self.t0 + 100) == Self.t0 + 100)
         #expect(noLocal.fallback(after: .expired, deadline: Self.t0 + 100, at: Self.t0) == .drop(.expired))
     }
-}
 
+    /// A probe answered with an ERROR other than BUSY/EXPIRED must not strand the camera on
+    /// local compute for a whole maximum back-off (found by the pipeline tests: after a broker
+    /// restart the first probe is answered UNKNOWN_MODEL before any worker is back).
+    @Test func answeredProbeIsSettled() {
+        var p = policy(backoff: 500, maxBackoff: 16_000)
+        p.edgeBusy(retryAfterMilliseconds: 100, epoch: 0, at: Self.t0)
+        var now = Self.t0 + 600
+        p.heard(at: now)
+        #expect(p.decide(at: now) == .split)  // the probe
+        // UNKNOWN_MODEL for the probe: a short back-off (not 16 s), then another probe.
+        p.edgeRejected(epoch: 1, retry: false, at: now + 5)
+        now += 10
+        #expect(p.decide(at: now) == .local)
+        now += 2_100
+        p.heard(at: now)
+        #expect(p.decide(at: now) == .split)  // probing again well before 16 s
+        // WORKER_LOST for that probe: the very next frame probes again.
+        p.edgeRejected(epoch: 2, retry: true, at: now + 5)
+        #expect(p.decide(at: now + 10) == .split)
+        p.edgeSucceeded(epoch: 2, at: now + 20)
+        #expect(p.edgeState(at: now + 30) == .healthy)
+    }
+}

@@ -181,7 +181,10 @@ import ZeroMQ
         let a = try run(configuration(broker: edge.endpoint, fps: 100, slo: 100, heartbeat: 50), frames: 40, context: context).accounting
         #expect(a.completedEdge == 0)
         #expect(a.completedLocal + a.droppedTotal == 40)
-        #expect(a.fellBack >= 1)  // the first frames were sent, timed out and computed locally
+        // The first frames were sent and timed out: computed locally, or dropped when a loaded
+        // machine left no time to compute them before their deadline.
+        #expect(a.sent >= 1)
+        #expect(a.fellBack + a.droppedTotal >= 1)
         #expect(a.completedLocal >= 30)
         // Once silent, frames stop going to the edge (a probe per back-off at most).
         #expect(a.sent <= 12)

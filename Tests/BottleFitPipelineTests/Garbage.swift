@@ -1,0 +1,84 @@
+import BottleFitCore
+import BottleFitProtocol
+import Foundation
+
+/// Hand-written msgpack, to build what the protocol's encoder refuses to write.
+indirect enum Pack {
+    case uint(UInt64)
+    case str(String)
+    case bin([UInt8])
+    case array([Pack])
+    case map([(String, Pack)])
+    case raw([UInt8])
+
+    var bytes: [UInt8] {
+        var out: [UInt8] = []
+        append(to: &out)
+        return out
+    }
+
+    private static func be(_ v: UInt64, _ width: Int) -> [UInt8] {
+        (0..<width).reversed().map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) }
+    }
+
+    private func append(to out: inout [UInt8]) {
+        switch self {
+        case .uint(let v): if v < 0x80 { out.append(UInt8(v)) } else { out += [0xcf] + Self.be(v, 8) }
+        case .str(let s):
+            let b = Array(s.utf8)
+            if b.count < 32 { out.append(0xa0 | UInt8(b.count)) } else { out += [0xd9, UInt8(b.count)] }
+            out += b
+        case .bin(let b): out += [0xc6] + Self.be(UInt64(b.count), 4) + b
+        case .array(let items):
+            out.append(0x90 | UInt8(items.count))
+            for item in items { item.append(to: &out) }
+        case .map(let entries):
+            out.append(0x80 | UInt8(entries.count))
+            for (k, v) in entries { Pack.str(k).append(to: &out); v.append(to: &out) }
+        case .raw(let b): out += b
+        }
+    }
+}
+
+enum Garbage {
+    /// A well-formed FRAME body from the protocol's own encoder, to corrupt.
+    static func validFrame(camera: String, sequence: UInt64) -> [UInt8] {
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        let frame = FrameMessage(cameraID: camera, sequence: sequence, model: "tiny", payload: .jpeg([0xff, 0xd8, 0xff, 0xd9]),
+                                 deadline: now + 60_000, sentAt: now)
+        return (try? Message.frame(frame).encoded()) ?? [0xc1]
+    }
+
+    static func fields(version: UInt64 = 1, type: String = "frame", sequence: Pack = .uint(9)) -> [(String, Pack)] {
+        [("v", .uint(version)), ("t", .str(type)), ("c", .str("garbage-cam")), ("s", sequence), ("m", .str("tiny")),
+         ("k", .str("jpeg")), ("p", .bin([1, 2, 3])), ("dl", .uint(UInt64.max >> 1)), ("ts", .uint(1))]
+    }
+
+    /// Message bodies that are wrong in every way a peer could get them wrong.
+    static func bodies(round: Int, rng: inout SeededGenerator) -> [[UInt8]] {
+        let valid = validFrame(camera: "garbage-cam", sequence: UInt64(round))
+        let random = (0..<(1 + Int(rng.next() % 300))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let cut = 1 + Int(rng.next() % UInt64(max(1, valid.count - 1)))
+        return [
+            random,
+            [],
+            Array(valid.prefix(cut)),  // truncated msgpack
+            Pack.str("not a map").bytes,
+            Pack.array([.uint(1), .uint(2)]).bytes,
+            Pack.map(fields(sequence: .str("nine"))).bytes,  // wrong type
+            Pack.map(fields().map { $0.0 == "p" ? ($0.0, .array([.uint(1)])) : $0 }).bytes,
+            Pack.map(fields(version: 99)).bytes,  // unknown version
+            Pack.map(fields(version: 2, type: "heartbeat")).bytes,
+            Pack.map(fields(type: "teleport")).bytes,  // unknown type
+            Pack.map(fields(type: "result")).bytes,  // a type not valid from this peer
+            Pack.map(fields(type: "ready")).bytes,
+            // Huge declared sizes with nothing behind them.
+            Pack.map(fields().map { $0.0 == "p" ? ($0.0, .raw([0xc6, 0x7f, 0xff, 0xff, 0xff, 1, 2])) : $0 }).bytes,
+            [0xdd, 0xff, 0xff, 0xff, 0xff, 0x01],  // array32 of 4 billion
+            [0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 0x76, 0x01],  // map32 of 4 billion
+            [0xdb, 0xff, 0xff, 0xff, 0xf0, 0x41],  // str32 of 4 GB
+            Pack.map(fields().map { $0.0 == "c" ? ($0.0, .str(String(repeating: "x", count: 200))) : $0 }).bytes,
+            valid + [0xc1, 0xc1],  // trailing junk
+        ]
+    }
+}
