@@ -133,7 +133,7 @@ let package = Package(
         // Real `bottlefit` processes (built next to the tests) killed, overloaded and fed garbage mid-stream.
         .testTarget(
             name: "BottleFitPipelineTests",
-            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore"]
+            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitEngine"]
         ),
     ],
     swiftLanguageModes: [.v6]
