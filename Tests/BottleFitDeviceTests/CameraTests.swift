@@ -136,9 +136,11 @@ import ZeroMQ
         defer { edge.stop() }
         let a = try run(configuration(broker: edge.endpoint, local: false, fps: 200), frames: 10, context: context).accounting
         #expect(a.completedEdge == 0 && a.completedLocal == 0)
-        #expect(a.dropped[.busy] == 1)  // the frame that got BUSY
-        #expect(a.dropped[.busyNoLocal] == 9)  // the rest, during the retry-after
-        #expect(a.sent == 1)
+        // The frames sent before the first BUSY came back (one, or a few on a loaded machine at
+        // 200 fps) are dropped as busy; the rest, during the 10 s retry-after, never leave.
+        #expect(a.sent >= 1 && a.sent <= 3)
+        #expect(a.dropped[.busy] == a.sent)
+        #expect((a.dropped[.busy] ?? 0) + (a.dropped[.busyNoLocal] ?? 0) == 10)
     }
 
     @Test func workerLostFramesAreComputedLocallyWithoutBackoff() throws {
