@@ -62,7 +62,7 @@ public final class Broker: Sendable {
 
     deinit {
         // The thread holds only `shared`, not the broker: dropping the broker stops the loop.
-        shared.stopRequested.store(true, ordering: .releasing)
+        shared.service.stop()
     }
 
     /// Binds the sockets on a new thread and starts serving. Returns once the sockets are bound,
@@ -71,28 +71,19 @@ public final class Broker: Sendable {
     public func start() throws(BrokerError) -> BrokerEndpoints {
         let problems = configuration.problems
         guard problems.isEmpty else { throw .invalidConfiguration(problems) }
-        guard shared.state.withLock({ state in
-            if state.started { return false }
-            state.started = true
-            return true
-        }) else { throw .alreadyStarted }
-
-        let started = DispatchSemaphore(value: 0)
         let (configuration, context, logger, shared) = (self.configuration, self.context, self.logger, self.shared)
-        SocketThread.spawn(name: "bf-broker") {
-            defer { shared.exited.signal() }
+        let service = shared.service
+        let result = service.start(name: "bf-broker") { ready in
             let loop: BrokerLoop
             do throws(ZMQError) {
                 loop = try BrokerLoop(configuration: configuration, context: context, logger: logger)
             } catch {
-                shared.state.withLock { $0.startResult = .failure(.socket(error)) }
-                started.signal()
+                ready(.failure(.socket(error)))
                 return
             }
-            shared.state.withLock { $0.startResult = .success(loop.endpoints) }
-            started.signal()
+            ready(.success(loop.endpoints))
             loop.run(
-                shouldStop: { shared.stopRequested.load(ordering: .acquiring) },
+                shouldStop: { service.stopRequested },
                 report: { counters, stats in
                     shared.state.withLock { state in
                         state.counters = counters
@@ -100,27 +91,16 @@ public final class Broker: Sendable {
                     }
                 })
         }
-        started.wait()
-        switch shared.state.withLock({ $0.startResult }) {
-        case .success(let endpoints)?: return endpoints
-        case .failure(let error)?: throw error
-        case nil: throw .socket(ZMQError(errno: EINVAL, operation: "broker start", message: "the broker thread reported nothing"))
-        }
+        guard let result else { throw .alreadyStarted }
+        return try result.get()
     }
 
     /// Asks the loop to stop; returns at once. The loop exits within about one `pollTimeout`.
-    public func stop() {
-        shared.stopRequested.store(true, ordering: .releasing)
-    }
+    public func stop() { shared.service.stop() }
 
     /// Blocks until the loop has stopped and closed its sockets (returns at once if it never started).
     /// Do not call it from Swift's cooperative pool.
-    public func waitUntilStopped() {
-        guard shared.state.withLock({ $0.startResult.map { (try? $0.get()) != nil } ?? false }) else { return }
-        shared.exited.wait()
-        // Let any other waiter through too.
-        shared.exited.signal()
-    }
+    public func waitUntilStopped() { shared.service.waitUntilStopped() }
 
     /// The counters as of the loop's last turn (at most one `pollTimeout` old while it runs).
     public var counters: BrokerCounters { shared.state.withLock { $0.counters } }
@@ -134,14 +114,10 @@ public final class Broker: Sendable {
 /// the loop reports. Nothing here touches a socket.
 private final class SharedState: Sendable {
     struct State {
-        var started = false
-        var startResult: Result<BrokerEndpoints, BrokerError>?
         var counters = BrokerCounters()
         var latestStats: StatsMessage?
     }
 
-    let stopRequested = Atomic<Bool>(false)
+    let service = SocketService<BrokerEndpoints, BrokerError>()
     let state = Mutex(State())
-    /// Signalled once when the loop thread ends.
-    let exited = DispatchSemaphore(value: 0)
 }

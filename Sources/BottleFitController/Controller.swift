@@ -59,7 +59,7 @@ public final class Controller: Sendable {
     }
 
     deinit {
-        shared.stopRequested.store(true, ordering: .releasing)
+        shared.service.stop()
     }
 
     /// Makes the sockets on a new thread and starts. Returns once the PUB socket is bound, with the
@@ -68,28 +68,19 @@ public final class Controller: Sendable {
     public func start() throws(ControllerError) -> String {
         let problems = configuration.problems
         guard problems.isEmpty else { throw .invalidConfiguration(problems) }
-        guard shared.state.withLock({ state in
-            if state.started { return false }
-            state.started = true
-            return true
-        }) else { throw .alreadyStarted }
-
-        let started = DispatchSemaphore(value: 0)
         let (configuration, context, logger, shared) = (self.configuration, self.context, self.logger, self.shared)
-        SocketThread.spawn(name: "bf-controller") {
-            defer { shared.exited.signal() }
+        let service = shared.service
+        let result = service.start(name: "bf-controller") { ready in
             let loop: ControllerLoop
             do throws(ZMQError) {
                 loop = try ControllerLoop(configuration: configuration, context: context, logger: logger)
             } catch {
-                shared.state.withLock { $0.startResult = .failure(.socket(error)) }
-                started.signal()
+                ready(.failure(.socket(error)))
                 return
             }
-            shared.state.withLock { $0.startResult = .success(loop.directiveEndpoint) }
-            started.signal()
+            ready(.success(loop.directiveEndpoint))
             loop.run(
-                shouldStop: { shared.stopRequested.load(ordering: .acquiring) },
+                shouldStop: { service.stopRequested },
                 report: { counters, fraction, decision in
                     shared.state.withLock { state in
                         state.counters = counters
@@ -98,26 +89,16 @@ public final class Controller: Sendable {
                     }
                 })
         }
-        started.wait()
-        switch shared.state.withLock({ $0.startResult }) {
-        case .success(let endpoint)?: return endpoint
-        case .failure(let error)?: throw error
-        case nil: throw .socket(ZMQError(errno: EINVAL, operation: "controller start", message: "the controller thread reported nothing"))
-        }
+        guard let result else { throw .alreadyStarted }
+        return try result.get()
     }
 
     /// Asks the loop to stop; returns at once. The loop exits within about one `pollTimeout`.
-    public func stop() {
-        shared.stopRequested.store(true, ordering: .releasing)
-    }
+    public func stop() { shared.service.stop() }
 
     /// Blocks until the loop has stopped and closed its sockets (returns at once if it never
     /// started). Do not call it from Swift's cooperative pool.
-    public func waitUntilStopped() {
-        guard shared.state.withLock({ $0.startResult.map { (try? $0.get()) != nil } ?? false }) else { return }
-        shared.exited.wait()
-        shared.exited.signal()
-    }
+    public func waitUntilStopped() { shared.service.waitUntilStopped() }
 
     /// The counters as of the loop's last turn.
     public var counters: ControllerCounters { shared.state.withLock { $0.counters } }
@@ -132,14 +113,11 @@ public final class Controller: Sendable {
 /// reports. Nothing here touches a socket.
 private final class SharedState: Sendable {
     struct State {
-        var started = false
-        var startResult: Result<String, ControllerError>?
         var counters = ControllerCounters()
         var fraction = 0.0
         var lastDecision: ControllerDecision?
     }
 
-    let stopRequested = Atomic<Bool>(false)
+    let service = SocketService<String, ControllerError>()
     let state = Mutex(State())
-    let exited = DispatchSemaphore(value: 0)
 }

@@ -45,7 +45,7 @@ public final class TailWorker: Sendable {
 
     deinit {
         // The thread holds only `shared`, not the worker: dropping the worker stops the loop.
-        shared.stopRequested.store(true, ordering: .releasing)
+        shared.service.stop()
     }
 
     /// Loads the models and connects on a new thread. Returns once that is done, or throws why
@@ -54,73 +54,40 @@ public final class TailWorker: Sendable {
     public func start() throws(WorkerError) {
         let problems = configuration.problems
         guard problems.isEmpty else { throw .invalidConfiguration(problems) }
-        guard shared.state.withLock({ state in
-            defer { state.started = true }
-            return !state.started
-        }) else { throw .alreadyStarted }
-        let started = DispatchSemaphore(value: 0)
         let (configuration, context, logger, shared) = (self.configuration, self.context, self.logger, self.shared)
-        SocketThread.spawn(name: "bf-worker") {
-            defer { shared.exited.signal() }
+        let service = shared.service
+        let result = service.start(name: "bf-worker") { ready in
             let loop: WorkerLoop
             do throws(WorkerError) {
                 loop = try WorkerLoop(configuration: configuration, context: context, logger: logger)
             } catch {
-                shared.state.withLock { $0.startError = error }
-                started.signal()
+                ready(.failure(error))
                 return
             }
-            shared.state.withLock { $0.running = true }
-            started.signal()
+            ready(.success(()))
             loop.run(
-                shouldStop: { shared.stopRequested.load(ordering: .acquiring) },
-                report: { counters in shared.state.withLock { $0.counters = counters } })
+                shouldStop: { service.stopRequested },
+                report: { counters in shared.state.withLock { $0 = counters } })
         }
-        started.wait()
-        if let error = shared.state.withLock({ $0.startError }) { throw error }
+        guard let result else { throw .alreadyStarted }
+        try result.get()
     }
 
     /// Asks the worker to stop: it takes no more credit, answers the frames it holds, sends
     /// DISCONNECT and closes its socket. Returns at once; see `waitUntilStopped`.
-    public func stop() {
-        shared.stopRequested.store(true, ordering: .releasing)
-    }
+    public func stop() { shared.service.stop() }
 
     /// Blocks until the loop has drained and closed its socket, or `timeout` passes; returns
     /// whether it stopped. Returns true at once if the worker never ran. Not for Swift's cooperative pool.
     @discardableResult
-    public func waitUntilStopped(timeout: Duration? = nil) -> Bool {
-        guard shared.state.withLock({ $0.running }) else { return true }
-        let stopped: Bool
-        if let timeout {
-            let (seconds, attoseconds) = timeout.components
-            let nanoseconds = Int(clamping: seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-            stopped = shared.exited.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success
-        } else {
-            shared.exited.wait()
-            stopped = true
-        }
-        // Let any other waiter through too.
-        if stopped { shared.exited.signal() }
-        return stopped
-    }
+    public func waitUntilStopped(timeout: Duration? = nil) -> Bool { shared.service.waitUntilStopped(timeout: timeout) }
 
     /// The counters as of the loop's last turn (at most about one `pollTimeout` old while it runs).
-    public var counters: WorkerCounters { shared.state.withLock { $0.counters } }
+    public var counters: WorkerCounters { shared.state.withLock { $0 } }
 }
 
-/// What the loop thread and callers share: the stop flag and the reported counters. No socket.
+/// What the loop thread and callers share: the service's lifecycle and the reported counters. No socket.
 private final class SharedState: Sendable {
-    struct State {
-        var started = false
-        var running = false
-        var startError: WorkerError?
-        var counters = WorkerCounters()
-    }
-
-    let stopRequested = Atomic<Bool>(false)
-    let state = Mutex(State())
-    /// Signalled once when the loop thread ends.
-    let exited = DispatchSemaphore(value: 0)
+    let service = SocketService<Void, WorkerError>()
+    let state = Mutex(WorkerCounters())
 }
-
