@@ -53,6 +53,13 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // Training: reverse-mode gradients over engine graphs, losses, optimisers, recipes.
+        .target(
+            name: "BottleFitTraining",
+            dependencies: ["BottleFitCore", "BottleFitEngine", "CBottleFitOpenBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
+        ),
+        .testTarget(name: "BottleFitTrainingTests", dependencies: ["BottleFitTraining", "BottleFitEngine", "BottleFitCore"]),
         .testTarget(name: "BottleFitCoreTests", dependencies: ["BottleFitCore"]),
         .testTarget(
             name: "BottleFitEngineTests",
