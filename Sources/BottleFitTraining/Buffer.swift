@@ -46,6 +46,8 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     case shapeMismatch(String)
     case invalidArgument(String)
     case io(String)
+    /// Stopped on request (Ctrl-C) after saving a checkpoint.
+    case interrupted(String)
 
     public var description: String {
         switch self {
@@ -53,6 +55,7 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
         case .shapeMismatch(let s): "shape mismatch: \(s)"
         case .invalidArgument(let s): s
         case .io(let s): s
+        case .interrupted(let s): s
         }
     }
 }
