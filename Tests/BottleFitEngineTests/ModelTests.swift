@@ -21,6 +21,16 @@ import Testing
         #expect(r.parameters == 25_557_032)
     }
 
+    /// Fingerprints (nodes, names, attributes, metadata, exact weights) taken before the
+    /// builders learned basic blocks and compact stems: the ImageNet models must not change.
+    @Test func imageNetGraphsAreUnchanged() {
+        let narrow = ResNetConfiguration(width: 8, classes: 10, imageSize: 96)
+        #expect(GraphFingerprint.of(ModelFactory.resnet()) == 0x35b1_9234_2286_e0ed)
+        #expect(GraphFingerprint.of(ModelFactory.bottleFitResNet(bottleneck: 12)) == 0xc566_4869_1b58_3455)
+        #expect(GraphFingerprint.of(ModelFactory.resnet(narrow, seed: 5)) == 0x3e5e_a96e_03c3_3756)
+        #expect(GraphFingerprint.of(ModelFactory.bottleFitResNet(bottleneck: 3, narrow, seed: 7)) == 0xb5cf_4fb6_bb85_1365)
+    }
+
     @Test func decoderRestoresLayer2Shape() throws {
         let g = ModelFactory.bottleFitResNet(bottleneck: 3, ResNetConfiguration(width: 4, classes: 5))
         let (_, tail) = try ModelSplitter.split(g, at: "layer2")

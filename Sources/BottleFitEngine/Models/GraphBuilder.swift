@@ -2,7 +2,8 @@ import BottleFitCore
 import Foundation
 
 /// Builds graphs layer by layer with torchvision-style parameter names and seeded,
-/// He-initialised weights (kaiming normal, fan-out, as torchvision initialises ResNets).
+/// He-initialised weights (kaiming normal, fan-out, as torchvision initialises ResNets;
+/// see `convTranspose` for transposed convolutions).
 public struct GraphBuilder {
     public private(set) var nodes: [Node] = []
     public private(set) var initializers: [String: Tensor] = [:]
@@ -39,6 +40,39 @@ public struct GraphBuilder {
             attributes: [
                 "kernel_shape": .ints([k, k]), "strides": .ints([s, s]), "pads": .ints([p, p, p, p]),
                 "dilations": .ints([1, 1]), "group": .int(1),
+            ])
+    }
+
+    /// A transposed convolution (ONNX ConvTranspose, weights [in, out, k, k]) with every
+    /// attribute PyTorch's exporter writes (kernel_shape, strides, pads, dilations, group,
+    /// output_padding), so no reader has to guess a default.
+    ///
+    /// Weights ~ N(0, 2 / (out · k · k)), the He (kaiming normal) formula `conv` uses: for a
+    /// ConvTranspose weight that is PyTorch's `kaiming_normal_(w, nonlinearity="relu")` in its
+    /// default fan-in mode, since PyTorch counts a ConvTranspose weight's fan-in as out · k · k.
+    /// With `bias`, the bias ~ U(−1/√(out · k · k), 1/√(out · k · k)), PyTorch's default.
+    public mutating func convTranspose(
+        _ x: String, _ name: String, in c: Int, out m: Int, kernel k: Int, stride s: Int = 1, pad p: Int = 0,
+        outputPadding op: Int = 0, bias: Bool = false, output: String? = nil
+    ) -> String {
+        let fan = Float(m * k * k)
+        let std = (2 / fan).squareRoot()
+        var w = [Float](repeating: 0, count: c * m * k * k)
+        for i in w.indices { w[i] = rng.nextNormal() * std }
+        initializers["\(name).weight"] = Tensor(shape: [c, m, k, k], floats: w)
+        var inputs = [x, "\(name).weight"]
+        if bias {
+            let bound = 1 / fan.squareRoot()
+            var v = [Float](repeating: 0, count: m)
+            for i in v.indices { v[i] = (rng.nextUnit() * 2 - 1) * bound }
+            initializers["\(name).bias"] = Tensor(shape: [m], floats: v)
+            inputs.append("\(name).bias")
+        }
+        return add(
+            "ConvTranspose", inputs, name: name, output: output ?? name,
+            attributes: [
+                "kernel_shape": .ints([k, k]), "strides": .ints([s, s]), "pads": .ints([p, p, p, p]),
+                "dilations": .ints([1, 1]), "group": .int(1), "output_padding": .ints([op, op]),
             ])
     }
 
