@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "bottlefit", targets: ["bottlefit"]),
         .library(name: "BottleFitEngine", targets: ["BottleFitEngine"]),
+        .library(name: "BottleFitDatasets", targets: ["BottleFitDatasets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -83,6 +84,10 @@ let package = Package(
         // Camera side: images, JPEG codec, preprocessing to NCHW floats, frame sources.
         .target(name: "BottleFitImaging", dependencies: ["BottleFitCore", "BottleFitJPEGCodec", "CBottleFitZlib"]),
         .testTarget(name: "BottleFitImagingTests", dependencies: ["BottleFitImaging", "BottleFitCore", "CBottleFitZlib"]),
+        // Training data: Fashion-MNIST in memory, ImageFolder (JPEG on demand), seeded transforms,
+        // a prefetching batch loader, and a PNG encoder for reporting image sizes.
+        .target(name: "BottleFitDatasets", dependencies: ["BottleFitCore", "BottleFitImaging", "CBottleFitZlib"]),
+        .testTarget(name: "BottleFitDatasetsTests", dependencies: ["BottleFitDatasets", "BottleFitImaging", "BottleFitCore", "CBottleFitZlib"]),
         // Tail worker: DEALER to the broker's backend, decoder + tail with dynamic micro-batching.
         .target(
             name: "BottleFitWorker",

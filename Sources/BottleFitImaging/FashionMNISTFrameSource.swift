@@ -51,8 +51,25 @@ public struct FashionMNISTFrameSource: FrameSource, Sendable {
         directory: String = defaultDirectory, split: Split = .test, loops: Bool = false, jpegQuality: Int? = nil
     ) throws(ImagingError) {
         try FrameJPEG.validate(jpegQuality)
-        let imagesPath = try Self.locate("\(split.filePrefix)-images-idx3-ubyte", in: directory)
-        let labelsPath = try Self.locate("\(split.filePrefix)-labels-idx1-ubyte", in: directory)
+        let files = try Self.readSplit(split, directory: directory)
+        self.directory = directory
+        self.split = split
+        self.loops = loops
+        self.jpegQuality = jpegQuality
+        self.imageCount = files.count
+        self.imageHeight = files.height
+        self.imageWidth = files.width
+        self.pixels = files.pixels
+        self.labels = files.labels
+    }
+
+    /// Both files of a split, read and checked: what the frame source and
+    /// `BottleFitDatasets.FashionMNIST` hold in memory. The errors are those of `init`.
+    package static func readSplit(
+        _ split: Split, directory: String
+    ) throws(ImagingError) -> (count: Int, height: Int, width: Int, pixels: [UInt8], labels: [UInt8]) {
+        let imagesPath = try locate("\(split.filePrefix)-images-idx3-ubyte", in: directory)
+        let labelsPath = try locate("\(split.filePrefix)-labels-idx1-ubyte", in: directory)
         // Up to 1M images of up to 1024x1024: generous for MNIST-like sets, and the
         // byte cap in IDXFile still applies.
         let images = try IDXFile.read(path: imagesPath, rank: 3, maxDimension: 1 << 20)
@@ -63,18 +80,10 @@ public struct FashionMNISTFrameSource: FrameSource, Sendable {
         guard labels.dimensions[0] == images.dimensions[0] else {
             throw .invalidDataset(path: labelsPath, reason: "\(labels.dimensions[0]) labels for \(images.dimensions[0]) images")
         }
-        if let bad = labels.bytes.firstIndex(where: { Int($0) >= Self.classNames.count }) {
+        if let bad = labels.bytes.firstIndex(where: { Int($0) >= classNames.count }) {
             throw .invalidDataset(path: labelsPath, reason: "label \(labels.bytes[bad]) of image \(bad) is outside 0...9")
         }
-        self.directory = directory
-        self.split = split
-        self.loops = loops
-        self.jpegQuality = jpegQuality
-        self.imageCount = images.dimensions[0]
-        self.imageHeight = images.dimensions[1]
-        self.imageWidth = images.dimensions[2]
-        self.pixels = images.bytes
-        self.labels = labels.bytes
+        return (images.dimensions[0], images.dimensions[1], images.dimensions[2], images.bytes, labels.bytes)
     }
 
     public mutating func next() -> Frame? {

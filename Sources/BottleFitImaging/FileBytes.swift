@@ -6,9 +6,9 @@ import Darwin
 
 /// Whole-file reads with a size cap, through POSIX calls so that the size check and the
 /// read see the same open file and every failure carries its `strerror` text.
-enum FileBytes {
+package enum FileBytes {
     /// The contents of the regular file at `path`, refused when larger than `maxBytes`.
-    static func contents(of path: String, maxBytes: Int) throws(ImagingError) -> [UInt8] {
+    package static func contents(of path: String, maxBytes: Int) throws(ImagingError) -> [UInt8] {
         let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else { throw .fileUnreadable(path: path, reason: errnoText()) }
         defer { close(fd) }

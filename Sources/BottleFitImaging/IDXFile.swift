@@ -8,18 +8,18 @@ import CBottleFitZlib
 /// through. The header is read and checked first and the data buffer is allocated only
 /// then, with the exact size the header declares and below a cap, so neither a wrong
 /// file nor a forged header can make the reader allocate gigabytes.
-struct IDXFile {
+package struct IDXFile: Sendable {
     /// Dimensions from the header, outermost first.
-    let dimensions: [Int]
+    package let dimensions: [Int]
     /// The elements, row-major.
-    let bytes: [UInt8]
+    package let bytes: [UInt8]
 
     /// 512 MiB: Fashion-MNIST's training images are 47 MB uncompressed.
-    static let defaultMaxBytes = 512 << 20
+    package static let defaultMaxBytes = 512 << 20
 
     /// Reads the IDX file at `path`, which must have exactly `rank` dimensions, each in
     /// 1...`maxDimension`, and hold exactly as many elements as they multiply to.
-    static func read(path: String, rank: Int, maxDimension: Int, maxBytes: Int = defaultMaxBytes) throws(ImagingError) -> IDXFile {
+    package static func read(path: String, rank: Int, maxDimension: Int, maxBytes: Int = defaultMaxBytes) throws(ImagingError) -> IDXFile {
         guard let file = gzopen(path, "rb") else {
             throw .fileUnreadable(path: path, reason: "zlib could not open it")
         }

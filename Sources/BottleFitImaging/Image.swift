@@ -28,8 +28,9 @@ public struct Image: Sendable, Equatable {
         self.init(validatedWidth: width, height: height, channels: channels, pixels: pixels)
     }
 
-    /// For callers that produced `pixels` with the right count themselves (decoder, sources).
-    init(validatedWidth width: Int, height: Int, channels: Int, pixels: [UInt8]) {
+    /// For callers that produced `pixels` with the right count themselves (decoder, sources,
+    /// the dataset transforms of `BottleFitDatasets`).
+    package init(validatedWidth width: Int, height: Int, channels: Int, pixels: [UInt8]) {
         assert(width > 0 && height > 0 && (channels == 1 || channels == 3) && pixels.count == width * height * channels)
         self.width = width
         self.height = height

@@ -21,6 +21,23 @@ public struct ImagePreprocessor: Sendable {
 
         /// ImageNet's statistics, which torchvision's pretrained 3-channel models expect.
         public static let imageNet = Normalization.meanStd(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
+
+        /// Per channel, the `scale` and `offset` of `sample (0...255) * scale + offset`, which
+        /// folds /255, -mean and /std into one multiply-add; checks the statistics first.
+        package func affine(channels: Int) throws(ImagingError) -> (scale: [Float], offset: [Float]) {
+            switch self {
+            case .unitRange:
+                return (Array(repeating: 1 / 255, count: channels), Array(repeating: 0, count: channels))
+            case .meanStd(let mean, let std):
+                guard mean.count == channels, std.count == channels else {
+                    throw .invalidConfiguration("\(channels) channels need \(channels) means and standard deviations, got \(mean.count) and \(std.count)")
+                }
+                guard std.allSatisfy({ $0 > 0 && $0.isFinite }), mean.allSatisfy(\.isFinite) else {
+                    throw .invalidConfiguration("standard deviations must be positive and means finite")
+                }
+                return (std.map { 1 / (255 * $0) }, zip(mean, std).map { -$0 / $1 })
+            }
+        }
     }
 
     /// Output channels: 1 (colour images become luma) or 3 (grey images are repeated).
@@ -57,20 +74,7 @@ public struct ImagePreprocessor: Sendable {
             throw .invalidConfiguration("resize of the shorter side must be in 1...65536, not \(side)")
         }
         let normalization = normalization ?? (channels == 3 ? .imageNet : .unitRange)
-        switch normalization {
-        case .unitRange:
-            scale = Array(repeating: 1 / 255, count: channels)
-            offset = Array(repeating: 0, count: channels)
-        case .meanStd(let mean, let std):
-            guard mean.count == channels, std.count == channels else {
-                throw .invalidConfiguration("\(channels) channels need \(channels) means and standard deviations, got \(mean.count) and \(std.count)")
-            }
-            guard std.allSatisfy({ $0 > 0 && $0.isFinite }), mean.allSatisfy(\.isFinite) else {
-                throw .invalidConfiguration("standard deviations must be positive and means finite")
-            }
-            scale = std.map { 1 / (255 * $0) }
-            offset = zip(mean, std).map { -$0 / $1 }
-        }
+        (scale, offset) = try normalization.affine(channels: channels)
         self.channels = channels
         self.height = height
         self.width = width
