@@ -48,7 +48,7 @@ let package = Package(
             dependencies: [
                 "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
                 "BottleFitWorker", "BottleFitDevice", "BottleFitImaging", "BottleFitController",
-                "BottleFitProtocol", "CBottleFitZMQ",
+                "BottleFitProtocol", "CBottleFitZMQ", "BottleFitTraining", "BottleFitDatasets",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -143,7 +143,7 @@ public final class Trainer {
 
     /// One optimisation step; returns the loss and, when the objective has logits, the
     /// number of correct top-1 predictions.
-    func step(_ batch: TrainingBatch, stage: Stage, optimizer: inout any Optimizer) throws -> (Float, Int?) {
+    public func step(_ batch: TrainingBatch, stage: Stage, optimizer: inout any Optimizer) throws -> (Float, Int?) {
         let inputs = [inputName: batch.images]
         switch stage.objective {
         case .crossEntropy:

@@ -101,6 +101,13 @@ final class StopRequest: @unchecked Sendable {
         run?()
     }
 
+    /// Whether a stop was asked for (for loops that poll rather than attach an action).
+    var isRequested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return requested
+    }
+
     /// The service's stop; called at once when a stop was already requested.
     func attach(_ stop: @escaping @Sendable () -> Void) {
         lock.lock()

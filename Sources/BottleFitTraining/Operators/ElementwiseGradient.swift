@@ -8,7 +8,7 @@ struct ReluGradient: TrainableOperator {
         var y = inputs[0]
         y.data.withUnsafeMutableBufferPointer { p in
             TrainingThreads.forEach(p.count, minimumPerPart: 65536) { range in
-                for i in range where !(p[i] > 0) { p[i] = 0 }
+                for i in range { p[i] = p[i] > 0 ? p[i] : 0 }
             }
         }
         return ForwardOutput(output: y)
@@ -20,7 +20,7 @@ struct ReluGradient: TrainableOperator {
         dx.data.withUnsafeMutableBufferPointer { g in
             output.data.withUnsafeBufferPointer { y in
                 TrainingThreads.forEach(g.count, minimumPerPart: 65536) { range in
-                    for i in range where !(y[i] > 0) { g[i] = 0 }
+                    for i in range { g[i] = y[i] > 0 ? g[i] : 0 }
                 }
             }
         }
