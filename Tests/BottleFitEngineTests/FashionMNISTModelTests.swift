@@ -158,9 +158,13 @@ import Testing
         let ae = ModelFactory.autoencoderResNet(bottleneck: 4, Self.config)
         #expect(ae.metadata["bottlefit.architecture"] == "autoencoder-resnet-fmnist")
         #expect(ae.metadata["bottlefit.bottleneck"] == "bottleneck")
-        let (head, _) = try ModelSplitter.split(ae, at: "bottleneck")
-        let s = try ModelSummary(head)
-        #expect(s.bottleneck?.shape == [1, 4, 3, 3] && s.bottleneck?.bytes == 36)
+        // The bottleneck is reported for the head (its output), the tail (its input) and the full model.
+        let (head, tail) = try ModelSplitter.split(ae, at: "bottleneck")
+        for g in [head, tail, ae] {
+            let s = try ModelSummary(g)
+            #expect(s.bottleneck?.shape == [1, 4, 3, 3] && s.bottleneck?.bytes == 36, "\(g.name)")
+        }
+        #expect(try ModelSummary(ModelFactory.resnet(Self.config)).bottleneck == nil)
         #expect(ModelFactory.autoencoderResNet(bottleneck: 4).metadata["bottlefit.architecture"] == "autoencoder-resnet50")
     }
 
