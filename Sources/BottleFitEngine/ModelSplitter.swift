@@ -82,7 +82,8 @@ public struct ModelSummary: Sendable {
     public var parameters: Int
     /// Multiply-accumulates of one image (batch 1).
     public var macs: Int
-    /// For a head: the bottleneck's shape at batch 1 and its uint8 payload in bytes.
+    /// The bottleneck's shape at batch 1 and its uint8 payload in bytes: a head's output, or
+    /// the value `bottlefit.bottleneck` names in a full model or a tail.
     public var bottleneck: (shape: [Int], bytes: Int)?
     public var metadata: [String: String]
 
@@ -114,6 +115,9 @@ public struct ModelSummary: Sendable {
         }
         self.macs = macs
         if graph.metadata["bottlefit.part"] == "head", graph.outputs.count == 1, let t = analysis.types[graph.outputs[0].name] {
+            bottleneck = (t.shape, t.count)
+        } else if let name = graph.metadata["bottlefit.bottleneck"], let t = analysis.types[name], graph.initializers[name] == nil {
+            // A full model or a tail: the value the metadata names (a tail's input).
             bottleneck = (t.shape, t.count)
         } else {
             bottleneck = nil

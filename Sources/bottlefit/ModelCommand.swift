@@ -11,9 +11,29 @@ struct ModelCommand: ParsableCommand {
     )
 }
 
+/// The model families `model create` builds; the `-resnet50` names fix the ImageNet preset.
 enum Architecture: String, ExpressibleByArgument, CaseIterable {
     case bottlefitResNet50 = "bottlefit-resnet50"
     case resnet50 = "resnet50"
+    case bottlefitResNet = "bottlefit-resnet"
+    case resnet = "resnet"
+    case autoencoderResNet = "autoencoder-resnet"
+
+    /// BottleFit and autoencoder models have a bottleneck (and so a head and a tail).
+    var hasBottleneck: Bool { self != .resnet && self != .resnet50 }
+}
+
+/// Starting configurations of `model create`, refined by --width, --blocks, --classes, --image-size.
+enum ModelPreset: String, ExpressibleByArgument, CaseIterable {
+    case imagenet
+    case fashionMNIST = "fashion-mnist"
+
+    var configuration: ResNetConfiguration {
+        switch self {
+        case .imagenet: .resnet50
+        case .fashionMNIST: .fashionMNIST
+        }
+    }
 }
 
 enum ModelPart: String, ExpressibleByArgument, CaseIterable {
@@ -25,55 +45,108 @@ struct CreateModelCommand: ParsableCommand {
         commandName: "create",
         abstract: "Build a reference model with seeded He-initialised weights and save it as ONNX.",
         discussion: """
-            bottlefit-resnet50: BottleFit's ResNet-50. The head (encoder) ends in a C x 29 x 29 \
-            bottleneck (value 'bottleneck', before any BN/ReLU); the tail is the decoder back to \
-            layer2's 512 x 28 x 28, then ResNet-50's layer3, layer4, pooling and a 1000-class fc.
-            resnet50: torchvision's ResNet-50 topology, the unsplit reference.
-            --width, --classes and --image-size build narrower or smaller versions of the same \
-            topology (tests use them); the defaults give the standard models.
+            Presets (--preset, default imagenet):
+              imagenet       ResNet-50: bottleneck blocks [3,4,6,3], width 64, 7x7/2 stem + maxpool, \
+            3x224x224 input, 1000 classes.
+              fashion-mnist  basic blocks [1,1,1,1], width 16, 3x3/2 stem, 1x28x28 input, 10 classes \
+            (layer1 16x14x14, layer2 32x7x7, layer3 64x4x4, layer4 128x2x2).
+            Architectures:
+              resnet              the teacher (torchvision names: conv1, bn1, layer1..layer4, fc).
+              bottlefit-resnet    BottleFit: the teacher's stem becomes an encoder ending in a \
+            C-channel bottleneck (value 'bottleneck', before any BN/ReLU; C x 29 x 29 for imagenet, \
+            C x 8 x 8 for fashion-mnist) and a decoder back to layer2's shape, then the teacher's \
+            layer3, layer4, pooling and fc with the teacher's parameter names.
+              autoencoder-resnet  the paper's baseline: the teacher with an autoencoder after layer2 \
+            (2x2 convs L -> L/4 -> L/8 -> L/16 -> C, mirrored with ConvTranspose; bottleneck C x 24 x 24 \
+            for imagenet, C x 3 x 3 for fashion-mnist).
+              resnet50, bottlefit-resnet50  the same as resnet and bottlefit-resnet with --preset imagenet.
+            --bottleneck C is required for bottlefit-* and autoencoder-*; --part writes their head \
+            (input -> bottleneck), tail (bottleneck -> logits) or the full model. --width, --blocks, \
+            --classes and --image-size override the preset (the tests use narrower models).
             Examples:
               bottlefit model create bottlefit-resnet50 --bottleneck 12 --part head --out head.onnx
+              bottlefit model create bottlefit-resnet --preset fashion-mnist --bottleneck 2 --part tail --out tail.onnx
+              bottlefit model create resnet --preset fashion-mnist --width 32 --blocks 2,2,2,2 --out teacher.onnx
+              bottlefit model create autoencoder-resnet --preset fashion-mnist --bottleneck 2 --out ae.onnx
               bottlefit model create resnet50 --out resnet50.onnx --seed 7
             """
     )
 
     @Argument(help: "Architecture: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")).")
     var architecture: Architecture
-    @Option(help: "Bottleneck channels C (bottlefit-resnet50 only).") var bottleneck: Int?
-    @Option(help: "Which part to write: head, tail or full (bottlefit-resnet50 only).") var part: ModelPart = .full
+    @Option(help: "Configuration to start from: \(ModelPreset.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var preset: ModelPreset = .imagenet
+    @Option(help: "Bottleneck channels C (bottlefit-* and autoencoder-resnet only).") var bottleneck: Int?
+    @Option(help: "Which part to write: head, tail or full (bottlefit-* and autoencoder-resnet only).") var part: ModelPart = .full
     @Option(help: "Output .onnx file.") var out: String
     @Option(help: "Seed of the weight initialisation.") var seed: UInt64 = 0
-    @Option(help: "Base width (ResNet-50: 64).") var width: Int = 64
-    @Option(help: "Number of classes.") var classes: Int = 1000
-    @Option(help: "Input image size in pixels (square).") var imageSize: Int = 224
+    @Option(help: "Base width (default: the preset's, 64 for imagenet, 16 for fashion-mnist).") var width: Int?
+    @Option(help: "Blocks per stage, four comma-separated counts (default: the preset's, e.g. 3,4,6,3).") var blocks: String?
+    @Option(help: "Number of classes (default: the preset's).") var classes: Int?
+    @Option(help: "Input image size in pixels, square (default: the preset's).") var imageSize: Int?
+
+    /// The preset with the command line's overrides.
+    func resnetConfiguration() throws -> ResNetConfiguration {
+        var config = preset.configuration
+        if let width { config.width = width }
+        if let classes { config.classes = classes }
+        if let imageSize { config.imageSize = imageSize }
+        if let blocks {
+            let counts = blocks.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let values = counts.compactMap { $0 }
+            guard counts.count == 4, values.count == 4, values.allSatisfy({ (1...64).contains($0) }) else {
+                throw ValidationError("--blocks must be four comma-separated counts between 1 and 64, such as 1,1,1,1")
+            }
+            config.blocks = values
+        }
+        return config
+    }
 
     func validate() throws {
-        switch architecture {
-        case .bottlefitResNet50:
-            guard let c = bottleneck else { throw ValidationError("bottlefit-resnet50 needs --bottleneck C") }
-            guard (1...4096).contains(c) else { throw ValidationError("--bottleneck must be between 1 and 4096") }
-        case .resnet50:
-            guard bottleneck == nil else { throw ValidationError("--bottleneck applies to bottlefit-resnet50 only") }
-            guard part == .full else { throw ValidationError("--part applies to bottlefit-resnet50 only; split resnet50 with `bottlefit model split`") }
+        let name = architecture.rawValue
+        if architecture == .resnet50 || architecture == .bottlefitResNet50, preset != .imagenet {
+            throw ValidationError("\(name) is the ImageNet ResNet-50; use \(name.dropLast(2)) --preset \(preset.rawValue)")
         }
-        guard (1...1024).contains(width) else { throw ValidationError("--width must be between 1 and 1024") }
-        guard classes >= 1 else { throw ValidationError("--classes must be at least 1") }
-        guard imageSize >= 32 else { throw ValidationError("--image-size must be at least 32") }
+        if architecture.hasBottleneck {
+            guard let c = bottleneck else { throw ValidationError("\(name) needs --bottleneck C") }
+            guard (1...4096).contains(c) else { throw ValidationError("--bottleneck must be between 1 and 4096") }
+        } else {
+            guard bottleneck == nil else { throw ValidationError("--bottleneck applies to bottlefit-* and autoencoder-resnet only") }
+            guard part == .full else { throw ValidationError("--part applies to bottlefit-* and autoencoder-resnet only; split \(name) with `bottlefit model split`") }
+        }
+        if let width { guard (1...1024).contains(width) else { throw ValidationError("--width must be between 1 and 1024") } }
+        if let classes { guard classes >= 1 else { throw ValidationError("--classes must be at least 1") } }
+        if let imageSize { guard imageSize >= 8 else { throw ValidationError("--image-size must be at least 8") } }
+        // The builders' own checks (e.g. the decoder must restore layer2's size), as messages.
+        let config = try resnetConfiguration()
+        do {
+            switch architecture {
+            case .resnet, .resnet50: try config.validate()
+            case .bottlefitResNet, .bottlefitResNet50: try ModelFactory.checkBottleFitResNet(bottleneck: bottleneck!, config)
+            case .autoencoderResNet: try ModelFactory.checkAutoencoderResNet(bottleneck: bottleneck!, config)
+            }
+        } catch {
+            if case .invalidModel(let message) = error { throw ValidationError(message) }
+            throw ValidationError(error.description)
+        }
     }
 
     func run() throws {
-        let config = ResNetConfiguration(width: width, classes: classes, imageSize: imageSize)
-        let graph: Graph
+        let config = try resnetConfiguration()
+        let full: Graph
         switch architecture {
-        case .resnet50:
-            graph = ModelFactory.resnet(config, seed: seed)
-        case .bottlefitResNet50:
-            let full = ModelFactory.bottleFitResNet(bottleneck: bottleneck!, config, seed: seed)
-            switch part {
-            case .full: graph = full
-            case .head: graph = try ModelSplitter.split(full, at: ModelFactory.bottleneckName).head
-            case .tail: graph = try ModelSplitter.split(full, at: ModelFactory.bottleneckName).tail
-            }
+        case .resnet, .resnet50:
+            full = ModelFactory.resnet(config, seed: seed)
+        case .bottlefitResNet, .bottlefitResNet50:
+            full = ModelFactory.bottleFitResNet(bottleneck: bottleneck!, config, seed: seed)
+        case .autoencoderResNet:
+            full = ModelFactory.autoencoderResNet(bottleneck: bottleneck!, config, seed: seed)
+        }
+        let graph: Graph
+        switch part {
+        case .full: graph = full
+        case .head: graph = try ModelSplitter.split(full, at: ModelFactory.bottleneckName).head
+        case .tail: graph = try ModelSplitter.split(full, at: ModelFactory.bottleneckName).tail
         }
         try ONNXExporter.write(graph, to: URL(fileURLWithPath: out))
         let summary = try ModelSummary(graph)
@@ -114,7 +187,9 @@ struct ModelInfoCommand: ParsableCommand {
         discussion: """
             MACs are multiply-accumulates of one image (batch 1). Parameters exclude batch-norm \
             running statistics. For a head (a model written by `model create --part head` or \
-            `model split`) the bottleneck's shape and its uint8 payload in bytes are shown.
+            `model split`) the bottleneck's shape and its uint8 payload in bytes are shown, with \
+            the saving against the raw uint8 input; for a full BottleFit or autoencoder model \
+            and for a tail, the bottleneck that the `bottlefit.bottleneck` metadata names.
             Example: bottlefit model info head.onnx
             """
     )
@@ -134,8 +209,9 @@ struct ModelInfoCommand: ParsableCommand {
         print("MACs: \(s.macs) (" + String(format: "%.3f", Double(s.macs) / 1e9) + " GMAC per image)")
         if let b = s.bottleneck {
             let raw = s.inputs.first.flatMap { try? InferenceSession.concreteShape($0, batch: 1) }?.reduce(1, *) ?? 0
-            print("bottleneck: \(b.shape.shapeDescription), uint8 payload \(b.bytes) bytes per image")
-            if raw > 0 {
+            let isInput = s.inputs.contains { $0.name == s.metadata["bottlefit.bottleneck"] }
+            print("bottleneck: \(b.shape.shapeDescription), uint8 payload \(b.bytes) bytes per image" + (isInput ? " (this tail's input)" : ""))
+            if raw > 0, !isInput {
                 print(String(format: "  vs raw uint8 input %d bytes: %.1f%% smaller", raw, 100 * (1 - Double(b.bytes) / Double(raw))))
             }
         }

@@ -74,6 +74,49 @@ import Testing
         #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
     }
 
+    @Test func fashionMNISTFamilyCreatesSplitsAndDescribes() throws {
+        let dir = try temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        var r = try Self.run(["model", "create", "resnet", "--preset", "fashion-mnist", "--out", path("teacher.onnx")])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try Self.run(["model", "info", path("teacher.onnx")])
+        #expect(r.stdout.contains("architecture: resnet-fmnist (full)") && r.stdout.contains("parameters: 308538"), "\(r.stdout)")
+        #expect(r.stdout.contains("input:  input float32[batchx1x28x28]"), "\(r.stdout)")
+
+        r = try Self.run(["model", "create", "bottlefit-resnet", "--preset", "fashion-mnist", "--bottleneck", "2", "--out", path("bf.onnx")])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try Self.run(["model", "split", path("bf.onnx"), "--at", "bottleneck", "--head", path("h.onnx"), "--tail", path("t.onnx")])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try Self.run(["model", "info", path("h.onnx")])
+        #expect(r.stdout.contains("architecture: bottlefit-resnet-fmnist (head)"), "\(r.stdout)")
+        #expect(r.stdout.contains("parameters: \(208 + 64 * 2)"), "\(r.stdout)")
+        #expect(r.stdout.contains("bottleneck: 1x2x8x8, uint8 payload 128 bytes"), "\(r.stdout)")
+        #expect(r.stdout.contains("vs raw uint8 input 784 bytes: 83.7% smaller"), "\(r.stdout)")
+        // --part head writes the same head as splitting the full model.
+        r = try Self.run(["model", "create", "bottlefit-resnet", "--preset", "fashion-mnist", "--bottleneck", "2", "--part", "head", "--out", path("h2.onnx")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let split = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: path("h.onnx")))
+        let created = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: path("h2.onnx")))
+        #expect(split.nodes == created.nodes && split.initializers == created.initializers)
+
+        r = try Self.run(["model", "create", "autoencoder-resnet", "--preset", "fashion-mnist", "--bottleneck", "2", "--out", path("ae.onnx")])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try Self.run(["model", "info", path("ae.onnx")])
+        #expect(r.stdout.contains("architecture: autoencoder-resnet-fmnist (full)"), "\(r.stdout)")
+        #expect(r.stdout.contains("bottleneck: 1x2x3x3, uint8 payload 18 bytes"), "\(r.stdout)")
+        r = try Self.run(["model", "split", path("ae.onnx"), "--at", "bottleneck", "--head", path("aeh.onnx"), "--tail", path("aet.onnx")])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try Self.run(["model", "info", path("aet.onnx")])
+        #expect(r.stdout.contains("bottleneck: 1x2x3x3, uint8 payload 18 bytes per image (this tail's input)"), "\(r.stdout)")
+
+        r = try Self.run(["model", "create", "resnet50", "--preset", "fashion-mnist", "--out", path("x.onnx")])
+        #expect(r.status != 0 && r.stderr.contains("use resnet --preset fashion-mnist"), "\(r.stderr)")
+        r = try Self.run(["model", "create", "bottlefit-resnet", "--preset", "fashion-mnist", "--bottleneck", "2", "--image-size", "30", "--out", path("x.onnx")])
+        #expect(r.status != 0 && r.stderr.contains("into 32x7x7, but the teacher's layer2 is 32x8x8"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: path("x.onnx")))
+    }
+
     @Test func badInputsAreClearErrors() throws {
         let dir = try temporary()
         defer { try? FileManager.default.removeItem(at: dir) }

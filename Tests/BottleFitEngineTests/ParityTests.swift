@@ -4,7 +4,8 @@ import Foundation
 import Testing
 
 /// The engine against ONNX Runtime on the same ONNX files and inputs, on narrow versions of
-/// the BottleFit ResNet-50 and ResNet-50 topologies (scripts/check-parity does full size).
+/// the BottleFit ResNet-50 and ResNet-50 topologies (scripts/check-parity does full size)
+/// and on the Fashion-MNIST family at its real size.
 @Suite struct ParityTests {
     static let narrow = ResNetConfiguration(width: 8, classes: 10, imageSize: 224)
     static let tolerance = 1e-4
@@ -53,6 +54,31 @@ import Testing
         let config = ResNetConfiguration(width: 8, classes: 10, imageSize: 96)
         let g = Self.randomizeBatchNorms(ModelFactory.resnet(config, seed: 5), seed: 6)
         try checkAgainstOnnxRuntime(g, inputShape: [1, 3, 96, 96], label: "resnet50")
+    }
+
+    /// The Fashion-MNIST teacher, BottleFit model and autoencoder baseline (full, head and tail).
+    @Test func fashionMNISTModels() throws {
+        let config = ResNetConfiguration.fashionMNIST
+        let teacher = Self.randomizeBatchNorms(ModelFactory.resnet(config, seed: 11), seed: 12)
+        try checkAgainstOnnxRuntime(teacher, inputShape: [1, 1, 28, 28], label: "resnet-fmnist")
+        let bottleFit = Self.randomizeBatchNorms(ModelFactory.bottleFitResNet(bottleneck: 2, config, seed: 13), seed: 14)
+        let (head, tail) = try ModelSplitter.split(bottleFit, at: ModelFactory.bottleneckName)
+        try checkAgainstOnnxRuntime(bottleFit, inputShape: [1, 1, 28, 28], label: "bottlefit-fmnist")
+        try checkAgainstOnnxRuntime(head, inputShape: [1, 1, 28, 28], label: "bottlefit-fmnist-head")
+        try checkAgainstOnnxRuntime(tail, inputShape: [1, 2, 8, 8], label: "bottlefit-fmnist-tail")
+        let ae = Self.randomizeBatchNorms(ModelFactory.autoencoderResNet(bottleneck: 3, config, seed: 15), seed: 16)
+        let (aeHead, aeTail) = try ModelSplitter.split(ae, at: ModelFactory.bottleneckName)
+        try checkAgainstOnnxRuntime(ae, inputShape: [1, 1, 28, 28], label: "autoencoder-fmnist")
+        try checkAgainstOnnxRuntime(aeHead, inputShape: [1, 1, 28, 28], label: "autoencoder-fmnist-head")
+        try checkAgainstOnnxRuntime(aeTail, inputShape: [1, 3, 3, 3], label: "autoencoder-fmnist-tail")
+    }
+
+    /// The autoencoder baseline on a narrow ResNet-50: ConvTranspose on larger maps.
+    @Test func autoencoderResNet50Tail() throws {
+        let config = ResNetConfiguration(width: 8, classes: 10, imageSize: 96)
+        let ae = Self.randomizeBatchNorms(ModelFactory.autoencoderResNet(bottleneck: 5, config, seed: 17), seed: 18)
+        let (_, tail) = try ModelSplitter.split(ae, at: ModelFactory.bottleneckName)
+        try checkAgainstOnnxRuntime(tail, inputShape: [1, 5, 8, 8], label: "autoencoder-resnet50-tail")
     }
 
     @Test func headThenTailEqualsFull() throws {
