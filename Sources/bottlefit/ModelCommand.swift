@@ -190,16 +190,30 @@ struct ModelInfoCommand: ParsableCommand {
             `model split`) the bottleneck's shape and its uint8 payload in bytes are shown, with \
             the saving against the raw uint8 input; for a full BottleFit or autoencoder model \
             and for a tail, the bottleneck that the `bottlefit.bottleneck` metadata names.
+            With --json, one JSON object: parameters, macs, architecture, part, and \
+            bottleneck_shape and bottleneck_bytes when there is a bottleneck.
             Example: bottlefit model info head.onnx
             """
     )
 
     @Argument(help: "The ONNX model.") var model: String
+    @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() throws {
         let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
         _ = try InferenceSession(graph: graph, optimize: false)
         let s = try ModelSummary(graph)
+        if json {
+            var fields = [
+                "\"parameters\": \(s.parameters)", "\"macs\": \(s.macs)",
+                "\"architecture\": \"\(s.metadata["bottlefit.architecture"] ?? "")\"", "\"part\": \"\(s.metadata["bottlefit.part"] ?? "full")\"",
+            ]
+            if let b = s.bottleneck {
+                fields += ["\"bottleneck_shape\": [\(b.shape.map(String.init).joined(separator: ", "))]", "\"bottleneck_bytes\": \(b.bytes)"]
+            }
+            print("{" + fields.joined(separator: ", ") + "}")
+            return
+        }
         print("model: \(model)")
         if let a = s.metadata["bottlefit.architecture"] { print("architecture: \(a) (\(s.metadata["bottlefit.part"] ?? "full"))") }
         print("opset: \(graph.opsetVersion), nodes: \(graph.nodes.count)")
