@@ -69,7 +69,7 @@ let package = Package(
         // Runs the built `bottlefit` binary (scripts/test builds it first).
         .testTarget(
             name: "BottleFitCLITests",
-            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto"]
+            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets"]
         ),
         // Typed Swift wrapper over libzmq: context, sockets, options, multipart messages, poller.
         .target(name: "ZeroMQ", dependencies: ["CBottleFitZMQ"]),

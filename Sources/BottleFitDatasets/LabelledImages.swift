@@ -74,3 +74,14 @@ public struct LabelledImages: LabelledImageSource, Sendable {
         return Image(validatedWidth: width, height: height, channels: channels, pixels: interleaved)
     }
 }
+
+extension LabelledImages {
+    /// The first `n` images (all of them when `n` is at least the count), for quick runs.
+    public func prefix(_ n: Int) throws(DatasetError) -> LabelledImages {
+        guard n < count else { return self }
+        guard n > 0 else { throw .invalidConfiguration("a dataset limit must be positive, not \(n)") }
+        return try LabelledImages(
+            channels: channels, height: height, width: width, pixels: Array(pixels[0..<(n * elementCount)]),
+            labels: Array(labels[0..<n]), classNames: classNames)
+    }
+}

@@ -9,6 +9,8 @@ public struct RecipeRunner {
     public var checkpoint: Checkpoint
     public var progress: (String) -> Void = { print($0) }
     public var shouldStop: () -> Bool = { false }
+    /// Seconds between progress lines within an epoch.
+    public var progressInterval: Double = 10
     /// Called after each stage finishes with its index and the model (e.g. to save stage 1).
     public var afterStage: (Int, TrainingGraph) throws -> Void = { _, _ in }
 
@@ -44,6 +46,7 @@ public struct RecipeRunner {
         let trainer = Trainer(model: model, teacher: teacherModel)
         trainer.progress = progress
         trainer.shouldStop = shouldStop
+        trainer.progressInterval = progressInterval
         for index in startStage..<stages.count {
             let stage = stages[index]
             progress("stage \(index + 1)/\(stages.count) \(stage.name): \(stage.epochs) epochs, \(stage.objective.summary), \(stage.optimizer.summary)")

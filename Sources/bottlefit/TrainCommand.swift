@@ -33,6 +33,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Model family preset: fashion-mnist (basic-block ResNet, 1x28x28) or imagenet (ResNet-50, 3x224x224).") var preset: String = "fashion-mnist"
     @Option(help: "Override the preset's base width (channels of layer1).") var width: Int?
     @Option(help: "Override the number of classes (default: the dataset's).") var classes: Int?
+    @Option(help: "Override the preset's input size in pixels (image-folder data is cropped to it).") var imageSize: Int?
     @Option(help: "Batch size.") var batch: Int = 128
     @Option(help: "Seed for initialisation, data order and augmentation.") var seed: UInt64 = 1
     @Option(help: "Threads (OpenBLAS GEMMs and the engine's loops); data loading runs on its own thread.") var threads: Int = 2
@@ -51,6 +52,9 @@ struct TrainingOptions: ParsableArguments {
         guard batch >= 2 else { throw ValidationError("--batch must be at least 2 (batch statistics)") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
         if let width, width < 1 { throw ValidationError("--width must be positive") }
+        if let imageSize, imageSize < 8 { throw ValidationError("--image-size must be at least 8") }
+        if dataset == "fashion-mnist" && (imageSize ?? 28) != 28 { throw ValidationError("Fashion-MNIST images are 28x28; --image-size must be 28 or absent") }
+        if dataset == "fashion-mnist" && preset != "fashion-mnist" { throw ValidationError("--dataset fashion-mnist needs --preset fashion-mnist (1x28x28 input)") }
         if let limit, limit < batch { throw ValidationError("--limit must be at least the batch size") }
         if let evalLimit, evalLimit < 1 { throw ValidationError("--eval-limit must be positive") }
     }
@@ -68,13 +72,14 @@ struct TrainingOptions: ParsableArguments {
     func configuration(classes datasetClasses: Int) -> ResNetConfiguration {
         var c: ResNetConfiguration = preset == "imagenet" ? .resnet50 : .fashionMNIST
         if let width { c.width = width }
+        if let imageSize { c.imageSize = imageSize }
         c.classes = classes ?? datasetClasses
         return c
     }
 
     /// The options that must match on --resume, as one line.
     var fingerprint: String {
-        "dataset=\(dataset) preset=\(preset) width=\(width.map(String.init) ?? "-") batch=\(batch) seed=\(seed) limit=\(limit.map(String.init) ?? "-") augment=\(!noAugment)"
+        "dataset=\(dataset) preset=\(preset) width=\(width.map(String.init) ?? "-") size=\(imageSize.map(String.init) ?? "-") batch=\(batch) seed=\(seed) limit=\(limit.map(String.init) ?? "-") augment=\(!noAugment)"
     }
 }
 
@@ -91,6 +96,7 @@ enum TrainingRun {
         let data = try options.data()
         var runner = RecipeRunner(recipe: recipe + " " + options.fingerprint, stages: stages, checkpoint: Checkpoint(directory: out.appendingPathComponent("checkpoint")))
         runner.shouldStop = { stop.isRequested }
+        runner.progressInterval = options.progressInterval
         runner.afterStage = afterStage
         runner.progress = say
         say("training \(partName): \(recipe); \(data.train.count) training images in \(data.batchesPerEpoch) batches of \(options.batch), \(data.test.count) test images, \(options.threads) threads")

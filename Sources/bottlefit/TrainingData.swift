@@ -54,13 +54,3 @@ struct DatasetBatches: BatchProvider {
     }
 }
 
-extension LabelledImages {
-    /// The first `n` images (all of them when `n` is at least the count).
-    func prefix(_ n: Int) throws -> LabelledImages {
-        guard n < count else { return self }
-        guard n > 0 else { throw CommandError("a dataset limit must be positive") }
-        return try LabelledImages(
-            channels: channels, height: height, width: width, pixels: Array(pixels[0..<(n * elementCount)]),
-            labels: Array(labels[0..<n]), classNames: classNames)
-    }
-}
