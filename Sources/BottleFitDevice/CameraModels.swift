@@ -57,7 +57,8 @@ final class CameraModels {
         } else if let shape = (head ?? full)?.inputShape {
             guard shape.count == 4 else { throw .model("model input must be NCHW, not \(shape)") }
             do {
-                preprocessor = try ImagePreprocessor(channels: shape[1], height: shape[2], width: shape[3])
+                let stated = try ImagePreprocessor.Normalization.fromMetadata((head ?? full)!.session.graph.metadata)
+                preprocessor = try ImagePreprocessor(channels: shape[1], height: shape[2], width: shape[3], normalization: stated)
             } catch {
                 throw .model("no preprocessing fits input \(shape): \(error)")
             }

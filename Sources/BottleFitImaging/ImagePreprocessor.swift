@@ -1,3 +1,4 @@
+import Foundation
 import BottleFitCore
 
 /// Turns an `Image` into the float32 NCHW input of a model: channel conversion, resize
@@ -21,6 +22,39 @@ public struct ImagePreprocessor: Sendable {
 
         /// ImageNet's statistics, which torchvision's pretrained 3-channel models expect.
         public static let imageNet = Normalization.meanStd(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
+
+        /// Model metadata keys that state the input normalisation a model was trained with:
+        /// comma-separated per-channel values (`bottlefit train` writes them).
+        public static let meanMetadataKey = "bottlefit.input_mean"
+        public static let stdMetadataKey = "bottlefit.input_std"
+
+        /// The normalisation a model's metadata states, nil when it states none; a malformed
+        /// or partial statement is an error (a camera must not guess its model's input).
+        public static func fromMetadata(_ metadata: [String: String]) throws(ImagingError) -> Normalization? {
+            let mean = metadata[meanMetadataKey], std = metadata[stdMetadataKey]
+            if mean == nil && std == nil { return nil }
+            func parse(_ key: String, _ text: String?) throws(ImagingError) -> [Float] {
+                guard let text else { throw .invalidConfiguration("model metadata has \(key == meanMetadataKey ? stdMetadataKey : meanMetadataKey) but not \(key)") }
+                var values: [Float] = []
+                for part in text.split(separator: ",") {
+                    guard let v = Float(part.trimmingCharacters(in: .whitespaces)) else {
+                        throw .invalidConfiguration("model metadata \(key) = '\(text)' is not a list of numbers")
+                    }
+                    values.append(v)
+                }
+                return values
+            }
+            return .meanStd(mean: try parse(meanMetadataKey, mean), std: try parse(stdMetadataKey, std))
+        }
+
+        /// The metadata entries that state this normalisation.
+        public var metadata: [String: String] {
+            switch self {
+            case .unitRange: [Self.meanMetadataKey: "0", Self.stdMetadataKey: "1"]
+            case .meanStd(let mean, let std):
+                [Self.meanMetadataKey: mean.map { "\($0)" }.joined(separator: ","), Self.stdMetadataKey: std.map { "\($0)" }.joined(separator: ",")]
+            }
+        }
 
         /// Per channel, the `scale` and `offset` of `sample (0...255) * scale + offset`, which
         /// folds /255, -mean and /std into one multiply-add; checks the statistics first.

@@ -76,7 +76,8 @@ final class ServedModel {
             do throws(ImagingError) {
                 preprocessor = try ImagePreprocessor(
                     channels: full.sampleShape[0], height: full.sampleShape[1], width: full.sampleShape[2],
-                    resizeShorterSide: files.resizeShorterSide)
+                    resizeShorterSide: files.resizeShorterSide,
+                    normalization: try ImagePreprocessor.Normalization.fromMetadata(full.session.graph.metadata))
             } catch {
                 throw .model(name: name, reason: "the full model's input cannot be fed from a JPEG: \(error)")
             }

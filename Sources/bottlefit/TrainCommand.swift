@@ -2,6 +2,7 @@ import ArgumentParser
 import BottleFitCore
 import BottleFitDatasets
 import BottleFitEngine
+import BottleFitImaging
 import BottleFitTraining
 import Foundation
 
@@ -101,13 +102,18 @@ enum TrainingRun {
         runner.progress = say
         say("training \(partName): \(recipe); \(data.train.count) training images in \(data.batchesPerEpoch) batches of \(options.batch), \(data.test.count) test images, \(options.threads) threads")
         let (model, history) = try runner.run(student: student, teacher: teacher, data: data, resume: options.resume)
-        try write(model.exportGraph(), history: history, to: out, recipe: recipe)
+        // The input normalisation goes into the model, so cameras and workers feed it right.
+        let normalization = options.dataset == "fashion-mnist" ? FashionMNIST.normalization : ImagePreprocessor.Normalization.imageNet
+        try write(model.exportGraph(), history: history, to: out, recipe: recipe, normalization: normalization)
     }
 
     /// full.onnx, head.onnx + tail.onnx when there is a bottleneck, history.json.
-    static func write(_ trained: Graph, history: [EpochRecord], to out: URL, recipe: String) throws {
+    static func write(
+        _ trained: Graph, history: [EpochRecord], to out: URL, recipe: String, normalization: ImagePreprocessor.Normalization
+    ) throws {
         var graph = trained
         graph.metadata["bottlefit.training"] = recipe
+        graph.metadata.merge(normalization.metadata) { _, new in new }
         try ONNXExporter.write(graph, to: out.appendingPathComponent("full.onnx"))
         var written = ["full.onnx"]
         if let cut = ModelEvaluator.bottleneckName(graph) {

@@ -43,6 +43,11 @@ import Testing
             let history = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("\(name)/history.json")))) as! [[String: Any]]
             #expect(history.count == (name == "bf" ? 2 : 1))
         }
+        // The trained model states its input normalisation (cameras and workers read it).
+        for part in ["full", "head"] {
+            let metadata = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: path("bf/\(part).onnx"))).metadata
+            #expect(metadata["bottlefit.input_mean"] == "\(FashionMNIST.mean)" && metadata["bottlefit.input_std"] == "\(FashionMNIST.std)")
+        }
         // eval --json: exactly one object with accuracy and samples, float and uint8.
         for flag in [[], ["--quantize-bottleneck"]] {
             let e = try run(["eval", "--model", path("bf/full.onnx"), "--dataset", "fashion-mnist", "--limit", "300", "--json"] + flag)
