@@ -26,11 +26,11 @@ public enum Recipes {
 
     /// BottleFit stage 2: the encoder frozen, the rest fine-tuned with cross-entropy (or the
     /// KD variant: α = 0.5, T = 1). SGD lr 1e-3, momentum 0.9, weight decay 5e-4, × 0.1 at half.
-    public static func bottleFitStage2(epochs: Int, distillation: Bool) -> Stage {
+    public static func bottleFitStage2(epochs: Int, distillation: Bool, learningRate: Float = 1e-3) -> Stage {
         Stage(
             name: distillation ? "stage2-kd" : "stage2", epochs: epochs, frozenPrefixes: ["encoder."],
             objective: distillation ? .distillation(alpha: 0.5, temperature: 1) : .crossEntropy,
-            optimizer: .sgd(learningRate: 1e-3, momentum: 0.9, weightDecay: 5e-4), milestones: [epochs / 2].filter { $0 > 0 })
+            optimizer: .sgd(learningRate: learningRate, momentum: 0.9, weightDecay: 5e-4), milestones: [epochs / 2].filter { $0 > 0 })
     }
 
     /// Naive baseline: the bottlenecked model (kept stages initialised from the teacher)

@@ -185,18 +185,20 @@ struct TrainBottleFitCommand: ParsableCommand {
     @Option(help: "Stage 1 epochs.") var stage1Epochs: Int = 5
     @Option(help: "Stage 2 epochs.") var stage2Epochs: Int = 5
     @Flag(help: "Stage 2 with knowledge distillation from the teacher instead of cross-entropy alone.") var kd = false
+    @Option(help: "Stage 2's initial learning rate (the reference's 0.001 by default).") var stage2Lr: Float = 1e-3
     @Option(help: "Skip stage 1: start stage 2 from this stage-1 model (ONNX).") var fromStage1: String?
 
     func validate() throws {
         guard bottleneck >= 1 else { throw ValidationError("--bottleneck must be at least 1") }
         guard stage1Epochs >= 1 || fromStage1 != nil, stage2Epochs >= 1 else { throw ValidationError("each stage needs at least one epoch") }
+        guard stage2Lr > 0, stage2Lr.isFinite else { throw ValidationError("--stage2-lr must be positive") }
     }
 
     func run() throws {
         let teacherGraph = try TrainingRun.loadTeacher(teacher)
         let config = options.configuration(classes: try options.data().classCount)
         do { try ModelFactory.checkBottleFitResNet(bottleneck: bottleneck, config) } catch { throw CommandError("\(error)") }
-        var stages = [Recipes.bottleFitStage2(epochs: stage2Epochs, distillation: kd)]
+        var stages = [Recipes.bottleFitStage2(epochs: stage2Epochs, distillation: kd, learningRate: stage2Lr)]
         var student: Graph
         if let fromStage1 {
             student = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: fromStage1))
@@ -206,7 +208,7 @@ struct TrainBottleFitCommand: ParsableCommand {
         }
         let out = URL(fileURLWithPath: options.out)
         let hasStage1 = fromStage1 == nil
-        let recipe = "bottlefit c=\(bottleneck) stage1=\(hasStage1 ? String(stage1Epochs) : "from-file") stage2=\(stage2Epochs) kd=\(kd)"
+        let recipe = "bottlefit c=\(bottleneck) stage1=\(hasStage1 ? String(stage1Epochs) : "from-file") stage2=\(stage2Epochs) kd=\(kd)" + (stage2Lr == 1e-3 ? "" : " stage2-lr=\(stage2Lr)")
         try TrainingRun.execute(
             options: options, recipe: recipe, stages: stages, student: student, teacher: teacherGraph, partName: "BottleFit C=\(bottleneck)",
             afterStage: { index, model in
