@@ -115,7 +115,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BottleFitBrokerTests",
-            dependencies: ["BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         // The controller: a pure control law (STATS in, fraction of cameras sent local out) and a loop
         // owning a SUB (broker STATS) and a PUB (DIRECTIVEs to cameras).
