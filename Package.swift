@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(
             name: "BottleFitControllerTests",
             dependencies: [
-                "BottleFitController", "BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore",
+                "BottleFitController", "BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
