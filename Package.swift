@@ -103,7 +103,7 @@ let package = Package(
         .testTarget(
             name: "BottleFitDeviceTests",
             dependencies: [
-                "BottleFitDevice", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging",
+                "BottleFitDevice", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
