@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(
             name: "BottleFitWorkerTests",
             dependencies: [
-                "BottleFitWorker", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging",
+                "BottleFitWorker", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
