@@ -73,7 +73,9 @@ struct SignalReading {
     /// Signals above their raise threshold, in `ControllerSignal` order.
     var over: [ControllerSignal] = []
     /// Every present signal below its lower threshold (misses: none at all).
-    var allLow = true
+    var allLow: Bool { notLow.isEmpty }
+    /// Why the signals are not all low, in words ("queue time in the band", "2 missed frames").
+    var notLow: [String] = []
     /// The largest ratio of a present signal to its raise threshold: how far over (or under) the
     /// objectives the edge is, comparable across signals. A miss share over the limit counts
     /// as its ratio to that limit.
@@ -85,7 +87,7 @@ struct SignalReading {
         let q95 = stats.queueTimeP95
         let queueRaise = settings.sloMilliseconds * settings.raiseFactor
         if q95 > queueRaise { over.append(.queueTime) }
-        if q95 >= settings.sloMilliseconds * settings.lowerFactor { allLow = false }
+        if q95 >= settings.sloMilliseconds * settings.lowerFactor { notLow.append("queue time above half its objective") }
         pressure = q95 / queueRaise
         var parts = ["queue p95 \(ControllerPolicy.ms(q95)) ms (SLO \(ControllerPolicy.ms(settings.sloMilliseconds)))"]
         if let camera = stats.cameraLatency {
@@ -95,7 +97,9 @@ struct SignalReading {
                 var text = "camera p95 "
                 if let p = camera.percentiles {
                     if p.p95 > latencyRaise { over.append(.cameraLatency) }
-                    if p.p95 >= settings.latencySloMilliseconds * settings.lowerFactor { allLow = false }
+                    if p.p95 >= settings.latencySloMilliseconds * settings.lowerFactor {
+                        notLow.append("camera latency above half its objective")
+                    }
                     pressure = max(pressure, p.p95 / latencyRaise)
                     text += "\(ControllerPolicy.ms(p.p95)) ms"
                 } else {
@@ -104,12 +108,14 @@ struct SignalReading {
                 text += " (latency SLO \(ControllerPolicy.ms(settings.latencySloMilliseconds)), \(camera.cameras) cameras, \(camera.completed) frames"
                 let missLimit = 1 - ControllerSettings.cameraPercentile
                 if camera.missed > 0 {
-                    allLow = false
+                    notLow.append("cameras missed \(camera.missed) edge frames")
                     text += ", \(camera.missed) missed = \(ControllerPolicy.percent(camera.missRatio))"
                     if camera.missRatio > missLimit { over.append(.cameraMisses) }
                     pressure = max(pressure, camera.missRatio / missLimit)
                 }
                 parts.append(text + ")")
+            } else if frames == 0 {
+                parts.append("no camera reports")
             } else {
                 parts.append("camera reports: \(frames) frames, fewer than \(settings.minimumReportedFrames), not counted")
             }
@@ -120,7 +126,8 @@ struct SignalReading {
 
     /// "queue time", "camera latency and camera misses": the signals over, in words.
     var overText: String {
-        over.map { $0.rawValue.replacingOccurrences(of: "_", with: " ") }.joined(separator: " and ")
+        let names = over.map { $0.rawValue.replacingOccurrences(of: "_", with: " ") }
+        return names.count <= 2 ? names.joined(separator: " and ") : names.dropLast().joined(separator: ", ") + " and " + names.last!
     }
 }
 
@@ -172,7 +179,7 @@ public struct ControllerPolicy: Sendable {
             condition = .overloaded
             healthySince = nil
             let signals = reading.over
-            let what = reading.overText + " over the objective"
+            let what = reading.overText + (reading.over.count == 1 ? " over its objective" : " over their objectives")
             guard let streak = overload else {
                 overload = (now, reading.pressure)
                 return hold(prefix + "overload began, \(what) (\(figures)); waiting \(Self.ms(settings.overloadWindow)) before acting", signals)
@@ -223,7 +230,7 @@ public struct ControllerPolicy: Sendable {
 
         condition = .steady
         healthySince = nil
-        let why = reading.allLow ? "latency low but frames are dropped" : "latency between the lower and the raise thresholds, or cameras missed frames"
+        let why = reading.allLow ? "latency low but frames are dropped" : reading.notLow.joined(separator: ", ")
         return hold(prefix + "steady, \(why) (\(figures)); fraction stays \(Self.percent(fraction))")
     }
 

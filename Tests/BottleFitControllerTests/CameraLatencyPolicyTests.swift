@@ -36,7 +36,7 @@ struct CameraLatencyPolicyTests {
         #expect(first == [0, 0, 0, 0, 0.25])
         let raise = h.changes[0]
         #expect(raise.signals == [.cameraLatency] && raise.condition == .overloaded)
-        #expect(raise.reason.contains("camera latency over the objective") && raise.reason.contains("camera p95 400 ms"))
+        #expect(raise.reason.contains("camera latency over its objective") && raise.reason.contains("camera p95 400 ms"))
         #expect(raise.reason.contains("queue p95 1 ms"))
         // The dwell holds the next step for 3 s, as for queue time.
         let next = h.feed(count: 12) { cameraStats(p95: 400) }
@@ -97,7 +97,7 @@ struct CameraLatencyPolicyTests {
         var h = PolicyHarness()
         h.feed(count: 5) { cameraStats(p95: 400, q95: 120) }
         #expect(h.changes.first?.signals == [.queueTime, .cameraLatency])
-        #expect(h.changes.first?.reason.contains("queue time and camera latency over the objective") == true)
+        #expect(h.changes.first?.reason.contains("queue time and camera latency over their objectives") == true)
     }
 
     @Test func tooFewReportedFramesAreNotEvidence() {
