@@ -193,9 +193,14 @@ enum RawHTTP {
         let extra = RawHTTP.get(port, "/metrics")
         for fd in idle { close(fd) }
         #expect(extra?.status == 503 || extra?.status == 200)
-        Thread.sleep(forTimeInterval: 0.3)  // the endpoint sees the idle peers leave
         #expect(statuses[400, default: 0] > 50, "\(statuses)")
-        let after = try #require(RawHTTP.get(port, "/metrics"))
+        // Once the endpoint has seen the idle peers leave (bounded wait), it serves again.
+        var after = try #require(RawHTTP.get(port, "/metrics"))
+        let until = Date().addingTimeInterval(5)
+        while after.status == 503, Date() < until {
+            Thread.sleep(forTimeInterval: 0.05)
+            after = try #require(RawHTTP.get(port, "/metrics"))
+        }
         #expect(after.status == 200)
         let families = try ExpositionParser.parse(after.body)
         #expect(families.first { $0.name == "g" }?.samples.first?.value == 1)
