@@ -124,21 +124,42 @@ struct Metrics {
         note("fleet running; metrics on \(brokerPort), \(workerPort), \(controllerPort), \(cameraPort)", since: t0)
         let ports = [("broker", brokerPort), ("worker", workerPort), ("controller", controllerPort), ("device", cameraPort)]
 
-        // Every role is healthy once it serves.
+        // Every role is healthy once it serves; until then it says it is starting (bounded wait).
         for (role, port) in ports {
-            let health = Scrape.get(port: port, "/healthz")
+            var health = Scrape.get(port: port, "/healthz")
+            let until = Date().addingTimeInterval(20)
+            while health?.status == 503, Date() < until {
+                #expect(health?.body == "starting \(role)\n", "\(role): \(String(describing: health))")
+                Thread.sleep(forTimeInterval: 0.05)
+                health = Scrape.get(port: port, "/healthz")
+            }
             #expect(health?.status == 200 && health?.body == "ok \(role)\n", "\(role): \(String(describing: health))")
         }
-        Thread.sleep(forTimeInterval: 1)
         let first = ports.map { Scrape.metrics(port: $0.1, $0.0) }
-        Thread.sleep(forTimeInterval: 1.5)
-        let second = ports.map { Scrape.metrics(port: $0.1, $0.0) }
-        guard let b1 = first[0], let b2 = second[0], let w1 = first[1], let w2 = second[1],
-              let c2 = second[2], let d1 = first[3], let d2 = second[3]
-        else { return }
+        guard let b1 = first[0], let w1 = first[1], let d1 = first[3] else { return }
+        // Scrape again until every role's counters have moved and the camera's reports have reached
+        // the controller (bounded: a loaded machine is slow, not broken).
+        var second = first
+        let camID = ["camera": "cam1"]
+        func moved(_ s: [Metrics?]) -> Bool {
+            guard let b2 = s[0], let w2 = s[1], let c2 = s[2], let d2 = s[3] else { return false }
+            return (b2.value("bottlefit_broker_frames_completed_total") ?? 0) > (b1.value("bottlefit_broker_frames_completed_total") ?? 0)
+                && (w2.value("bottlefit_worker_frames_completed_total", ["worker": "w1"]) ?? 0)
+                    > (w1.value("bottlefit_worker_frames_completed_total", ["worker": "w1"]) ?? 0)
+                && (d2.value("bottlefit_camera_frames_offered_total", camID) ?? 0) > (d1.value("bottlefit_camera_frames_offered_total", camID) ?? 0)
+                && (d2.value("bottlefit_camera_latency_reports_sent_total", camID) ?? 0) >= 2
+                && (c2.value("bottlefit_controller_stats_received_total") ?? 0) > 4
+                && c2.value("bottlefit_controller_signal_p95_seconds", ["signal": "camera_latency"]) != nil
+                && b2.value("bottlefit_broker_reporting_cameras") == 1
+        }
+        let scrapeUntil = Date().addingTimeInterval(30)
+        repeat {
+            Thread.sleep(forTimeInterval: 0.5)
+            second = ports.map { Scrape.metrics(port: $0.1, $0.0) }
+        } while !moved(second) && Date() < scrapeUntil
+        guard let b2 = second[0], let w2 = second[1], let c2 = second[2], let d2 = second[3] else { return }
 
         // Counters move between scrapes, and each role's own balance holds in what it exports.
-        let camID = ["camera": "cam1"]
         let offered1 = d1.value("bottlefit_camera_frames_offered_total", camID) ?? -1
         let offered2 = d2.value("bottlefit_camera_frames_offered_total", camID) ?? -1
         #expect(offered2 > offered1 && offered1 >= 0, "camera offered \(offered1) -> \(offered2)")
@@ -151,6 +172,7 @@ struct Metrics {
         #expect(settled == offered2, "offered = completed + dropped + in flight, as exported")
         #expect((d2.value("bottlefit_camera_latency_seconds_count", camID.merging(["path": "edge"]) { a, _ in a }) ?? 0) == edge)
         #expect((d2.value("bottlefit_camera_latency_reports_sent_total", camID) ?? 0) >= 2)
+        #expect(moved(second), "the counters did not move within 30 s")
 
         let completed1 = b1.value("bottlefit_broker_frames_completed_total") ?? -1
         let completed2 = b2.value("bottlefit_broker_frames_completed_total") ?? -1
@@ -173,7 +195,7 @@ struct Metrics {
         for (i, m) in second.enumerated() {
             #expect(m?.value("bottlefit_build_info", ["version": "0.1.0", "role": ports[i].0]) == 1)
         }
-        note("scraped twice", since: t0)
+        note("scraped until the counters moved", since: t0)
 
         // Garbage on every endpoint: each answers what it can and keeps serving.
         var rng = SeededGenerator(seed: 0x6D65_7472)
