@@ -9,30 +9,21 @@ import BottleFitProtocol
 /// see one distribution and an estimate otherwise (docs/broker.md).
 struct CameraReportWindow: Sendable {
     struct Entry: Sendable {
-        var at: Duration
         /// Which camera: its connection and its id (one connection may carry several cameras).
         var camera: [UInt8]
         var report: LatencyReport
     }
 
-    private var entries: [Entry] = []
-    private var next = 0
-    let capacity: Int
+    private var entries: RecentRing<Entry>
     let window: Duration
 
     init(capacity: Int, window: Duration) {
-        self.capacity = max(1, capacity)
+        entries = RecentRing(capacity: capacity)
         self.window = window
     }
 
     mutating func record(_ report: LatencyReport, from connection: [UInt8], at now: Duration) {
-        let entry = Entry(at: now, camera: connection + [0] + Array(report.cameraID.utf8), report: report)
-        if entries.count < capacity {
-            entries.append(entry)
-        } else {
-            entries[next] = entry
-        }
-        next = (next + 1) % capacity
+        entries.record(Entry(camera: connection + [0] + Array(report.cameraID.utf8), report: report), at: now)
     }
 
     /// The aggregate of the reports within the window at `now`.
@@ -40,7 +31,7 @@ struct CameraReportWindow: Sendable {
         var cameras = Set<[UInt8]>()
         var completed = 0, missed = 0
         var weighted = (p50: 0.0, p95: 0.0, p99: 0.0)
-        for entry in entries where now - entry.at <= window {
+        for entry in entries.values(within: window, at: now) {
             let r = entry.report
             cameras.insert(entry.camera)
             completed += r.completed

@@ -47,25 +47,18 @@ public enum PrometheusText {
         return value.description
     }
 
-    static func escapeHelp(_ text: String) -> String {
-        var out = ""
-        for c in text.unicodeScalars {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
-    }
+    static func escapeHelp(_ text: String) -> String { escape(text, quotes: false) }
 
-    static func escapeLabelValue(_ text: String) -> String {
+    static func escapeLabelValue(_ text: String) -> String { escape(text, quotes: true) }
+
+    /// Backslash and newline always; the double quote only inside label values.
+    private static func escape(_ text: String, quotes: Bool) -> String {
         var out = ""
         for c in text.unicodeScalars {
             switch c {
             case "\\": out += "\\\\"
-            case "\"": out += "\\\""
             case "\n": out += "\\n"
+            case "\"" where quotes: out += "\\\""
             default: out.unicodeScalars.append(c)
             }
         }

@@ -64,20 +64,16 @@ struct BrokerCommand: ParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
         let broker = Broker(configuration: makeConfiguration(), context: context, logger: logger)
-        let metrics = try metricsOptions.start(role: "broker", logger: logger) { broker.metricFamilies() }
-        let endpoints: BrokerEndpoints
-        do { endpoints = try broker.start() } catch {
-            metrics.shutDown()
-            throw CommandError("broker: \(error)")
-        }
-        logger.info("broker up", metadata: ["frontend": "\(endpoints.frontend)", "backend": "\(endpoints.backend)", "stats": "\(endpoints.stats)"])
-        metrics.setHealth(.serving)
-        stop.attach {
-            metrics.setHealth(.stopping)
-            broker.stop()
-        }
-        broker.waitUntilStopped()
-        metrics.shutDown()
+        try metricsOptions.serve(
+            role: "broker", logger: logger, stop: stop, families: { broker.metricFamilies() },
+            start: {
+                let endpoints: BrokerEndpoints
+                do { endpoints = try broker.start() } catch { throw CommandError("broker: \(error)") }
+                logger.info("broker up", metadata: [
+                    "frontend": "\(endpoints.frontend)", "backend": "\(endpoints.backend)", "stats": "\(endpoints.stats)",
+                ])
+            },
+            stopRole: { broker.stop() }, wait: { broker.waitUntilStopped() })
         print(broker.counters.description)
     }
 }

@@ -75,23 +75,17 @@ struct ControllerCommand: ParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
         let controller = Controller(configuration: makeConfiguration(), context: context, logger: logger)
-        let metrics = try metricsOptions.start(role: "controller", logger: logger) { controller.metricFamilies() }
-        let endpoint: String
-        do { endpoint = try controller.start() } catch {
-            metrics.shutDown()
-            throw ControllerCommandError(description: "controller: \(error)")
-        }
-        logger.info("controller up", metadata: [
-            "stats": "\(stats)", "directives": "\(endpoint)", "slo_ms": "\(sloMs)", "latency_slo_ms": "\(latencySloMs)",
-        ])
-        metrics.setHealth(.serving)
         // SIGINT and SIGTERM stop the loop instead of killing the process.
-        stop.attach {
-            metrics.setHealth(.stopping)
-            controller.stop()
-        }
-        controller.waitUntilStopped()
-        metrics.shutDown()
+        try metricsOptions.serve(
+            role: "controller", logger: logger, stop: stop, families: { controller.metricFamilies() },
+            start: {
+                let endpoint: String
+                do { endpoint = try controller.start() } catch { throw ControllerCommandError(description: "controller: \(error)") }
+                logger.info("controller up", metadata: [
+                    "stats": "\(stats)", "directives": "\(endpoint)", "slo_ms": "\(sloMs)", "latency_slo_ms": "\(latencySloMs)",
+                ])
+            },
+            stopRole: { controller.stop() }, wait: { controller.waitUntilStopped() })
         let counters = controller.counters
         print("controller stopped: \(counters.decisions) decisions, fraction \(controller.fraction) local; \(counters)")
     }

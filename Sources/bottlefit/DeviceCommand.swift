@@ -93,21 +93,16 @@ struct DeviceCommand: ParsableCommand {
         } catch {
             throw CommandError("device: \(error)")
         }
-        let metrics = try metricsOptions.start(role: "device", logger: logger) { camera.metricFamilies() }
-        do { try camera.start() } catch {
-            metrics.shutDown()
-            throw CommandError("device: \(error)")
-        }
-        metrics.setHealth(.serving)
-        stop.attach {
-            metrics.setHealth(.stopping)
-            _ = camera.stop()
-        }
-        if let duration {
-            DispatchQueue.global().asyncAfter(deadline: .now() + duration) { stop.request() }
-        }
-        let summary = camera.wait()
-        metrics.shutDown()
+        var summary: CameraSummary?
+        try metricsOptions.serve(
+            role: "device", logger: logger, stop: stop, families: { camera.metricFamilies() },
+            start: {
+                do { try camera.start() } catch { throw CommandError("device: \(error)") }
+                if let duration {
+                    DispatchQueue.global().asyncAfter(deadline: .now() + duration) { stop.request() }
+                }
+            },
+            stopRole: { _ = camera.stop() }, wait: { summary = camera.wait() })
         guard let summary else { throw CommandError("device: the camera ended without a summary") }
         print(Self.describe(summary))
     }

@@ -26,13 +26,28 @@ struct MetricsOptions: ParsableArguments {
     }
 }
 
-extension Optional where Wrapped == MetricsServer {
-    /// `/healthz` from now on (nothing without `--metrics`).
-    func setHealth(_ health: RoleHealth) { self?.setHealth(health) }
-
-    /// Closes the endpoint once the role has stopped (nothing without `--metrics`).
-    func shutDown() {
-        self?.stop()
-        self?.waitUntilStopped()
+extension MetricsOptions {
+    /// Runs a role with its endpoint around it: the endpoint comes up first (`starting`; a bind
+    /// failure ends the command before any work), turns `ok` once `start` has returned and
+    /// `stopping` when SIGINT or SIGTERM asks `stopRole`, and closes after `wait` returns, so a
+    /// scraper sees the final counts. Without `--metrics` it is just start, stop and wait.
+    func serve(
+        role: String, logger: Logger, stop: StopRequest, families: @escaping @Sendable () -> [MetricFamily],
+        start: () throws -> Void, stopRole: @escaping @Sendable () -> Void, wait: () -> Void
+    ) throws {
+        let server = try self.start(role: role, logger: logger, families: families)
+        do { try start() } catch {
+            server?.stop()
+            server?.waitUntilStopped()
+            throw error
+        }
+        server?.setHealth(.serving)
+        stop.attach {
+            server?.setHealth(.stopping)
+            stopRole()
+        }
+        wait()
+        server?.stop()
+        server?.waitUntilStopped()
     }
 }

@@ -78,18 +78,10 @@ struct WorkerCommand: ParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
         let worker = TailWorker(configuration: try makeConfiguration(), context: context, logger: logger)
-        let metrics = try metricsOptions.start(role: "worker", logger: logger) { worker.metricFamilies() }
-        do { try worker.start() } catch {
-            metrics.shutDown()
-            throw CommandError("worker: \(error)")
-        }
-        metrics.setHealth(.serving)
-        stop.attach {
-            metrics.setHealth(.stopping)
-            worker.stop()
-        }
-        _ = worker.waitUntilStopped()
-        metrics.shutDown()
+        try metricsOptions.serve(
+            role: "worker", logger: logger, stop: stop, families: { worker.metricFamilies() },
+            start: { do { try worker.start() } catch { throw CommandError("worker: \(error)") } },
+            stopRole: { worker.stop() }, wait: { _ = worker.waitUntilStopped() })
         let c = worker.counters
         let errors = c.errors.sorted { "\($0.key)" < "\($1.key)" }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         print("received=\(c.received) completed=\(c.completed) errors[\(errors.isEmpty ? "none" : errors)] batches=\(c.batches) reconnects=\(c.reconnects) abandoned=\(c.abandoned)")

@@ -7,25 +7,42 @@ import ZeroMQ
 
 @Suite("Controller with the real broker")
 struct ControllerWithBrokerTests {
-    /// The real broker's STATS reach the controller and decode: an idle broker is a healthy edge.
-    @Test func readsTheBrokersStats() throws {
+    /// A broker on inproc publishing STATS every 20 ms and a fast controller reading them; the
+    /// last value stops both.
+    func startBrokerAndController(
+        _ adjust: (inout BrokerPolicy) -> Void = { _ in }
+    ) throws -> (Broker, Controller, ZMQContext, () -> Void) {
         let context = try ZMQContext()
         let name = "bf-ctl-broker-\(UUID().uuidString.prefix(8))"
         var policy = BrokerPolicy()
         policy.statsInterval = .milliseconds(20)
+        adjust(&policy)
         var brokerConfiguration = BrokerConfiguration(
             frontendEndpoint: "inproc://\(name)-front", backendEndpoint: "inproc://\(name)-back",
             statsEndpoint: "inproc://\(name)-stats", policy: policy)
         brokerConfiguration.linger = 0
         let broker = Broker(configuration: brokerConfiguration, context: context, logger: quietLogger)
         let endpoints = try broker.start()
-        defer { broker.stop(); broker.waitUntilStopped() }
-
         let controller = Controller(
             configuration: fastConfiguration(stats: endpoints.stats, directive: "inproc://\(name)-directives"),
             context: context, logger: quietLogger)
-        try controller.start()
-        defer { controller.stop(); controller.waitUntilStopped() }
+        do { try controller.start() } catch {
+            broker.stop()
+            broker.waitUntilStopped()
+            throw error
+        }
+        return (broker, controller, context, {
+            controller.stop()
+            controller.waitUntilStopped()
+            broker.stop()
+            broker.waitUntilStopped()
+        })
+    }
+
+    /// The real broker's STATS reach the controller and decode: an idle broker is a healthy edge.
+    @Test func readsTheBrokersStats() throws {
+        let (_, controller, _, stopAll) = try startBrokerAndController()
+        defer { stopAll() }
 
         let clock = ContinuousClock()
         let end = clock.now + .seconds(5)
@@ -43,27 +60,11 @@ struct ControllerWithBrokerTests {
     /// Camera latency alone, end to end: a camera's reports on the broker's frontend reach the
     /// controller through STATS and raise the fraction, naming `camera_latency`; queue time is 0.
     @Test func cameraReportsThroughTheBrokerRaiseTheFraction() throws {
-        let context = try ZMQContext()
-        let name = "bf-ctl-reports-\(UUID().uuidString.prefix(8))"
-        var policy = BrokerPolicy()
-        policy.statsInterval = .milliseconds(20)
-        policy.cameraReportWindow = .milliseconds(300)
-        var brokerConfiguration = BrokerConfiguration(
-            frontendEndpoint: "inproc://\(name)-front", backendEndpoint: "inproc://\(name)-back",
-            statsEndpoint: "inproc://\(name)-stats", policy: policy)
-        brokerConfiguration.linger = 0
-        let broker = Broker(configuration: brokerConfiguration, context: context, logger: quietLogger)
-        let endpoints = try broker.start()
-        defer { broker.stop(); broker.waitUntilStopped() }
-        let controller = Controller(
-            configuration: fastConfiguration(stats: endpoints.stats, directive: "inproc://\(name)-directives"),
-            context: context, logger: quietLogger)
-        try controller.start()
-        defer { controller.stop(); controller.waitUntilStopped() }
-
+        let (broker, controller, context, stopAll) = try startBrokerAndController { $0.cameraReportWindow = .milliseconds(300) }
+        defer { stopAll() }
         let camera = try ZMQSocket(context, type: .dealer, linger: 0)
         defer { try? camera.close() }
-        try camera.connect(endpoints.frontend)
+        try camera.connect(broker.configuration.frontendEndpoint)
         let report = try HeartbeatMessage(latencyReport: LatencyReport(
             cameraID: "cam-slow", windowMilliseconds: 30, completed: 20, missed: 0,
             percentiles: LatencyPercentiles(p50: 400, p95: 900, p99: 1000))).encoded()
