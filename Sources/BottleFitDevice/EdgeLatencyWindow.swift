@@ -33,8 +33,9 @@ public struct EdgeLatencyWindow: Sendable {
             startedAt = now
         }
         guard frames > 0 else { return nil }
-        let percentiles = histogram.count == 0 ? nil : LatencyPercentiles(
-            p50: histogram.quantile(0.5) ?? 0, p95: histogram.quantile(0.95) ?? 0, p99: histogram.quantile(0.99) ?? 0)
+        // A clock step can make a latency absurd; the protocol bounds percentiles at one day.
+        func bounded(_ q: Double) -> Double { min(histogram.quantile(q) ?? 0, LatencyPercentiles.maxMilliseconds) }
+        let percentiles = histogram.count == 0 ? nil : LatencyPercentiles(p50: bounded(0.5), p95: bounded(0.95), p99: bounded(0.99))
         return LatencyReport(
             cameraID: cameraID, windowMilliseconds: now > startedAt ? now - startedAt : 1,
             completed: min(histogram.count, LatencyReport.maxFrames), missed: min(missed, LatencyReport.maxFrames),

@@ -159,7 +159,8 @@ public final class MetricsServer: Sendable {
             var fds = [pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0)]
             for c in connections { fds.append(pollfd(fd: c.fd, events: c.wantsWrite ? Int16(POLLOUT) : Int16(POLLIN), revents: 0)) }
             let rc = poll(&fds, nfds_t(fds.count), Self.pollMilliseconds)
-            if rc < 0 && errno != EINTR {
+            if rc < 0 {
+                if errno == EINTR { continue }
                 logger.error("metrics endpoint: poll failed; it stops", metadata: ["errno": "\(errno)"])
                 break
             }
@@ -184,12 +185,16 @@ public final class MetricsServer: Sendable {
             let fd = accept(listener.fd, nil, nil)
             guard fd >= 0 else { return }  // EAGAIN: nothing more waiting (or a transient error)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            let connection = HTTPConnection(fd: fd, acceptedAt: now)
-            if connections.count >= limits.maxConnections {
-                connection.answer(HTTPResponse(status: .serviceUnavailable, body: "too many connections\n"), now: now, limits: limits)
+            guard connections.count < limits.maxConnections else {
+                // Answered in one best-effort write and closed at once: a flood of connections
+                // must not hold descriptors the role's own sockets need.
+                let busy = HTTPResponse(status: .serviceUnavailable, body: "too many connections\n").bytes
+                _ = busy.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                closeDescriptor(fd)
                 record(.serviceUnavailable)
+                continue
             }
-            connections.append(connection)
+            connections.append(HTTPConnection(fd: fd, acceptedAt: now))
         }
     }
 

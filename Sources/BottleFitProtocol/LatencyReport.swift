@@ -12,10 +12,17 @@ public struct LatencyPercentiles: Sendable, Equatable {
         self.p99 = p99
     }
 
+    /// The largest percentile a report or STATS may carry: one day, in milliseconds. A latency
+    /// beyond it is a clock step, not a measurement, and the bound keeps aggregates finite.
+    public static let maxMilliseconds: Double = 86_400_000
+
     func validate(_ prefix: String) throws(ProtocolError) {
-        try checkDuration(p50, prefix + "l50")
-        try checkDuration(p95, prefix + "l95")
-        try checkDuration(p99, prefix + "l99")
+        for (value, name) in [(p50, "l50"), (p95, "l95"), (p99, "l99")] {
+            try checkDuration(value, prefix + name)
+            guard value <= Self.maxMilliseconds else {
+                throw .invalidValue(field: prefix + name, reason: "above one day (\(Int(Self.maxMilliseconds)) ms)")
+            }
+        }
         guard p50 <= p95, p95 <= p99 else {
             throw .invalidValue(field: prefix + "l95", reason: "percentiles must not decrease (l50 ≤ l95 ≤ l99)")
         }

@@ -32,6 +32,8 @@ import Testing
         #expect(decodeError(heartbeat(report(replacing: "l99", with: .f64(-1))))
             == .invalidValue(field: "lr.l99", reason: "must be finite and not negative"))
         #expect(decodeError(heartbeat(report(replacing: "l95", with: .f64(.infinity)))) == .invalidValue(field: "lr.l95", reason: "not finite"))
+        #expect(decodeError(heartbeat(report(replacing: "l99", with: .f64(86_400_001))))
+            == .invalidValue(field: "lr.l99", reason: "above one day (86400000 ms)"))
         #expect(decodeError(heartbeat(report(replacing: "wm", with: .uint(0))))
             == .invalidValue(field: "lr.wm", reason: "a window lasts at least 1 ms"))
         #expect(decodeError(heartbeat(report(replacing: "n", with: .uint(1 << 32))))
