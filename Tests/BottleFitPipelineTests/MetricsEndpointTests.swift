@@ -93,11 +93,10 @@ struct Metrics {
     func has(_ family: String) -> Bool { families.contains { $0.name == family } }
 }
 
-/// Every long-running role with `--metrics 127.0.0.1:0`: real processes scraped with a plain socket client.
-@Suite(.serialized) struct MetricsEndpointTests {
-    let models = TinyModels.files
-    static let heartbeat = 200
-
+/// Every long-running role with `--metrics 127.0.0.1:0`: real processes scraped with a plain socket
+/// client. Part of the serialized `PipelineTests`, so its four processes never run beside the
+/// other scenarios' and skew their timing.
+extension PipelineTests {
     @Test func everyRoleExportsCountersThatMoveAndStaysUpUnderGarbage() throws {
         try #require(models.problem == nil, "\(models.problem ?? "")")
         let t0 = Date()
@@ -203,7 +202,7 @@ struct Metrics {
         let until = Date().addingTimeInterval(8)
         for round in 0..<160 where Date() < until {
             let (role, port) = ports[round % ports.count]
-            let request = Self.garbage(round: round, rng: &rng)
+            let request = Self.httpGarbage(round: round, rng: &rng)
             if let r = Scrape.exchange(port: port, request) { answered[r.status, default: 0] += 1 }
             if round % 40 == 39 {
                 for (role, process) in zip(["broker", "worker", "controller", "device"], [b, w, ctl, cam]) {
@@ -232,7 +231,7 @@ struct Metrics {
     }
 
     /// Requests a scraper would never send, and some it would, mixed.
-    static func garbage(round: Int, rng: inout SeededGenerator) -> [UInt8] {
+    static func httpGarbage(round: Int, rng: inout SeededGenerator) -> [UInt8] {
         let random = (0..<Int(1 + rng.next() % 300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         switch round % 10 {
         case 0: return random
