@@ -48,7 +48,8 @@ let package = Package(
             dependencies: [
                 "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
                 "BottleFitWorker", "BottleFitDevice", "BottleFitImaging", "BottleFitController",
-                "BottleFitProtocol", "CBottleFitZMQ", "BottleFitTraining", "BottleFitDatasets",
+                "BottleFitProtocol", "CBottleFitZMQ", "BottleFitTraining", "BottleFitDatasets", "BottleFitMetrics",
+                "BottleFitMetricsServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -92,14 +93,14 @@ let package = Package(
         .target(
             name: "BottleFitWorker",
             dependencies: [
-                "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging",
+                "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "BottleFitWorkerTests",
             dependencies: [
-                "BottleFitWorker", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging",
+                "BottleFitWorker", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -108,14 +109,14 @@ let package = Package(
         .target(
             name: "BottleFitDevice",
             dependencies: [
-                "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging",
+                "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "BottleFitDeviceTests",
             dependencies: [
-                "BottleFitDevice", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging",
+                "BottleFitDevice", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -123,29 +124,42 @@ let package = Package(
         // scheduler (fair bounded queue, credit, deadlines, liveness) driven by a socket loop.
         .target(
             name: "BottleFitBroker",
-            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "BottleFitBrokerTests",
-            dependencies: ["BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         // The controller: a pure control law (STATS in, fraction of cameras sent local out) and a loop
         // owning a SUB (broker STATS) and a PUB (DIRECTIVEs to cameras).
         .target(
             name: "BottleFitController",
-            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "BottleFitControllerTests",
             dependencies: [
-                "BottleFitController", "BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore",
+                "BottleFitController", "BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // Prometheus text exposition (0.0.4) of counters a process already keeps, and fixed-bucket
+        // histograms: values only, no I/O, so every role library can describe its own counters.
+        .target(name: "BottleFitMetrics"),
+        // The /metrics and /healthz endpoint of every long-running role: a small HTTP/1.1 responder
+        // on a thread of its own (docs/metrics.md says why not a package).
+        .target(
+            name: "BottleFitMetricsServer",
+            dependencies: ["BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "BottleFitMetricsTests",
+            dependencies: ["BottleFitMetrics", "BottleFitMetricsServer", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
         ),
         // Real `bottlefit` processes (built next to the tests) killed, overloaded and fed garbage mid-stream.
         .testTarget(
             name: "BottleFitPipelineTests",
-            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitEngine"]
+            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitEngine", "BottleFitMetrics"]
         ),
     ],
     swiftLanguageModes: [.v6]

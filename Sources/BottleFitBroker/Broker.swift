@@ -1,3 +1,4 @@
+import BottleFitMetrics
 import BottleFitProtocol
 import Dispatch
 import Logging
@@ -107,6 +108,12 @@ public final class Broker: Sendable {
 
     /// The last STATS published, if any.
     public var latestStats: StatsMessage? { shared.state.withLock { $0.latestStats } }
+
+    /// The families of `/metrics`: the counters and the latest STATS, read together.
+    public func metricFamilies() -> [MetricFamily] {
+        let (counters, stats) = shared.state.withLock { ($0.counters, $0.latestStats) }
+        return counters.metricFamilies(latestStats: stats)
+    }
 
 }
 

@@ -19,6 +19,10 @@ public struct BrokerPolicy: Sendable, Equatable {
     public var queueTimeWindow: Duration = .seconds(10)
     /// ...and at most this many of the most recent ones, so computing them stays cheap.
     public var queueTimeSamples: Int = 2048
+    /// Camera latency figures in STATS cover the reports received within this window...
+    public var cameraReportWindow: Duration = .seconds(3)
+    /// ...and at most this many of the most recent reports.
+    public var cameraReportCapacity: Int = 4096
     /// Bounds of the BUSY retry hint ("ra"), in milliseconds. The hint is the time the current
     /// queue needs to drain at the recent completion rate, clamped to these bounds.
     public var retryAfterMinimum: UInt64 = 100
@@ -76,6 +80,8 @@ public struct BrokerConfiguration: Sendable, Equatable {
         if policy.liveness < 1 { problems.append("liveness must be at least 1 (got \(policy.liveness))") }
         if policy.statsInterval <= .zero { problems.append("stats interval must be positive") }
         if policy.queueTimeSamples < 1 { problems.append("queue-time samples must be at least 1") }
+        if policy.cameraReportWindow <= .zero { problems.append("the camera report window must be positive") }
+        if policy.cameraReportCapacity < 1 { problems.append("camera report capacity must be at least 1") }
         if policy.retryAfterMinimum > policy.retryAfterMaximum { problems.append("retry-after minimum exceeds its maximum") }
         if pollTimeout <= .zero || pollTimeout > .seconds(1) { problems.append("poll timeout must be in (0, 1 s]") }
         if receiveBatch < 1 { problems.append("receive batch must be at least 1") }

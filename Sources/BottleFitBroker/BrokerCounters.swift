@@ -1,3 +1,5 @@
+import BottleFitMetrics
+
 /// Why a request from a camera ended without a RESULT. Each one was answered with an ERROR
 /// (unless the camera had left), and each counts once in `BrokerCounters.dropped`.
 public enum DropReason: String, CaseIterable, Sendable, Hashable {
@@ -72,6 +74,10 @@ public struct BrokerCounters: Sendable, Equatable {
     public var workersLost = 0
     /// STATS messages published.
     public var statsPublished = 0
+    /// Latency reports received from cameras (carried by their HEARTBEATs).
+    public var latencyReports = 0
+    /// How long frames waited in the queue before dispatch or expiry, in seconds, since the start.
+    public var queueTime = BucketHistogram()
 
     public init() {}
 

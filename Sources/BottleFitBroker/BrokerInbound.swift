@@ -5,7 +5,8 @@ import BottleFitProtocol
 public enum FrontendInput: Sendable, Equatable {
     /// A valid FRAME; `bytes` is the encoded message as received.
     case frame(camera: [UInt8], FrameMessage, bytes: [UInt8])
-    case heartbeat(camera: [UInt8])
+    /// A HEARTBEAT, with the camera's latency report when it carries one.
+    case heartbeat(camera: [UInt8], report: LatencyReport? = nil)
     case disconnect(camera: [UInt8])
     /// A request that cannot be served: answered with `error`, counted as received and dropped.
     case rejected(camera: [UInt8], error: ErrorMessage, reason: DropReason)
@@ -42,7 +43,7 @@ public enum FrontendInput: Sendable, Equatable {
         }
         switch message {
         case .frame(let frame): return .frame(camera: camera, frame, bytes: body)
-        case .heartbeat: return .heartbeat(camera: camera)
+        case .heartbeat(let heartbeat): return .heartbeat(camera: camera, report: heartbeat.latencyReport)
         case .disconnect: return .disconnect(camera: camera)
         case .error(let error): return .ignored(.errorMessage, detail: "ERROR \(error.code) from a camera: \(error.text)")
         default:
@@ -172,7 +173,7 @@ extension BrokerScheduler {
     public mutating func handle(_ input: FrontendInput, now: BrokerTime) -> [BrokerAction] {
         switch input {
         case .frame(let camera, let frame, let bytes): return receiveFrame(frame, bytes: bytes, from: camera, now: now)
-        case .heartbeat(let camera): return cameraHeartbeat(from: camera, now: now)
+        case .heartbeat(let camera, let report): return cameraHeartbeat(from: camera, report: report, now: now)
         case .disconnect(let camera): return cameraDisconnected(camera, now: now)
         case .rejected(let camera, let error, let reason): return rejectRequest(from: camera, error: error, reason: reason, now: now)
         case .ignored(let reason, let detail): return discard(reason, detail: detail)

@@ -59,7 +59,8 @@ extension BrokerScheduler {
             arrivalRate: rate(counters.received, lastStats.received),
             completionRate: rate(counters.completed, lastStats.completed),
             dropRate: rate(counters.droppedTotal, lastStats.dropped),
-            workers: Array(workerSummaries.prefix(policy.limits.maxWorkers)))
+            workers: Array(workerSummaries.prefix(policy.limits.maxWorkers)),
+            cameraLatency: cameraReports.summary(at: now.monotonic))
     }
 
     /// Emits STATS and starts the next rate interval.

@@ -30,6 +30,8 @@ public struct BrokerScheduler: Sendable {
     /// Frames at workers: the frame (to requeue it) and who holds it.
     var inFlight: [FrameKey: (frame: PendingFrame, worker: [UInt8])] = [:]
     var queueTimes: QueueTimeWindow
+    /// The cameras' latency reports of the last `cameraReportWindow`.
+    var cameraReports: CameraReportWindow
     /// Cameras heard from recently, by routing id; told DISCONNECT when the broker stops.
     var cameras: [[UInt8]: Duration] = [:]
     /// Counters and time at the last STATS, for per-interval rates.
@@ -49,6 +51,7 @@ public struct BrokerScheduler: Sendable {
     public init(policy: BrokerPolicy, now: BrokerTime) {
         self.policy = policy
         queueTimes = QueueTimeWindow(capacity: policy.queueTimeSamples, window: policy.queueTimeWindow)
+        cameraReports = CameraReportWindow(capacity: policy.cameraReportCapacity, window: policy.cameraReportWindow)
         lastStats = (now.monotonic, 0, 0, 0)
         lastExpirySweep = now.monotonic
         lastHousekeeping = now.monotonic
@@ -126,9 +129,14 @@ public struct BrokerScheduler: Sendable {
         return finish()
     }
 
-    /// A camera's HEARTBEAT, answered with one so the camera knows the broker is alive.
-    public mutating func cameraHeartbeat(from camera: [UInt8], now: BrokerTime) -> [BrokerAction] {
+    /// A camera's HEARTBEAT, answered with one so the camera knows the broker is alive. Its latency
+    /// report, if it carries one, joins the camera figures of the next STATS.
+    public mutating func cameraHeartbeat(from camera: [UInt8], report: LatencyReport? = nil, now: BrokerTime) -> [BrokerAction] {
         noteCamera(camera, now)
+        if let report {
+            cameraReports.record(report, from: camera, at: now.monotonic)
+            counters.latencyReports += 1
+        }
         outbox.append(.reply(camera: camera, message: .heartbeat(HeartbeatMessage())))
         return finish()
     }
@@ -175,7 +183,7 @@ public struct BrokerScheduler: Sendable {
                 continue
             }
             guard var frame = queue.takeCurrent() else { break }
-            queueTimes.record((now.monotonic - frame.enqueuedAt).fractionalMilliseconds, at: now.monotonic)
+            recordQueueTime(now.monotonic - frame.enqueuedAt, at: now.monotonic)
             frame.dispatches += 1
             workers.recordDispatch(frame.key, to: worker, now: now.monotonic)
             inFlight[frame.key] = (frame, worker)
@@ -188,8 +196,15 @@ public struct BrokerScheduler: Sendable {
     /// Answers a frame that left the queue unserved because its deadline passed.
     mutating func expire(_ frame: PendingFrame, _ now: BrokerTime) {
         // Its wait counts in the queue-time figures: under overload these are the longest waits.
-        queueTimes.record((now.monotonic - frame.enqueuedAt).fractionalMilliseconds, at: now.monotonic)
+        recordQueueTime(now.monotonic - frame.enqueuedAt, at: now.monotonic)
         answer(frame.key, .expired, "deadline \(frame.deadline) passed while the frame waited in the broker queue", reason: .expired)
+    }
+
+    /// One frame's wait in the queue: for STATS percentiles and the cumulative histogram of /metrics.
+    mutating func recordQueueTime(_ wait: Duration, at now: Duration) {
+        let milliseconds = wait.fractionalMilliseconds
+        queueTimes.record(milliseconds, at: now)
+        counters.queueTime.record(max(0, milliseconds) / 1000)
     }
 
     // MARK: Answers

@@ -1,3 +1,5 @@
+import BottleFitMetrics
+import BottleFitProtocol
 import Dispatch
 import Logging
 import Synchronization
@@ -81,10 +83,12 @@ public final class Controller: Sendable {
             ready(.success(loop.directiveEndpoint))
             loop.run(
                 shouldStop: { service.stopRequested },
-                report: { counters, fraction, decision in
+                report: { counters, policy, decision in
                     shared.state.withLock { state in
                         state.counters = counters
-                        state.fraction = fraction
+                        state.fraction = policy.fraction
+                        state.condition = policy.condition
+                        state.latestStats = policy.latestStats
                         if let decision { state.lastDecision = decision }
                     }
                 })
@@ -107,6 +111,13 @@ public final class Controller: Sendable {
     /// The last decision taken, if any.
     public var lastDecision: ControllerDecision? { shared.state.withLock { $0.lastDecision } }
 
+    /// The families of `/metrics`: counters, fraction, condition and the signals last read, together.
+    public func metricFamilies() -> [MetricFamily] {
+        let s = shared.state.withLock { $0 }
+        return s.counters.metricFamilies(
+            fraction: s.fraction, condition: s.condition, latestStats: s.latestStats, settings: configuration.settings)
+    }
+
 }
 
 /// What the controller thread and its callers share: a stop flag and the figures the loop
@@ -115,6 +126,8 @@ private final class SharedState: Sendable {
     struct State {
         var counters = ControllerCounters()
         var fraction = 0.0
+        var condition = EdgeCondition.unknown
+        var latestStats: StatsMessage?
         var lastDecision: ControllerDecision?
     }
 

@@ -57,6 +57,8 @@ public struct ControllerCounters: Sendable, Equatable, CustomStringConvertible {
     public var decisions = 0
     /// Decisions that raised the fraction.
     public var raises = 0
+    /// Raises by the signal that was over its objective (a raise with two signals over counts for both).
+    public var raisesBySignal: [ControllerSignal: Int] = [:]
     /// Decisions that lowered it.
     public var lowers = 0
     /// Times the broker fell silent.
@@ -69,7 +71,8 @@ public struct ControllerCounters: Sendable, Equatable, CustomStringConvertible {
     public init() {}
 
     public var description: String {
-        "decisions=\(decisions) raises=\(raises) lowers=\(lowers) silences=\(silences) stats_received=\(statsReceived) "
+        let by = raisesBySignal.isEmpty ? "none" : raisesBySignal.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")
+        return "decisions=\(decisions) raises=\(raises) raised_by[\(by)] lowers=\(lowers) silences=\(silences) stats_received=\(statsReceived) "
             + "stats_rejected=\(statsRejected) directives_published=\(directivesPublished) directives_unsent=\(directivesUnsent)"
     }
 }

@@ -51,10 +51,10 @@ final class ControllerLoop {
 
     /// Runs until `shouldStop` says so (checked at least every `pollTimeout`) or the context is
     /// shut down, then closes the sockets. `report` gets the counters and fraction after every turn.
-    func run(shouldStop: () -> Bool, report: (ControllerCounters, Double, ControllerDecision?) -> Void) {
+    func run(shouldStop: () -> Bool, report: (ControllerCounters, ControllerPolicy, ControllerDecision?) -> Void) {
         var lastDecision: ControllerDecision?
         publish(now: now)
-        report(counters, policy.fraction, nil)
+        report(counters, policy, nil)
         while !shouldStop() {
             let wait = min(configuration.pollTimeout, max(.zero, nextPublication - now))
             do {
@@ -69,9 +69,9 @@ final class ControllerLoop {
                 lastDecision = decision
             }
             if now >= nextPublication { publish(now: now) }
-            report(counters, policy.fraction, lastDecision)
+            report(counters, policy, lastDecision)
         }
-        report(counters, policy.fraction, lastDecision)
+        report(counters, policy, lastDecision)
         for socket in [statsSocket, directiveSocket] {
             do { try socket.close() } catch { logger.warning("closing a controller socket failed", metadata: ["error": "\(error)"]) }
         }
@@ -114,12 +114,18 @@ final class ControllerLoop {
 
     private func record(_ decision: ControllerDecision) {
         counters.decisions += 1
-        let metadata: Logger.Metadata = [
+        var metadata: Logger.Metadata = [
             "fraction": "\(decision.fraction)", "previous": "\(decision.previousFraction)", "condition": "\(decision.condition)",
         ]
+        if !decision.signals.isEmpty { metadata["signals"] = "\(decision.signals.map(\.rawValue).joined(separator: ","))" }
         switch decision.action {
         case .raise, .lower:
-            if decision.action == .raise { counters.raises += 1 } else { counters.lowers += 1 }
+            if decision.action == .raise {
+                counters.raises += 1
+                for signal in decision.signals { counters.raisesBySignal[signal, default: 0] += 1 }
+            } else {
+                counters.lowers += 1
+            }
             sequence += 1
             directiveReason = decision.reason
             logger.notice("\(decision.action) local fraction: \(decision.reason)", metadata: metadata)

@@ -4,11 +4,11 @@ import BottleFitProtocol
 public enum EdgeCondition: String, Sendable, Equatable, CustomStringConvertible {
     /// No STATS yet since the controller started.
     case unknown
-    /// Queue time `q95` above the raise threshold.
+    /// A latency signal (queue time, camera latency or camera misses) above its raise threshold.
     case overloaded
-    /// Queue time between the two thresholds, or low but with drops: no reason to move either way.
+    /// A signal between the two thresholds, or low but with drops or misses: no reason to move either way.
     case steady
-    /// Queue time below the lower threshold and no drops.
+    /// Every signal below its lower threshold, no drops and no misses.
     case healthy
     /// No STATS for `silenceIntervals` STATS intervals.
     case silent
@@ -30,10 +30,23 @@ public struct ControllerDecision: Sendable, Equatable, CustomStringConvertible {
     public var fraction: Double
     /// How the edge looked.
     public var condition: EdgeCondition
+    /// The signals over their objective, when overloaded (what a raise was for); empty otherwise.
+    public var signals: [ControllerSignal]
     /// Why, in words: logged, and sent as the DIRECTIVE's `r` when the fraction changes.
     public var reason: String
 
     public var changed: Bool { action != .hold }
+    public init(
+        action: Action, previousFraction: Double, fraction: Double, condition: EdgeCondition, signals: [ControllerSignal] = [], reason: String
+    ) {
+        self.action = action
+        self.previousFraction = previousFraction
+        self.fraction = fraction
+        self.condition = condition
+        self.signals = signals
+        self.reason = reason
+    }
+
     public var description: String { "\(action) \(Self.format(previousFraction)) -> \(Self.format(fraction)) [\(condition)]: \(reason)" }
 
     static func format(_ x: Double) -> String {
@@ -42,13 +55,93 @@ public struct ControllerDecision: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// A latency signal the controller compares against an objective.
+public enum ControllerSignal: String, Sendable, Equatable, Hashable, CaseIterable, CustomStringConvertible {
+    /// The broker's queue-time p95 (STATS `q95`) against `sloMilliseconds`.
+    case queueTime = "queue_time"
+    /// The cameras' reported end-to-end edge latency p95 (STATS `l95`) against `latencySloMilliseconds`.
+    case cameraLatency = "camera_latency"
+    /// More than 5 % of the cameras' reported edge frames missed (STATS `lm`): their p95 is itself a miss.
+    case cameraMisses = "camera_misses"
+
+    public var description: String { rawValue }
+}
+
+/// One STATS read against the objectives: which signals are over their raise threshold, and
+/// whether every signal there is looks healthy.
+struct SignalReading {
+    /// Signals above their raise threshold, in `ControllerSignal` order.
+    var over: [ControllerSignal] = []
+    /// Every present signal below its lower threshold (misses: none at all).
+    var allLow: Bool { notLow.isEmpty }
+    /// Why the signals are not all low, in words ("queue time in the band", "2 missed frames").
+    var notLow: [String] = []
+    /// The largest ratio of a present signal to its raise threshold: how far over (or under) the
+    /// objectives the edge is, comparable across signals. A miss share over the limit counts
+    /// as its ratio to that limit.
+    var pressure = 0.0
+    /// The figures, for reasons and logs.
+    var figures = ""
+
+    init(_ stats: StatsMessage, _ settings: ControllerSettings) {
+        let q95 = stats.queueTimeP95
+        let queueRaise = settings.sloMilliseconds * settings.raiseFactor
+        if q95 > queueRaise { over.append(.queueTime) }
+        if q95 >= settings.sloMilliseconds * settings.lowerFactor { notLow.append("queue time above half its objective") }
+        pressure = q95 / queueRaise
+        var parts = ["queue p95 \(ControllerPolicy.ms(q95)) ms (SLO \(ControllerPolicy.ms(settings.sloMilliseconds)))"]
+        if let camera = stats.cameraLatency {
+            let frames = camera.completed + camera.missed
+            if frames >= settings.minimumReportedFrames {
+                let latencyRaise = settings.latencySloMilliseconds * settings.raiseFactor
+                var text = "camera p95 "
+                if let p = camera.percentiles {
+                    if p.p95 > latencyRaise { over.append(.cameraLatency) }
+                    if p.p95 >= settings.latencySloMilliseconds * settings.lowerFactor {
+                        notLow.append("camera latency above half its objective")
+                    }
+                    pressure = max(pressure, p.p95 / latencyRaise)
+                    text += "\(ControllerPolicy.ms(p.p95)) ms"
+                } else {
+                    text += "-"
+                }
+                text += " (latency SLO \(ControllerPolicy.ms(settings.latencySloMilliseconds)), \(camera.cameras) cameras, \(camera.completed) frames"
+                let missLimit = 1 - ControllerSettings.cameraPercentile
+                if camera.missed > 0 {
+                    notLow.append("cameras missed \(camera.missed) edge frames")
+                    text += ", \(camera.missed) missed = \(ControllerPolicy.percent(camera.missRatio))"
+                    if camera.missRatio > missLimit { over.append(.cameraMisses) }
+                    pressure = max(pressure, camera.missRatio / missLimit)
+                }
+                parts.append(text + ")")
+            } else if frames == 0 {
+                parts.append("no camera reports")
+            } else {
+                parts.append("camera reports: \(frames) frames, fewer than \(settings.minimumReportedFrames), not counted")
+            }
+        }
+        parts.append("drops \(ControllerPolicy.ms(stats.dropRate))/s, queue \(stats.queueDepth)")
+        figures = parts.joined(separator: ", ")
+    }
+
+    /// "queue time", "camera latency and camera misses": the signals over, in words.
+    var overText: String {
+        let names = over.map { $0.rawValue.replacingOccurrences(of: "_", with: " ") }
+        return names.count <= 2 ? names.joined(separator: " and ") : names.dropLast().joined(separator: ", ") + " and " + names.last!
+    }
+}
+
 /// The controller's control law as a value: STATS in, the fraction of cameras to send local out.
 ///
-/// No sockets and no clock: every call gets `now`, a monotonic reading (any origin). It raises
-/// the fraction by `raiseStep` after `q95` stays above the SLO for `overloadWindow`, lowers it by
-/// `lowerStep` after the edge stays healthy (`q95` below `lowerFactor × SLO`, no drops) for
-/// `healthyWindow`, never changes it twice within `dwell`, and never changes it because of
-/// silence (docs/controller.md).
+/// No sockets and no clock: every call gets `now`, a monotonic reading (any origin). Two latency
+/// signals drive it, each against its own objective with the same thresholds: the broker's
+/// queue-time p95 (`q95` against `sloMilliseconds`) and, when the broker relays camera latency
+/// reports with enough frames, the cameras' end-to-end edge latency p95 (`l95` against
+/// `latencySloMilliseconds`, plus a miss share above 5 %). The fraction rises by `raiseStep`
+/// after any signal stays above its objective for `overloadWindow`, falls by `lowerStep` after
+/// every signal stays below `lowerFactor` of its objective with no drops or misses for
+/// `healthyWindow`, never changes twice within `dwell`, and never changes because of silence
+/// (docs/controller.md). Every decision names the signals that drove it.
 public struct ControllerPolicy: Sendable {
     public let settings: ControllerSettings
     /// The fraction of the fleet currently sent local, in [0, `maxFraction`].
@@ -61,8 +154,8 @@ public struct ControllerPolicy: Sendable {
     private let startedAt: Duration
     private var lastStatsAt: Duration?
     private var lastChangeAt: Duration?
-    /// Start of the current overload streak, and `q95` at that time (re-anchored while improving).
-    private var overload: (since: Duration, q95: Double)?
+    /// Start of the current overload streak, and the pressure at that time (re-anchored while improving).
+    private var overload: (since: Duration, pressure: Double)?
     /// Start of the current healthy streak.
     private var healthySince: Duration?
 
@@ -72,49 +165,48 @@ public struct ControllerPolicy: Sendable {
         startedAt = now
     }
 
-    private var raiseThreshold: Double { settings.sloMilliseconds * settings.raiseFactor }
-    private var lowerThreshold: Double { settings.sloMilliseconds * settings.lowerFactor }
-
     /// Takes one STATS into account and decides. Streaks of overload or health are measured over
     /// consecutive STATS; anything in between ends them.
     public mutating func observe(_ stats: StatsMessage, now: Duration) -> ControllerDecision {
         let resumed = condition == .silent
         latestStats = stats
         lastStatsAt = now
-        let q95 = stats.queueTimeP95
-        let figures = "q95 \(Self.ms(q95)) ms, SLO \(Self.ms(settings.sloMilliseconds)) ms, drops \(Self.ms(stats.dropRate))/s, queue \(stats.queueDepth)"
+        let reading = SignalReading(stats, settings)
+        let figures = reading.figures
         let prefix = resumed ? "broker heard again; " : ""
 
-        if q95 > raiseThreshold {
+        if !reading.over.isEmpty {
             condition = .overloaded
             healthySince = nil
+            let signals = reading.over
+            let what = reading.overText + (reading.over.count == 1 ? " over its objective" : " over their objectives")
             guard let streak = overload else {
-                overload = (now, q95)
-                return hold(prefix + "overload began (\(figures)); waiting \(Self.ms(settings.overloadWindow)) before acting")
+                overload = (now, reading.pressure)
+                return hold(prefix + "overload began, \(what) (\(figures)); waiting \(Self.ms(settings.overloadWindow)) before acting", signals)
             }
             let lasted = now - streak.since
             guard lasted >= settings.overloadWindow else {
-                return hold(prefix + "overloaded for \(Self.ms(lasted)) ms of \(Self.ms(settings.overloadWindow)) (\(figures))")
+                return hold(prefix + "overloaded for \(Self.ms(lasted)) ms of \(Self.ms(settings.overloadWindow)), \(what) (\(figures))", signals)
             }
             guard fraction < settings.maxFraction else {
-                return hold(prefix + "overloaded (\(figures)) but the whole allowed fraction is local already")
+                return hold(prefix + "overloaded, \(what) (\(figures)), but the whole allowed fraction is local already", signals)
             }
             if let changed = lastChangeAt, now - changed < settings.dwell {
-                return hold(prefix + "overloaded (\(figures)); dwell: last change \(Self.ms(now - changed)) ms ago, minimum \(Self.ms(settings.dwell))")
+                return hold(prefix + "overloaded, \(what) (\(figures)); dwell: last change \(Self.ms(now - changed)) ms ago, minimum \(Self.ms(settings.dwell))", signals)
             }
-            if q95 < streak.q95 * (1 - settings.improvementMargin) {
-                // The broker's percentile window still holds waits from before the last step:
-                // give the step time to show instead of stacking another on top.
-                overload = (now, q95)
-                return hold(prefix + "overloaded but improving: q95 fell from \(Self.ms(streak.q95)) to \(Self.ms(q95)) ms over the last \(Self.ms(lasted)) ms")
+            if reading.pressure < streak.pressure * (1 - settings.improvementMargin) {
+                // The broker's windows still hold figures from before the last step: give the
+                // step time to show instead of stacking another on top.
+                overload = (now, reading.pressure)
+                return hold(prefix + "overloaded but improving: the worst signal fell from \(Self.times(streak.pressure)) to \(Self.times(reading.pressure)) its objective over the last \(Self.ms(lasted)) ms (\(figures))", signals)
             }
             let next = Self.rounded(min(settings.maxFraction, fraction + settings.raiseStep))
-            return change(to: next, now: now, .raise,
-                prefix + "overloaded for \(Self.ms(lasted)) ms (\(figures)): sending \(Self.percent(next)) of cameras local")
+            return change(to: next, now: now, .raise, signals,
+                prefix + "overloaded for \(Self.ms(lasted)) ms, \(what) (\(figures)): sending \(Self.percent(next)) of cameras local")
         }
 
         overload = nil
-        if q95 < lowerThreshold && stats.dropRate <= settings.healthyDropRate {
+        if reading.allLow && stats.dropRate <= settings.healthyDropRate {
             condition = .healthy
             guard fraction > 0 else {
                 healthySince = nil
@@ -132,13 +224,13 @@ public struct ControllerPolicy: Sendable {
                 return hold(prefix + "healthy (\(figures)); dwell: last change \(Self.ms(now - changed)) ms ago, minimum \(Self.ms(settings.dwell))")
             }
             let next = Self.rounded(max(0, fraction - settings.lowerStep))
-            return change(to: next, now: now, .lower,
+            return change(to: next, now: now, .lower, [],
                 prefix + "healthy for \(Self.ms(lasted)) ms (\(figures)): releasing cameras, \(Self.percent(next)) stay local")
         }
 
         condition = .steady
         healthySince = nil
-        let why = q95 < lowerThreshold ? "queue time low but frames are dropped" : "queue time between \(Self.ms(lowerThreshold)) and \(Self.ms(raiseThreshold)) ms"
+        let why = reading.allLow ? "latency low but frames are dropped" : reading.notLow.joined(separator: ", ")
         return hold(prefix + "steady, \(why) (\(figures)); fraction stays \(Self.percent(fraction))")
     }
 
@@ -157,18 +249,20 @@ public struct ControllerPolicy: Sendable {
         return hold("\(heard) for \(Self.ms(now - last)) ms (\(settings.silenceIntervals) intervals): broker silent; holding \(Self.percent(fraction)) local, cameras fall back on their own")
     }
 
-    private func hold(_ reason: String) -> ControllerDecision {
-        ControllerDecision(action: .hold, previousFraction: fraction, fraction: fraction, condition: condition, reason: reason)
+    private func hold(_ reason: String, _ signals: [ControllerSignal] = []) -> ControllerDecision {
+        ControllerDecision(action: .hold, previousFraction: fraction, fraction: fraction, condition: condition, signals: signals, reason: reason)
     }
 
-    private mutating func change(to next: Double, now: Duration, _ action: ControllerDecision.Action, _ reason: String) -> ControllerDecision {
+    private mutating func change(
+        to next: Double, now: Duration, _ action: ControllerDecision.Action, _ signals: [ControllerSignal], _ reason: String
+    ) -> ControllerDecision {
         let previous = fraction
         fraction = next
         lastChangeAt = now
         // Each step needs fresh evidence gathered after it.
         overload = nil
         healthySince = nil
-        return ControllerDecision(action: action, previousFraction: previous, fraction: next, condition: condition, reason: reason)
+        return ControllerDecision(action: action, previousFraction: previous, fraction: next, condition: condition, signals: signals, reason: reason)
     }
 
     /// Keeps fractions on a 1e-6 grid so repeated steps do not accumulate binary noise (0.75 − 0.1 × 7.5...).
@@ -185,4 +279,10 @@ public struct ControllerPolicy: Sendable {
     }
 
     static func percent(_ x: Double) -> String { "\(Int((x * 100).rounded()))%" }
+
+    /// A ratio to an objective: "1.8x".
+    static func times(_ x: Double) -> String {
+        let tenths = Int((x * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)x"
+    }
 }

@@ -2,10 +2,19 @@
 public struct ControllerSettings: Sendable, Equatable {
     /// The latency objective for broker queue time (STATS `q95`), in milliseconds.
     public var sloMilliseconds: Double = 50
-    /// `q95` above `sloMilliseconds × raiseFactor` counts as overload.
+    /// The latency objective for the end-to-end edge latency cameras report (STATS `l95`), in
+    /// milliseconds: the cameras' own deadline budget (`bottlefit device --slo-ms`, 250 by default).
+    public var latencySloMilliseconds: Double = 250
+    /// Edge frames (completed and missed) the cameras' reports must count in the broker's window
+    /// before their latency is taken into account: a p95 of a handful of frames is noise.
+    public var minimumReportedFrames: Int = 10
+    /// The percentile of camera latency the controller reads (`l95`); a miss share above
+    /// `1 − cameraPercentile` means that percentile is itself a miss.
+    public static let cameraPercentile = 0.95
+    /// A signal above its objective × `raiseFactor` counts as overload.
     public var raiseFactor: Double = 1.0
-    /// `q95` below `sloMilliseconds × lowerFactor`, with no drops, counts as healthy. Below
-    /// `raiseFactor`, so a signal hovering at the SLO is neither and changes nothing (hysteresis).
+    /// Every signal below its objective × `lowerFactor`, with no drops or misses, counts as healthy.
+    /// Below `raiseFactor`, so a signal hovering at its objective is neither and changes nothing (hysteresis).
     public var lowerFactor: Double = 0.5
     /// Fraction added to the cameras sent local per raise.
     public var raiseStep: Double = 0.25
@@ -38,6 +47,10 @@ public struct ControllerSettings: Sendable, Equatable {
     public var problems: [String] {
         var problems: [String] = []
         if !(sloMilliseconds.isFinite && sloMilliseconds > 0) { problems.append("the SLO must be a positive number of milliseconds (got \(sloMilliseconds))") }
+        if !(latencySloMilliseconds.isFinite && latencySloMilliseconds > 0) {
+            problems.append("the latency SLO must be a positive number of milliseconds (got \(latencySloMilliseconds))")
+        }
+        if minimumReportedFrames < 1 { problems.append("minimumReportedFrames must be at least 1 (got \(minimumReportedFrames))") }
         if !(raiseFactor.isFinite && raiseFactor > 0) { problems.append("raiseFactor must be positive (got \(raiseFactor))") }
         if !(lowerFactor.isFinite && lowerFactor >= 0 && lowerFactor < raiseFactor) {
             problems.append("lowerFactor (\(lowerFactor)) must be at least 0 and below raiseFactor (\(raiseFactor)), or there is no hysteresis")

@@ -1,4 +1,5 @@
 import BottleFitImaging
+import BottleFitMetrics
 import Foundation
 import Logging
 import Synchronization
@@ -33,6 +34,8 @@ public final class Camera: Sendable {
         var started = false
         var stopRequested = false
         var summary: CameraSummary?
+        /// The loop's latest status (every 100 ms while it runs).
+        var status = CameraStatus()
         /// The source until the loop thread takes it.
         var source: (any FrameSource & Sendable)?
     }
@@ -72,7 +75,9 @@ public final class Camera: Sendable {
                 return
             }
             setup.signal()
-            let accounting = loop.run { self.state.withLock { $0.stopRequested } }
+            let accounting = loop.run(
+                shouldStop: { self.state.withLock { $0.stopRequested } },
+                report: { status in self.state.withLock { $0.status = status } })
             let summary = CameraSummary(
                 cameraID: configuration.cameraID, mode: configuration.mode, accounting: accounting,
                 elapsedSeconds: Double(clock.unixMicroseconds() &- startedAt) / 1e6)
@@ -88,6 +93,14 @@ public final class Camera: Sendable {
         thread.start()
         setup.wait()
         if let error = setupError.withLock({ $0 }) { throw error }
+    }
+
+    /// The camera's counters and edge state as of the loop's last report (at most about 100 ms old).
+    public var status: CameraStatus { state.withLock { $0.status } }
+
+    /// The families of `/metrics`, from `status`.
+    public func metricFamilies() -> [MetricFamily] {
+        status.metricFamilies(cameraID: configuration.cameraID, mode: configuration.mode)
     }
 
     /// Asks the camera to stop taking frames, waits for it to drain and returns its summary

@@ -35,6 +35,9 @@ public struct CameraConfiguration: Sendable {
     public var pollTimeoutMilliseconds: Int
     /// JPEG quality for offload frames whose source gave no JPEG.
     public var jpegQuality: Int
+    /// How often the camera reports the latency of its edge frames to the broker (a HEARTBEAT
+    /// carrying `lr`, protocol.md section 7); 0 never reports.
+    public var latencyReportIntervalMilliseconds: UInt64
 
     public init(
         cameraID: String, mode: CameraMode = .split, brokerEndpoint: String? = nil, directiveEndpoint: String? = nil,
@@ -42,7 +45,7 @@ public struct CameraConfiguration: Sendable {
         framesPerSecond: Double? = nil, maxFrames: Int? = nil, sloMilliseconds: UInt64 = 250, maxInFlight: Int = 8,
         heartbeatIntervalMilliseconds: UInt64 = 1000, liveness: UInt64 = 3,
         initialBackoffMilliseconds: UInt64 = 500, maxBackoffMilliseconds: UInt64 = 16_000,
-        pollTimeoutMilliseconds: Int = 50, jpegQuality: Int = 90
+        pollTimeoutMilliseconds: Int = 50, jpegQuality: Int = 90, latencyReportIntervalMilliseconds: UInt64 = 1000
     ) {
         self.cameraID = cameraID
         self.mode = mode
@@ -62,6 +65,7 @@ public struct CameraConfiguration: Sendable {
         self.maxBackoffMilliseconds = maxBackoffMilliseconds
         self.pollTimeoutMilliseconds = pollTimeoutMilliseconds
         self.jpegQuality = jpegQuality
+        self.latencyReportIntervalMilliseconds = latencyReportIntervalMilliseconds
     }
 
     /// Rejects combinations that cannot run, before any socket or model is touched.
@@ -85,6 +89,9 @@ public struct CameraConfiguration: Sendable {
         guard heartbeatIntervalMilliseconds > 0, liveness > 0 else { throw fail("heartbeat interval and liveness must be positive") }
         guard (1...10_000).contains(pollTimeoutMilliseconds) else { throw fail("poll timeout must be 1...10000 ms") }
         guard (1...100).contains(jpegQuality) else { throw fail("JPEG quality must be 1...100") }
+        guard latencyReportIntervalMilliseconds == 0 || latencyReportIntervalMilliseconds >= 100 else {
+            throw fail("the latency report interval must be 0 (never) or at least 100 ms")
+        }
     }
 
     /// The policy parameters this configuration implies.

@@ -52,8 +52,10 @@ extension CameraLoop {
                 return
             }
             policy.edgeSucceeded(epoch: frame.epoch, at: nowMs)
+            let latency = Double(now &- frame.startMicroseconds) / 1000
+            edgeLatency.recordCompleted(latencyMilliseconds: latency)
             accounting.recordCompleted(
-                on: .edge, latencyMilliseconds: Double(now &- frame.startMicroseconds) / 1000,
+                on: .edge, latencyMilliseconds: latency,
                 top1: result.classIndices.first, label: frame.label, late: nowMs > frame.deadline)
         case .error(let error):
             handleError(error, now: now)
@@ -81,6 +83,7 @@ extension CameraLoop {
             policy.edgeBusy(retryAfterMilliseconds: error.retryAfterMilliseconds, epoch: frame.epoch, at: nowMs)
             reason = .busy
         case .expired:
+            edgeLatency.recordMissed()
             policy.edgeMissedDeadline(epoch: frame.epoch, at: nowMs)
             reason = .expired
         case .workerLost:

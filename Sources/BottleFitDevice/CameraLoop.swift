@@ -50,6 +50,11 @@ final class CameraLoop {
     let logger: Logger
     /// The edge state last logged, so changes are logged once.
     var loggedEdgeState = "healthy"
+    /// Edge latency since the last report, and when the next report is due (Unix µs).
+    var edgeLatency: EdgeLatencyWindow
+    var nextReportAt: UInt64
+    /// When the status was last handed to `run`'s `report` (Unix µs).
+    var lastStatusAt: UInt64 = 0
 
     init(
         configuration: CameraConfiguration, source: any FrameSource, context: ZMQContext, clock: any CameraClock, logger: Logger
@@ -66,6 +71,8 @@ final class CameraLoop {
         if let warmUp { policy.recordLocalCompute(milliseconds: warmUp) }
         lastSentMicroseconds = now
         nextFrameDue = now
+        edgeLatency = EdgeLatencyWindow(cameraID: configuration.cameraID, now: now / 1000)
+        nextReportAt = now + configuration.latencyReportIntervalMilliseconds * 1000
         heartbeat = try! HeartbeatMessage().encoded()  // a constant message: cannot fail
         do {
             (broker, directives) = try CameraSockets.make(context: context, configuration: configuration)
@@ -83,7 +90,8 @@ final class CameraLoop {
 
     /// Runs until the source ends (or `maxFrames`) or `shouldStop` says so, then drains:
     /// every frame at the edge is settled by its reply, its fallback or its deadline.
-    func run(shouldStop: () -> Bool) -> FrameAccounting {
+    /// `report` gets the camera's status at most every 100 ms, and once more at the end.
+    func run(shouldStop: () -> Bool, report: (CameraStatus) -> Void = { _ in }) -> FrameAccounting {
         let drainCap = (configuration.sloMilliseconds + 1000) * 1000
         var drainUntil: UInt64?
         while true {
@@ -108,14 +116,31 @@ final class CameraLoop {
                 let giveUp = earliest * 1000
                 waitMicroseconds = min(waitMicroseconds, giveUp > now ? giveUp - now : 0)
             }
+            if configuration.latencyReportIntervalMilliseconds > 0 {
+                sendLatencyReportIfDue(now: now)
+                waitMicroseconds = min(waitMicroseconds, nextReportAt > now ? nextReportAt - now : 0)
+            }
             sendHeartbeatIfIdle(now: now)
             service(waitMicroseconds: waitMicroseconds)
             logEdgeStateChange()
+            let after = clock.unixMicroseconds()
+            if after >= lastStatusAt + 100_000 {
+                lastStatusAt = after
+                report(status(at: after))
+            }
         }
         for _ in pending { accounting.recordDropped(.shutdown) }
         pending.removeAll()
         closeSockets()
+        report(status(at: clock.unixMicroseconds()))
         return accounting
+    }
+
+    /// The camera as `/metrics` shows it.
+    private func status(at now: UInt64) -> CameraStatus {
+        CameraStatus(
+            accounting: accounting, edgeState: CameraStatus.name(of: policy.edgeState(at: now / 1000)),
+            framesAtEdge: pending.count, obeyingLocalDirective: policy.obeysLocalDirective(at: now / 1000))
     }
 
     // MARK: Frames
@@ -225,6 +250,7 @@ final class CameraLoop {
         let overdue = pending.filter { $0.value.giveUpAt <= nowMs }
         for (sequence, frame) in overdue.sorted(by: { $0.key < $1.key }) {
             pending[sequence] = nil
+            edgeLatency.recordMissed()
             policy.edgeMissedDeadline(epoch: frame.epoch, at: nowMs)
             fallBack(image: frame.image, label: frame.label, start: frame.startMicroseconds, deadline: frame.deadline,
                      reason: .timeout, now: clock.unixMicroseconds())
@@ -247,6 +273,21 @@ final class CameraLoop {
     }
 
     // MARK: Sockets
+
+    /// Every `latencyReportIntervalMilliseconds`: a HEARTBEAT carrying the window's latency report,
+    /// if the window saw an edge frame. It counts as a message sent, so it also serves as the heartbeat.
+    private func sendLatencyReportIfDue(now: UInt64) {
+        guard now >= nextReportAt else { return }
+        nextReportAt = now + configuration.latencyReportIntervalMilliseconds * 1000
+        guard let broker, let report = edgeLatency.report(at: now / 1000),
+              let bytes = try? HeartbeatMessage(latencyReport: report).encoded(limits: limits)
+        else { return }
+        // Not connected (would block): the figures are dropped; the next window starts afresh.
+        if (try? broker.trySend([[], bytes])) == true {
+            accounting.recordLatencyReportSent()
+            lastSentMicroseconds = now
+        }
+    }
 
     private func sendHeartbeatIfIdle(now: UInt64) {
         guard let broker, now >= lastSentMicroseconds + configuration.heartbeatIntervalMilliseconds * 1000 else { return }

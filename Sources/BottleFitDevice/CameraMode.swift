@@ -32,7 +32,7 @@ public enum FrameRoute: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Why a frame ended without a result. Extensible, like the protocol's error codes; the raw
-/// values are the names used in summaries and, later, metric labels.
+/// values are the names used in summaries and metric labels.
 public struct DropReason: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
@@ -61,6 +61,12 @@ public struct DropReason: RawRepresentable, Hashable, Sendable, Comparable, Cust
     public static let inferenceError = DropReason(rawValue: "inference_error")
     /// Still unanswered when the camera's drain time ran out.
     public static let shutdown = DropReason(rawValue: "shutdown")
+
+    /// Every reason a camera records (what `/metrics` lists, at 0 when nothing was dropped for it).
+    public static let all: [DropReason] = [
+        .busy, .busyNoLocal, .edgeDownNoLocal, .expired, .workerLost, .timeout, .rejected, .decodeError,
+        .sourceSkipped, .sendFailed, .inferenceError, .shutdown,
+    ]
 
     public var description: String { rawValue }
     public static func < (a: DropReason, b: DropReason) -> Bool { a.rawValue < b.rawValue }

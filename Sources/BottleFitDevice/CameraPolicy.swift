@@ -126,6 +126,12 @@ public struct CameraPolicy: Sendable {
         }
     }
 
+    /// Whether a `local` directive in force at `now` keeps this camera off the edge.
+    public func obeysLocalDirective(at now: UInt64) -> Bool {
+        guard configuration.mode != .local, configuration.canComputeLocally, let d = directive else { return false }
+        return d.mode == .local && now < d.validUntil
+    }
+
     /// The edge as seen at `now`.
     public func edgeState(at now: UInt64) -> EdgeState {
         if incompatible { return .incompatible }

@@ -1,3 +1,5 @@
+import BottleFitMetrics
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -38,12 +40,16 @@ public struct FrameAccounting: Sendable, Equatable {
     public private(set) var correct: [CompletionPath: Int] = [:]
     /// End-to-end latency of completed frames, per path, in milliseconds.
     public private(set) var latency: [CompletionPath: LatencyHistogram] = [:]
+    /// The same latencies in the fixed buckets of `/metrics`, in seconds.
+    public private(set) var latencyBuckets: [CompletionPath: BucketHistogram] = [:]
     /// Replies for frames already settled (late, duplicate) or never sent: ignored, but counted.
     public private(set) var ignoredReplies = 0
     /// Messages from the broker that could not be decoded (not attributable to a frame).
     public private(set) var undecodableMessages = 0
     /// Directives this camera obeyed.
     public private(set) var directivesObeyed = 0
+    /// Latency reports handed to the socket (HEARTBEATs carrying `lr`).
+    public private(set) var latencyReportsSent = 0
 
     public init() {}
 
@@ -79,6 +85,7 @@ public struct FrameAccounting: Sendable, Equatable {
         if didFallBack { fellBack += 1 }
         if isLate { late += 1 }
         latency[path, default: LatencyHistogram()].record(milliseconds: latencyMilliseconds)
+        latencyBuckets[path, default: BucketHistogram()].record(latencyMilliseconds / 1000)
         if let label {
             labelled[path, default: 0] += 1
             if top1 == label { correct[path, default: 0] += 1 }
@@ -94,6 +101,7 @@ public struct FrameAccounting: Sendable, Equatable {
     public mutating func recordIgnoredReply() { ignoredReplies += 1 }
     public mutating func recordUndecodableMessage() { undecodableMessages += 1 }
     public mutating func recordDirectiveObeyed() { directivesObeyed += 1 }
+    public mutating func recordLatencyReportSent() { latencyReportsSent += 1 }
 
     /// Top-1 accuracy on a path, when any labelled frame completed there.
     public func accuracy(_ path: CompletionPath) -> Double? {
@@ -113,9 +121,11 @@ public struct FrameAccounting: Sendable, Equatable {
         labelled.merge(other.labelled, uniquingKeysWith: +)
         correct.merge(other.correct, uniquingKeysWith: +)
         for (path, histogram) in other.latency { latency[path, default: LatencyHistogram()].merge(histogram) }
+        for (path, histogram) in other.latencyBuckets { latencyBuckets[path, default: BucketHistogram()].merge(histogram) }
         ignoredReplies += other.ignoredReplies
         undecodableMessages += other.undecodableMessages
         directivesObeyed += other.directivesObeyed
+        latencyReportsSent += other.latencyReportsSent
     }
 }
 

@@ -36,10 +36,14 @@ public struct StatsMessage: WireMessage {
     public var dropRate: Double
     /// "wk": every connected worker.
     public var workers: [Worker]
+    /// "lc", "ln", "lm", "l50", "l95", "l99": the cameras' recent latency reports; nil from a broker
+    /// that does not aggregate them (one older than the latency report).
+    public var cameraLatency: CameraLatencySummary?
 
     public init(
         timestamp: UInt64, queueDepth: Int, queueTimeP50: Double, queueTimeP95: Double, queueTimeP99: Double,
-        inFlight: Int, arrivalRate: Double, completionRate: Double, dropRate: Double, workers: [Worker]
+        inFlight: Int, arrivalRate: Double, completionRate: Double, dropRate: Double, workers: [Worker],
+        cameraLatency: CameraLatencySummary? = nil
     ) {
         self.timestamp = timestamp
         self.queueDepth = queueDepth
@@ -51,6 +55,7 @@ public struct StatsMessage: WireMessage {
         self.completionRate = completionRate
         self.dropRate = dropRate
         self.workers = workers
+        self.cameraLatency = cameraLatency
     }
 
     public var message: Message { .stats(self) }
@@ -61,7 +66,7 @@ public struct StatsMessage: WireMessage {
 }
 
 extension StatsMessage: MessageBody {
-    var fieldCount: Int { 10 }
+    var fieldCount: Int { 10 + (cameraLatency?.fieldCount ?? 0) }
 
     func write(to w: MessagePackWriter) throws(ProtocolError) {
         try w.key("ts"); try w.unsigned(timestamp)
@@ -80,6 +85,7 @@ extension StatsMessage: MessageBody {
             try w.key("cr"); try w.unsigned(worker.credit)
             try w.key("if"); try w.unsigned(worker.inFlight)
         }
+        try cameraLatency?.write(to: w)
     }
 
     init(fields f: FieldMap, limits: ProtocolLimits) throws(ProtocolError) {
@@ -99,6 +105,7 @@ extension StatsMessage: MessageBody {
                 credit: try FieldValue.int(entry.required("cr"), entry.name("cr"), in: 0...limits.maxCredit),
                 inFlight: try FieldValue.int(entry.required("if"), entry.name("if"), in: 0...Int.max))
         }
+        cameraLatency = try CameraLatencySummary(fields: f)
         try validate(limits: limits)
     }
 
@@ -119,5 +126,6 @@ extension StatsMessage: MessageBody {
             }
             guard worker.inFlight >= 0 else { throw .invalidValue(field: "wk[\(i)].if", reason: "negative") }
         }
+        try cameraLatency?.validate()
     }
 }

@@ -86,11 +86,15 @@ extension CreditMessage: MessageBody {
     }
 }
 
-/// HEARTBEAT, either direction: a sign of life when there is nothing else to send.
+/// HEARTBEAT, either direction: a sign of life when there is nothing else to send. From a camera
+/// it may carry a latency report (`"lr"`), which a broker that does not know the key ignores.
 public struct HeartbeatMessage: WireMessage {
     public static let messageType = MessageType.heartbeat
 
-    public init() {}
+    /// "lr": the camera's latency report for the window just ended (camera → broker only).
+    public var latencyReport: LatencyReport?
+
+    public init(latencyReport: LatencyReport? = nil) { self.latencyReport = latencyReport }
 
     public var message: Message { .heartbeat(self) }
     public init?(_ message: Message) {
@@ -100,10 +104,19 @@ public struct HeartbeatMessage: WireMessage {
 }
 
 extension HeartbeatMessage: MessageBody {
-    var fieldCount: Int { 0 }
-    func write(to w: MessagePackWriter) throws(ProtocolError) {}
-    init(fields: FieldMap, limits: ProtocolLimits) throws(ProtocolError) {}
-    func validate(limits: ProtocolLimits) throws(ProtocolError) {}
+    var fieldCount: Int { latencyReport == nil ? 0 : 1 }
+
+    func write(to w: MessagePackWriter) throws(ProtocolError) {
+        if let latencyReport { try w.key("lr"); try latencyReport.write(to: w) }
+    }
+
+    init(fields f: FieldMap, limits: ProtocolLimits) throws(ProtocolError) {
+        latencyReport = try f.optional("lr").map { (o) throws(ProtocolError) in try LatencyReport(object: o, limits: limits) }
+    }
+
+    func validate(limits: ProtocolLimits) throws(ProtocolError) {
+        try latencyReport?.validate(limits: limits)
+    }
 }
 
 /// DISCONNECT, either direction: the sender is leaving; the receiver forgets it at once

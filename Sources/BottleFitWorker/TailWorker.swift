@@ -1,3 +1,4 @@
+import BottleFitMetrics
 import BottleFitProtocol
 import Dispatch
 import Logging
@@ -84,6 +85,9 @@ public final class TailWorker: Sendable {
 
     /// The counters as of the loop's last turn (at most about one `pollTimeout` old while it runs).
     public var counters: WorkerCounters { shared.state.withLock { $0 } }
+
+    /// The families of `/metrics`, from the counters as of the loop's last turn.
+    public func metricFamilies() -> [MetricFamily] { counters.metricFamilies(workerID: configuration.workerID) }
 }
 
 /// What the loop thread and callers share: the service's lifecycle and the reported counters. No socket.

@@ -1,6 +1,7 @@
+import BottleFitMetrics
 import BottleFitProtocol
 
-/// Everything a tail worker counts, in one place (for logs, tests and, later, Prometheus).
+/// Everything a tail worker counts, in one place (for logs, tests and `/metrics`).
 ///
 /// Every work message ends in exactly one of: a RESULT (`completed`), an ERROR (`errors`,
 /// EXPIRED included), or `abandoned` (held when the broker was declared dead; the broker
@@ -34,6 +35,12 @@ public struct WorkerCounters: Sendable, Equatable {
     public var discarded = 0
     /// Messages that could not be queued on the socket (no connection, high-water mark); dropped.
     public var sendsDropped = 0
+    /// Time each batch computed, in seconds.
+    public var batchCompute = BucketHistogram()
+    /// Frames per batch (bounds 1, 2, 4, ... 256).
+    public var batchSize = BucketHistogram(upperBounds: [1, 2, 4, 8, 16, 32, 64, 128, 256])
+    /// Time each answered frame waited at the worker, from receipt to the start of its batch, in seconds (RESULT's `qm`).
+    public var frameWait = BucketHistogram()
 
     public init() {}
 
@@ -47,8 +54,10 @@ public struct WorkerCounters: Sendable, Equatable {
     public var meanBatchSize: Double { batches == 0 ? 0 : Double(framesComputed) / Double(batches) }
 
     mutating func recordError(_ code: ErrorCode) { errors[code, default: 0] += 1 }
-    mutating func recordBatch(size: Int) {
+    mutating func recordBatch(size: Int, computeMilliseconds: Double) {
         batches += 1
         batchSizes[size, default: 0] += 1
+        batchSize.record(Double(size))
+        batchCompute.record(computeMilliseconds / 1000)
     }
 }

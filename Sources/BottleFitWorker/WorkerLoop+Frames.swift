@@ -168,7 +168,7 @@ extension WorkerLoop {
         plan.execute()
         let output = plan.outputBuffer(runner.outputName)!
         let computeMilliseconds = milliseconds(start.duration(to: clock.now))
-        counters.recordBatch(size: batch.count)
+        counters.recordBatch(size: batch.count, computeMilliseconds: computeMilliseconds)
         let classes = output.count / batch.count
         for (i, frame) in batch.enumerated() {
             let row = UnsafeBufferPointer(rebasing: output[(i * classes)..<((i + 1) * classes)])
@@ -177,9 +177,11 @@ extension WorkerLoop {
                            "model \(frame.model.name) produced a non-finite output", connection)
                 continue
             }
+            let waited = milliseconds(frame.receivedAt.duration(to: start))
+            counters.frameWait.record(waited / 1000)
             let result = ResultMessage(
                 cameraID: frame.cameraID, sequence: frame.sequence, classIndices: top.indices, scores: top.scores,
-                queuedMilliseconds: milliseconds(frame.receivedAt.duration(to: start)),
+                queuedMilliseconds: waited,
                 computeMilliseconds: computeMilliseconds, batchSize: batch.count, workerID: configuration.workerID)
             try answer(route: frame.cameraRoute, .result(result), connection)
             counters.completed += 1

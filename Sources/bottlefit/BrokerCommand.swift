@@ -16,10 +16,16 @@ struct BrokerCommand: ParsableCommand {
             a full queue answers BUSY with a retry-after hint; expired frames are answered EXPIRED \
             before any compute; a worker that misses --liveness heartbeats is declared lost and its \
             frames are dispatched once more or answered WORKER_LOST. SIGINT or SIGTERM stops it: \
-            frames still held are answered BUSY and the counters are printed.
+            frames still held are answered BUSY and the counters are printed. Cameras' latency \
+            reports (HEARTBEATs carrying "lr") of the last --report-window-s seconds are aggregated \
+            into STATS for the controller.
+            --metrics HOST:PORT serves the counters as Prometheus text on GET /metrics and GET \
+            /healthz (200 while serving, 503 while stopping); see docs/metrics.md.
             Endpoints default to the ports docs/protocol.md suggests on all interfaces; give \
             loopback or ipc:// endpoints for a single machine.
-            Example: bottlefit broker --frontend tcp://127.0.0.1:5555 --backend tcp://127.0.0.1:5556 --stats tcp://127.0.0.1:5557
+            Defaults: --queue-capacity 1024, --heartbeat-ms 1000, --liveness 3, --stats-interval-ms 250, \
+            --report-window-s 3, no --metrics.
+            Example: bottlefit broker --frontend tcp://127.0.0.1:5555 --backend tcp://127.0.0.1:5556 --stats tcp://127.0.0.1:5557 --metrics 127.0.0.1:9500
             """
     )
 
@@ -30,10 +36,13 @@ struct BrokerCommand: ParsableCommand {
     @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs = 1000
     @Option(help: "Heartbeats a worker may miss before it is declared lost.") var liveness = BrokerPolicy().liveness
     @Option(help: "STATS interval in milliseconds.") var statsIntervalMs = 250
+    @Option(help: "Seconds of camera latency reports STATS aggregate (lc, ln, lm, l50...l99).") var reportWindowS = 3.0
+    @OptionGroup var metricsOptions: MetricsOptions
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard reportWindowS > 0, reportWindowS.isFinite else { throw ValidationError("--report-window-s must be positive") }
         let problems = makeConfiguration().problems
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
     }
@@ -44,6 +53,7 @@ struct BrokerCommand: ParsableCommand {
         policy.heartbeatInterval = .milliseconds(heartbeatMs)
         policy.liveness = liveness
         policy.statsInterval = .milliseconds(statsIntervalMs)
+        policy.cameraReportWindow = .milliseconds(Int64((reportWindowS * 1000).rounded()))
         return BrokerConfiguration(frontendEndpoint: frontend, backendEndpoint: backend, statsEndpoint: stats, policy: policy)
     }
 
@@ -54,11 +64,16 @@ struct BrokerCommand: ParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
         let broker = Broker(configuration: makeConfiguration(), context: context, logger: logger)
-        let endpoints: BrokerEndpoints
-        do { endpoints = try broker.start() } catch { throw CommandError("broker: \(error)") }
-        logger.info("broker up", metadata: ["frontend": "\(endpoints.frontend)", "backend": "\(endpoints.backend)", "stats": "\(endpoints.stats)"])
-        stop.attach { broker.stop() }
-        broker.waitUntilStopped()
+        try metricsOptions.serve(
+            role: "broker", logger: logger, stop: stop, families: { broker.metricFamilies() },
+            start: {
+                let endpoints: BrokerEndpoints
+                do { endpoints = try broker.start() } catch { throw CommandError("broker: \(error)") }
+                logger.info("broker up", metadata: [
+                    "frontend": "\(endpoints.frontend)", "backend": "\(endpoints.backend)", "stats": "\(endpoints.stats)",
+                ])
+            },
+            stopRole: { broker.stop() }, wait: { broker.waitUntilStopped() })
         print(broker.counters.description)
     }
 }

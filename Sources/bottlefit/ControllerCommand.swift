@@ -12,16 +12,23 @@ struct ControllerCommand: ParsableCommand {
         abstract: "Send cameras to local compute while the edge is overloaded (docs/controller.md).",
         discussion: """
             Subscribes to the broker's STATS and publishes one DIRECTIVE at a time on --publish: \
-            "the fraction tf of the fleet computes locally". When the broker's queue-time p95 stays \
-            above --slo-ms for 1 s, the fraction rises by --raise-step; when p95 stays below half the \
-            SLO with no drops for 2 s, it falls by --lower-step. Two changes are at least --dwell-ms \
+            "the fraction tf of the fleet computes locally". Two latency signals drive it, each against \
+            its own objective: the broker's queue-time p95 against --slo-ms, and the end-to-end edge \
+            latency p95 the cameras report (relayed in STATS) against --latency-slo-ms, once their \
+            reports count --min-reported-frames frames; more than 5% of reported edge frames missed \
+            counts as over the objective too. When any signal stays above its objective for 1 s, the \
+            fraction rises by --raise-step; when every signal stays below half its objective with no \
+            drops or misses for 2 s, it falls by --lower-step. Two changes are at least --dwell-ms \
             apart. A broker silent for 3 STATS intervals changes nothing (cameras fall back by \
             themselves). The directive in force is re-published every second and is valid for 5 s. \
-            Every decision is logged with its reason (changes at notice, holds at debug). SIGINT or \
-            SIGTERM stops it and prints the counts of decisions.
+            Every decision is logged with its reason and the signals that drove it (changes at \
+            notice, holds at debug). SIGINT or SIGTERM stops it and prints the counts of decisions. \
+            --metrics HOST:PORT serves them, the fraction and the signals as Prometheus text on GET \
+            /metrics and GET /healthz; see docs/metrics.md.
             Defaults: --stats tcp://localhost:5557, --publish tcp://*:5558, --slo-ms 50, \
-            --raise-step 0.25, --lower-step 0.1, --dwell-ms 3000.
-            Example: bottlefit controller --stats tcp://127.0.0.1:5557 --publish tcp://127.0.0.1:5558 --slo-ms 40
+            --latency-slo-ms 250, --min-reported-frames 10, --raise-step 0.25, --lower-step 0.1, \
+            --dwell-ms 3000, no --metrics.
+            Example: bottlefit controller --stats tcp://127.0.0.1:5557 --publish tcp://127.0.0.1:5558 --slo-ms 40 --latency-slo-ms 200 --metrics 127.0.0.1:9510
             """
     )
 
@@ -30,10 +37,15 @@ struct ControllerCommand: ParsableCommand {
     var publish = ControllerConfiguration.suggested.directiveEndpoint
     @Option(help: "Queue-time objective in milliseconds: p95 above it is overload, below half of it healthy.")
     var sloMs = ControllerSettings().sloMilliseconds
+    @Option(help: "End-to-end latency objective in milliseconds for the p95 cameras report (through the broker's STATS).")
+    var latencySloMs = ControllerSettings().latencySloMilliseconds
+    @Option(help: "Edge frames the cameras' reports must count before their latency is taken into account.")
+    var minReportedFrames = ControllerSettings().minimumReportedFrames
     @Option(help: "Fraction of cameras added to local compute per raise, in (0, 1].") var raiseStep = ControllerSettings().raiseStep
     @Option(help: "Fraction released back to the edge per recovery step, in (0, 1], at most --raise-step.")
     var lowerStep = ControllerSettings().lowerStep
     @Option(help: "Minimum milliseconds between two changes of the fraction.") var dwellMs = 3000
+    @OptionGroup var metricsOptions: MetricsOptions
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -48,6 +60,8 @@ struct ControllerCommand: ParsableCommand {
     func makeConfiguration() -> ControllerConfiguration {
         var settings = ControllerSettings()
         settings.sloMilliseconds = sloMs
+        settings.latencySloMilliseconds = latencySloMs
+        settings.minimumReportedFrames = minReportedFrames
         settings.raiseStep = raiseStep
         settings.lowerStep = lowerStep
         settings.dwell = .milliseconds(dwellMs)
@@ -61,12 +75,17 @@ struct ControllerCommand: ParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
         let controller = Controller(configuration: makeConfiguration(), context: context, logger: logger)
-        let endpoint: String
-        do { endpoint = try controller.start() } catch { throw ControllerCommandError(description: "controller: \(error)") }
-        logger.info("controller up", metadata: ["stats": "\(stats)", "directives": "\(endpoint)", "slo_ms": "\(sloMs)"])
         // SIGINT and SIGTERM stop the loop instead of killing the process.
-        stop.attach { controller.stop() }
-        controller.waitUntilStopped()
+        try metricsOptions.serve(
+            role: "controller", logger: logger, stop: stop, families: { controller.metricFamilies() },
+            start: {
+                let endpoint: String
+                do { endpoint = try controller.start() } catch { throw ControllerCommandError(description: "controller: \(error)") }
+                logger.info("controller up", metadata: [
+                    "stats": "\(stats)", "directives": "\(endpoint)", "slo_ms": "\(sloMs)", "latency_slo_ms": "\(latencySloMs)",
+                ])
+            },
+            stopRole: { controller.stop() }, wait: { controller.waitUntilStopped() })
         let counters = controller.counters
         print("controller stopped: \(counters.decisions) decisions, fraction \(controller.fraction) local; \(counters)")
     }

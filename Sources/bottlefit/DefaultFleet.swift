@@ -12,6 +12,7 @@ enum DefaultFleet {
           backend: tcp://127.0.0.1:5556
           stats: tcp://127.0.0.1:5557
           queue_capacity: 1024
+          metrics: 127.0.0.1:9500
         workers:
           count: 2
           models:
@@ -21,10 +22,13 @@ enum DefaultFleet {
           credit: 16
           max_batch: 8
           threads: 1
+          metrics: 127.0.0.1:9501
         controller:
           stats: tcp://127.0.0.1:5557
           publish: tcp://127.0.0.1:5558
           slo_ms: 250
+          latency_slo_ms: 250
+          metrics: 127.0.0.1:9510
         cameras:
           count: 4
           mode: split
@@ -34,6 +38,7 @@ enum DefaultFleet {
           source: synthetic
           rate: 5
           slo_ms: 250
+          metrics: 127.0.0.1:9520
 
         """
 

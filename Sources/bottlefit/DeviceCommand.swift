@@ -16,11 +16,18 @@ struct DeviceCommand: ParsableCommand {
             its own when the broker is silent for --liveness heartbeats, answers BUSY, or a reply \
             would miss the frame's deadline (--slo-ms), and returns when the edge is healthy; it obeys \
             the controller's directives (--directives). Every frame ends completed on the edge, \
-            completed locally, or dropped with a reason; the counts are printed at the end.
+            completed locally, or dropped with a reason; the counts are printed at the end. Every \
+            --latency-report-ms the camera reports the end-to-end latency of its edge frames (p50, \
+            p95, p99, frames completed and missed) to the broker, which relays it to the controller.
+            --metrics HOST:PORT serves the counts as Prometheus text on GET /metrics (frames per \
+            outcome, drop reason and path, latency histograms) and GET /healthz (503 while the \
+            models load and while it drains); see docs/metrics.md.
             Sources: synthetic (seeded moving pattern), dir:PATH (JPEG files, corrupt ones skipped and \
             counted), fashion-mnist (Debian's dataset-fashion-mnist, labelled: accuracy is reported).
             The run ends after --frames frames, after --duration seconds, or on SIGINT/SIGTERM.
-            Example: bottlefit device --broker tcp://127.0.0.1:5555 --id cam1 --model bf12 --head head.onnx --full full.onnx --source synthetic --rate 10 --duration 30
+            Defaults: --mode split, --source synthetic, as fast as possible, --slo-ms 250, \
+            --heartbeat-ms 1000, --liveness 3, --latency-report-ms 1000, --threads 1, no --metrics.
+            Example: bottlefit device --broker tcp://127.0.0.1:5555 --id cam1 --model bf12 --head head.onnx --full full.onnx --source synthetic --rate 10 --duration 30 --metrics 127.0.0.1:9520
             """
     )
 
@@ -38,7 +45,9 @@ struct DeviceCommand: ParsableCommand {
     @Option(help: "Latency objective per frame in milliseconds (the frame's deadline).") var sloMs: UInt64 = 250
     @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs: UInt64 = 1000
     @Option(help: "Heartbeats the broker may miss before the camera computes locally.") var liveness: UInt64 = 3
+    @Option(help: "Milliseconds between the latency reports sent to the broker (0: none).") var latencyReportMs: UInt64 = 1000
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var metricsOptions: MetricsOptions
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -61,7 +70,7 @@ struct DeviceCommand: ParsableCommand {
             cameraID: id, mode: CameraMode(rawValue: mode) ?? .split, brokerEndpoint: broker, directiveEndpoint: directives,
             modelName: model, headModel: head.map { URL(fileURLWithPath: $0) }, fullModel: full.map { URL(fileURLWithPath: $0) },
             framesPerSecond: rate, maxFrames: frames, sloMilliseconds: sloMs, heartbeatIntervalMilliseconds: heartbeatMs,
-            liveness: liveness)
+            liveness: liveness, latencyReportIntervalMilliseconds: latencyReportMs)
     }
 
     func run() throws {
@@ -84,12 +93,16 @@ struct DeviceCommand: ParsableCommand {
         } catch {
             throw CommandError("device: \(error)")
         }
-        do { try camera.start() } catch { throw CommandError("device: \(error)") }
-        stop.attach { _ = camera.stop() }
-        if let duration {
-            DispatchQueue.global().asyncAfter(deadline: .now() + duration) { stop.request() }
-        }
-        let summary = camera.wait()
+        var summary: CameraSummary?
+        try metricsOptions.serve(
+            role: "device", logger: logger, stop: stop, families: { camera.metricFamilies() },
+            start: {
+                do { try camera.start() } catch { throw CommandError("device: \(error)") }
+                if let duration {
+                    DispatchQueue.global().asyncAfter(deadline: .now() + duration) { stop.request() }
+                }
+            },
+            stopRole: { _ = camera.stop() }, wait: { summary = camera.wait() })
         guard let summary else { throw CommandError("device: the camera ended without a summary") }
         print(Self.describe(summary))
     }

@@ -1,3 +1,4 @@
+import BottleFitMetricsServer
 import Foundation
 
 /// A one-machine fleet as `bottlefit up` reads it from YAML: broker, tail workers, controller, cameras.
@@ -30,6 +31,12 @@ struct Topology: Decodable {
         if let dup = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw semantic(c.codingPath, "the name \(dup) is used twice")
         }
+        // Each fixed metrics port once (port 0 is a fresh ephemeral port for every process).
+        let fixed = ([broker.metrics] + workers.map(\.metrics) + [controller?.metrics] + cameras.map(\.metrics))
+            .compactMap { $0 }.filter { $0.port != 0 }.map(\.port)
+        if let dup = Dictionary(grouping: fixed, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw semantic(c.codingPath, "metrics port \(dup) is used by two processes (with count, a template's port is the first of consecutive ports)")
+        }
         // A camera that sends to the edge needs a worker that can answer it, or every frame falls back.
         for (i, camera) in cameras.enumerated() where camera.mode != "local" {
             let served = workers.contains { w in
@@ -49,8 +56,9 @@ struct BrokerSpec: Decodable {
     var backend: String
     var stats: String
     var queueCapacity: Int?
+    var metrics: MetricsAddress?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case frontend, backend, stats, queueCapacity = "queue_capacity" }
+    enum CodingKeys: String, CodingKey, CaseIterable { case frontend, backend, stats, queueCapacity = "queue_capacity", metrics }
 
     init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
@@ -60,6 +68,7 @@ struct BrokerSpec: Decodable {
         stats = try decodeEndpoint(c, .stats)
         queueCapacity = try c.decodeIfPresent(Int.self, forKey: .queueCapacity)
         if let q = queueCapacity { try require(q >= 1, c.codingPath + [CodingKeys.queueCapacity], "must be at least 1") }
+        metrics = try decodeMetrics(c, .metrics)
     }
 }
 
@@ -68,8 +77,12 @@ struct ControllerSpec: Decodable {
     var stats: String
     var publish: String
     var sloMs: Int?
+    var latencySloMs: Int?
+    var metrics: MetricsAddress?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case stats, publish, sloMs = "slo_ms" }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case stats, publish, sloMs = "slo_ms", latencySloMs = "latency_slo_ms", metrics
+    }
 
     init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
@@ -77,6 +90,8 @@ struct ControllerSpec: Decodable {
         stats = try decodeEndpoint(c, .stats)
         publish = try decodeEndpoint(c, .publish)
         sloMs = try decodePositive(c, .sloMs)
+        latencySloMs = try decodePositive(c, .latencySloMs)
+        metrics = try decodeMetrics(c, .metrics)
     }
 }
 
@@ -103,10 +118,11 @@ struct WorkerSpec: GroupMember {
     var credit: Int?
     var maxBatch: Int?
     var threads: Int?
+    var metrics: MetricsAddress?
     /// Where the worker was written ("workers[1]"), for messages about its files.
     var origin: [any CodingKey]
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, models, credit, maxBatch = "max_batch", threads }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, models, credit, maxBatch = "max_batch", threads, metrics }
     static let defaultName = "worker"
 
     init(from decoder: any Decoder, extraKeys: [String]) throws {
@@ -118,6 +134,7 @@ struct WorkerSpec: GroupMember {
         credit = try decodePositive(c, .credit)
         maxBatch = try decodePositive(c, .maxBatch)
         threads = try decodePositive(c, .threads)
+        metrics = try decodeMetrics(c, .metrics)
         origin = decoder.codingPath
     }
 }
@@ -133,11 +150,12 @@ struct CameraSpec: GroupMember {
     var rate: Double?
     var sloMs: Int?
     var threads: Int?
+    var metrics: MetricsAddress?
     /// Where the camera was written ("cameras"), for messages about its files.
     var origin: [any CodingKey]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, mode, model, head, full, source, rate, sloMs = "slo_ms", threads
+        case name, mode, model, head, full, source, rate, sloMs = "slo_ms", threads, metrics
     }
     static let defaultName = "camera"
 
@@ -160,6 +178,7 @@ struct CameraSpec: GroupMember {
         if let r = rate { try require(r > 0 && r.isFinite, c.codingPath + [CodingKeys.rate], "rate must be positive") }
         sloMs = try decodePositive(c, .sloMs)
         threads = try decodePositive(c, .threads)
+        metrics = try decodeMetrics(c, .metrics)
         origin = decoder.codingPath
     }
 }
@@ -167,6 +186,8 @@ struct CameraSpec: GroupMember {
 /// A worker or camera: decodable with extra keys allowed (a group's `count`) and named by default.
 protocol GroupMember: Decodable {
     var name: String { get set }
+    /// Its metrics endpoint; with `count`, member i (from 0) of a template with a fixed port gets port + i.
+    var metrics: MetricsAddress? { get set }
     static var defaultName: String { get }
     init(from decoder: any Decoder, extraKeys: [String]) throws
 }
@@ -195,9 +216,17 @@ struct Group<Member: GroupMember>: Decodable {
         let count = try c.decodeIfPresent(Int.self, forKey: .count) ?? 1
         try require(count >= 0, c.codingPath + [CountKey.count], "count must not be negative, not \(count)")
         let template = try Member(from: decoder, extraKeys: [CountKey.count.rawValue])
+        if let m = template.metrics, m.port != 0 {
+            try require(Int(m.port) + count - 1 <= 65535, c.codingPath + [AnyKey(stringValue: "metrics")],
+                        "\(count) consecutive metrics ports from \(m.port) go past 65535")
+        }
         members = (0..<count).map { i in
             var m = template
             m.name = "\(template.name)-\(i + 1)"
+            if var address = m.metrics, address.port != 0 {
+                address.port += UInt16(i)
+                m.metrics = address
+            }
             return m
         }
     }
@@ -242,6 +271,13 @@ func decodePositive<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) thro
     let value = try c.decodeIfPresent(Int.self, forKey: key)
     if let v = value { try require(v >= 1, c.codingPath + [key], "must be at least 1, not \(v)") }
     return value
+}
+
+/// Decodes an optional `metrics: HOST:PORT` (port 0: a free port, logged by the process).
+func decodeMetrics<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> MetricsAddress? {
+    guard let text = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
+    if let problem = MetricsAddress.problem(text) { throw semantic(c.codingPath + [key], problem) }
+    return MetricsAddress(text)
 }
 
 /// Decodes a ZeroMQ endpoint that processes on one machine can share: tcp://HOST:PORT or ipc://PATH.

@@ -1,3 +1,4 @@
+import BottleFitMetricsServer
 import Foundation
 import Yams
 
@@ -132,7 +133,7 @@ struct TopologyFile {
             name: "broker", kind: .broker,
             arguments: ["broker", "--frontend", Endpoint.resolving(b.frontend, base: base),
                         "--backend", Endpoint.resolving(b.backend, base: base), "--stats", Endpoint.resolving(b.stats, base: base)]
-                + (b.queueCapacity.map { ["--queue-capacity", "\($0)"] } ?? []) + level)]
+                + (b.queueCapacity.map { ["--queue-capacity", "\($0)"] } ?? []) + metrics(b.metrics) + level)]
         for w in t.workers {
             var args = ["worker", "--broker", Endpoint.connectable(b.backend, base: base), "--id", w.name]
             for (model, files) in w.models.sorted(by: { $0.key < $1.key }) {
@@ -141,13 +142,15 @@ struct TopologyFile {
                 args += ["--model", "\(model)=\(tail)" + (full.map { ",\($0)" } ?? "")]
             }
             args += optional("--credit", w.credit) + optional("--max-batch", w.maxBatch) + optional("--threads", w.threads)
+            args += metrics(w.metrics)
             roles.append(Role(name: w.name, kind: .worker, arguments: args + level))
         }
         if let c = t.controller {
             roles.append(Role(
                 name: "controller", kind: .controller,
                 arguments: ["controller", "--stats", Endpoint.connectable(c.stats, base: base),
-                            "--publish", Endpoint.resolving(c.publish, base: base)] + optional("--slo-ms", c.sloMs) + level))
+                            "--publish", Endpoint.resolving(c.publish, base: base)] + optional("--slo-ms", c.sloMs)
+                    + optional("--latency-slo-ms", c.latencySloMs) + metrics(c.metrics) + level))
         }
         for cam in t.cameras {
             var args = ["device", "--id", cam.name, "--mode", cam.mode, "--model", cam.model]
@@ -161,13 +164,14 @@ struct TopologyFile {
                 source = "dir:" + (dir.hasPrefix("/") ? dir : base.appendingPathComponent(dir).standardizedFileURL.path)
             }
             args += ["--source", source] + (cam.rate.map { ["--rate", "\($0)"] } ?? [])
-            args += optional("--slo-ms", cam.sloMs) + optional("--threads", cam.threads)
+            args += optional("--slo-ms", cam.sloMs) + optional("--threads", cam.threads) + metrics(cam.metrics)
             roles.append(Role(name: cam.name, kind: .camera, arguments: args + level))
         }
         return roles
     }
 
     private static func optional(_ flag: String, _ value: Int?) -> [String] { value.map { [flag, "\($0)"] } ?? [] }
+    private static func metrics(_ address: MetricsAddress?) -> [String] { address.map { ["--metrics", "\($0)"] } ?? [] }
 }
 
 /// A topology that cannot be run, with the file, line and key path when known.

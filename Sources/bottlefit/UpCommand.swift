@@ -15,9 +15,14 @@ struct UpCommand: ParsableCommand {
             child's exit status and the cameras' summaries are printed; the exit status is non-zero \
             if any process failed or had to be killed.
             The topology is YAML (see topology/local.yaml): broker endpoints, workers and cameras as \
-            a count or a list, an optional controller. Paths are relative to the file; unknown keys \
-            are refused, and every error names the line and the key.
-            With no topology argument, `up` runs the embedded default: the fleet of             topology/local.yaml (loopback ports 5555-5558, 2 workers, the controller, 4 split             cameras) on BottleFit ResNet-50 (C = 12) models in models/demo/ under the current             folder, creating them there on first run.
+            a count or a list, an optional controller. Any process may set `metrics: HOST:PORT` to \
+            serve /metrics and /healthz (docs/metrics.md; a count group takes consecutive ports, port \
+            0 a free one each). Paths are relative to the file; unknown keys are refused, and every \
+            error names the line and the key.
+            With no topology argument, `up` runs the embedded default: the fleet of \
+            topology/local.yaml (loopback ports 5555-5558, 2 workers, the controller, 4 split \
+            cameras, metrics on 127.0.0.1:9500-9523) on BottleFit ResNet-50 (C = 12) models in \
+            models/demo/ under the current folder, creating them there on first run.
             Example: bottlefit up --duration 30    or    bottlefit up topology/local.yaml --duration 30
             """
     )

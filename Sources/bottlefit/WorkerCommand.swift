@@ -13,10 +13,14 @@ struct WorkerCommand: ParsableCommand {
             every FRAME with a RESULT (top-k softmax probabilities, queued and compute times, batch \
             size) or an ERROR. Frames waiting together run as one batch, up to --max-batch. A broker \
             silent for --liveness heartbeats is reconnected to. SIGINT or SIGTERM drains: no new \
-            credit, the frames in hand are answered, DISCONNECT, exit; the counters are printed.
+            credit, the frames in hand are answered, DISCONNECT, exit; the counters are printed. \
+            --metrics HOST:PORT serves them as Prometheus text on GET /metrics (batch sizes, compute \
+            and wait times as histograms) and GET /healthz (200 while serving; 503 while loading \
+            models or stopping); see docs/metrics.md.
             --model NAME=TAIL.onnx serves bottleneck frames of model NAME; NAME=TAIL.onnx,FULL.onnx \
             also serves offload (JPEG) frames; NAME=,FULL.onnx only those. Repeat for more models.
-            Example: bottlefit worker --broker tcp://127.0.0.1:5556 --id w1 --model bf12=tail.onnx,full.onnx --threads 2
+            Defaults: --credit 16, --max-batch 8, --top-k 5, --heartbeat-ms 1000, --liveness 3, --threads 1, no --metrics.
+            Example: bottlefit worker --broker tcp://127.0.0.1:5556 --id w1 --model bf12=tail.onnx,full.onnx --threads 2 --metrics 127.0.0.1:9501
             """
     )
 
@@ -29,6 +33,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs = 1000
     @Option(help: "Heartbeats the broker may miss before the worker reconnects.") var liveness = 3
     @OptionGroup var threadOptions: ThreadOptions
+    @OptionGroup var metricsOptions: MetricsOptions
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -73,9 +78,10 @@ struct WorkerCommand: ParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
         let worker = TailWorker(configuration: try makeConfiguration(), context: context, logger: logger)
-        do { try worker.start() } catch { throw CommandError("worker: \(error)") }
-        stop.attach { worker.stop() }
-        _ = worker.waitUntilStopped()
+        try metricsOptions.serve(
+            role: "worker", logger: logger, stop: stop, families: { worker.metricFamilies() },
+            start: { do { try worker.start() } catch { throw CommandError("worker: \(error)") } },
+            stopRole: { worker.stop() }, wait: { _ = worker.waitUntilStopped() })
         let c = worker.counters
         let errors = c.errors.sorted { "\($0.key)" < "\($1.key)" }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         print("received=\(c.received) completed=\(c.completed) errors[\(errors.isEmpty ? "none" : errors)] batches=\(c.batches) reconnects=\(c.reconnects) abandoned=\(c.abandoned)")

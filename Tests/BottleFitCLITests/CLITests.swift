@@ -185,10 +185,28 @@ import Testing
     }
 
     @Test func everySubcommandHasHelp() throws {
-        for command in [["infer"], ["bench"], ["check-onnx"], ["model", "create"], ["model", "split"], ["model", "info"], ["version"]] {
+        let commands = [["infer"], ["bench"], ["check-onnx"], ["model", "create"], ["model", "split"], ["model", "info"], ["version"],
+                        ["broker"], ["worker"], ["device"], ["controller"], ["up"], ["bench-pipeline"]]
+        for command in commands {
             let r = try Self.run(command + ["--help"])
             #expect(r.status == 0)
             #expect(r.stdout.contains("Example"), "\(command) --help has no example")
+        }
+        // Every long-running role documents its metrics endpoint.
+        for role in ["broker", "worker", "device", "controller"] {
+            let help = try Self.run([role, "--help"]).stdout
+            #expect(help.contains("--metrics <host:port>") && help.contains("/healthz") && help.contains("Defaults:"), "\(role): \(help)")
+        }
+        #expect(try Self.run(["controller", "--help"]).stdout.contains("--latency-slo-ms"))
+        #expect(try Self.run(["device", "--help"]).stdout.contains("--latency-report-ms"))
+    }
+
+    @Test func aBadMetricsAddressIsRefusedBeforeAnyWork() throws {
+        for bad in ["9100", "127.0.0.1:99999", "::1:9100", "127.0.0.1:"] {
+            let r = try Self.run(["broker", "--frontend", "inproc://f", "--backend", "inproc://b", "--stats", "inproc://s", "--metrics", bad])
+            #expect(r.status != 0)
+            #expect(r.stderr.contains("--metrics"), "\(bad): \(r.stderr)")
+            #expect(!r.stderr.contains("broker serving"))
         }
     }
 }

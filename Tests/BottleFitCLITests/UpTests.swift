@@ -120,6 +120,42 @@ import Testing
         return try Self.run(["up", file.path], timeout: 30).stderr
     }
 
+    @Test func metricsAddressesComeFromTheTopology() throws {
+        let dir = try temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for file in ["full.onnx", "tail.onnx"] { try Data("x".utf8).write(to: dir.appendingPathComponent(file)) }
+        let yaml = """
+            broker: {frontend: ipc://front, backend: ipc://back, stats: ipc://stats, metrics: "127.0.0.1:9600"}
+            workers:
+              count: 2
+              models: {m: {tail: tail.onnx}}
+              metrics: 127.0.0.1:9610
+            controller: {stats: ipc://stats, publish: ipc://dir, latency_slo_ms: 300, metrics: "[::1]:9620"}
+            cameras:
+              count: 2
+              mode: local
+              model: m
+              full: full.onnx
+              metrics: 127.0.0.1:0
+
+            """
+        let file = dir.appendingPathComponent("t.yaml")
+        try Data(yaml.utf8).write(to: file)
+        let r = try Self.run(["up", file.path, "--dry-run"], timeout: 30)
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        func line(_ name: String) -> String { lines.first { $0.hasPrefix(name + ":") } ?? "" }
+        #expect(line("broker").contains("--metrics 127.0.0.1:9600"))
+        #expect(line("worker-1").contains("--metrics 127.0.0.1:9610"))
+        #expect(line("worker-2").contains("--metrics 127.0.0.1:9611"))  // consecutive ports for a count
+        #expect(line("controller").contains("--metrics [::1]:9620") && line("controller").contains("--latency-slo-ms 300"))
+        #expect(line("camera-1").contains("--metrics 127.0.0.1:0") && line("camera-2").contains("--metrics 127.0.0.1:0"))
+
+        try refuse(yaml.replacingOccurrences(of: "9610", with: "9600"), mentioning: ["metrics port 9600 is used by two processes"])
+        try refuse(yaml.replacingOccurrences(of: "127.0.0.1:9610", with: "localhost"), mentioning: ["workers.metrics: localhost is not HOST:PORT"])
+        try refuse(yaml.replacingOccurrences(of: "9610", with: "65535"), mentioning: ["2 consecutive metrics ports from 65535 go past 65535"])
+    }
+
     @Test func smallFleetRunsAndStopsCleanly() throws {
         let dir = try temporary()
         defer { try? FileManager.default.removeItem(at: dir) }

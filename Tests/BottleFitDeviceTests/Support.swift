@@ -65,6 +65,8 @@ final class FakeEdge: Sendable {
     struct Record: Sendable {
         var frames: [FrameMessage] = []
         var heartbeats = 0
+        /// Latency reports carried by the heartbeats.
+        var reports: [LatencyReport] = []
         var other = 0
     }
 
@@ -126,8 +128,11 @@ final class FakeEdge: Sendable {
                 let route = frames[0]
                 guard let message = try? Message.decode(frames[2]) else { continue }
                 switch message {
-                case .heartbeat:
-                    record.withLock { $0.heartbeats += 1 }
+                case .heartbeat(let heartbeat):
+                    record.withLock {
+                        $0.heartbeats += 1
+                        if let report = heartbeat.latencyReport { $0.reports.append(report) }
+                    }
                     if case .silent = behaviour { continue }
                     _ = try router.trySend([route, [], try HeartbeatMessage().encoded()])
                 case .frame(let frame):

@@ -27,6 +27,22 @@ import Testing
         #expect(try FrameMessage.decode(Self.bytes(hex)) == frame)
     }
 
+    @Test func latencyReportExample() throws {
+        let hex = """
+            83 a1 76 01 a1 74 a9 68 65 61 72 74 62 65 61 74
+            a2 6c 72 87 a1 63 a5 63 61 6d 2d 31 a2 77 6d cd
+            03 e8 a1 6e 28 a2 6d 69 02 a3 6c 35 30 cb 40 4e
+            c0 00 00 00 00 00 a3 6c 39 35 cb 40 56 00 00 00
+            00 00 00 a3 6c 39 39 cb 40 58 50 00 00 00 00 00
+            """
+        let heartbeat = HeartbeatMessage(latencyReport: LatencyReport(
+            cameraID: "cam-1", windowMilliseconds: 1000, completed: 40, missed: 2,
+            percentiles: LatencyPercentiles(p50: 61.5, p95: 88, p99: 97.25)))
+        #expect(Self.bytes(hex).count == 80)
+        #expect(try heartbeat.encoded() == Self.bytes(hex))
+        #expect(try HeartbeatMessage.decode(Self.bytes(hex)) == heartbeat)
+    }
+
     @Test func creditAndHeartbeatExamples() throws {
         #expect(try CreditMessage(credits: 3).encoded() == Self.bytes("83 a1 76 01 a1 74 a6 63 72 65 64 69 74 a1 6e 03"))
         #expect(try HeartbeatMessage().encoded() == Self.bytes("82 a1 76 01 a1 74 a9 68 65 61 72 74 62 65 61 74"))

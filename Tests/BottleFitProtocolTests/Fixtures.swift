@@ -64,6 +64,24 @@ enum Fixtures {
     static let heartbeat = HeartbeatMessage()
     static let handHeartbeat = HandMessage(fields: [("v", .uint(1)), ("t", .str("heartbeat"))])
 
+    static let report = LatencyReport(
+        cameraID: "cam-0001", windowMilliseconds: 1000, completed: 40, missed: 2,
+        percentiles: LatencyPercentiles(p50: 61.5, p95: 88, p99: 97.25))
+    static let reportingHeartbeat = HeartbeatMessage(latencyReport: report)
+    static let handReport = MP.map([
+        ("c", .str("cam-0001")), ("wm", .uint(1000)), ("n", .uint(40)), ("mi", .uint(2)),
+        ("l50", .f64(61.5)), ("l95", .f64(88)), ("l99", .f64(97.25)),
+    ])
+    static let handReportingHeartbeat = HandMessage(fields: [("v", .uint(1)), ("t", .str("heartbeat")), ("lr", handReport)])
+
+    /// A window in which every edge frame missed: no percentiles.
+    static let missesOnlyHeartbeat = HeartbeatMessage(latencyReport: LatencyReport(
+        cameraID: "cam-0002", windowMilliseconds: 1003, completed: 0, missed: 7, percentiles: nil))
+    static let handMissesOnlyHeartbeat = HandMessage(fields: [
+        ("v", .uint(1)), ("t", .str("heartbeat")),
+        ("lr", .map([("c", .str("cam-0002")), ("wm", .uint(1003)), ("n", .uint(0)), ("mi", .uint(7))])),
+    ])
+
     static let disconnect = DisconnectMessage(reason: "SIGTERM")
     static let handDisconnect = HandMessage(fields: [("v", .uint(1)), ("t", .str("disconnect")), ("r", .str("SIGTERM"))])
 
@@ -81,6 +99,35 @@ enum Fixtures {
             .map([("w", .str("tail-a")), ("cr", .uint(2)), ("if", .uint(6))]),
             .map([("w", .str("tail-b")), ("cr", .uint(8)), ("if", .uint(0))]),
         ])),
+    ])
+
+    static let cameraStats = StatsMessage(
+        timestamp: 1_700_000_000_750, queueDepth: 0, queueTimeP50: 0, queueTimeP95: 0.5, queueTimeP99: 1,
+        inFlight: 1, arrivalRate: 20, completionRate: 20, dropRate: 0, workers: [.init(id: "tail-a", credit: 7, inFlight: 1)],
+        cameraLatency: CameraLatencySummary(
+            cameras: 3, completed: 118, missed: 4, percentiles: LatencyPercentiles(p50: 60.25, p95: 91.5, p99: 120)))
+
+    static let handCameraStats = HandMessage(fields: [
+        ("v", .uint(1)), ("t", .str("stats")),
+        ("ts", .uint(1_700_000_000_750)), ("qd", .uint(0)),
+        ("q50", .f64(0)), ("q95", .f64(0.5)), ("q99", .f64(1)), ("if", .uint(1)),
+        ("ar", .f64(20)), ("co", .f64(20)), ("dr", .f64(0)),
+        ("wk", .array([.map([("w", .str("tail-a")), ("cr", .uint(7)), ("if", .uint(1))])])),
+        ("lc", .uint(3)), ("ln", .uint(118)), ("lm", .uint(4)), ("l50", .f64(60.25)), ("l95", .f64(91.5)), ("l99", .f64(120)),
+    ])
+
+    /// A broker that aggregates reports but heard none: counts without percentiles.
+    static let quietCameraStats = StatsMessage(
+        timestamp: 1_700_000_001_000, queueDepth: 0, queueTimeP50: 0, queueTimeP95: 0, queueTimeP99: 0,
+        inFlight: 0, arrivalRate: 0, completionRate: 0, dropRate: 0, workers: [],
+        cameraLatency: CameraLatencySummary(cameras: 0, completed: 0, missed: 0, percentiles: nil))
+
+    static let handQuietCameraStats = HandMessage(fields: [
+        ("v", .uint(1)), ("t", .str("stats")),
+        ("ts", .uint(1_700_000_001_000)), ("qd", .uint(0)),
+        ("q50", .f64(0)), ("q95", .f64(0)), ("q99", .f64(0)), ("if", .uint(0)),
+        ("ar", .f64(0)), ("co", .f64(0)), ("dr", .f64(0)), ("wk", .array([])),
+        ("lc", .uint(0)), ("ln", .uint(0)), ("lm", .uint(0)),
     ])
 
     static let directive = DirectiveMessage(
@@ -106,6 +153,8 @@ enum Fixtures {
         (.frame(frame), handFrame), (.frame(jpegFrame), handJPEGFrame),
         (.result(result), handResult), (.error(error), handError), (.ready(ready), handReady),
         (.credit(credit), handCredit), (.heartbeat(heartbeat), handHeartbeat),
+        (.heartbeat(reportingHeartbeat), handReportingHeartbeat), (.heartbeat(missesOnlyHeartbeat), handMissesOnlyHeartbeat),
+        (.stats(cameraStats), handCameraStats), (.stats(quietCameraStats), handQuietCameraStats),
         (.disconnect(disconnect), handDisconnect), (.stats(stats), handStats),
         (.directive(directive), handDirective), (.directive(fractionDirective), handFractionDirective),
     ]

@@ -137,7 +137,7 @@ import Testing
     func everyRequiredFieldIsRequired(index: Int) {
         let hand = Fixtures.all[index].1
         let type = Fixtures.all[index].0.type
-        let optional: [MessageType: Set<String>] = [.frame: ["lb"], .error: ["s", "c", "ra"], .disconnect: ["r"]]
+        let optional: [MessageType: Set<String>] = [.frame: ["lb"], .error: ["s", "c", "ra"], .disconnect: ["r"], .heartbeat: ["lr"]]
         for (key, _) in hand.fields {
             let error = decodeError(hand.removing(key).bytes)
             if key == "tc" || key == "tf" {

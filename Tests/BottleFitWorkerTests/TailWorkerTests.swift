@@ -1,5 +1,6 @@
 import BottleFitCore
 import BottleFitImaging
+import BottleFitMetrics
 import BottleFitProtocol
 import BottleFitWorker
 import Foundation
@@ -65,6 +66,16 @@ struct TailWorkerTests {
         #expect(broker.malformed == 0)
         let c = settled(worker) { $0.completed == 3 }
         #expect(c.received == 3 && c.completed == 3 && c.errorsSent == 0)
+        // The same counters as /metrics serves them: parseable, labelled, histograms consistent.
+        let families = try ExpositionParser.parse(PrometheusText.render(c.metricFamilies(workerID: "worker-1")))
+        func value(_ name: String, _ labels: [String: String] = ["worker": "worker-1"]) -> Double? {
+            families.flatMap(\.samples).first { $0.name == name && $0.labels == labels }?.value
+        }
+        #expect(value("bottlefit_worker_frames_completed_total") == 3)
+        #expect(value("bottlefit_worker_frames_errored_total", ["worker": "worker-1", "code": "EXPIRED"]) == 0)
+        #expect(value("bottlefit_worker_frame_wait_seconds_count") == 3)
+        #expect(value("bottlefit_worker_batch_compute_seconds_count") == Double(c.batches))
+        #expect(value("bottlefit_worker_batch_size_sum") == 3)
     }
 
     @Test func framesSentTogetherAreBatched() throws {

@@ -1,0 +1,54 @@
+import BottleFitProtocol
+
+/// The cameras' recent latency reports, for the camera figures of STATS (`lc`, `ln`, `lm`, `l50`…`l99`).
+///
+/// A ring of the last `capacity` reports, each stamped with when it arrived; STATS aggregate those
+/// younger than the window. Each report covers its own frames (a camera's windows do not overlap),
+/// so counts add up; percentiles do not merge exactly, so each aggregate percentile is the mean of
+/// the reports' percentiles weighted by the frames each completed. That is exact when the cameras
+/// see one distribution and an estimate otherwise (docs/broker.md).
+struct CameraReportWindow: Sendable {
+    struct Entry: Sendable {
+        /// Which camera: its connection and its id (one connection may carry several cameras).
+        var camera: [UInt8]
+        var report: LatencyReport
+    }
+
+    private var entries: RecentRing<Entry>
+    let window: Duration
+
+    init(capacity: Int, window: Duration) {
+        entries = RecentRing(capacity: capacity)
+        self.window = window
+    }
+
+    mutating func record(_ report: LatencyReport, from connection: [UInt8], at now: Duration) {
+        entries.record(Entry(camera: connection + [0] + Array(report.cameraID.utf8), report: report), at: now)
+    }
+
+    /// The aggregate of the reports within the window at `now`.
+    func summary(at now: Duration) -> CameraLatencySummary {
+        var cameras = Set<[UInt8]>()
+        var completed = 0, missed = 0
+        var weighted = (p50: 0.0, p95: 0.0, p99: 0.0)
+        for entry in entries.values(within: window, at: now) {
+            let r = entry.report
+            cameras.insert(entry.camera)
+            completed += r.completed
+            missed += r.missed
+            if let p = r.percentiles {
+                let n = Double(r.completed)
+                weighted.p50 += p.p50 * n
+                weighted.p95 += p.p95 * n
+                weighted.p99 += p.p99 * n
+            }
+        }
+        let percentiles: LatencyPercentiles? = completed == 0 ? nil : {
+            let n = Double(completed)
+            // Rounding in the weighted means must not break l50 ≤ l95 ≤ l99.
+            let p50 = weighted.p50 / n, p95 = max(p50, weighted.p95 / n), p99 = max(p95, weighted.p99 / n)
+            return LatencyPercentiles(p50: p50, p95: p95, p99: p99)
+        }()
+        return CameraLatencySummary(cameras: cameras.count, completed: completed, missed: missed, percentiles: percentiles)
+    }
+}

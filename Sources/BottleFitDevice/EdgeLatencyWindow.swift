@@ -1,0 +1,44 @@
+import BottleFitProtocol
+
+/// What a camera saw of the edge since its last latency report: the end-to-end latency of the
+/// frames that came back with a RESULT, and the frames that missed (docs/device.md).
+///
+/// A value, driven by the loop: `recordCompleted` for each RESULT, `recordMissed` for each edge
+/// frame that timed out or came back EXPIRED, and `report(at:)` when a report is due, which
+/// returns the report (nil if the window saw no edge frame) and starts the next window.
+public struct EdgeLatencyWindow: Sendable {
+    public let cameraID: String
+    private var histogram = LatencyHistogram()
+    private var missed = 0
+    private var startedAt: UInt64
+
+    /// An empty window starting at `now` (Unix ms).
+    public init(cameraID: String, now: UInt64) {
+        self.cameraID = cameraID
+        startedAt = now
+    }
+
+    /// Edge frames in the window so far (completed and missed).
+    public var frames: Int { histogram.count + missed }
+
+    public mutating func recordCompleted(latencyMilliseconds: Double) { histogram.record(milliseconds: latencyMilliseconds) }
+
+    public mutating func recordMissed() { missed += 1 }
+
+    /// The report for the window ending at `now`, nil when it saw no edge frame; the next window starts at `now` either way.
+    public mutating func report(at now: UInt64) -> LatencyReport? {
+        defer {
+            histogram = LatencyHistogram()
+            missed = 0
+            startedAt = now
+        }
+        guard frames > 0 else { return nil }
+        // A clock step can make a latency absurd; the protocol bounds percentiles at one day.
+        func bounded(_ q: Double) -> Double { min(histogram.quantile(q) ?? 0, LatencyPercentiles.maxMilliseconds) }
+        let percentiles = histogram.count == 0 ? nil : LatencyPercentiles(p50: bounded(0.5), p95: bounded(0.95), p99: bounded(0.99))
+        return LatencyReport(
+            cameraID: cameraID, windowMilliseconds: now > startedAt ? now - startedAt : 1,
+            completed: min(histogram.count, LatencyReport.maxFrames), missed: min(missed, LatencyReport.maxFrames),
+            percentiles: percentiles)
+    }
+}

@@ -1,0 +1,174 @@
+import CBottleFitMsgPack
+
+/// Percentiles of a latency distribution, in milliseconds, with `p50 <= p95 <= p99`.
+public struct LatencyPercentiles: Sendable, Equatable {
+    public var p50: Double
+    public var p95: Double
+    public var p99: Double
+
+    public init(p50: Double, p95: Double, p99: Double) {
+        self.p50 = p50
+        self.p95 = p95
+        self.p99 = p99
+    }
+
+    /// The largest percentile a report or STATS may carry: one day, in milliseconds. A latency
+    /// beyond it is a clock step, not a measurement, and the bound keeps aggregates finite.
+    public static let maxMilliseconds: Double = 86_400_000
+
+    func validate(_ prefix: String) throws(ProtocolError) {
+        for (value, name) in [(p50, "l50"), (p95, "l95"), (p99, "l99")] {
+            try checkDuration(value, prefix + name)
+            guard value <= Self.maxMilliseconds else {
+                throw .invalidValue(field: prefix + name, reason: "above one day (\(Int(Self.maxMilliseconds)) ms)")
+            }
+        }
+        guard p50 <= p95, p95 <= p99 else {
+            throw .invalidValue(field: prefix + "l95", reason: "percentiles must not decrease (l50 ≤ l95 ≤ l99)")
+        }
+    }
+
+    func write(to w: MessagePackWriter) throws(ProtocolError) {
+        try w.key("l50"); try w.float64(p50)
+        try w.key("l95"); try w.float64(p95)
+        try w.key("l99"); try w.float64(p99)
+    }
+
+    /// Reads `l50`, `l95`, `l99` when `present`; refuses them when not (a percentile of no frames).
+    init?(fields f: FieldMap, present: Bool) throws(ProtocolError) {
+        let given = [f.optional("l50"), f.optional("l95"), f.optional("l99")]
+        guard present else {
+            guard given.allSatisfy({ $0 == nil }) else {
+                throw .invalidValue(field: f.name("l95"), reason: "percentiles given for a window without completed frames")
+            }
+            return nil
+        }
+        p50 = try FieldValue.double(f.required("l50"), f.name("l50"))
+        p95 = try FieldValue.double(f.required("l95"), f.name("l95"))
+        p99 = try FieldValue.double(f.required("l99"), f.name("l99"))
+        try validate(f.path)
+    }
+}
+
+/// A camera's report of the end-to-end latency it observed for its edge frames over a window,
+/// carried by HEARTBEAT under `"lr"` (docs/protocol.md section 7).
+///
+/// Latency runs from the frame's scheduled time (open loop) or capture to the arrival of its
+/// RESULT. `completed` frames got a RESULT in the window and make the percentiles; `missed`
+/// frames went to the edge and ended without a RESULT in time: the camera stopped waiting (its
+/// reply timeout) or the broker or worker answered EXPIRED.
+public struct LatencyReport: Sendable, Equatable {
+    /// "c": the camera the figures are about (one socket may carry several cameras).
+    public var cameraID: String
+    /// "wm": the window the figures cover, in milliseconds (since the camera's previous report).
+    public var windowMilliseconds: UInt64
+    /// "n": edge frames completed with a RESULT in the window.
+    public var completed: Int
+    /// "mi": edge frames that missed in the window.
+    public var missed: Int
+    /// "l50", "l95", "l99": percentiles of the completed frames' latency; present exactly when `completed > 0`.
+    public var percentiles: LatencyPercentiles?
+
+    public init(cameraID: String, windowMilliseconds: UInt64, completed: Int, missed: Int, percentiles: LatencyPercentiles?) {
+        self.cameraID = cameraID
+        self.windowMilliseconds = windowMilliseconds
+        self.completed = completed
+        self.missed = missed
+        self.percentiles = percentiles
+    }
+
+    /// Most frames one report may count (each of `n` and `mi`).
+    public static let maxFrames = Int(UInt32.max)
+
+    var fieldCount: Int { 4 + (percentiles == nil ? 0 : 3) }
+
+    func write(to w: MessagePackWriter) throws(ProtocolError) {
+        try w.map(fieldCount)
+        try w.key("c"); try w.string(cameraID)
+        try w.key("wm"); try w.unsigned(windowMilliseconds)
+        try w.key("n"); try w.unsigned(completed)
+        try w.key("mi"); try w.unsigned(missed)
+        try percentiles?.write(to: w)
+    }
+
+    init(object: msgpack_object, limits: ProtocolLimits) throws(ProtocolError) {
+        let f = try FieldMap(object, path: "lr.")
+        cameraID = try FieldValue.identifier(f.required("c"), f.name("c"), limits: limits)
+        windowMilliseconds = try FieldValue.unsigned(f.required("wm"), f.name("wm"))
+        completed = try FieldValue.int(f.required("n"), f.name("n"), in: 0...Self.maxFrames)
+        missed = try FieldValue.int(f.required("mi"), f.name("mi"), in: 0...Self.maxFrames)
+        percentiles = try LatencyPercentiles(fields: f, present: completed > 0)
+        try validate(limits: limits)
+    }
+
+    func validate(limits: ProtocolLimits) throws(ProtocolError) {
+        try checkIdentifier(cameraID, "lr.c", limits)
+        guard windowMilliseconds >= 1 else { throw .invalidValue(field: "lr.wm", reason: "a window lasts at least 1 ms") }
+        guard (0...Self.maxFrames).contains(completed) else { throw .invalidValue(field: "lr.n", reason: "outside 0...\(Self.maxFrames)") }
+        guard (0...Self.maxFrames).contains(missed) else { throw .invalidValue(field: "lr.mi", reason: "outside 0...\(Self.maxFrames)") }
+        switch (completed > 0, percentiles) {
+        case (true, nil): throw .missingField("lr.l50")
+        case (false, _?): throw .invalidValue(field: "lr.l95", reason: "percentiles given for a window without completed frames")
+        case (true, let p?): try p.validate("lr.")
+        case (false, nil): break
+        }
+    }
+}
+
+/// The broker's aggregate of the latency reports it received recently, in STATS
+/// (`lc`, `ln`, `lm` and, when `ln > 0`, `l50`, `l95`, `l99`).
+public struct CameraLatencySummary: Sendable, Equatable {
+    /// "lc": cameras with a report in the window.
+    public var cameras: Int
+    /// "ln": completed edge frames those reports count.
+    public var completed: Int
+    /// "lm": missed edge frames those reports count.
+    public var missed: Int
+    /// The reports' percentiles, each weighted by the frames it counts; present exactly when `completed > 0`.
+    public var percentiles: LatencyPercentiles?
+
+    public init(cameras: Int, completed: Int, missed: Int, percentiles: LatencyPercentiles?) {
+        self.cameras = cameras
+        self.completed = completed
+        self.missed = missed
+        self.percentiles = percentiles
+    }
+
+    /// Missed frames as a share of the edge frames counted; 0 when none were counted.
+    public var missRatio: Double {
+        completed + missed == 0 ? 0 : Double(missed) / Double(completed + missed)
+    }
+
+    var fieldCount: Int { 3 + (percentiles == nil ? 0 : 3) }
+
+    func write(to w: MessagePackWriter) throws(ProtocolError) {
+        try w.key("lc"); try w.unsigned(cameras)
+        try w.key("ln"); try w.unsigned(completed)
+        try w.key("lm"); try w.unsigned(missed)
+        try percentiles?.write(to: w)
+    }
+
+    /// Reads the fields from a STATS map: nil when the broker sent none (an older broker).
+    init?(fields f: FieldMap) throws(ProtocolError) {
+        guard f.optional("lc") != nil || f.optional("ln") != nil || f.optional("lm") != nil else {
+            guard f.optional("l50") == nil, f.optional("l95") == nil, f.optional("l99") == nil else {
+                throw .missingField("ln")
+            }
+            return nil
+        }
+        cameras = try FieldValue.int(f.required("lc"), "lc", in: 0...Int.max)
+        completed = try FieldValue.int(f.required("ln"), "ln", in: 0...Int.max)
+        missed = try FieldValue.int(f.required("lm"), "lm", in: 0...Int.max)
+        percentiles = try LatencyPercentiles(fields: f, present: completed > 0)
+    }
+
+    func validate() throws(ProtocolError) {
+        guard cameras >= 0, completed >= 0, missed >= 0 else { throw .invalidValue(field: "lc", reason: "negative") }
+        switch (completed > 0, percentiles) {
+        case (true, nil): throw .missingField("l50")
+        case (false, _?): throw .invalidValue(field: "l95", reason: "percentiles given without completed frames")
+        case (true, let p?): try p.validate("")
+        case (false, nil): break
+        }
+    }
+}
