@@ -266,7 +266,7 @@ struct TrainBaselineCommand: ParsableCommand {
                 student = ModelFactory.bottleFitResNet(bottleneck: bottleneck, config, seed: options.seed)
                 stages = Recipes.naive(epochs: epochs)
             }
-        } catch let error as EngineError {
+        } catch {
             throw CommandError("\(error)")
         }
         try TrainingRun.execute(
