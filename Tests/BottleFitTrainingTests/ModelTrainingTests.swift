@@ -122,3 +122,31 @@ func randomImages(_ n: Int, size: Int = 32, seed: UInt64 = 5) -> Buffer {
         #expect(throws: TrainingError.self) { try model.forward(["input": randomImages(2)], outputs: ["nope"], training: false) }
     }
 }
+
+@Suite struct BatchNormStatisticsTests {
+    /// Training mode updates running = m·running + (1 − m)·batch, with the unbiased batch
+    /// variance (PyTorch's convention; ONNX momentum m = 1 − PyTorch momentum).
+    @Test func runningAveragesFollowTheMomentumRule() throws {
+        let x = Buffer(shape: [2, 2, 1, 2], data: [1, 3, 10, 20, 5, 7, 30, 40])
+        let graph = Graph(
+            name: "bn",
+            nodes: [Node(name: "bn", opType: "BatchNormalization", inputs: ["x", "g", "b", "m", "v"], outputs: ["y"],
+                         attributes: ["momentum": .float(0.9), "epsilon": .float(1e-5)])],
+            inputs: [ValueInfo(name: "x", shape: nil)], outputs: [ValueInfo(name: "y", shape: nil)],
+            initializers: ["g": Tensor(shape: [2], floats: [1, 1]), "b": Tensor(shape: [2], floats: [0, 0]),
+                           "m": Tensor(shape: [2], floats: [0.5, -1]), "v": Tensor(shape: [2], floats: [2, 3])])
+        let model = try TrainingGraph(graph)
+        #expect(model.stateNames == ["m", "v"] && !model.trainable.contains("m"))
+        let y = try model.forward(["x": x], outputs: ["y"], training: true)["y"]!
+        // Channel 0: 1, 3, 5, 7 → mean 4, biased var 5, unbiased 20/3.
+        // Channel 1: 10, 20, 30, 40 → mean 25, biased var 125, unbiased 500/3.
+        let m = model.parameters["m"]!.data, v = model.parameters["v"]!.data
+        #expect(abs(m[0] - (0.9 * 0.5 + 0.1 * 4)) < 1e-5 && abs(m[1] - (0.9 * -1 + 0.1 * 25)) < 1e-4)
+        #expect(abs(v[0] - (0.9 * 2 + 0.1 * 20 / 3)) < 1e-5 && abs(v[1] - (0.9 * 3 + 0.1 * 500 / 3)) < 1e-3)
+        // The output is normalised with the biased batch variance.
+        #expect(abs(y.data[0] - (1 - 4) / (5 + 1e-5).squareRoot()) < 1e-5)
+        // Inference mode reads, and leaves, the running statistics.
+        _ = try model.forward(["x": x], outputs: ["y"], training: false)
+        #expect(model.parameters["m"]!.data == m && model.parameters["v"]!.data == v)
+    }
+}
