@@ -37,7 +37,8 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Override the preset's input size in pixels (image-folder data is cropped to it).") var imageSize: Int?
     @Option(help: "Batch size.") var batch: Int = 128
     @Option(help: "Seed for initialisation, data order and augmentation.") var seed: UInt64 = 1
-    @Option(help: "Threads (OpenBLAS GEMMs and the engine's loops); data loading runs on its own thread.") var threads: Int = 2
+    @Option(help: "Threads (OpenBLAS GEMMs and the engine's loops); data loading runs on its own thread(s).") var threads: Int = 2
+    @Option(help: "Threads that decode and augment batches (image-folder JPEGs are the costly case).") var loaderThreads: Int = 1
     @Option(help: "Train on only the first N training images (quick runs).") var limit: Int?
     @Option(help: "Evaluate on only the first N test images.") var evalLimit: Int?
     @Flag(help: "Continue from --out/checkpoint (same command and options).") var resume = false
@@ -52,6 +53,7 @@ struct TrainingOptions: ParsableArguments {
         guard ["fashion-mnist", "imagenet"].contains(preset) else { throw ValidationError("--preset must be fashion-mnist or imagenet") }
         guard batch >= 2 else { throw ValidationError("--batch must be at least 2 (batch statistics)") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+        guard (1...64).contains(loaderThreads) else { throw ValidationError("--loader-threads must be between 1 and 64") }
         if let width, width < 1 { throw ValidationError("--width must be positive") }
         if let imageSize, imageSize < 8 { throw ValidationError("--image-size must be at least 8") }
         if dataset == "fashion-mnist" && (imageSize ?? 28) != 28 { throw ValidationError("Fashion-MNIST images are 28x28; --image-size must be 28 or absent") }
@@ -63,10 +65,11 @@ struct TrainingOptions: ParsableArguments {
     func data() throws -> DatasetBatches {
         switch dataset {
         case "fashion-mnist":
-            return try DatasetBatches.fashionMNIST(directory: dataDir, batchSize: batch, seed: seed, limit: limit, testLimit: evalLimit, augment: !noAugment)
+            return try DatasetBatches.fashionMNIST(
+                directory: dataDir, batchSize: batch, seed: seed, limit: limit, testLimit: evalLimit, augment: !noAugment, workers: loaderThreads)
         default:
             return try DatasetBatches.imageFolders(
-                train: trainFolder!, eval: evalFolder!, size: configuration(classes: 1).imageSize, batchSize: batch, seed: seed, workers: 1)
+                train: trainFolder!, eval: evalFolder!, size: configuration(classes: 1).imageSize, batchSize: batch, seed: seed, workers: loaderThreads)
         }
     }
 

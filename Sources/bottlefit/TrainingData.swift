@@ -35,13 +35,15 @@ struct DatasetBatches: BatchProvider {
     }
 
     /// Fashion-MNIST (train and test), optionally only the first `limit` / `testLimit` images.
-    static func fashionMNIST(directory: String, batchSize: Int, seed: UInt64, limit: Int?, testLimit: Int?, augment: Bool) throws -> DatasetBatches {
+    static func fashionMNIST(
+        directory: String, batchSize: Int, seed: UInt64, limit: Int?, testLimit: Int?, augment: Bool, workers: Int
+    ) throws -> DatasetBatches {
         let train = try FashionMNIST.load(.train, directory: directory)
         let test = try FashionMNIST.load(.test, directory: directory)
         return DatasetBatches(
             train: try train.prefix(limit ?? train.count), test: try test.prefix(testLimit ?? test.count),
             trainTransform: augment ? .fashionMNISTTraining() : .fashionMNISTEvaluation(), testTransform: .fashionMNISTEvaluation(),
-            batchSize: batchSize, seed: seed, workers: 1)
+            batchSize: batchSize, seed: seed, workers: workers)
     }
 
     /// ImageFolder trees with torchvision's ImageNet transforms at `size` pixels.
