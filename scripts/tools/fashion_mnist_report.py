@@ -140,10 +140,10 @@ def main():
     out.append("![accuracy against bottleneck bytes](fashion-mnist.svg)\n")
     with open(md_path, "w") as f:
         f.write("\n".join(out) + "\n")
-    write_svg(svg_path, rows, sizes, t_acc)
+    write_svg(svg_path, rows, sizes, t_acc, raw)
 
 
-def write_svg(path, rows, sizes, t_acc):
+def write_svg(path, rows, sizes, t_acc, raw=784):
     pts = {}
     for (k, c), r in rows.items():
         if c is None or not r["uint8"] or not r["head"]:
@@ -160,7 +160,7 @@ def write_svg(path, rows, sizes, t_acc):
     def sy(y): return T + (y1 - y) / (y1 - y0) * (H - T - B)
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
          f'<rect width="{W}" height="{H}" fill="white"/>',
-         f'<text x="{W / 2 - 60}" y="18" font-size="14">Fashion-MNIST: top-1 accuracy (uint8 bottleneck) against bottleneck bytes</text>']
+         f'<text x="{L}" y="18" font-size="14">Fashion-MNIST: top-1 accuracy (uint8 bottleneck) against bottleneck bytes</text>']
     for y in range(int(y0), int(y1) + 1, 5):
         s.append(f'<line x1="{L}" y1="{sy(y):.1f}" x2="{W - R}" y2="{sy(y):.1f}" stroke="#ddd"/>')
         s.append(f'<text x="{L - 8}" y="{sy(y) + 4:.1f}" text-anchor="end">{y}</text>')
@@ -171,6 +171,10 @@ def write_svg(path, rows, sizes, t_acc):
     s.append(f'<text x="{(L + W - R) / 2:.0f}" y="{H - 18}" text-anchor="middle">bottleneck bytes per image (log scale)</text>')
     s.append(f'<text x="18" y="{(T + H - B) / 2:.0f}" transform="rotate(-90 18 {(T + H - B) / 2:.0f})" text-anchor="middle">accuracy %</text>')
     s.append(f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#333"/>')
+    limit = raw * 0.23  # 77% compression against the raw image
+    if min(allx) <= limit <= max(allx):
+        s.append(f'<line x1="{sx(limit):.1f}" y1="{T}" x2="{sx(limit):.1f}" y2="{H - B}" stroke="#999" stroke-dasharray="2 3"/>')
+        s.append(f'<text x="{sx(limit) - 4:.1f}" y="{H - B - 6}" text-anchor="end" fill="#666">≥ 77% compression ←</text>')
     legend_y = T + 10
     if t_acc:
         y = sy(100 * t_acc)
