@@ -1,6 +1,10 @@
 import CBottleFitOpenBLAS
 import Dispatch
 
+/// glibc's `mallopt` (malloc.h, which the Glibc module does not export).
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+
 /// Row-major C = alpha·op(A)·op(B) + beta·C through OpenBLAS `cblas_sgemm`.
 /// `lda`, `ldb`, `ldc` are the row strides of A, B and C as stored.
 @inline(__always)
@@ -28,6 +32,11 @@ public enum TrainingThreads {
     public static func configure(_ threads: Int) {
         count = max(1, threads)
         openblas_set_num_threads(Int32(count))
+        // Every step allocates and frees the same large buffers (im2col matrices, saved
+        // activations). Above glibc's default 128 KiB threshold each would be a fresh mmap,
+        // page-faulted in and zeroed by the kernel on every step; keep them in the heap for reuse.
+        _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 512 << 20)
+        _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
     }
 
     public static var current: Int { count }
