@@ -58,17 +58,26 @@ public struct Checkpoint {
         return nil
     }
 
-    /// Reads the checkpoint: the state, the model graph and the optimiser (rebuilt from its spec).
-    public func load(optimizer spec: OptimizerSpec) throws -> (State, Graph, any Optimizer) {
+    /// Reads only `state.json` (which recipe, which stage): enough to check a resume.
+    public func state() throws -> State {
         guard let url = location else { throw TrainingError.io("no checkpoint in \(directory.path)") }
+        return try readState(url)
+    }
+
+    private func readState(_ url: URL) throws -> State {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        let state: State
         do {
-            state = try decoder.decode(State.self, from: Data(contentsOf: url.appendingPathComponent("state.json")))
+            return try decoder.decode(State.self, from: Data(contentsOf: url.appendingPathComponent("state.json")))
         } catch {
             throw TrainingError.io("unreadable checkpoint state \(url.appendingPathComponent("state.json").path): \(error)")
         }
+    }
+
+    /// Reads the checkpoint: the state, the model graph and the optimiser (rebuilt from its spec).
+    public func load(optimizer spec: OptimizerSpec) throws -> (State, Graph, any Optimizer) {
+        guard let url = location else { throw TrainingError.io("no checkpoint in \(directory.path)") }
+        let state = try readState(url)
         let graph = try ONNXImporter.load(contentsOf: url.appendingPathComponent("model.onnx"))
         let stateGraph = try ONNXImporter.decode(Data(contentsOf: url.appendingPathComponent("optimizer.onnx")), checkOpset: false)
         var optimizer = spec.make()

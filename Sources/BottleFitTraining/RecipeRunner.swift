@@ -30,7 +30,7 @@ public struct RecipeRunner {
         var graph = student
         if resume {
             guard checkpoint.exists else { throw TrainingError.io("--resume: no checkpoint in \(checkpoint.directory.path)") }
-            let probe = try checkpoint.load(optimizer: stages[0].optimizer).0
+            let probe = try checkpoint.state()
             guard probe.recipe == recipe else {
                 throw TrainingError.invalidArgument("--resume: the checkpoint is of '\(probe.recipe)', not '\(recipe)'")
             }
