@@ -62,6 +62,8 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
         ),
         .testTarget(name: "BottleFitTrainingTests", dependencies: ["BottleFitTraining", "BottleFitEngine", "BottleFitCore"]),
+        // Test helpers shared by test targets (hand-written msgpack for garbage inputs).
+        .target(name: "BottleFitTestSupport", path: "Tests/BottleFitTestSupport"),
         .testTarget(name: "BottleFitCoreTests", dependencies: ["BottleFitCore"]),
         .testTarget(
             name: "BottleFitEngineTests",
@@ -128,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BottleFitBrokerTests",
-            dependencies: ["BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["BottleFitTestSupport", "BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         // The controller: a pure control law (STATS in, fraction of cameras sent local out) and a loop
         // owning a SUB (broker STATS) and a PUB (DIRECTIVEs to cameras).
@@ -159,7 +161,7 @@ let package = Package(
         // Real `bottlefit` processes (built next to the tests) killed, overloaded and fed garbage mid-stream.
         .testTarget(
             name: "BottleFitPipelineTests",
-            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitEngine", "BottleFitMetrics"]
+            dependencies: ["BottleFitTestSupport", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitEngine", "BottleFitMetrics"]
         ),
     ],
     swiftLanguageModes: [.v6]

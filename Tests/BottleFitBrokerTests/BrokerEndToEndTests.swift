@@ -1,3 +1,4 @@
+import BottleFitTestSupport
 import BottleFitBroker
 import BottleFitProtocol
 import Foundation

@@ -1,3 +1,4 @@
+import BottleFitTestSupport
 import BottleFitBroker
 import BottleFitMetrics
 import BottleFitProtocol

@@ -1,3 +1,4 @@
+import BottleFitTestSupport
 import BottleFitBroker
 import BottleFitCore
 import BottleFitProtocol
