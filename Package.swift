@@ -62,7 +62,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
         ),
         .testTarget(name: "BottleFitTrainingTests", dependencies: ["BottleFitTraining", "BottleFitEngine", "BottleFitCore"]),
-        // Test helpers shared by test targets (hand-written msgpack for garbage inputs).
+        // Test helpers shared by test targets (a hand-written msgpack encoder for documented and garbage inputs).
         .target(name: "BottleFitTestSupport", path: "Tests/BottleFitTestSupport"),
         .testTarget(name: "BottleFitCoreTests", dependencies: ["BottleFitCore"]),
         .testTarget(
@@ -79,7 +79,7 @@ let package = Package(
         // The pipeline's wire messages (FRAME, RESULT, ERROR, ...) as msgpack, with bounded decoding.
         .target(name: "BottleFitProtocol", dependencies: ["BottleFitCore", "CBottleFitMsgPack"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
-        .testTarget(name: "BottleFitProtocolTests", dependencies: ["BottleFitProtocol", "BottleFitCore"]),
+        .testTarget(name: "BottleFitProtocolTests", dependencies: ["BottleFitTestSupport", "BottleFitProtocol", "BottleFitCore"]),
         // zlib, for the gzip-compressed IDX files of Fashion-MNIST (Foundation on Linux cannot inflate).
         .systemLibrary(name: "CBottleFitZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // libjpeg behind an error manager that longjmps in C, so a corrupt JPEG is an error code, not exit().

@@ -103,7 +103,7 @@ import ZeroMQ
             computeMilliseconds: 0, batchSize: 1, workerID: "rogue").encoded()
         try rogue.send([[], [0xc1, 0xc1]])
         try rogue.send([[], try HeartbeatMessage().encoded()])
-        try rogue.send([[], Pack.map([("v", .uint(2)), ("t", .str("ready"))]).bytes])
+        try rogue.send([[], MP.map([("v", .uint(2)), ("t", .str("ready"))]).bytes])
         try rogue.send([[], [1], [2]])
         try rogue.send([[], Array("rid".utf8), [], stray])
 

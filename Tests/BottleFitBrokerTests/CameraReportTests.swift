@@ -126,8 +126,8 @@ import Testing
 enum HeartbeatMessageBytes {
     /// A report with `n` completed frames, with or without percentiles.
     static func withReport(n: UInt64, percentiles: Bool) -> [UInt8] {
-        var report: [(String, Pack)] = [("c", .str("cam-x")), ("wm", .uint(1000)), ("n", .uint(n)), ("mi", .uint(0))]
+        var report: [(String, MP)] = [("c", .str("cam-x")), ("wm", .uint(1000)), ("n", .uint(n)), ("mi", .uint(0))]
         if percentiles { report += [("l50", .raw([0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0])), ("l95", .uint(1)), ("l99", .uint(1))] }
-        return Pack.map([("v", .uint(1)), ("t", .str("heartbeat")), ("lr", .map(report))]).bytes
+        return MP.map([("v", .uint(1)), ("t", .str("heartbeat")), ("lr", .map(report))]).bytes
     }
 }

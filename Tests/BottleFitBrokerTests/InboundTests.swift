@@ -29,7 +29,7 @@ import Testing
     }
 
     @Test func repliesNameTheFrameWhenItCanBeRead() {
-        let body = Pack.map(Garbage.frameFields(camera: "cam-9", sequence: 77, version: 2)).bytes
+        let body = MP.map(Garbage.frameFields(camera: "cam-9", sequence: 77, version: 2)).bytes
         guard case .rejected(_, let error, let reason) = FrontendInput.classify([Self.camera, [], body]) else {
             Issue.record("not rejected")
             return
@@ -109,10 +109,10 @@ import Testing
         let cases: [(String, [[UInt8]], ErrorCode?, DiscardReason)] = [
             ("random bytes on control", [Self.worker, [], [0xc1, 7, 7]], .badRequest, .badWorkerMessage),
             ("truncated READY", [Self.worker, [], Array(try ReadyMessage(workerID: "w", models: ["m"], credit: 1).encoded().dropLast())], .badRequest, .badWorkerMessage),
-            ("credit of the wrong type", [Self.worker, [], Pack.map([("v", .uint(1)), ("t", .str("credit")), ("n", .str("lots"))]).bytes], .badRequest, .badWorkerMessage),
-            ("credit of zero", [Self.worker, [], Pack.map([("v", .uint(1)), ("t", .str("credit")), ("n", .uint(0))]).bytes], .badRequest, .badWorkerMessage),
-            ("version 2 READY", [Self.worker, [], Pack.map([("v", .uint(2)), ("t", .str("ready"))]).bytes], .unsupportedVersion, .unsupportedVersion),
-            ("version 2 HEARTBEAT", [Self.worker, [], Pack.map([("v", .uint(2)), ("t", .str("heartbeat"))]).bytes], nil, .unsupportedVersion),
+            ("credit of the wrong type", [Self.worker, [], MP.map([("v", .uint(1)), ("t", .str("credit")), ("n", .str("lots"))]).bytes], .badRequest, .badWorkerMessage),
+            ("credit of zero", [Self.worker, [], MP.map([("v", .uint(1)), ("t", .str("credit")), ("n", .uint(0))]).bytes], .badRequest, .badWorkerMessage),
+            ("version 2 READY", [Self.worker, [], MP.map([("v", .uint(2)), ("t", .str("ready"))]).bytes], .unsupportedVersion, .unsupportedVersion),
+            ("version 2 HEARTBEAT", [Self.worker, [], MP.map([("v", .uint(2)), ("t", .str("heartbeat"))]).bytes], nil, .unsupportedVersion),
             ("a FRAME on control", [Self.worker, [], frame], .badRequest, .badWorkerMessage),
             ("a RESULT on control", [Self.worker, [], result], .badRequest, .badWorkerMessage),
             ("a FRAME as an answer", [Self.worker, [], Self.camera, [], frame], .badRequest, .badWorkerMessage),

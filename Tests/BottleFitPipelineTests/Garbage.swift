@@ -12,7 +12,7 @@ enum Garbage {
         return (try? Message.frame(frame).encoded()) ?? [0xc1]
     }
 
-    static func fields(version: UInt64 = 1, type: String = "frame", sequence: Pack = .uint(9)) -> [(String, Pack)] {
+    static func fields(version: UInt64 = 1, type: String = "frame", sequence: MP = .uint(9)) -> [(String, MP)] {
         [("v", .uint(version)), ("t", .str(type)), ("c", .str("garbage-cam")), ("s", sequence), ("m", .str("tiny")),
          ("k", .str("jpeg")), ("p", .bin([1, 2, 3])), ("dl", .uint(UInt64.max >> 1)), ("ts", .uint(1))]
     }
@@ -26,21 +26,21 @@ enum Garbage {
             random,
             [],
             Array(valid.prefix(cut)),  // truncated msgpack
-            Pack.str("not a map").bytes,
-            Pack.array([.uint(1), .uint(2)]).bytes,
-            Pack.map(fields(sequence: .str("nine"))).bytes,  // wrong type
-            Pack.map(fields().map { $0.0 == "p" ? ($0.0, .array([.uint(1)])) : $0 }).bytes,
-            Pack.map(fields(version: 99)).bytes,  // unknown version
-            Pack.map(fields(version: 2, type: "heartbeat")).bytes,
-            Pack.map(fields(type: "teleport")).bytes,  // unknown type
-            Pack.map(fields(type: "result")).bytes,  // a type not valid from this peer
-            Pack.map(fields(type: "ready")).bytes,
+            MP.str("not a map").bytes,
+            MP.array([.uint(1), .uint(2)]).bytes,
+            MP.map(fields(sequence: .str("nine"))).bytes,  // wrong type
+            MP.map(fields().map { $0.0 == "p" ? ($0.0, .array([.uint(1)])) : $0 }).bytes,
+            MP.map(fields(version: 99)).bytes,  // unknown version
+            MP.map(fields(version: 2, type: "heartbeat")).bytes,
+            MP.map(fields(type: "teleport")).bytes,  // unknown type
+            MP.map(fields(type: "result")).bytes,  // a type not valid from this peer
+            MP.map(fields(type: "ready")).bytes,
             // Huge declared sizes with nothing behind them.
-            Pack.map(fields().map { $0.0 == "p" ? ($0.0, .raw([0xc6, 0x7f, 0xff, 0xff, 0xff, 1, 2])) : $0 }).bytes,
+            MP.map(fields().map { $0.0 == "p" ? ($0.0, .raw([0xc6, 0x7f, 0xff, 0xff, 0xff, 1, 2])) : $0 }).bytes,
             [0xdd, 0xff, 0xff, 0xff, 0xff, 0x01],  // array32 of 4 billion
             [0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 0x76, 0x01],  // map32 of 4 billion
             [0xdb, 0xff, 0xff, 0xff, 0xf0, 0x41],  // str32 of 4 GB
-            Pack.map(fields().map { $0.0 == "c" ? ($0.0, .str(String(repeating: "x", count: 200))) : $0 }).bytes,
+            MP.map(fields().map { $0.0 == "c" ? ($0.0, .str(String(repeating: "x", count: 200))) : $0 }).bytes,
             valid + [0xc1, 0xc1],  // trailing junk
         ]
     }

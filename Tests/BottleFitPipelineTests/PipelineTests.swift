@@ -201,7 +201,7 @@ import ZeroMQ
                 }
             }
             // A READY of another version (never registered), and an answer for a frame this peer never had.
-            _ = try? back.trySend([[], Pack.map([("v", .uint(7)), ("t", .str("ready")), ("w", .str("liar")),
+            _ = try? back.trySend([[], MP.map([("v", .uint(7)), ("t", .str("ready")), ("w", .str("liar")),
                                                    ("ms", .array([.str("tiny")])), ("cr", .uint(1))]).bytes])
             _ = try? back.trySend([[], [0x41], [], Garbage.validFrame(camera: "cam1", sequence: 1)])
             while let reply = try front.tryReceive() {

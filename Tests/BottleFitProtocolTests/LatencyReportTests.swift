@@ -1,3 +1,4 @@
+import BottleFitTestSupport
 import BottleFitCore
 import BottleFitProtocol
 import Testing

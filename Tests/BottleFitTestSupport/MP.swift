@@ -1,6 +1,7 @@
 /// A msgpack encoder written from the msgpack specification, independent of msgpack-c, used to
 /// build messages by hand: exactly the documented layout, or deliberately broken variants of it.
-indirect enum MP: Sendable {
+/// Shared by the protocol, broker and pipeline tests.
+public indirect enum MP: Sendable {
     case uint(UInt64)
     case int(Int64)
     case str(String)
@@ -16,7 +17,7 @@ indirect enum MP: Sendable {
     /// Bytes emitted as they are (headers that lie, reserved bytes, ...).
     case raw([UInt8])
 
-    var bytes: [UInt8] {
+    public var bytes: [UInt8] {
         var out: [UInt8] = []
         append(to: &out)
         return out
@@ -26,7 +27,7 @@ indirect enum MP: Sendable {
         (0..<width).reversed().map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) }
     }
 
-    func append(to out: inout [UInt8]) {
+    public func append(to out: inout [UInt8]) {
         switch self {
         case .uint(let v):
             switch v {
@@ -78,20 +79,24 @@ indirect enum MP: Sendable {
 }
 
 /// A message as an ordered list of fields, easy to break one field at a time.
-struct HandMessage: Sendable {
-    var fields: [(String, MP)]
+public struct HandMessage: Sendable {
+    public var fields: [(String, MP)]
 
-    var bytes: [UInt8] { MP.map(fields).bytes }
+    public init(fields: [(String, MP)]) {
+        self.fields = fields
+    }
 
-    func replacing(_ key: String, with value: MP) -> HandMessage {
+    public var bytes: [UInt8] { MP.map(fields).bytes }
+
+    public func replacing(_ key: String, with value: MP) -> HandMessage {
         HandMessage(fields: fields.map { $0.0 == key ? ($0.0, value) : $0 })
     }
 
-    func removing(_ key: String) -> HandMessage {
+    public func removing(_ key: String) -> HandMessage {
         HandMessage(fields: fields.filter { $0.0 != key })
     }
 
-    func adding(_ key: String, _ value: MP) -> HandMessage {
+    public func adding(_ key: String, _ value: MP) -> HandMessage {
         HandMessage(fields: fields + [(key, value)])
     }
 }
