@@ -31,10 +31,20 @@ let package = Package(
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["README.md"]
         ),
+        // AVX-512 GEMM microkernels over weights packed once. Compiled for AVX-512 and optimised
+        // in every configuration (the SIMD code is unusably slow unoptimised); the engine calls
+        // in only after checking the CPU (KernelSelection).
+        // A compiler builtin Swift cannot call (prefetch), as a static inline function.
+        .systemLibrary(name: "CBottleFitPrefetch"),
+        .target(
+            name: "BottleFitKernels",
+            dependencies: ["CBottleFitPrefetch"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]
+        ),
         // The inference engine: graph, ONNX in and out, optimiser, kernels, model builders.
         .target(
             name: "BottleFitEngine",
-            dependencies: ["BottleFitCore", "ONNXProto", "CBottleFitOpenBLAS"],
+            dependencies: ["BottleFitCore", "ONNXProto", "CBottleFitOpenBLAS", "BottleFitKernels"],
             // Release builds assume AVX2/FMA (Haswell or newer) for the loops around the GEMMs.
             swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
         ),
@@ -67,7 +77,7 @@ let package = Package(
         .testTarget(name: "BottleFitCoreTests", dependencies: ["BottleFitCore"]),
         .testTarget(
             name: "BottleFitEngineTests",
-            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto"]
+            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitKernels"]
         ),
         // Runs the built `bottlefit` binary (scripts/test builds it first).
         .testTarget(

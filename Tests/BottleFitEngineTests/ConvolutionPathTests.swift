@@ -5,11 +5,18 @@ import Testing
 
 /// Every convolution code path (pointwise, blocked im2col, batched columns, Winograd
 /// F(3x3,2x2) and F(2x2,3x3), groups, depthwise, fused residual and activation) against a
-/// direct convolution written out in loops, with one and two engine threads.
+/// direct convolution written out in loops, with one and two engine threads, through
+/// OpenBLAS and (on CPUs with AVX-512) the packed-weight microkernel. The packed cases
+/// cover row counts that are not a multiple of the 8-row panel, several depth blocks,
+/// every width of the last column panel, and both ways of splitting over threads.
 @Suite(.serialized) struct ConvolutionPathTests {
     struct Case: CustomStringConvertible {
         var batch, channels, outChannels, size, kernel, stride, pad, groups: Int
-        var description: String { "N\(batch) C\(channels)->\(outChannels) \(size)px k\(kernel) s\(stride) p\(pad) g\(groups)" }
+        /// LeakyRelu (slope 0.1) instead of Relu after the residual.
+        var leaky = false
+        var description: String {
+            "N\(batch) C\(channels)->\(outChannels) \(size)px k\(kernel) s\(stride) p\(pad) g\(groups)\(leaky ? " leaky" : "")"
+        }
     }
 
     static let cases: [Case] = [
@@ -24,6 +31,14 @@ import Testing
         Case(batch: 1, channels: 8, outChannels: 8, size: 10, kernel: 3, stride: 1, pad: 1, groups: 8),
         Case(batch: 2, channels: 8, outChannels: 16, size: 10, kernel: 3, stride: 1, pad: 1, groups: 2),
         Case(batch: 1, channels: 4, outChannels: 16, size: 70, kernel: 3, stride: 1, pad: 1, groups: 1),
+        // 13 rows (a partial panel), K = 576 in 3 depth blocks, 49 columns (48 + 16-wide panel).
+        Case(batch: 1, channels: 64, outChannels: 13, size: 7, kernel: 3, stride: 1, pad: 1, groups: 1),
+        // 1000 columns split by columns over threads, 3 rows; a 40-column (48-wide) last panel.
+        Case(batch: 1, channels: 5, outChannels: 3, size: 40, kernel: 1, stride: 1, pad: 0, groups: 1, leaky: true),
+        // 100 columns (32-wide last panel), K = 300 in 2 blocks, rows split over threads.
+        Case(batch: 1, channels: 300, outChannels: 40, size: 10, kernel: 1, stride: 1, pad: 0, groups: 1),
+        // Batched columns across image boundaries, 5 x 25 columns, 19 rows, leaky.
+        Case(batch: 5, channels: 7, outChannels: 19, size: 11, kernel: 3, stride: 2, pad: 1, groups: 1, leaky: true),
     ]
 
     /// out = relu(conv(x) + bias + residual), computed directly.
@@ -48,7 +63,8 @@ import Testing
                             }
                         }
                         let i = ((n * c.outChannels + m) * outSize + oy) * outSize + ox
-                        y[i] = max(Float(acc) + r[i], 0)
+                        let v = Float(acc) + r[i]
+                        y[i] = c.leaky ? (v < 0 ? 0.1 * v : v) : max(v, 0)
                     }
                 }
             }
@@ -74,7 +90,9 @@ import Testing
                         "pads": .ints([c.pad, c.pad, c.pad, c.pad]), "group": .int(c.groups),
                     ]),
                 Node(name: "add", opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
-                Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["y"]),
+                c.leaky
+                    ? Node(name: "act", opType: "LeakyRelu", inputs: ["s"], outputs: ["y"], attributes: ["alpha": .float(0.1)])
+                    : Node(name: "act", opType: "Relu", inputs: ["s"], outputs: ["y"]),
             ],
             inputs: [
                 ValueInfo(name: "x", shape: [c.batch, c.channels, c.size, c.size].map { .fixed($0) }),
@@ -86,7 +104,11 @@ import Testing
                 "b": Tensor(shape: [c.outChannels], floats: b),
             ])
         let expected = Self.reference(c, x: x, w: w, b: b, r: r, outSize: outSize)
-        for threads in [1, 2] {
+        let gemms: [KernelSelection.GEMM] = KernelSelection.cpuSupportsPacked ? [.openblas, .packed] : [.openblas]
+        let previous = KernelSelection.gemm
+        defer { KernelSelection.gemm = previous }
+        for (gemm, threads) in gemms.flatMap({ g in [1, 2].map { (g, $0) } }) {
+            KernelSelection.gemm = gemm
             InferenceSession.setThreadCount(threads)
             defer { InferenceSession.setThreadCount(1) }
             let session = try InferenceSession(graph: graph)
@@ -102,7 +124,7 @@ import Testing
                 worst = max(worst, abs(got[i] - expected[i]))
                 scale = max(scale, abs(expected[i]))
             }
-            #expect(worst <= 1e-5 * max(scale, 1), "\(c) threads \(threads): max error \(worst) of \(scale)")
+            #expect(worst <= 1e-5 * max(scale, 1), "\(c) \(gemm) threads \(threads): max error \(worst) of \(scale)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import BottleFitCore
+import BottleFitKernels
 import CBottleFitOpenBLAS
 
 /// ONNX Conv (1-D and 2-D, groups, dilations, asymmetric pads, auto_pad), NCHW, float32.
@@ -7,6 +8,9 @@ import CBottleFitOpenBLAS
 /// [C/g·kh·kw, OH·OW]. Pointwise convolutions use the input as the matrix directly.
 /// Depthwise convolutions run a direct loop. The epilogue adds the bias, an optional
 /// fused residual (input 3, from Add fusion) and the fused activation in one pass.
+/// With `KernelSelection.gemm == .packed` and constant weights (ungrouped), the weights are
+/// packed once per plan and the GEMMs run on BottleFitKernels' microkernel instead, with
+/// bias, residual and ReLU applied as each block of the output is finished.
 enum ConvOperator: Operator {
     static let attributes: Set<String> = ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"]
 
@@ -55,16 +59,32 @@ enum ConvOperator: Operator {
         s.batch > 1 && s.groups == 1 && s.geometry.outputArea < 256
     }
 
+    /// Whether the GEMMs use weights packed at plan time (see `KernelSelection`).
+    static func usesPackedWeights(_ s: Shape, _ ctx: NodeContext, constantWeights: Bool) -> Bool {
+        constantWeights && s.groups == 1 && ctx.gemm == .packed
+    }
+
     static func workspaceBytes(_ ctx: NodeContext, outputs: [ValueType]) -> Int {
         guard let s = try? shape(ctx) else { return 0 }
-        let k = s.channels / s.groups * s.geometry.kernelArea
         let depthwise = s.groups > 1 && s.groups == s.channels && s.groups == s.outChannels
         if depthwise { return 0 }
-        if ctx.constant(1) != nil && Winograd.outputTile(s) != nil { return Winograd.workspaceBytes(s) }
-        if usesBatchedColumns(s) {
-            return (k + s.outChannels) * s.batch * s.geometry.outputArea * 4
+        let constantWeights = ctx.constant(1) != nil
+        if constantWeights && Winograd.outputTile(s) != nil {
+            return Winograd.workspaceBytes(s, packed: usesPackedWeights(s, ctx, constantWeights: true), threads: ctx.threads)
         }
-        return s.geometry.isPointwise ? 0 : Parallel.threads * k * columnBlock(s) * 4
+        if usesPackedWeights(s, ctx, constantWeights: constantWeights) { return packedWorkspaceFloats(s, threads: ctx.threads) * 4 }
+        let k = s.channels / s.groups * s.geometry.kernelArea
+        if usesBatchedColumns(s) { return (k + s.outChannels) * s.batch * s.geometry.outputArea * 4 }
+        return s.geometry.isPointwise ? 0 : ctx.threads * k * columnBlock(s) * 4
+    }
+
+    /// With packed weights: B is packed straight from the input (no im2col matrix); the
+    /// batched path adds a [M, N·OHW] output to copy from.
+    static func packedWorkspaceFloats(_ s: Shape, threads: Int) -> Int {
+        let k = s.channels * s.geometry.kernelArea
+        let columns = usesBatchedColumns(s) ? s.batch * s.geometry.outputArea : s.geometry.outputArea
+        let gemm = PackedWeights.workspaceFloats(rows: s.outChannels, depth: k, columns: columns, threads: threads)
+        return gemm + (usesBatchedColumns(s) ? s.outChannels * columns : 0)
     }
 
     /// Output pixels per im2col block: about 1 MiB of columns (one L2), at least 256 wide.
@@ -78,16 +98,19 @@ enum ConvOperator: Operator {
         throws(EngineError) -> any Kernel
     {
         let s = try shape(ctx)
-        if let w = inputs[1], w.constant != nil, let tile = Winograd.outputTile(s) {
+        let constantWeights = inputs[1]?.constant != nil
+        if let w = inputs[1], constantWeights, let tile = Winograd.outputTile(s) {
             return WinogradConvKernel(
                 shape: s, tile: tile, input: inputs[0]!.floats, weight: w.floats, bias: inputs[2]?.floats,
                 residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
-                activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self))
+                activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
+                packed: usesPackedWeights(s, ctx, constantWeights: true), threads: ctx.threads)
         }
         return ConvKernel(
             shape: s, input: inputs[0]!.floats, weight: inputs[1]!.floats, bias: inputs[2]?.floats,
             residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
-            activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self))
+            activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
+            packed: usesPackedWeights(s, ctx, constantWeights: constantWeights), threads: ctx.threads)
     }
 }
 
@@ -102,12 +125,16 @@ final class ConvKernel: Kernel {
     let workspace: UnsafeMutablePointer<Float>
     /// Threads the workspace was sized for.
     let plannedThreads: Int
+    /// The weights packed for the AVX-512 microkernel.
+    let packed: PackedWeights?
 
     init(
         shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
         bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
-        activation: Activation, workspace: UnsafeMutablePointer<Float>
+        activation: Activation, workspace: UnsafeMutablePointer<Float>, packed: Bool, threads: Int
     ) {
+        let k = shape.channels / shape.groups * shape.geometry.kernelArea
+        self.packed = packed ? PackedWeights(weight, lda: k, rows: shape.outChannels, depth: k) : nil
         self.s = shape
         self.input = input
         self.weight = weight
@@ -116,10 +143,14 @@ final class ConvKernel: Kernel {
         self.output = output
         self.activation = activation
         self.workspace = workspace
-        plannedThreads = Parallel.threads
+        plannedThreads = threads
     }
 
     func execute() {
+        if let packed {
+            executePacked(packed)
+            return
+        }
         let g = s.geometry
         let cg = s.channels / s.groups
         let mg = s.outChannels / s.groups
@@ -146,15 +177,7 @@ final class ConvKernel: Kernel {
                 }
             }
             sgemm(m: s.outChannels, n: columns, k: k, a: weight, lda: k, b: cols, ldb: columns, c: tmp, ldc: columns)
-            let out = output, bias = bias, residual = residual, activation = activation, batch = s.batch, m = s.outChannels
-            Parallel.forEach(batch * m, minimumPerThread: 4) { range in
-                for i in range {
-                    let n = i / m, c = i % m
-                    let dst = out + i * outArea
-                    dst.update(from: tmp + c * columns + n * outArea, count: outArea)
-                    epilogueRow(dst, area: outArea, bias: bias?[c] ?? 0, residual: residual.map { $0 + i * outArea }, activation: activation)
-                }
-            }
+            scatterImages(from: tmp, columns: columns)
             return
         } else {
             let block = ConvOperator.columnBlock(s)
@@ -195,6 +218,76 @@ final class ConvKernel: Kernel {
             }
         }
         epilogue(output, channels: s.outChannels, area: outArea, batch: s.batch, bias: bias, residual: residual, activation: activation)
+    }
+
+    /// Ungrouped convolution with packed weights: B is packed straight from the input
+    /// (pointwise) or its im2col rows, and each finished block of the output gets bias,
+    /// residual and ReLU in the microkernel's epilogue.
+    private func executePacked(_ packed: PackedWeights) {
+        let g = s.geometry
+        let m = s.outChannels
+        let outArea = g.outputArea
+        let inArea = g.inputArea
+        let channels = s.channels
+        let input = input
+        /// Rows `rows`, output pixels `columns` of one image's B.
+        func fill(_ x: UnsafePointer<Float>, _ rows: Range<Int>, _ columns: Range<Int>, _ dst: UnsafeMutablePointer<Float>, _ ldc: Int) {
+            if g.isPointwise {
+                for (i, r) in rows.enumerated() {
+                    (dst + i * ldc).update(from: x + r * inArea + columns.lowerBound, count: columns.count)
+                }
+            } else {
+                g.im2col(x, rows: rows, columns: columns, into: dst, ldc: ldc)
+            }
+        }
+        if ConvOperator.usesBatchedColumns(s) {
+            // All images side by side: one GEMM [M, K]·[K, N·OHW] into a buffer, then a copy per image.
+            let columns = s.batch * outArea
+            let tmp = workspace
+            let gemmSpace = workspace + m * columns
+            packed.run(columns: columns, c: tmp, ldc: columns, epilogue: .none, parts: plannedThreads, workspace: gemmSpace) {
+                rows, cols, dst, ldc in
+                var j = cols.lowerBound
+                while j < cols.upperBound {
+                    let image = j / outArea
+                    let end = Swift.min(cols.upperBound, (image + 1) * outArea)
+                    fill(input + image * channels * inArea, rows, j - image * outArea..<end - image * outArea, dst + (j - cols.lowerBound), ldc)
+                    j = end
+                }
+            }
+            scatterImages(from: tmp, columns: columns)
+            return
+        }
+        for n in 0..<s.batch {
+            let x = input + n * channels * inArea
+            let epilogue = PackedGEMM.Epilogue(
+                bias: bias.map { UnsafePointer($0) }, residual: residual.map { UnsafePointer($0 + n * m * outArea) },
+                residualStride: outArea, relu: activation.packedEpilogueRelu)
+            packed.run(
+                columns: outArea, c: output + n * m * outArea, ldc: outArea, epilogue: epilogue, parts: plannedThreads,
+                workspace: workspace
+            ) { rows, columns, dst, ldc in fill(x, rows, columns, dst, ldc) }
+        }
+        if activation.needsPassAfterPackedEpilogue {
+            let out = output, activation = activation, total = s.batch * m
+            Parallel.forEach(total, minimumPerThread: 4) { rows in
+                for i in rows { activation.apply(out + i * outArea, outArea) }
+            }
+        }
+    }
+
+    /// Copies a batched GEMM output [M, N·OHW] to NCHW with bias, residual and activation.
+    private func scatterImages(from tmp: UnsafeMutablePointer<Float>, columns: Int) {
+        let outArea = s.geometry.outputArea
+        let out = output, bias = bias, residual = residual, activation = activation, m = s.outChannels
+        Parallel.forEach(s.batch * m, minimumPerThread: 4) { range in
+            for i in range {
+                let n = i / m, c = i % m
+                let dst = out + i * outArea
+                dst.update(from: tmp + c * columns + n * outArea, count: outArea)
+                epilogueRow(dst, area: outArea, bias: bias?[c] ?? 0, residual: residual.map { $0 + i * outArea }, activation: activation)
+            }
+        }
     }
 
     private func depthwise(plane p: Int) {

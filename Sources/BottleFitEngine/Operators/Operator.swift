@@ -42,6 +42,11 @@ struct NodeContext {
     /// Input contents where known at plan time (initializers, folded values).
     var constants: [Tensor?]
     var opset: Int
+    /// The GEMM for constant weights, read once so that a node's workspace size and its
+    /// kernel agree even if the selection changes meanwhile.
+    var gemm: KernelSelection.GEMM = KernelSelection.gemm
+    /// The engine's thread count when the node was planned: workspaces are cut for it.
+    var threads: Int = Parallel.threads
 
     var name: String { node.name }
     var op: String { node.opType }

@@ -1,4 +1,5 @@
 import BottleFitCore
+import BottleFitKernels
 
 /// Winograd convolution on 4x4 input tiles for stride-1 convolutions:
 /// F(3x3, 2x2) for 2x2 kernels (BottleFit's decoder is made of them) and F(2x2, 3x3) for
@@ -10,8 +11,9 @@ import BottleFitCore
 ///   F(3x3, 2x2), its dual: G = [1 0; 1 1; 1 -1; 0 -1], Aᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1].
 /// A 2x2 kernel needs 16 multiplications per 9 outputs instead of 36; a 3x3 kernel 16 per 4
 /// instead of 36. The products summed over input channels are 16 GEMMs [M, C]·[C, tiles]
-/// through OpenBLAS, one per tile element, split over the engine's threads. Weights are
-/// transformed once when the plan is made. Coefficients are 0, ±½, ±1, so rounding stays
+/// through OpenBLAS (or, with `KernelSelection.gemm == .packed`, the packed microkernel with
+/// the 16 transformed weight matrices packed once), one per tile element, split over the
+/// engine's threads. Weights are transformed once when the plan is made. Coefficients are 0, ±½, ±1, so rounding stays
 /// within a few ulps of the direct convolution.
 enum Winograd {
     /// Output tile edge for this convolution, or nil when Winograd does not apply.
@@ -31,10 +33,14 @@ enum Winograd {
         ((s.geometry.output.h + m - 1) / m) * ((s.geometry.output.w + m - 1) / m)
     }
 
-    /// Workspace: transformed inputs and products, 16 x (C + M) x (batch · tiles) floats.
-    static func workspaceBytes(_ s: ConvOperator.Shape) -> Int {
+    /// Workspace: transformed inputs and products, 16 x (C + M) x (batch · tiles) floats,
+    /// plus each thread's packing scratch for the packed GEMM.
+    static func workspaceBytes(_ s: ConvOperator.Shape, packed: Bool, threads: Int) -> Int {
         guard let m = outputTile(s) else { return 0 }
-        return 16 * (s.channels + s.outChannels) * s.batch * tiles(s, tile: m) * 4
+        let columns = s.batch * tiles(s, tile: m)
+        let scratch =
+            packed ? threads * PackedWeights.workspaceFloats(rows: s.outChannels, depth: s.channels, columns: columns, threads: 1) : 0
+        return (16 * (s.channels + s.outChannels) * s.batch * tiles(s, tile: m) + scratch) * 4
     }
 }
 
@@ -48,12 +54,16 @@ final class WinogradConvKernel: Kernel {
     /// G g Gᵀ for every (m, c), as 16 matrices [M, C].
     let transformed: AlignedBuffer
     let tilesPerImage, tilesH, tilesW, columns: Int
+    /// The 16 transformed weight matrices packed for the microkernel (when packed GEMM is on).
+    let packed: [PackedWeights]
+    let plannedThreads: Int
 
     init(
         shape: ConvOperator.Shape, tile: Int, input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
         bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
-        activation: Activation, workspace: UnsafeMutablePointer<Float>
+        activation: Activation, workspace: UnsafeMutablePointer<Float>, packed: Bool, threads: Int
     ) {
+        plannedThreads = threads
         s = shape
         self.tile = tile
         self.input = input
@@ -93,6 +103,7 @@ final class WinogradConvKernel: Kernel {
                 }
             }
         }
+        self.packed = packed ? (0..<16).map { e in PackedWeights(u + e * m * c, lda: c, rows: m, depth: c) } : []
     }
 
     func execute() {
@@ -104,12 +115,30 @@ final class WinogradConvKernel: Kernel {
         }
         let u = transformed.pointer.assumingMemoryBound(to: Float.self)
         let cols = columns
+        if !packed.isEmpty {
+            let parts = plannedThreads
+            let scratch = products + 16 * m * cols
+            let stride = PackedWeights.workspaceFloats(rows: m, depth: c, columns: cols, threads: 1)
+            let packed = packed
+            Parallel.forEach(parts) { threads in
+                for t in threads {
+                    for e in 16 * t / parts..<16 * (t + 1) / parts {
+                        let b = v + e * c * cols
+                        packed[e].runSerially(columns: cols, c: products + e * m * cols, ldc: cols, workspace: scratch + t * stride) {
+                            rows, columns, dst, ldc in
+                            for (i, r) in rows.enumerated() { (dst + i * ldc).update(from: b + r * cols + columns.lowerBound, count: columns.count) }
+                        }
+                    }
+                }
+            }
+        } else {
         Parallel.forEach(16) { elements in
             for e in elements {
                 sgemm(
                     m: m, n: cols, k: c, a: u + e * m * c, lda: c, b: v + e * c * cols, ldb: cols, c: products + e * m * cols,
                     ldc: cols, parallel: false)
             }
+        }
         }
         Parallel.forEach(s.batch * m) { planes in
             for p in planes { transformOutput(plane: p, from: products) }

@@ -1,0 +1,184 @@
+import BottleFitKernels
+import Foundation
+import Synchronization
+
+/// Which GEMM the inference kernels use for constant weights.
+///
+/// `packed`: the weights are packed once, when a plan is made, for BottleFitKernels'
+/// AVX-512 microkernel; only the activations are packed per call. `openblas`: every call
+/// goes to `cblas_sgemm`, which packs both operands each time. Packed is the default on
+/// CPUs with AVX-512F/BW/DQ/VL; `BOTTLEFIT_GEMM=openblas` in the environment (or
+/// `KernelSelection.gemm = .openblas`) selects OpenBLAS. Training always uses OpenBLAS.
+public enum KernelSelection {
+    public enum GEMM: String, Sendable, CaseIterable {
+        case packed, openblas
+    }
+
+    /// Whether this CPU (and the kernel, which hides the flags when it does not save the
+    /// ZMM registers) supports the instructions BottleFitKernels is compiled for.
+    public static let cpuSupportsPacked: Bool = {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+            let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return false }
+        let flags = Set(line.split(separator: " ").map(String.init))
+        return ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"].allSatisfy(flags.contains)
+    }()
+
+    private static let choice = Mutex<GEMM?>(nil)
+
+    /// The GEMM used by plans made from now on. Setting `.packed` on a CPU without
+    /// AVX-512 is ignored (OpenBLAS stays in use).
+    public static var gemm: GEMM {
+        get {
+            choice.withLock { current in
+                if let current { return current }
+                let env = ProcessInfo.processInfo.environment["BOTTLEFIT_GEMM"].flatMap(GEMM.init(rawValue:))
+                let chosen: GEMM = env == .openblas || !cpuSupportsPacked ? .openblas : .packed
+                current = chosen
+                return chosen
+            }
+        }
+        set { choice.withLock { $0 = newValue == .packed && !cpuSupportsPacked ? .openblas : newValue } }
+    }
+}
+
+/// A constant weight matrix [M, K] (row-major) packed for `PackedGEMM`, owned by a plan.
+final class PackedWeights {
+    let rows: Int
+    let depth: Int
+    let buffer: AlignedBuffer
+    var pointer: UnsafePointer<Float> { UnsafePointer(buffer.pointer.assumingMemoryBound(to: Float.self)) }
+
+    init(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int) {
+        self.rows = rows
+        self.depth = depth
+        buffer = AlignedBuffer(byteCount: PackedGEMM.packedCount(rows: rows, depth: depth) * 4)
+        PackedGEMM.packA(a, lda: lda, rows: rows, depth: depth, into: buffer.pointer.assumingMemoryBound(to: Float.self))
+    }
+
+    /// Writes B[rows, columns] row-major with row stride `ldc` at the pointer.
+    typealias Fill = (_ rows: Range<Int>, _ columns: Range<Int>, _ into: UnsafeMutablePointer<Float>, _ ldc: Int) -> Void
+
+    /// Columns a thread packs and multiplies at a time when it owns its columns: about
+    /// 512 KiB of packed B, so it stays in L2 while A streams past.
+    static func chunkColumns(depth k: Int, columns n: Int, parts: Int) -> Int {
+        let fit = Swift.max(PackedGEMM.panelColumns, (128 * 1024 / Swift.max(1, k)) / 48 * 48)
+        let share = (n + parts - 1) / parts
+        return Swift.min(fit, (share + 47) / 48 * 48)
+    }
+
+    /// Whether threads split C by columns (each packing its own part of B) rather than
+    /// by rows (B packed once, shared, each thread reading its part of A).
+    static func splitsColumns(rows m: Int, columns n: Int, parts: Int) -> Bool {
+        parts <= 1 || (n >= m && n >= 2 * PackedGEMM.panelColumns * parts)
+    }
+
+    /// Workspace floats `run` needs for these dimensions and threads.
+    static func workspaceFloats(rows m: Int, depth k: Int, columns n: Int, threads parts: Int) -> Int {
+        let tiles = parts * PackedGEMM.tileCount
+        if splitsColumns(rows: m, columns: n, parts: parts) {
+            return tiles + parts * PackedGEMM.packedBCount(depth: k, columns: chunkColumns(depth: k, columns: n, parts: parts))
+        }
+        return tiles + PackedGEMM.packedBCount(depth: k, columns: n)
+    }
+
+    /// C[M, n] = A·B plus the epilogue, B produced by `fill` straight into the packed layout,
+    /// over `parts` engine threads (`parts` as planned: `workspace` holds
+    /// `workspaceFloats(rows:depth:columns:threads: parts)` floats).
+    func run(
+        columns n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: PackedGEMM.Epilogue, parts planned: Int,
+        workspace: UnsafeMutablePointer<Float>, fill: Fill
+    ) {
+        // Work is cut for the planned thread count (the workspace's layout); with fewer
+        // threads now, a thread runs several parts in turn.
+        let parts = Swift.max(1, planned)
+        let tiles = workspace
+        let data = workspace + parts * PackedGEMM.tileCount
+        if Self.splitsColumns(rows: rows, columns: n, parts: parts) {
+            let chunk = Self.chunkColumns(depth: depth, columns: n, parts: parts)
+            let chunkFloats = PackedGEMM.packedBCount(depth: depth, columns: chunk)
+            let panelsPerThread = ((n + 47) / 48 + parts - 1) / parts
+            Parallel.forEach(parts) { threads in
+                for t in threads {
+                    var j = Swift.min(n, t * panelsPerThread * 48)
+                    let end = Swift.min(n, (t + 1) * panelsPerThread * 48)
+                    while j < end {
+                        let cols = Swift.min(chunk, end - j)
+                        let mine = data + t * chunkFloats
+                        pack(columns: j..<j + cols, rows: 0..<depth, into: mine, fill: fill)
+                        var e = epilogue
+                        e.residual = epilogue.residual.map { $0 + j }
+                        multiply(packedB: mine, columns: cols, c: c + j, ldc: ldc, epilogue: e, tile: tiles + t * PackedGEMM.tileCount)
+                        j += cols
+                    }
+                }
+            }
+        } else {
+            Parallel.forEach(depth, minimumPerThread: 16) { rows in
+                pack(columns: 0..<n, rows: rows, into: data, fill: fill)
+            }
+            let panelCount = PackedGEMM.panels(rows: rows)
+            Parallel.forEach(parts) { threads in
+                for t in threads {
+                    let p0 = panelCount * t / parts, p1 = panelCount * (t + 1) / parts
+                    guard p1 > p0 else { continue }
+                    multiply(
+                        packedB: data, columns: n, c: c, ldc: ldc, epilogue: epilogue, panels: p0..<p1,
+                        tile: tiles + t * PackedGEMM.tileCount)
+                }
+            }
+        }
+    }
+
+    /// The same on the calling thread alone (for callers that split work themselves):
+    /// `workspace` holds `workspaceFloats(rows:depth:columns:threads: 1)` floats.
+    func runSerially(
+        columns n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: PackedGEMM.Epilogue = .none,
+        workspace: UnsafeMutablePointer<Float>, fill: Fill
+    ) {
+        let chunk = Self.chunkColumns(depth: depth, columns: n, parts: 1)
+        let data = workspace + PackedGEMM.tileCount
+        var j = 0
+        while j < n {
+            let cols = Swift.min(chunk, n - j)
+            pack(columns: j..<j + cols, rows: 0..<depth, into: data, fill: fill)
+            var e = epilogue
+            e.residual = epilogue.residual.map { $0 + j }
+            multiply(packedB: data, columns: cols, c: c + j, ldc: ldc, epilogue: e, tile: workspace)
+            j += cols
+        }
+    }
+
+    /// Packs B[rows, columns] (columns starting on a panel boundary relative to `into`,
+    /// which holds the packed form of exactly these columns) panel by panel.
+    func pack(columns: Range<Int>, rows: Range<Int>, into packed: UnsafeMutablePointer<Float>, fill: Fill) {
+        guard !rows.isEmpty else { return }
+        var j = columns.lowerBound
+        while j < columns.upperBound {
+            let cols = Swift.min(PackedGEMM.panelColumns, columns.upperBound - j)
+            let w = (cols + 15) / 16 * 16
+            let panel = packed + (j - columns.lowerBound) * depth + rows.lowerBound * w
+            fill(rows, j..<j + cols, panel, w)
+            if cols < w {
+                for r in 0..<rows.count { (panel + r * w + cols).update(repeating: 0, count: w - cols) }
+            }
+            j += cols
+        }
+    }
+
+    func multiply(
+        packedB: UnsafePointer<Float>, columns n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+        epilogue: PackedGEMM.Epilogue, panels: Range<Int>? = nil, tile: UnsafeMutablePointer<Float>
+    ) {
+        PackedGEMM.multiply(
+            packedA: pointer, rows: rows, depth: depth, panels: panels ?? 0..<PackedGEMM.panels(rows: rows),
+            packedB: packedB, columns: n, c: c, ldc: ldc, epilogue: epilogue, tile: tile)
+    }
+}
+
+extension Activation {
+    /// The part of this activation the packed kernel's epilogue applies (ReLU), and whether
+    /// anything is left to apply afterwards.
+    var packedEpilogueRelu: Bool { self == .relu }
+    var needsPassAfterPackedEpilogue: Bool { self != .none && self != .relu }
+}

@@ -1,0 +1,322 @@
+import CBottleFitPrefetch
+
+/// Single-precision GEMM for AVX-512 with the left operand (a layer's weights) packed once.
+///
+/// This module is compiled for AVX-512 (`-target-cpu skylake-avx512`, see Package.swift), so
+/// nothing in it may run on a CPU without AVX-512F/BW/DQ/VL: the engine checks the CPU first
+/// (`KernelSelection` in BottleFitEngine) and calls in only when it holds. Nothing here runs
+/// at load time (no global initialisers).
+///
+/// C[M, N] = A[M, K] · B[K, N], row-major. A is packed at plan time into panels of 8 rows,
+/// blocked along K (`depthBlocks`): for each depth block, for each panel, [kc][8] floats,
+/// so a pass over one depth block reads A sequentially. B (activations, im2col columns or
+/// Winograd-transformed tiles) is packed per call into panels of 48, 32 or 16 columns,
+/// [kc][width], small enough to stay in L2 while every panel of A streams past it. The
+/// microkernel keeps an 8 x 48 block of C in 24 ZMM accumulators: per k, three loads of B,
+/// eight broadcasts of A and 24 FMAs, and a prefetch of A 2 KiB ahead (weights come from
+/// DRAM at batch 1; without it the kernel waited on them).
+public enum PackedGEMM {
+    /// Rows of A per panel (broadcast operand of the microkernel).
+    public static let panelRows = 8
+    /// Columns of B per full panel (three 16-float vectors).
+    public static let panelColumns = 48
+    /// Upper bound of a depth block: [256][8] of A is 8 KiB, in L1 beside a B row.
+    public static let maximumDepth = 256
+    /// Columns per B block: 256 x 480 floats is 480 KiB, in L2.
+    public static let blockColumns = 480
+
+    /// The depth blocks A is packed in and multiplied by: equal sizes of at most `maximumDepth`.
+    public static func depthBlocks(_ k: Int) -> (count: Int, size: Int) {
+        let count = Swift.max(1, (k + maximumDepth - 1) / maximumDepth)
+        return (count, (k + count - 1) / count)
+    }
+
+    public static func panels(rows m: Int) -> Int { (m + panelRows - 1) / panelRows }
+
+    /// Floats of packed A for an M x K matrix.
+    public static func packedCount(rows m: Int, depth k: Int) -> Int { panels(rows: m) * panelRows * k }
+
+    /// Columns B takes up packed: panels of 48, the last one rounded up to 16, 32 or 48.
+    public static func paddedColumns(_ n: Int) -> Int { n / panelColumns * panelColumns + (n % panelColumns + 15) / 16 * 16 }
+
+    /// Floats of B packed for K x n: panel q (columns 48q..<48q+w) is [K][w], starting at 48q·K.
+    public static func packedBCount(depth k: Int, columns n: Int) -> Int { k * paddedColumns(n) }
+
+    /// Floats of C tile every thread that calls `multiply` needs.
+    public static let tileCount = panelRows * panelColumns
+
+    /// Packs row-major A (M x K, row stride `lda`) into `out` (`packedCount` floats):
+    /// for each depth block, for each panel of 8 rows, [kc][8]. Rows past M are zero.
+    public static func packA(_ a: UnsafePointer<Float>, lda: Int, rows m: Int, depth k: Int, into out: UnsafeMutablePointer<Float>) {
+        let (blocks, size) = depthBlocks(k)
+        let p = panels(rows: m)
+        var dst = out
+        for blk in 0..<blocks {
+            let k0 = blk * size, k1 = Swift.min(k, k0 + size)
+            for panel in 0..<p {
+                for kk in k0..<k1 {
+                    for r in 0..<panelRows {
+                        let row = panel * panelRows + r
+                        dst[r] = row < m ? a[row * lda + kk] : 0
+                    }
+                    dst += panelRows
+                }
+            }
+        }
+    }
+
+    /// What happens to a finished block of C: + bias[row], + residual[row, column], ReLU.
+    public struct Epilogue {
+        public var bias: UnsafePointer<Float>?
+        public var residual: UnsafePointer<Float>?
+        public var residualStride: Int
+        public var relu: Bool
+
+        public init(bias: UnsafePointer<Float>? = nil, residual: UnsafePointer<Float>? = nil, residualStride: Int = 0, relu: Bool = false) {
+            self.bias = bias
+            self.residual = residual
+            self.residualStride = residualStride
+            self.relu = relu
+        }
+
+        public static var none: Epilogue { Epilogue() }
+    }
+
+    /// Computes rows `panels` (in panels of 8) of C = A·B for columns 0..<n, then the epilogue,
+    /// on the calling thread. `packedA` comes from `packA` for the full M x K; `packedB` holds
+    /// B's n columns packed as `packB` does; `c` points at row 0, column 0 of C (row stride
+    /// `ldc`); the epilogue's residual is indexed like C. `tile` holds `tileCount` floats.
+    public static func multiply(
+        packedA: UnsafePointer<Float>, rows m: Int, depth k: Int, panels: Range<Int>,
+        packedB: UnsafePointer<Float>, columns n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+        epilogue: Epilogue, tile: UnsafeMutablePointer<Float>
+    ) {
+        let (blocks, size) = depthBlocks(k)
+        let mPad = Self.panels(rows: m) * panelRows
+        var j0 = 0
+        while j0 < n {
+            // A block of columns whose B panels stay in L2 while all of A's panels pass.
+            let width = Swift.min(blockColumns, n - j0)
+            for blk in 0..<blocks {
+                let k0 = blk * size, k1 = Swift.min(k, k0 + size), kc = k1 - k0
+                let first = blk == 0, last = blk == blocks - 1
+                let aBlock = packedA + k0 * mPad
+                for panel in panels {
+                    let a = aBlock + panel * kc * panelRows
+                    let row0 = panel * panelRows
+                    let rows = Swift.min(panelRows, m - row0)
+                    var q = 0
+                    while q < width {
+                        let cols = Swift.min(panelColumns, width - q)
+                        let w = (cols + 15) / 16 * 16
+                        let b = packedB + (j0 + q) * k + k0 * w
+                        switch w {
+                        case 48: kernel8x48(kc, a, b, tile)
+                        case 32: kernel8x32(kc, a, b, tile)
+                        default: kernel8x16(kc, a, b, tile)
+                        }
+                        var e = epilogue
+                        if last {
+                            e.bias = epilogue.bias.map { $0 + row0 }
+                            e.residual = epilogue.residual.map { $0 + row0 * epilogue.residualStride + j0 + q }
+                        }
+                        commit(
+                            tile, rows: rows, columns: cols, into: c + row0 * ldc + j0 + q, ldc: ldc, accumulate: !first,
+                            epilogue: last ? e : nil)
+                        q += cols
+                    }
+                }
+            }
+            j0 += width
+        }
+    }
+
+    /// Packs rows `rows` of B (K x n, row stride `ldb`) into `packed` (`packedBCount(k, n)` floats).
+    /// Threads may pack disjoint row ranges of the same B at once.
+    public static func packB(
+        _ b: UnsafePointer<Float>, ldb: Int, depth k: Int, columns n: Int, rows: Range<Int>, into packed: UnsafeMutablePointer<Float>
+    ) {
+        typealias V = SIMD16<Float>
+        var q = 0
+        while q < n {
+            let cols = Swift.min(panelColumns, n - q)
+            let w = (cols + 15) / 16 * 16
+            let panel = packed + q * k
+            if cols == w {
+                for kk in rows {
+                    let src = UnsafeRawPointer(b + kk * ldb + q)
+                    let d = UnsafeMutableRawPointer(panel + kk * w)
+                    var o = 0
+                    while o < w * 4 {
+                        d.storeBytes(of: src.loadUnaligned(fromByteOffset: o, as: V.self), toByteOffset: o, as: V.self)
+                        o += 64
+                    }
+                }
+            } else {
+                for kk in rows {
+                    let src = b + kk * ldb + q
+                    let d = panel + kk * w
+                    for j in 0..<cols { d[j] = src[j] }
+                    for j in cols..<w { d[j] = 0 }
+                }
+            }
+            q += cols
+        }
+    }
+
+    /// Adds (or stores) an 8 x 48 tile into C's valid rows and columns, with the epilogue.
+    @inline(__always)
+    static func commit(
+        _ tile: UnsafePointer<Float>, rows: Int, columns: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+        epilogue e: Epilogue?
+    ) {
+        typealias V = SIMD16<Float>
+        let vectors = columns / 16
+        for r in 0..<rows {
+            let t = UnsafeRawPointer(tile + r * panelColumns)
+            let dst = c + r * ldc
+            let d = UnsafeMutableRawPointer(dst)
+            let bias = e?.bias.map { V(repeating: $0[r]) } ?? V()
+            let residual = e?.residual.map { UnsafeRawPointer($0 + r * e!.residualStride) }
+            let relu = e?.relu ?? false
+            for v in 0..<vectors {
+                let o = v * 64
+                var x = t.loadUnaligned(fromByteOffset: o, as: V.self)
+                if accumulate { x += d.loadUnaligned(fromByteOffset: o, as: V.self) }
+                if e != nil {
+                    x += bias
+                    if let residual { x += residual.loadUnaligned(fromByteOffset: o, as: V.self) }
+                    if relu { x = x.replacing(with: 0, where: x .< 0) }
+                }
+                d.storeBytes(of: x, toByteOffset: o, as: V.self)
+            }
+            let tp = tile + r * panelColumns
+            let rp = residual?.assumingMemoryBound(to: Float.self)
+            for j in vectors * 16..<columns {
+                var x = tp[j]
+                if accumulate { x += dst[j] }
+                if e != nil {
+                    x += bias[0]
+                    if let rp { x += rp[j] }
+                    if relu { x = Swift.max(x, 0) }
+                }
+                dst[j] = x
+            }
+        }
+    }
+
+    // The microkernels: an 8 x W tile of A·B over kc steps into `tile` (row stride 48).
+
+    @inline(never)
+    static func kernel8x48(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ tile: UnsafeMutablePointer<Float>) {
+        typealias V = SIMD16<Float>
+        var c00 = V(), c01 = V(), c02 = V(), c10 = V(), c11 = V(), c12 = V()
+        var c20 = V(), c21 = V(), c22 = V(), c30 = V(), c31 = V(), c32 = V()
+        var c40 = V(), c41 = V(), c42 = V(), c50 = V(), c51 = V(), c52 = V()
+        var c60 = V(), c61 = V(), c62 = V(), c70 = V(), c71 = V(), c72 = V()
+        var pa = a
+        var pb = UnsafeRawPointer(b)
+        for _ in 0..<kc {
+            bottlefit_prefetch(pa + 512)
+            let b0 = pb.loadUnaligned(as: V.self)
+            let b1 = pb.loadUnaligned(fromByteOffset: 64, as: V.self)
+            let b2 = pb.loadUnaligned(fromByteOffset: 128, as: V.self)
+            var s = V(repeating: pa[0])
+            c00.addProduct(s, b0); c01.addProduct(s, b1); c02.addProduct(s, b2)
+            s = V(repeating: pa[1])
+            c10.addProduct(s, b0); c11.addProduct(s, b1); c12.addProduct(s, b2)
+            s = V(repeating: pa[2])
+            c20.addProduct(s, b0); c21.addProduct(s, b1); c22.addProduct(s, b2)
+            s = V(repeating: pa[3])
+            c30.addProduct(s, b0); c31.addProduct(s, b1); c32.addProduct(s, b2)
+            s = V(repeating: pa[4])
+            c40.addProduct(s, b0); c41.addProduct(s, b1); c42.addProduct(s, b2)
+            s = V(repeating: pa[5])
+            c50.addProduct(s, b0); c51.addProduct(s, b1); c52.addProduct(s, b2)
+            s = V(repeating: pa[6])
+            c60.addProduct(s, b0); c61.addProduct(s, b1); c62.addProduct(s, b2)
+            s = V(repeating: pa[7])
+            c70.addProduct(s, b0); c71.addProduct(s, b1); c72.addProduct(s, b2)
+            pa += 8
+            pb += 192
+        }
+        let t = UnsafeMutableRawPointer(tile)
+        func put(_ r: Int, _ x: V, _ y: V, _ z: V) {
+            t.storeBytes(of: x, toByteOffset: r * 192, as: V.self)
+            t.storeBytes(of: y, toByteOffset: r * 192 + 64, as: V.self)
+            t.storeBytes(of: z, toByteOffset: r * 192 + 128, as: V.self)
+        }
+        put(0, c00, c01, c02); put(1, c10, c11, c12); put(2, c20, c21, c22); put(3, c30, c31, c32)
+        put(4, c40, c41, c42); put(5, c50, c51, c52); put(6, c60, c61, c62); put(7, c70, c71, c72)
+    }
+
+    @inline(never)
+    static func kernel8x32(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ tile: UnsafeMutablePointer<Float>) {
+        typealias V = SIMD16<Float>
+        var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
+        var c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V()
+        var pa = a
+        var pb = UnsafeRawPointer(b)
+        for _ in 0..<kc {
+            bottlefit_prefetch(pa + 512)
+            let b0 = pb.loadUnaligned(as: V.self)
+            let b1 = pb.loadUnaligned(fromByteOffset: 64, as: V.self)
+            var s = V(repeating: pa[0])
+            c00.addProduct(s, b0); c01.addProduct(s, b1)
+            s = V(repeating: pa[1])
+            c10.addProduct(s, b0); c11.addProduct(s, b1)
+            s = V(repeating: pa[2])
+            c20.addProduct(s, b0); c21.addProduct(s, b1)
+            s = V(repeating: pa[3])
+            c30.addProduct(s, b0); c31.addProduct(s, b1)
+            s = V(repeating: pa[4])
+            c40.addProduct(s, b0); c41.addProduct(s, b1)
+            s = V(repeating: pa[5])
+            c50.addProduct(s, b0); c51.addProduct(s, b1)
+            s = V(repeating: pa[6])
+            c60.addProduct(s, b0); c61.addProduct(s, b1)
+            s = V(repeating: pa[7])
+            c70.addProduct(s, b0); c71.addProduct(s, b1)
+            pa += 8
+            pb += 128
+        }
+        let t = UnsafeMutableRawPointer(tile)
+        func put(_ r: Int, _ x: V, _ y: V) {
+            t.storeBytes(of: x, toByteOffset: r * 192, as: V.self)
+            t.storeBytes(of: y, toByteOffset: r * 192 + 64, as: V.self)
+        }
+        put(0, c00, c01); put(1, c10, c11); put(2, c20, c21); put(3, c30, c31)
+        put(4, c40, c41); put(5, c50, c51); put(6, c60, c61); put(7, c70, c71)
+    }
+
+    @inline(never)
+    static func kernel8x16(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ tile: UnsafeMutablePointer<Float>) {
+        typealias V = SIMD16<Float>
+        var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V(), c6 = V(), c7 = V()
+        var pa = a
+        var pb = UnsafeRawPointer(b)
+        for _ in 0..<kc {
+            bottlefit_prefetch(pa + 512)
+            let b0 = pb.loadUnaligned(as: V.self)
+            c0.addProduct(V(repeating: pa[0]), b0)
+            c1.addProduct(V(repeating: pa[1]), b0)
+            c2.addProduct(V(repeating: pa[2]), b0)
+            c3.addProduct(V(repeating: pa[3]), b0)
+            c4.addProduct(V(repeating: pa[4]), b0)
+            c5.addProduct(V(repeating: pa[5]), b0)
+            c6.addProduct(V(repeating: pa[6]), b0)
+            c7.addProduct(V(repeating: pa[7]), b0)
+            pa += 8
+            pb += 64
+        }
+        let t = UnsafeMutableRawPointer(tile)
+        t.storeBytes(of: c0, toByteOffset: 0, as: V.self)
+        t.storeBytes(of: c1, toByteOffset: 192, as: V.self)
+        t.storeBytes(of: c2, toByteOffset: 384, as: V.self)
+        t.storeBytes(of: c3, toByteOffset: 576, as: V.self)
+        t.storeBytes(of: c4, toByteOffset: 768, as: V.self)
+        t.storeBytes(of: c5, toByteOffset: 960, as: V.self)
+        t.storeBytes(of: c6, toByteOffset: 1152, as: V.self)
+        t.storeBytes(of: c7, toByteOffset: 1344, as: V.self)
+    }
+}

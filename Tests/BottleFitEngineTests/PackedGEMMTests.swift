@@ -1,0 +1,86 @@
+import BottleFitCore
+import BottleFitKernels
+import Testing
+
+@testable import BottleFitEngine
+
+/// The packed-weight GEMM against a plain triple loop: every last-panel width (1 to 48
+/// columns past the full panels), partial row panels, one and several depth blocks, the
+/// epilogue (bias, residual, ReLU), and each way `run` splits work over threads.
+@Suite(.serialized, .enabled(if: KernelSelection.cpuSupportsPacked, "needs AVX-512"))
+struct PackedGEMMTests {
+    struct Dims: CustomStringConvertible {
+        var m, k, n: Int
+        var description: String { "\(m)x\(k)x\(n)" }
+    }
+
+    static func reference(
+        _ d: Dims, a: [Float], b: [Float], bias: [Float]?, residual: [Float]?, relu: Bool
+    ) -> [Float] {
+        var c = [Float](repeating: 0, count: d.m * d.n)
+        for i in 0..<d.m {
+            for j in 0..<d.n {
+                var acc = Double(bias?[i] ?? 0)
+                for p in 0..<d.k { acc += Double(a[i * d.k + p]) * Double(b[p * d.n + j]) }
+                var v = Float(acc) + (residual?[i * d.n + j] ?? 0)
+                if relu { v = max(v, 0) }
+                c[i * d.n + j] = v
+            }
+        }
+        return c
+    }
+
+    static func check(_ d: Dims, threads: Int, epilogue: Bool, seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        let a = (0..<d.m * d.k).map { _ in rng.nextNormal() }
+        let b = (0..<d.k * d.n).map { _ in rng.nextNormal() }
+        let bias = epilogue ? (0..<d.m).map { _ in rng.nextNormal() } : nil
+        let residual = epilogue ? (0..<d.m * d.n).map { _ in rng.nextNormal() } : nil
+        let expected = reference(d, a: a, b: b, bias: bias, residual: residual, relu: epilogue)
+        InferenceSession.setThreadCount(threads)
+        defer { InferenceSession.setThreadCount(1) }
+        let packed = a.withUnsafeBufferPointer { PackedWeights($0.baseAddress!, lda: d.k, rows: d.m, depth: d.k) }
+        var c = [Float](repeating: .nan, count: d.m * d.n)
+        let space = PackedWeights.workspaceFloats(rows: d.m, depth: d.k, columns: d.n, threads: threads)
+        let workspace = UnsafeMutablePointer<Float>.allocate(capacity: space)
+        defer { workspace.deallocate() }
+        b.withUnsafeBufferPointer { bp in
+            (bias ?? []).withUnsafeBufferPointer { biasp in
+                (residual ?? []).withUnsafeBufferPointer { rp in
+                    let e = PackedGEMM.Epilogue(
+                        bias: epilogue ? biasp.baseAddress : nil, residual: epilogue ? rp.baseAddress : nil, residualStride: d.n,
+                        relu: epilogue)
+                    c.withUnsafeMutableBufferPointer { cp in
+                        packed.run(columns: d.n, c: cp.baseAddress!, ldc: d.n, epilogue: e, parts: threads, workspace: workspace) {
+                            rows, columns, dst, ldc in
+                            for (i, r) in rows.enumerated() {
+                                (dst + i * ldc).update(from: bp.baseAddress! + r * d.n + columns.lowerBound, count: columns.count)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var worst: Float = 0, scale: Float = 1
+        for i in 0..<c.count {
+            worst = max(worst, abs(c[i] - expected[i]))
+            if c[i].isNaN { worst = .infinity }
+            scale = max(scale, abs(expected[i]))
+        }
+        #expect(worst <= 2e-5 * scale, "\(d) threads \(threads) epilogue \(epilogue): max error \(worst) of \(scale)")
+    }
+
+    @Test func everyLastPanelWidth() {
+        for n in 1...97 { Self.check(Dims(m: 11, k: 37, n: n), threads: 1, epilogue: n % 2 == 0, seed: UInt64(n)) }
+    }
+
+    @Test(arguments: [
+        Dims(m: 8, k: 256, n: 48), Dims(m: 9, k: 257, n: 49), Dims(m: 64, k: 600, n: 49), Dims(m: 3, k: 513, n: 1000),
+        Dims(m: 40, k: 300, n: 100), Dims(m: 1, k: 1, n: 1), Dims(m: 130, k: 70, n: 1200),
+    ])
+    func shapesAndThreadSplits(_ d: Dims) {
+        for threads in [1, 2, 3] {
+            for epilogue in [false, true] { Self.check(d, threads: threads, epilogue: epilogue, seed: UInt64(d.m * d.k + d.n)) }
+        }
+    }
+}
