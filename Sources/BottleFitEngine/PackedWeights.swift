@@ -49,11 +49,13 @@ final class PackedWeights {
     let buffer: AlignedBuffer
     var pointer: UnsafePointer<Float> { UnsafePointer(buffer.pointer.assumingMemoryBound(to: Float.self)) }
 
-    init(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int) {
+    /// Packs A, or with `transposed` packs A from its transpose stored row-major (a[k·lda + row]).
+    init(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, transposed: Bool = false) {
         self.rows = rows
         self.depth = depth
         buffer = AlignedBuffer(byteCount: PackedGEMM.packedCount(rows: rows, depth: depth) * 4)
-        PackedGEMM.packA(a, lda: lda, rows: rows, depth: depth, into: buffer.pointer.assumingMemoryBound(to: Float.self))
+        PackedGEMM.packA(
+            a, lda: lda, rows: rows, depth: depth, transposed: transposed, into: buffer.pointer.assumingMemoryBound(to: Float.self))
     }
 
     /// Writes B[rows, columns] row-major with row stride `ldc` at the pointer.

@@ -47,7 +47,10 @@ public enum PackedGEMM {
 
     /// Packs row-major A (M x K, row stride `lda`) into `out` (`packedCount` floats):
     /// for each depth block, for each panel of 8 rows, [kc][8]. Rows past M are zero.
-    public static func packA(_ a: UnsafePointer<Float>, lda: Int, rows m: Int, depth k: Int, into out: UnsafeMutablePointer<Float>) {
+    /// With `transposed`, element (row, k) is read from `a[k * lda + row]` (A stored as Aᵀ).
+    public static func packA(
+        _ a: UnsafePointer<Float>, lda: Int, rows m: Int, depth k: Int, transposed: Bool = false, into out: UnsafeMutablePointer<Float>
+    ) {
         let (blocks, size) = depthBlocks(k)
         let p = panels(rows: m)
         var dst = out
@@ -57,7 +60,7 @@ public enum PackedGEMM {
                 for kk in k0..<k1 {
                     for r in 0..<panelRows {
                         let row = panel * panelRows + r
-                        dst[r] = row < m ? a[row * lda + kk] : 0
+                        dst[r] = row >= m ? 0 : transposed ? a[kk * lda + row] : a[row * lda + kk]
                     }
                     dst += panelRows
                 }

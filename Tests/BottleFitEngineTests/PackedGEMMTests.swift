@@ -84,3 +84,56 @@ struct PackedGEMMTests {
         }
     }
 }
+
+/// ONNX Gemm with a constant B (a fully connected layer) through OpenBLAS and through the
+/// packed weights: every transA/transB combination, C broadcast from a row, alpha and beta.
+@Suite(.serialized) struct ConstantGemmTests {
+    @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
+    func matchesPlainLoops(_ trans: (Bool, Bool)) throws {
+        let (transA, transB) = trans
+        let m = 3, k = 70, n = 53
+        let alpha: Float = 0.5, beta: Float = 2
+        var rng = SeededGenerator(seed: 7)
+        let a = (0..<m * k).map { _ in rng.nextNormal() }
+        let b = (0..<k * n).map { _ in rng.nextNormal() }
+        let c = (0..<n).map { _ in rng.nextNormal() }
+        var expected = [Float](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var acc: Double = 0
+                for p in 0..<k {
+                    let av = transA ? a[p * m + i] : a[i * k + p]
+                    let bv = transB ? b[j * k + p] : b[p * n + j]
+                    acc += Double(av) * Double(bv)
+                }
+                expected[i * n + j] = alpha * Float(acc) + beta * c[j]
+            }
+        }
+        let graph = Graph(
+            name: "gemm",
+            nodes: [
+                Node(
+                    name: "fc", opType: "Gemm", inputs: ["a", "b", "c"], outputs: ["y"],
+                    attributes: [
+                        "alpha": .float(alpha), "beta": .float(beta), "transA": .int(transA ? 1 : 0), "transB": .int(transB ? 1 : 0),
+                    ])
+            ],
+            inputs: [ValueInfo(name: "a", shape: (transA ? [k, m] : [m, k]).map { .fixed($0) })],
+            outputs: [ValueInfo(name: "y", shape: nil)],
+            initializers: [
+                "b": Tensor(shape: transB ? [n, k] : [k, n], floats: b), "c": Tensor(shape: [n], floats: c),
+            ])
+        let gemms: [KernelSelection.GEMM] = KernelSelection.cpuSupportsPacked ? [.openblas, .packed] : [.openblas]
+        let previous = KernelSelection.gemm
+        defer { KernelSelection.gemm = previous }
+        for (gemm, threads) in gemms.flatMap({ g in [1, 2].map { (g, $0) } }) {
+            KernelSelection.gemm = gemm
+            InferenceSession.setThreadCount(threads)
+            defer { InferenceSession.setThreadCount(1) }
+            let session = try InferenceSession(graph: graph)
+            let got = try session.run(["a": Tensor(shape: transA ? [k, m] : [m, k], floats: a)])["y"]!.floats!
+            let worst = zip(got, expected).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(got.count == expected.count && worst <= 1e-4, "\(gemm) threads \(threads) trans \(trans): max error \(worst)")
+        }
+    }
+}

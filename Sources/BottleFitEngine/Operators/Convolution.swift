@@ -84,7 +84,12 @@ enum ConvOperator: Operator {
         let k = s.channels * s.geometry.kernelArea
         let columns = usesBatchedColumns(s) ? s.batch * s.geometry.outputArea : s.geometry.outputArea
         let gemm = PackedWeights.workspaceFloats(rows: s.outChannels, depth: k, columns: columns, threads: threads)
-        return gemm + (usesBatchedColumns(s) ? s.outChannels * columns : 0)
+        return gemm + (usesBatchedColumns(s) ? s.outChannels * columns : 0) + phaseFloats(s)
+    }
+
+    /// Strided convolutions read the input split into column phases (one image at a time).
+    static func phaseFloats(_ s: Shape) -> Int {
+        usesBatchedColumns(s) || s.geometry.stride.w == 1 || s.geometry.dilation.w != 1 ? 0 : s.geometry.phaseFloats(channels: s.channels)
     }
 
     /// Output pixels per im2col block: about 1 MiB of columns (one L2), at least 256 wide.
@@ -258,15 +263,27 @@ final class ConvKernel: Kernel {
             scatterImages(from: tmp, columns: columns)
             return
         }
+        let phaseCount = ConvOperator.phaseFloats(s)
+        let phases = phaseCount > 0 ? workspace : nil
+        let gemmSpace = workspace + phaseCount
         for n in 0..<s.batch {
             let x = input + n * channels * inArea
+            if let phases {
+                Parallel.forEach(channels) { planes in g.splitColumnPhases(x, planes: planes, into: phases) }
+            }
             let epilogue = PackedGEMM.Epilogue(
                 bias: bias.map { UnsafePointer($0) }, residual: residual.map { UnsafePointer($0 + n * m * outArea) },
                 residualStride: outArea, relu: activation.packedEpilogueRelu)
             packed.run(
                 columns: outArea, c: output + n * m * outArea, ldc: outArea, epilogue: epilogue, parts: plannedThreads,
-                workspace: workspace
-            ) { rows, columns, dst, ldc in fill(x, rows, columns, dst, ldc) }
+                workspace: gemmSpace
+            ) { rows, columns, dst, ldc in
+                if let phases {
+                    g.im2col(x, rows: rows, columns: columns, into: dst, ldc: ldc, phases: phases)
+                } else {
+                    fill(x, rows, columns, dst, ldc)
+                }
+            }
         }
         if activation.needsPassAfterPackedEpilogue {
             let out = output, activation = activation, total = s.batch * m

@@ -1,4 +1,5 @@
 import BottleFitCore
+import BottleFitKernels
 
 /// ONNX Gemm: Y = alpha·A'·B' + beta·C (C broadcast to [M, N]), float32, via `cblas_sgemm`.
 enum GemmOperator: Operator {
@@ -43,9 +44,26 @@ enum GemmOperator: Operator {
             let st = broadcastStrides(c.shape, to: [s.m, s.n])
             cStrides = (st[0], st[1])
         }
+        var packed: PackedWeights?
+        if usesPackedWeights(s, ctx) {
+            // Yᵀ = op(B)ᵀ·op(A)ᵀ: the constant op(B)ᵀ [N, K] is the packed operand.
+            let b = inputs[1]!.floats
+            packed = PackedWeights(b, lda: s.transB ? s.k : s.n, rows: s.n, depth: s.k, transposed: !s.transB)
+        }
         return GemmKernel(
             s, a: inputs[0]!.floats, b: inputs[1]!.floats, c: inputs[2]?.floats, cStrides: cStrides, y: outputs[0].floats,
-            activation: Activation.fused(in: ctx.node))
+            activation: Activation.fused(in: ctx.node), packed: packed, threads: ctx.threads,
+            workspace: workspace.assumingMemoryBound(to: Float.self))
+    }
+
+    /// A constant B (a fully connected layer's weights) is packed once when the plan is made.
+    static func usesPackedWeights(_ s: Shape, _ ctx: NodeContext) -> Bool {
+        ctx.gemm == .packed && ctx.constant(1) != nil && s.k > 0 && s.m > 0 && s.n > 0
+    }
+
+    static func workspaceBytes(_ ctx: NodeContext, outputs: [ValueType]) -> Int {
+        guard let s = try? shape(ctx), usesPackedWeights(s, ctx) else { return 0 }
+        return (s.n * s.m + PackedWeights.workspaceFloats(rows: s.n, depth: s.k, columns: s.m, threads: ctx.threads)) * 4
     }
 }
 
@@ -55,11 +73,19 @@ final class GemmKernel: Kernel {
     let c: UnsafeMutablePointer<Float>?
     let cStrides: (Int, Int)
     let activation: Activation
+    /// op(B)ᵀ packed for the microkernel, the threads the workspace was cut for, and the workspace.
+    let packed: PackedWeights?
+    let threads: Int
+    let workspace: UnsafeMutablePointer<Float>
 
     init(
         _ s: GemmOperator.Shape, a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>,
-        c: UnsafeMutablePointer<Float>?, cStrides: (Int, Int), y: UnsafeMutablePointer<Float>, activation: Activation
+        c: UnsafeMutablePointer<Float>?, cStrides: (Int, Int), y: UnsafeMutablePointer<Float>, activation: Activation,
+        packed: PackedWeights?, threads: Int, workspace: UnsafeMutablePointer<Float>
     ) {
+        self.packed = packed
+        self.threads = threads
+        self.workspace = workspace
         self.s = s
         self.a = a
         self.b = b
@@ -70,6 +96,10 @@ final class GemmKernel: Kernel {
     }
 
     func execute() {
+        if let packed {
+            executePacked(packed)
+            return
+        }
         var beta: Float = 0
         if let c, s.beta != 0 {
             for i in 0..<s.m {
@@ -83,6 +113,31 @@ final class GemmKernel: Kernel {
             sgemm(
                 m: s.m, n: s.n, k: s.k, a: a, lda: s.transA ? s.m : s.k, b: b, ldb: s.transB ? s.k : s.n, c: y, ldc: s.n,
                 beta: beta, transA: s.transA, transB: s.transB, alpha: s.alpha)
+        }
+        activation.apply(y, s.m * s.n)
+    }
+
+    /// Yᵀ [N, M] = op(B)ᵀ·op(A)ᵀ with the packed weights, then Y = alpha·Yᵀᵀ + beta·C.
+    private func executePacked(_ packed: PackedWeights) {
+        let s = s, a = a
+        let tmp = workspace
+        let lda = s.transA ? s.m : s.k
+        packed.run(columns: s.m, c: tmp, ldc: s.m, epilogue: .none, parts: threads, workspace: workspace + s.n * s.m) {
+            rows, columns, dst, ldc in
+            // dst[r, j] = op(A)[j, r]: op(A)ᵀ is A itself when transA, else a transposed read.
+            for (i, r) in rows.enumerated() {
+                let out = dst + i * ldc
+                for (j, row) in columns.enumerated() { out[j] = s.transA ? a[r * lda + row] : a[row * lda + r] }
+            }
+        }
+        let c = s.beta != 0 ? c : nil
+        for i in 0..<s.m {
+            let out = y + i * s.n
+            for j in 0..<s.n {
+                var v = s.alpha * tmp[j * s.m + i]
+                if let c { v += s.beta * c[i * cStrides.0 + j * cStrides.1] }
+                out[j] = v
+            }
         }
         activation.apply(y, s.m * s.n)
     }

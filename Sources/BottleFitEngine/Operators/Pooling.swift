@@ -101,7 +101,23 @@ final class PoolKernel: Kernel {
                 let oxLo = Swift.min(ow, (g.padLeft + sw - 1) / sw)
                 let oxHi = Swift.max(oxLo, Swift.min(ow, iw + g.padLeft >= extent ? (iw + g.padLeft - extent) / sw + 1 : 0))
                 let inv = 1 / Float(rowsInside * kw)
-                if isMax {
+                let interiorAverage = !includePad || (g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0)
+                if sw == 1 && (isMax || interiorAverage) && oxHi > oxLo {
+                    // Stride 1: the window's columns as whole shifted rows (vectorisable).
+                    let count = oxHi - oxLo
+                    let o = out + oxLo
+                    let b = row + oxLo - g.padLeft
+                    o.update(from: b, count: count)
+                    for kj in 1..<kw {
+                        let shifted = b + kj * dw
+                        if isMax {
+                            for i in 0..<count { o[i] = Swift.max(o[i], shifted[i]) }
+                        } else {
+                            for i in 0..<count { o[i] += shifted[i] }
+                        }
+                    }
+                    if !isMax { for i in 0..<count { o[i] *= inv } }
+                } else if isMax {
                     for ox in oxLo..<oxHi {
                         let b = row + ox * sw - g.padLeft
                         var acc = b[0]

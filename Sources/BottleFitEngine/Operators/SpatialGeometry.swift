@@ -150,12 +150,45 @@ struct SpatialGeometry: Equatable {
         }
     }
 
+    /// Floats `splitColumnPhases` writes for `channels` planes.
+    func phaseFloats(channels: Int) -> Int { channels * input.h * stride.w * ((input.w + stride.w - 1) / stride.w) }
+
+    /// Splits every input row of planes `planes` into its `stride.w` column phases
+    /// ([c][y][phase][x / stride.w]), so that im2col of a strided convolution copies
+    /// contiguous runs instead of gathering every stride-th element.
+    func splitColumnPhases(_ src: UnsafePointer<Float>, planes: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+        let (ih, iw) = input
+        let sw = stride.w
+        let width = (iw + sw - 1) / sw
+        for c in planes {
+            for y in 0..<ih {
+                let line = src + (c * ih + y) * iw
+                let out = dst + (c * ih + y) * sw * width
+                if sw == 2 {
+                    let pairs = iw / 2
+                    let even = out, odd = out + width
+                    for x in 0..<pairs {
+                        even[x] = line[2 * x]
+                        odd[x] = line[2 * x + 1]
+                    }
+                    if iw % 2 == 1 { even[pairs] = line[iw - 1] }
+                } else {
+                    for x in 0..<iw { out[(x % sw) * width + x / sw] = line[x] }
+                }
+            }
+        }
+    }
+
     /// im2col for output pixels `columns` (flattened oh·ow) only: row r of `dst` (stride
     /// `ldc`) holds rows `rows` of the full matrix restricted to those pixels. Blocks of
     /// columns keep the matrix in cache between this fill and the GEMM that reads it.
+    /// With `phases` (the input split by `splitColumnPhases`), strided rows are contiguous
+    /// copies from the phase instead of a gather.
     func im2col(
-        _ src: UnsafePointer<Float>, rows: Range<Int>, columns: Range<Int>, into dst: UnsafeMutablePointer<Float>, ldc: Int
+        _ src: UnsafePointer<Float>, rows: Range<Int>, columns: Range<Int>, into dst: UnsafeMutablePointer<Float>, ldc: Int,
+        phases: UnsafePointer<Float>? = nil
     ) {
+        let phaseWidth = (input.w + stride.w - 1) / stride.w
         let (ih, iw) = input
         let ow = output.w
         let area = kernel.h * kernel.w
@@ -186,6 +219,11 @@ struct SpatialGeometry: Equatable {
                     if b > a {
                         if stride.w == 1 {
                             (seg + a).update(from: line + a, count: b - a)
+                        } else if let phases {
+                            // Input column x·sw + xOffset is column x + (xOffset - px)/sw of phase px.
+                            let px = ((xOffset % stride.w) + stride.w) % stride.w
+                            let phaseRow = phases + ((c * ih + inY) * stride.w + px) * phaseWidth + (xOffset - px) / stride.w
+                            (seg + a).update(from: phaseRow + a, count: b - a)
                         } else {
                             var x = a
                             while x < b { seg[x] = line[x * stride.w]; x += 1 }
