@@ -112,7 +112,7 @@ public enum PackedGEMM {
                     while q < width {
                         let cols = Swift.min(panelColumns, width - q)
                         let w = (cols + 15) / 16 * 16
-                        let b = packedB + (j0 + q) * k + k0 * w
+                        let b = PackedRows(base: UnsafeRawPointer(packedB + (j0 + q) * k + k0 * w), stride: w * 4)
                         switch w {
                         case 48: kernel8x48(kc, a, b, tile)
                         case 32: kernel8x32(kc, a, b, tile)
@@ -208,19 +208,60 @@ public enum PackedGEMM {
         }
     }
 
-    // The microkernels: an 8 x W tile of A·B over kc steps into `tile` (row stride 48).
+    /// Computes rows `panels` of C[·, 0..<n] = A·B where row k of B starts at
+    /// `base + offsets[k]` and runs on contiguously: a direct convolution over one output
+    /// row, B's rows being input rows (zero-padded, split into column phases) that need no
+    /// im2col or packing. B's rows must stay readable up to n rounded up to 16.
+    public static func multiplyIndirect(
+        packedA: UnsafePointer<Float>, rows m: Int, depth k: Int, panels: Range<Int>,
+        base: UnsafePointer<Float>, offsets: UnsafePointer<Int>, columns n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+        epilogue: Epilogue, tile: UnsafeMutablePointer<Float>
+    ) {
+        let (blocks, size) = depthBlocks(k)
+        let mPad = Self.panels(rows: m) * panelRows
+        for blk in 0..<blocks {
+            let k0 = blk * size, k1 = Swift.min(k, k0 + size), kc = k1 - k0
+            let first = blk == 0, last = blk == blocks - 1
+            let aBlock = packedA + k0 * mPad
+            for panel in panels {
+                let a = aBlock + panel * kc * panelRows
+                let row0 = panel * panelRows
+                let rows = Swift.min(panelRows, m - row0)
+                var q = 0
+                while q < n {
+                    let cols = Swift.min(panelColumns, n - q)
+                    let b = IndirectRows(base: UnsafeRawPointer(base + q), offsets: offsets + k0)
+                    switch (cols + 15) / 16 {
+                    case 3: kernel8x48(kc, a, b, tile)
+                    case 2: kernel8x32(kc, a, b, tile)
+                    default: kernel8x16(kc, a, b, tile)
+                    }
+                    var e = epilogue
+                    if last {
+                        e.bias = epilogue.bias.map { $0 + row0 }
+                        e.residual = epilogue.residual.map { $0 + row0 * epilogue.residualStride + q }
+                    }
+                    commit(tile, rows: rows, columns: cols, into: c + row0 * ldc + q, ldc: ldc, accumulate: !first, epilogue: last ? e : nil)
+                    q += cols
+                }
+            }
+        }
+    }
 
-    @inline(never)
-    static func kernel8x48(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ tile: UnsafeMutablePointer<Float>) {
+    // The microkernels: an 8 x W tile of A·B over kc steps into `tile` (row stride 48),
+    // specialised for where B's rows are (packed panels or rows of an input).
+
+    @inline(__always)
+    static func kernel8x48<B: BRows>(_ kc: Int, _ a: UnsafePointer<Float>, _ b: B, _ tile: UnsafeMutablePointer<Float>) {
         typealias V = SIMD16<Float>
         var c00 = V(), c01 = V(), c02 = V(), c10 = V(), c11 = V(), c12 = V()
         var c20 = V(), c21 = V(), c22 = V(), c30 = V(), c31 = V(), c32 = V()
         var c40 = V(), c41 = V(), c42 = V(), c50 = V(), c51 = V(), c52 = V()
         var c60 = V(), c61 = V(), c62 = V(), c70 = V(), c71 = V(), c72 = V()
         var pa = a
-        var pb = UnsafeRawPointer(b)
-        for _ in 0..<kc {
+        for k in 0..<kc {
             bottlefit_prefetch(pa + 512)
+            let pb = b.row(k)
             let b0 = pb.loadUnaligned(as: V.self)
             let b1 = pb.loadUnaligned(fromByteOffset: 64, as: V.self)
             let b2 = pb.loadUnaligned(fromByteOffset: 128, as: V.self)
@@ -241,7 +282,6 @@ public enum PackedGEMM {
             s = V(repeating: pa[7])
             c70.addProduct(s, b0); c71.addProduct(s, b1); c72.addProduct(s, b2)
             pa += 8
-            pb += 192
         }
         let t = UnsafeMutableRawPointer(tile)
         func put(_ r: Int, _ x: V, _ y: V, _ z: V) {
@@ -253,15 +293,15 @@ public enum PackedGEMM {
         put(4, c40, c41, c42); put(5, c50, c51, c52); put(6, c60, c61, c62); put(7, c70, c71, c72)
     }
 
-    @inline(never)
-    static func kernel8x32(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ tile: UnsafeMutablePointer<Float>) {
+    @inline(__always)
+    static func kernel8x32<B: BRows>(_ kc: Int, _ a: UnsafePointer<Float>, _ b: B, _ tile: UnsafeMutablePointer<Float>) {
         typealias V = SIMD16<Float>
         var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
         var c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V()
         var pa = a
-        var pb = UnsafeRawPointer(b)
-        for _ in 0..<kc {
+        for k in 0..<kc {
             bottlefit_prefetch(pa + 512)
+            let pb = b.row(k)
             let b0 = pb.loadUnaligned(as: V.self)
             let b1 = pb.loadUnaligned(fromByteOffset: 64, as: V.self)
             var s = V(repeating: pa[0])
@@ -281,7 +321,6 @@ public enum PackedGEMM {
             s = V(repeating: pa[7])
             c70.addProduct(s, b0); c71.addProduct(s, b1)
             pa += 8
-            pb += 128
         }
         let t = UnsafeMutableRawPointer(tile)
         func put(_ r: Int, _ x: V, _ y: V) {
@@ -292,14 +331,14 @@ public enum PackedGEMM {
         put(4, c40, c41); put(5, c50, c51); put(6, c60, c61); put(7, c70, c71)
     }
 
-    @inline(never)
-    static func kernel8x16(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ tile: UnsafeMutablePointer<Float>) {
+    @inline(__always)
+    static func kernel8x16<B: BRows>(_ kc: Int, _ a: UnsafePointer<Float>, _ b: B, _ tile: UnsafeMutablePointer<Float>) {
         typealias V = SIMD16<Float>
         var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V(), c6 = V(), c7 = V()
         var pa = a
-        var pb = UnsafeRawPointer(b)
-        for _ in 0..<kc {
+        for k in 0..<kc {
             bottlefit_prefetch(pa + 512)
+            let pb = b.row(k)
             let b0 = pb.loadUnaligned(as: V.self)
             c0.addProduct(V(repeating: pa[0]), b0)
             c1.addProduct(V(repeating: pa[1]), b0)
@@ -310,7 +349,6 @@ public enum PackedGEMM {
             c6.addProduct(V(repeating: pa[6]), b0)
             c7.addProduct(V(repeating: pa[7]), b0)
             pa += 8
-            pb += 64
         }
         let t = UnsafeMutableRawPointer(tile)
         t.storeBytes(of: c0, toByteOffset: 0, as: V.self)
@@ -322,4 +360,23 @@ public enum PackedGEMM {
         t.storeBytes(of: c6, toByteOffset: 1152, as: V.self)
         t.storeBytes(of: c7, toByteOffset: 1344, as: V.self)
     }
+}
+
+/// Where row k of a microkernel's B operand starts.
+protocol BRows {
+    func row(_ k: Int) -> UnsafeRawPointer
+}
+
+/// Rows of a packed panel, `stride` bytes apart.
+struct PackedRows: BRows {
+    let base: UnsafeRawPointer
+    let stride: Int
+    @inline(__always) func row(_ k: Int) -> UnsafeRawPointer { base + k * stride }
+}
+
+/// Rows at `base + offsets[k]` floats.
+struct IndirectRows: BRows {
+    let base: UnsafeRawPointer
+    let offsets: UnsafePointer<Int>
+    @inline(__always) func row(_ k: Int) -> UnsafeRawPointer { base + offsets[k] * 4 }
 }

@@ -72,7 +72,9 @@ enum ConvOperator: Operator {
         if constantWeights && Winograd.outputTile(s) != nil {
             return Winograd.workspaceBytes(s, packed: usesPackedWeights(s, ctx, constantWeights: true), threads: ctx.threads)
         }
-        if usesPackedWeights(s, ctx, constantWeights: constantWeights) { return packedWorkspaceFloats(s, threads: ctx.threads) * 4 }
+        let packed = usesPackedWeights(s, ctx, constantWeights: constantWeights)
+        if usesDirectRows(s, packed: packed) { return directRowsWorkspaceFloats(s, threads: ctx.threads) * 4 }
+        if packed { return packedWorkspaceFloats(s, threads: ctx.threads) * 4 }
         let k = s.channels / s.groups * s.geometry.kernelArea
         if usesBatchedColumns(s) { return (k + s.outChannels) * s.batch * s.geometry.outputArea * 4 }
         return s.geometry.isPointwise ? 0 : ctx.threads * k * columnBlock(s) * 4
@@ -110,6 +112,13 @@ enum ConvOperator: Operator {
                 residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
                 activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
                 packed: usesPackedWeights(s, ctx, constantWeights: true), threads: ctx.threads)
+        }
+        if usesDirectRows(s, packed: usesPackedWeights(s, ctx, constantWeights: constantWeights)) {
+            return RowConvKernel(
+                shape: s, input: inputs[0]!.floats, weight: inputs[1]!.floats, bias: inputs[2]?.floats,
+                residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
+                activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
+                threads: ctx.threads)
         }
         return ConvKernel(
             shape: s, input: inputs[0]!.floats, weight: inputs[1]!.floats, bias: inputs[2]?.floats,

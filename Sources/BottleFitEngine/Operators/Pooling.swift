@@ -69,8 +69,11 @@ final class PoolKernel: Kernel {
         let dst = y + p * oh * ow
         let kh = g.kernel.h, kw = g.kernel.w
         let dh = g.dilation.h, dw = g.dilation.w
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: iw) { rowBuffer in
+        let sw = g.stride.w
+        let phaseWidth = (iw + sw - 1) / sw
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: iw + sw * phaseWidth) { rowBuffer in
             let row = rowBuffer.baseAddress!
+            let phases = row + iw
             for oy in 0..<oh {
                 let y0 = oy * g.stride.h - g.padTop
                 // Kernel rows that fall inside the input.
@@ -96,7 +99,6 @@ final class PoolKernel: Kernel {
                 }
                 let rowsInside = kiEnd - kiBegin
                 // Outputs whose window lies inside the row take the tight loop.
-                let sw = g.stride.w
                 let extent = (kw - 1) * dw + 1
                 let oxLo = Swift.min(ow, (g.padLeft + sw - 1) / sw)
                 let oxHi = Swift.max(oxLo, Swift.min(ow, iw + g.padLeft >= extent ? (iw + g.padLeft - extent) / sw + 1 : 0))
@@ -117,6 +119,28 @@ final class PoolKernel: Kernel {
                         }
                     }
                     if !isMax { for i in 0..<count { o[i] *= inv } }
+                } else if sw > 1 && (isMax || interiorAverage) && oxHi > oxLo {
+                    // Strided: split the row into its column phases once, then every kernel
+                    // column is a contiguous run of one phase (vectorisable).
+                    for r in 0..<sw {
+                        let dst = phases + r * phaseWidth
+                        let count = (iw - r + sw - 1) / sw
+                        for i in 0..<count { dst[i] = row[i * sw + r] }
+                    }
+                    let count = oxHi - oxLo
+                    let o = out + oxLo
+                    for kj in 0..<kw {
+                        let t = oxLo * sw - g.padLeft + kj * dw  // row index of output oxLo's tap kj (≥ 0 inside)
+                        let src = phases + (t % sw) * phaseWidth + t / sw
+                        if kj == 0 {
+                            o.update(from: src, count: count)
+                        } else if isMax {
+                            for i in 0..<count { o[i] = Swift.max(o[i], src[i]) }
+                        } else {
+                            for i in 0..<count { o[i] += src[i] }
+                        }
+                    }
+                    if !isMax { for i in 0..<count { o[i] *= inv } }
                 } else if isMax {
                     for ox in oxLo..<oxHi {
                         let b = row + ox * sw - g.padLeft
@@ -133,8 +157,15 @@ final class PoolKernel: Kernel {
                     }
                 }
                 let interiorDone = isMax || !includePad || (g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0)
-                for ox in 0..<ow {
-                    if interiorDone && ox >= oxLo && ox < oxHi { continue }
+                // The outputs whose windows cross the padding (all of them if nothing above ran).
+                let skip = interiorDone ? oxLo..<oxHi : 0..<0
+                var ox = 0
+                while ox < ow {
+                    defer { ox += 1 }
+                    if skip.contains(ox) {
+                        ox = skip.upperBound - 1
+                        continue
+                    }
                     let x0 = ox * g.stride.w - g.padLeft
                     var kjBegin = 0
                     if x0 < 0 { kjBegin = (-x0 + dw - 1) / dw }

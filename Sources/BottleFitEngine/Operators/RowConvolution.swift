@@ -1,0 +1,143 @@
+import BottleFitKernels
+
+/// Direct convolution for wide output rows with packed weights (ResNet's 7x7/2 stem).
+///
+/// The input is copied once per image into a zero-padded buffer whose rows are split into
+/// their `stride.w` column phases. Then, for output row oy and kernel tap (c, ky, kx), the
+/// inputs the outputs ox..ox+47 need are one contiguous run of a phase row, so the
+/// microkernel reads B straight from that buffer through a table of K row offsets: no
+/// im2col matrix and no packing (which cost as much as the multiplications for the stem,
+/// whose K = 147 is short). Outputs are written per row with the same epilogue as the GEMM.
+struct PaddedPhases {
+    /// Padded rows per channel, columns per phase row, phases (= stride.w).
+    let rows: Int, width: Int, phases: Int
+
+    init(_ g: SpatialGeometry) {
+        phases = g.stride.w
+        rows = Swift.max(g.input.h + g.padTop + g.padBottom, (g.output.h - 1) * g.stride.h + g.kernel.h)
+        let paddedWidth = g.input.w + g.padLeft + g.padRight
+        // The last output vector reads up to the output width rounded up to 16.
+        let widest = (g.output.w + 15) / 16 * 16 + (g.kernel.w - 1) / phases
+        width = Swift.max((paddedWidth + phases - 1) / phases, widest) + 1
+    }
+
+    var floatsPerChannel: Int { rows * phases * width }
+
+    /// Float offset of padded input (c, row, column) in the buffer.
+    func offset(channel c: Int, row: Int, column: Int) -> Int {
+        ((c * rows + row) * phases + column % phases) * width + column / phases
+    }
+}
+
+extension ConvOperator {
+    /// Whether a convolution takes the direct row path: packed weights, ungrouped, undilated,
+    /// strided, with output rows wide enough to fill the 48-wide microkernel.
+    static func usesDirectRows(_ s: Shape, packed: Bool) -> Bool {
+        let g = s.geometry
+        return packed && s.groups == 1 && g.dilation == (1, 1) && g.stride.w > 1 && g.output.w >= 48 && !usesBatchedColumns(s)
+    }
+
+    static func directRowsWorkspaceFloats(_ s: Shape, threads: Int) -> Int {
+        s.channels * PaddedPhases(s.geometry).floatsPerChannel + threads * PackedGEMM.tileCount
+    }
+}
+
+final class RowConvKernel: Kernel {
+    let s: ConvOperator.Shape
+    let input, output, workspace: UnsafeMutablePointer<Float>
+    let bias, residual: UnsafeMutablePointer<Float>?
+    let activation: Activation
+    let packed: PackedWeights
+    let phases: PaddedPhases
+    /// Offset of B's row k = (c, ky, kx) from the row base of an output row.
+    let offsets: [Int]
+    let plannedThreads: Int
+
+    init(
+        shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
+        bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
+        activation: Activation, workspace: UnsafeMutablePointer<Float>, threads: Int
+    ) {
+        s = shape
+        self.input = input
+        self.output = output
+        self.workspace = workspace
+        self.bias = bias
+        self.residual = residual
+        self.activation = activation
+        plannedThreads = threads
+        let g = shape.geometry
+        let k = shape.channels * g.kernelArea
+        packed = PackedWeights(weight, lda: k, rows: shape.outChannels, depth: k)
+        let p = PaddedPhases(g)
+        phases = p
+        var table: [Int] = []
+        table.reserveCapacity(k)
+        for c in 0..<shape.channels {
+            for ky in 0..<g.kernel.h {
+                for kx in 0..<g.kernel.w { table.append(p.offset(channel: c, row: ky, column: kx)) }
+            }
+        }
+        offsets = table
+    }
+
+    func execute() {
+        let g = s.geometry
+        let (ih, iw) = g.input
+        let (oh, ow) = g.output
+        let m = s.outChannels
+        let outArea = g.outputArea
+        let p = phases
+        let buffer = workspace
+        let tiles = workspace + s.channels * p.floatsPerChannel
+        let parts = plannedThreads
+        let rowStride = g.stride.h * p.phases * p.width
+        for n in 0..<s.batch {
+            let x = input + n * s.channels * ih * iw
+            Parallel.forEach(s.channels) { planes in
+                for c in planes {
+                    let plane = buffer + c * p.floatsPerChannel
+                    plane.update(repeating: 0, count: p.floatsPerChannel)
+                    let sw = p.phases
+                    for y in 0..<ih {
+                        let line = x + (c * ih + y) * iw
+                        // Phase px holds padded columns px, px + sw, ...: a strided read, contiguous write.
+                        for px in 0..<sw {
+                            let first = ((px - g.padLeft) % sw + sw) % sw
+                            guard first < iw else { continue }
+                            let dst = plane + p.offset(channel: 0, row: y + g.padTop, column: first + g.padLeft)
+                            let count = (iw - first + sw - 1) / sw
+                            let src = line + first
+                            for j in 0..<count { dst[j] = src[j * sw] }
+                        }
+                    }
+                }
+            }
+            let y = output + n * m * outArea
+            let epilogue = PackedGEMM.Epilogue(
+                bias: bias.map { UnsafePointer($0) }, residual: residual.map { UnsafePointer($0 + n * m * outArea) },
+                residualStride: outArea, relu: activation.packedEpilogueRelu)
+            let panels = PackedGEMM.panels(rows: m)
+            offsets.withUnsafeBufferPointer { table in
+                Parallel.forEach(parts) { threads in
+                    for t in threads {
+                        for oy in oh * t / parts..<oh * (t + 1) / parts {
+                            var e = epilogue
+                            e.residual = epilogue.residual.map { $0 + oy * ow }
+                            PackedGEMM.multiplyIndirect(
+                                packedA: packed.pointer, rows: m, depth: packed.depth, panels: 0..<panels,
+                                base: buffer + oy * rowStride, offsets: table.baseAddress!, columns: ow, c: y + oy * ow,
+                                ldc: outArea, epilogue: e, tile: tiles + t * PackedGEMM.tileCount)
+                        }
+                    }
+                }
+            }
+        }
+        if activation.needsPassAfterPackedEpilogue {
+            let out = output, activation = activation
+            Parallel.forEach(s.batch * m, minimumPerThread: 4) { rows in
+                for i in rows { activation.apply(out + i * outArea, outArea) }
+            }
+        }
+    }
+}
