@@ -37,6 +37,9 @@ import Testing
         Case(batch: 1, channels: 5, outChannels: 3, size: 40, kernel: 1, stride: 1, pad: 0, groups: 1, leaky: true),
         // 100 columns (32-wide last panel), K = 300 in 2 blocks, rows split over threads.
         Case(batch: 1, channels: 300, outChannels: 40, size: 10, kernel: 1, stride: 1, pad: 0, groups: 1),
+        // Direct row path (strided, output rows >= 48): stem-like, 2 images, 13 rows, leaky; and stride 3, even kernel.
+        Case(batch: 2, channels: 3, outChannels: 13, size: 100, kernel: 7, stride: 2, pad: 3, groups: 1, leaky: true),
+        Case(batch: 1, channels: 5, outChannels: 16, size: 160, kernel: 4, stride: 3, pad: 2, groups: 1),
         // Batched columns across image boundaries, 5 x 25 columns, 19 rows, leaky.
         Case(batch: 5, channels: 7, outChannels: 19, size: 11, kernel: 3, stride: 2, pad: 1, groups: 1, leaky: true),
     ]
