@@ -122,10 +122,15 @@ final class PoolKernel: Kernel {
                 } else if sw > 1 && (isMax || interiorAverage) && oxHi > oxLo {
                     // Strided: split the row into its column phases once, then every kernel
                     // column is a contiguous run of one phase (vectorisable).
-                    for r in 0..<sw {
-                        let dst = phases + r * phaseWidth
-                        let count = (iw - r + sw - 1) / sw
-                        for i in 0..<count { dst[i] = row[i * sw + r] }
+                    if sw == 2 {
+                        deinterleave(row, pairs: iw / 2, even: phases, odd: phases + phaseWidth)
+                        if iw % 2 == 1 { phases[iw / 2] = row[iw - 1] }
+                    } else {
+                        for r in 0..<sw {
+                            let dst = phases + r * phaseWidth
+                            let count = (iw - r + sw - 1) / sw
+                            for i in 0..<count { dst[i] = row[i * sw + r] }
+                        }
                     }
                     let count = oxHi - oxLo
                     let o = out + oxLo

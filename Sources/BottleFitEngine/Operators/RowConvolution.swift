@@ -1,6 +1,7 @@
 import BottleFitKernels
 
-/// Direct convolution for wide output rows with packed weights (ResNet's 7x7/2 stem).
+/// Direct convolution for strided convolutions with packed weights (ResNet's 7x7/2 stem,
+/// the BottleFit head's 2x2/2 bottleneck, ResNet's strided 3x3 and 1x1 convolutions).
 ///
 /// The input is copied once per image into a zero-padded buffer whose rows are split into
 /// their `stride.w` column phases. Then, for output row oy and kernel tap (c, ky, kx), the
@@ -31,10 +32,13 @@ struct PaddedPhases {
 
 extension ConvOperator {
     /// Whether a convolution takes the direct row path: packed weights, ungrouped, undilated,
-    /// strided, with output rows wide enough to fill the 48-wide microkernel.
+    /// strided (a stride-1 im2col is a plain copy anyway), and output rows that fill at least
+    /// 85% of the 16-float vectors they take (28 of 32, 112 of 112; not 7 of 16).
     static func usesDirectRows(_ s: Shape, packed: Bool) -> Bool {
         let g = s.geometry
-        return packed && s.groups == 1 && g.dilation == (1, 1) && g.stride.w > 1 && g.output.w >= 48 && !usesBatchedColumns(s)
+        let ow = g.output.w
+        return packed && s.groups == 1 && g.dilation == (1, 1) && g.stride.w > 1 && !usesBatchedColumns(s)
+            && ow * 100 >= (ow + 15) / 16 * 16 * 85
     }
 
     static func directRowsWorkspaceFloats(_ s: Shape, threads: Int) -> Int {
@@ -102,6 +106,14 @@ final class RowConvKernel: Kernel {
                     for y in 0..<ih {
                         let line = x + (c * ih + y) * iw
                         // Phase px holds padded columns px, px + sw, ...: a strided read, contiguous write.
+                        if sw == 2 {
+                            // Input column ix is padded column ix + padLeft: phase (ix + padLeft) % 2.
+                            let dst = plane + p.offset(channel: 0, row: y + g.padTop, column: g.padLeft)
+                            let other = plane + p.offset(channel: 0, row: y + g.padTop, column: g.padLeft + 1)
+                            deinterleave(line, pairs: iw / 2, even: dst, odd: other)
+                            if iw % 2 == 1 { dst[iw / 2] = line[iw - 1] }
+                            continue
+                        }
                         for px in 0..<sw {
                             let first = ((px - g.padLeft) % sw + sw) % sw
                             guard first < iw else { continue }

@@ -166,12 +166,8 @@ struct SpatialGeometry: Equatable {
                 let out = dst + (c * ih + y) * sw * width
                 if sw == 2 {
                     let pairs = iw / 2
-                    let even = out, odd = out + width
-                    for x in 0..<pairs {
-                        even[x] = line[2 * x]
-                        odd[x] = line[2 * x + 1]
-                    }
-                    if iw % 2 == 1 { even[pairs] = line[iw - 1] }
+                    deinterleave(line, pairs: pairs, even: out, odd: out + width)
+                    if iw % 2 == 1 { out[pairs] = line[iw - 1] }
                 } else {
                     for x in 0..<iw { out[(x % sw) * width + x / sw] = line[x] }
                 }
@@ -235,5 +231,23 @@ struct SpatialGeometry: Equatable {
                 p += x1 - x0
             }
         }
+    }
+}
+
+/// even[i] = src[2i] and odd[i] = src[2i + 1] for i < pairs: a strided row split into its
+/// two column phases, 16 floats at a time.
+@inline(__always)
+func deinterleave(_ src: UnsafePointer<Float>, pairs: Int, even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>) {
+    var i = 0
+    while i + 8 <= pairs {
+        let v = UnsafeRawPointer(src + 2 * i).loadUnaligned(as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(even + i).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(odd + i).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < pairs {
+        even[i] = src[2 * i]
+        odd[i] = src[2 * i + 1]
+        i += 1
     }
 }
