@@ -21,9 +21,9 @@ public enum PackedGEMM {
     /// Columns of B per full panel (three 16-float vectors).
     public static let panelColumns = 48
     /// Upper bound of a depth block: [256][8] of A is 8 KiB, in L1 beside a B row.
-    public static let maximumDepth = 256
+    public static let maximumDepth = 512
     /// Columns per B block: 256 x 480 floats is 480 KiB, in L2.
-    public static let blockColumns = 480
+    public static let blockColumns = 240
 
     /// The depth blocks A is packed in and multiplied by: equal sizes of at most `maximumDepth`.
     public static func depthBlocks(_ k: Int) -> (count: Int, size: Int) {

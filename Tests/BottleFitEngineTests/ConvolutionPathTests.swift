@@ -31,11 +31,11 @@ import Testing
         Case(batch: 1, channels: 8, outChannels: 8, size: 10, kernel: 3, stride: 1, pad: 1, groups: 8),
         Case(batch: 2, channels: 8, outChannels: 16, size: 10, kernel: 3, stride: 1, pad: 1, groups: 2),
         Case(batch: 1, channels: 4, outChannels: 16, size: 70, kernel: 3, stride: 1, pad: 1, groups: 1),
-        // 13 rows (a partial panel), K = 576 in 3 depth blocks, 49 columns (48 + 16-wide panel).
+        // 13 rows (a partial panel), K = 576 in 2 depth blocks, 49 columns (48 + 16-wide panel).
         Case(batch: 1, channels: 64, outChannels: 13, size: 7, kernel: 3, stride: 1, pad: 1, groups: 1),
         // 1000 columns split by columns over threads, 3 rows; a 40-column (48-wide) last panel.
         Case(batch: 1, channels: 5, outChannels: 3, size: 40, kernel: 1, stride: 1, pad: 0, groups: 1, leaky: true),
-        // 100 columns (32-wide last panel), K = 300 in 2 blocks, rows split over threads.
+        // 100 columns (32-wide last panel), K = 300, rows split over threads.
         Case(batch: 1, channels: 300, outChannels: 40, size: 10, kernel: 1, stride: 1, pad: 0, groups: 1),
         // Direct row path (strided, output rows >= 48): stem-like, 2 images, 13 rows, leaky; and stride 3, even kernel.
         Case(batch: 2, channels: 3, outChannels: 13, size: 100, kernel: 7, stride: 2, pad: 3, groups: 1, leaky: true),
