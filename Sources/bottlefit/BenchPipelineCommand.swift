@@ -237,7 +237,7 @@ struct BenchPipelineCommand: ParsableCommand {
         let (workers, runs, maxBatch, credit) = (self.workers ?? 1, self.runs ?? 3, self.maxBatch ?? 8, self.credit ?? 16)
         let (warmupSeconds, duration) = (self.warmupSeconds ?? 2, self.duration ?? 10)
         let window = self.window ?? max(1, (2 * credit * workers + cameras - 1) / cameras)
-        InferenceSession.setThreadCount(threadOptions.threads)
+        threadOptions.configureEngine()
         let sampleShape: [Int]
         do {
             let session = try InferenceSession(contentsOf: tailURL)

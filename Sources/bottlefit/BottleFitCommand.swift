@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitEngine
 import BottleFitSystem
 
 @main
@@ -35,11 +36,36 @@ struct VersionCommand: ParsableCommand {
 
 /// Options shared by commands that run a model.
 struct ThreadOptions: ParsableArguments {
-    @Option(name: .long, help: "Threads for the GEMM kernels (OpenBLAS). Default: 1.")
+    @Option(name: .long, help: "Engine threads (GEMMs, im2col, pooling, Winograd transforms).")
     var threads: Int = 1
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "GEMM for constant weights: auto (weights packed once for the AVX-512 microkernel on CPUs that have it, "
+                + "else OpenBLAS; the environment variable BOTTLEFIT_GEMM=openblas|packed overrides auto), packed, or openblas.",
+            valueName: "kind"))
+    var gemm: GEMMChoice = .auto
+
+    enum GEMMChoice: String, ExpressibleByArgument, CaseIterable {
+        case auto, packed, openblas
+    }
 
     func validate() throws {
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+        if gemm == .packed && !KernelSelection.cpuSupportsPacked {
+            throw ValidationError("--gemm packed needs a CPU with AVX-512 (F, CD, BW, DQ, VL); this one has not: use auto or openblas")
+        }
+    }
+
+    /// Sets the engine's thread count and GEMM for this process.
+    func configureEngine() {
+        InferenceSession.setThreadCount(threads)
+        switch gemm {
+        case .auto: break
+        case .packed: KernelSelection.gemm = .packed
+        case .openblas: KernelSelection.gemm = .openblas
+        }
     }
 }
 

@@ -74,6 +74,7 @@ struct DeviceCommand: ParsableCommand {
     }
 
     func run() throws {
+        threadOptions.configureEngine()
         let stop = StopRequest.install()
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "bottlefit.device")

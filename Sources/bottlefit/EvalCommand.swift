@@ -36,7 +36,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        InferenceSession.setThreadCount(threadOptions.threads)
+        threadOptions.configureEngine()
         let graph: Graph
         do { graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model)) } catch { throw CommandError("\(model): \(error)") }
         guard let dims = graph.inputs.first?.shape?.dropFirst().compactMap(\.fixedValue), dims.count == 3 else {

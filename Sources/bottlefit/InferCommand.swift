@@ -20,7 +20,7 @@ struct InferCommand: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
-        InferenceSession.setThreadCount(threadOptions.threads)
+        threadOptions.configureEngine()
         let session = try InferenceSession(contentsOf: URL(fileURLWithPath: model))
         let graph = session.optimizedGraph
         guard graph.inputs.count == 1, graph.outputs.count == 1 else {

@@ -72,6 +72,7 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
+        threadOptions.configureEngine()
         let stop = StopRequest.install()
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "bottlefit.worker")

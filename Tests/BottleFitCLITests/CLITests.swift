@@ -72,6 +72,15 @@ import Testing
         #expect(y.shape == [2, 10])
         let a = y.floats!, b = reference.floats!
         #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
+
+        // Both GEMMs give the same answer; a GEMM that does not exist is refused.
+        let y2Path = dir.appendingPathComponent("y2.npy")
+        r = try Self.run(["infer", "--model", full, "--input", xPath.path, "--output", y2Path.path, "--threads", "2", "--gemm", "openblas"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let y2 = try NPY.read(contentsOf: y2Path).floats!
+        #expect(y2.count == b.count && zip(y2, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
+        r = try Self.run(["infer", "--model", full, "--input", xPath.path, "--output", y2Path.path, "--gemm", "fast"])
+        #expect(r.status != 0 && r.stderr.contains("--gemm"), "\(r.stderr)")
     }
 
     @Test func fashionMNISTFamilyCreatesSplitsAndDescribes() throws {
