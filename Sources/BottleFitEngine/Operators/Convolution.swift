@@ -69,7 +69,7 @@ enum ConvOperator: Operator {
         let depthwise = s.groups > 1 && s.groups == s.channels && s.groups == s.outChannels
         if depthwise { return 0 }
         let constantWeights = ctx.constant(1) != nil
-        if constantWeights && Winograd.outputTile(s) != nil {
+        if constantWeights && Winograd.outputTile(s, packed: usesPackedWeights(s, ctx, constantWeights: true)) != nil {
             return Winograd.workspaceBytes(s, packed: usesPackedWeights(s, ctx, constantWeights: true), threads: ctx.threads)
         }
         let packed = usesPackedWeights(s, ctx, constantWeights: constantWeights)
@@ -106,7 +106,7 @@ enum ConvOperator: Operator {
     {
         let s = try shape(ctx)
         let constantWeights = inputs[1]?.constant != nil
-        if let w = inputs[1], constantWeights, let tile = Winograd.outputTile(s) {
+        if let w = inputs[1], constantWeights, let tile = Winograd.outputTile(s, packed: usesPackedWeights(s, ctx, constantWeights: true)) {
             return WinogradConvKernel(
                 shape: s, tile: tile, input: inputs[0]!.floats, weight: w.floats, bias: inputs[2]?.floats,
                 residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,

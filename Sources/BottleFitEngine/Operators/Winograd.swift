@@ -17,15 +17,19 @@ import BottleFitKernels
 /// within a few ulps of the direct convolution.
 enum Winograd {
     /// Output tile edge for this convolution, or nil when Winograd does not apply.
-    static func outputTile(_ s: ConvOperator.Shape) -> Int? {
+    static func outputTile(_ s: ConvOperator.Shape, packed: Bool) -> Int? {
         let g = s.geometry
         guard s.groups == 1, g.stride == (1, 1), g.dilation == (1, 1), s.channels >= 4, s.outChannels >= 16,
             g.output.h >= 2, g.output.w >= 2
         else { return nil }
         if g.kernel == (2, 2) && g.output.h >= 3 && g.output.w >= 3 { return 3 }
         // For 3x3 kernels the transformed weights are 16/9 as large: worth it only when the
-        // GEMMs have enough tile columns to amortise reading them.
-        if g.kernel == (3, 3) && s.batch * tiles(s, tile: 2) >= 128 { return 2 }
+        // GEMMs have enough tile columns to amortise reading them. With weights packed once
+        // (and prefetched) 49 columns are enough (ResNet's 14x14 layer3 at batch 1: 4.1 ->
+        // 3.0 ms); 16 (7x7 at batch 1) are not. OpenBLAS, which packs them on every call,
+        // needs 128.
+        let enough = packed ? 32 : 128
+        if g.kernel == (3, 3) && s.batch * tiles(s, tile: 2) >= enough { return 2 }
         return nil
     }
 
@@ -36,7 +40,7 @@ enum Winograd {
     /// Workspace: transformed inputs and products, 16 x (C + M) x (batch · tiles) floats,
     /// plus each thread's packing scratch for the packed GEMM.
     static func workspaceBytes(_ s: ConvOperator.Shape, packed: Bool, threads: Int) -> Int {
-        guard let m = outputTile(s) else { return 0 }
+        guard let m = outputTile(s, packed: packed) else { return 0 }
         let columns = s.batch * tiles(s, tile: m)
         let scratch =
             packed ? threads * PackedWeights.workspaceFloats(rows: s.outChannels, depth: s.channels, columns: columns, threads: 1) : 0
