@@ -116,7 +116,7 @@ public enum PackedGEMM {
                         switch w {
                         case 48: kernel8x48(kc, a, b, tile)
                         case 32: kernel8x32(kc, a, b, tile)
-                        default: kernel8x16(kc, a, b, tile)
+                        default: narrowKernel(cols, kc, a, b, tile)
                         }
                         var e = epilogue
                         if last {
@@ -234,7 +234,7 @@ public enum PackedGEMM {
                     switch (cols + 15) / 16 {
                     case 3: kernel8x48(kc, a, b, tile)
                     case 2: kernel8x32(kc, a, b, tile)
-                    default: kernel8x16(kc, a, b, tile)
+                    default: narrowKernel(cols, kc, a, b, tile)
                     }
                     var e = epilogue
                     if last {
@@ -359,6 +359,89 @@ public enum PackedGEMM {
         t.storeBytes(of: c5, toByteOffset: 960, as: V.self)
         t.storeBytes(of: c6, toByteOffset: 1152, as: V.self)
         t.storeBytes(of: c7, toByteOffset: 1344, as: V.self)
+    }
+}
+
+extension PackedGEMM {
+    /// The last few columns (at most 4: N = 49 is 48 + 1, N = 196 is 4·48 + 4): the 8 rows
+    /// of A at step k are one 8-float vector, times each of the 4 B values broadcast, with
+    /// steps k and k + 1 in separate accumulators (8 independent FMA chains). Per step one
+    /// load of A and 4 broadcasts instead of the 16-wide kernel's 9 loads for 16 lanes of
+    /// which at most 4 count. Reads 4 floats of each B row (panels are 16 wide).
+    @inline(__always)
+    static func kernel8x4<B: BRows>(_ kc: Int, _ a: UnsafePointer<Float>, _ b: B, _ tile: UnsafeMutablePointer<Float>) {
+        typealias V = SIMD8<Float>
+        var c0 = V(), c1 = V(), c2 = V(), c3 = V(), d0 = V(), d1 = V(), d2 = V(), d3 = V()
+        var pa = UnsafeRawPointer(a)
+        var k = 0
+        while k + 2 <= kc {
+            let a0 = pa.loadUnaligned(as: V.self)
+            let a1 = pa.loadUnaligned(fromByteOffset: 32, as: V.self)
+            let p0 = b.row(k).assumingMemoryBound(to: Float.self)
+            let p1 = b.row(k + 1).assumingMemoryBound(to: Float.self)
+            c0.addProduct(a0, V(repeating: p0[0])); c1.addProduct(a0, V(repeating: p0[1]))
+            c2.addProduct(a0, V(repeating: p0[2])); c3.addProduct(a0, V(repeating: p0[3]))
+            d0.addProduct(a1, V(repeating: p1[0])); d1.addProduct(a1, V(repeating: p1[1]))
+            d2.addProduct(a1, V(repeating: p1[2])); d3.addProduct(a1, V(repeating: p1[3]))
+            pa += 64
+            k += 2
+        }
+        if k < kc {
+            let a0 = pa.loadUnaligned(as: V.self)
+            let p0 = b.row(k).assumingMemoryBound(to: Float.self)
+            c0.addProduct(a0, V(repeating: p0[0])); c1.addProduct(a0, V(repeating: p0[1]))
+            c2.addProduct(a0, V(repeating: p0[2])); c3.addProduct(a0, V(repeating: p0[3]))
+        }
+        c0 += d0
+        c1 += d1
+        c2 += d2
+        c3 += d3
+        for r in 0..<8 {
+            let t = tile + r * panelColumns
+            t[0] = c0[r]
+            t[1] = c1[r]
+            t[2] = c2[r]
+            t[3] = c3[r]
+        }
+    }
+}
+
+extension PackedGEMM {
+    /// The kernel for a last panel of at most 16 columns.
+    @inline(__always)
+    static func narrowKernel<B: BRows>(_ cols: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ b: B, _ tile: UnsafeMutablePointer<Float>) {
+        if cols == 1 {
+            kernel8x1(kc, a, b, tile)
+        } else if cols <= 4 {
+            kernel8x4(kc, a, b, tile)
+        } else {
+            kernel8x16(kc, a, b, tile)
+        }
+    }
+
+    /// One column (N = 49 = 48 + 1): the 8 rows of A at step k times one broadcast B value,
+    /// four steps in flight in separate accumulators.
+    @inline(__always)
+    static func kernel8x1<B: BRows>(_ kc: Int, _ a: UnsafePointer<Float>, _ b: B, _ tile: UnsafeMutablePointer<Float>) {
+        typealias V = SIMD8<Float>
+        var c0 = V(), c1 = V(), c2 = V(), c3 = V()
+        var pa = UnsafeRawPointer(a)
+        var k = 0
+        while k + 4 <= kc {
+            c0.addProduct(pa.loadUnaligned(as: V.self), V(repeating: b.row(k).load(as: Float.self)))
+            c1.addProduct(pa.loadUnaligned(fromByteOffset: 32, as: V.self), V(repeating: b.row(k + 1).load(as: Float.self)))
+            c2.addProduct(pa.loadUnaligned(fromByteOffset: 64, as: V.self), V(repeating: b.row(k + 2).load(as: Float.self)))
+            c3.addProduct(pa.loadUnaligned(fromByteOffset: 96, as: V.self), V(repeating: b.row(k + 3).load(as: Float.self)))
+            pa += 128
+            k += 4
+        }
+        while k < kc {
+            c0.addProduct(pa.loadUnaligned(as: V.self), V(repeating: b.row(k).load(as: Float.self)))
+            pa += 32
+            k += 1
+        }
+        let sum = (c0 + c1) + (c2 + c3)
+        for r in 0..<8 { tile[r * panelColumns] = sum[r] }
     }
 }
 
