@@ -122,6 +122,25 @@ public final class InferenceSession {
         constantBuffers[name] = b
         return b
     }
+
+    /// Weights prepared for a kernel (packed, Winograd-transformed), shared by all of this
+    /// session's plans: a worker plans every batch size it sees, and the weights are the
+    /// same in each.
+    let preparedWeights = PreparedWeights()
+}
+
+/// A session's prepared weights by key (a node's first output names it uniquely).
+final class PreparedWeights {
+    private var entries: [String: AnyObject] = [:]
+
+    var count: Int { entries.count }
+
+    func value<T: AnyObject>(_ key: String, _ make: () -> T) -> T {
+        if let v = entries[key] as? T { return v }
+        let v = make()
+        entries[key] = v
+        return v
+    }
 }
 
 /// A model planned for fixed input shapes: every buffer placed, every kernel built.

@@ -47,9 +47,10 @@ struct Planner {
             for (i, name) in node.inputs.enumerated() where !name.isEmpty && types[name] == nil {
                 throw .invalidModel("node '\(node.name)' reads '\(name)' (input \(i)), which is not defined")
             }
-            let ctx = NodeContext(
+            var ctx = NodeContext(
                 node: node, inputs: inTypes, constants: node.inputs.map { $0.isEmpty ? nil : constants[$0] },
                 opset: graph.opsetVersion)
+            ctx.prepared = session.preparedWeights
             let outTypes = try op.infer(ctx)
             let outputs = node.outputs
             let foldable =

@@ -137,3 +137,37 @@ struct PackedGEMMTests {
         }
     }
 }
+
+/// A worker plans every batch size it sees: the packed weights are made once per session.
+@Suite(.serialized, .enabled(if: KernelSelection.cpuSupportsPacked, "needs AVX-512"))
+struct PreparedWeightsTests {
+    @Test func plansOfOneSessionSharePackedWeights() throws {
+        let previous = KernelSelection.gemm
+        KernelSelection.gemm = .packed
+        defer { KernelSelection.gemm = previous }
+        var rng = SeededGenerator(seed: 5)
+        let w = (0..<24 * 16).map { _ in rng.nextNormal() }
+        let graph = Graph(
+            name: "pointwise",
+            nodes: [Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: ["kernel_shape": .ints([1, 1])])],
+            inputs: [ValueInfo(name: "x", shape: [.symbolic("batch"), .fixed(16), .fixed(20), .fixed(20)])],
+            outputs: [ValueInfo(name: "y", shape: nil)],
+            initializers: ["w": Tensor(shape: [24, 16, 1, 1], floats: w)])
+        let session = try InferenceSession(graph: graph)
+        for batch in 1...4 { _ = try session.plan(batch: batch) }
+        #expect(session.preparedWeights.count == 1)
+        let x = (0..<3 * 16 * 400).map { _ in rng.nextNormal() }
+        let y = try session.run(["x": Tensor(shape: [3, 16, 20, 20], floats: x)])["y"]!.floats!
+        var worst: Float = 0
+        for n in 0..<3 {
+            for m in 0..<24 {
+                for p in 0..<400 {
+                    var acc: Float = 0
+                    for c in 0..<16 { acc += w[m * 16 + c] * x[(n * 16 + c) * 400 + p] }
+                    worst = max(worst, abs(acc - y[(n * 24 + m) * 400 + p]))
+                }
+            }
+        }
+        #expect(worst < 1e-4)
+    }
+}

@@ -106,25 +106,35 @@ enum ConvOperator: Operator {
     {
         let s = try shape(ctx)
         let constantWeights = inputs[1]?.constant != nil
-        if let w = inputs[1], constantWeights, let tile = Winograd.outputTile(s, packed: usesPackedWeights(s, ctx, constantWeights: true)) {
+        let packed = usesPackedWeights(s, ctx, constantWeights: constantWeights)
+        let weight = inputs[1]!.floats
+        let k = s.channels / s.groups * s.geometry.kernelArea
+        // Prepared weights are made once per session and shared by its plans.
+        func packedWeights() -> PackedWeights {
+            ctx.prepared("packed") { PackedWeights(weight, lda: k, rows: s.outChannels, depth: k) }
+        }
+        if constantWeights, let tile = Winograd.outputTile(s, packed: packed) {
+            let weights = ctx.prepared("winograd\(tile)\(packed ? "-packed" : "")") {
+                WinogradWeights(weight, outChannels: s.outChannels, channels: s.channels, tile: tile, packed: packed)
+            }
             return WinogradConvKernel(
-                shape: s, tile: tile, input: inputs[0]!.floats, weight: w.floats, bias: inputs[2]?.floats,
+                shape: s, tile: tile, input: inputs[0]!.floats, weight: weight, bias: inputs[2]?.floats,
                 residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
                 activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
-                packed: usesPackedWeights(s, ctx, constantWeights: true), threads: ctx.threads)
+                weights: weights, threads: ctx.threads)
         }
-        if usesDirectRows(s, packed: usesPackedWeights(s, ctx, constantWeights: constantWeights)) {
+        if usesDirectRows(s, packed: packed) {
             return RowConvKernel(
-                shape: s, input: inputs[0]!.floats, weight: inputs[1]!.floats, bias: inputs[2]?.floats,
+                shape: s, input: inputs[0]!.floats, packed: packedWeights(), bias: inputs[2]?.floats,
                 residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
                 activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
                 threads: ctx.threads)
         }
         return ConvKernel(
-            shape: s, input: inputs[0]!.floats, weight: inputs[1]!.floats, bias: inputs[2]?.floats,
+            shape: s, input: inputs[0]!.floats, weight: weight, bias: inputs[2]?.floats,
             residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
             activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
-            packed: usesPackedWeights(s, ctx, constantWeights: constantWeights), threads: ctx.threads)
+            packed: packed ? packedWeights() : nil, threads: ctx.threads)
     }
 }
 
@@ -145,10 +155,9 @@ final class ConvKernel: Kernel {
     init(
         shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
         bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
-        activation: Activation, workspace: UnsafeMutablePointer<Float>, packed: Bool, threads: Int
+        activation: Activation, workspace: UnsafeMutablePointer<Float>, packed: PackedWeights?, threads: Int
     ) {
-        let k = shape.channels / shape.groups * shape.geometry.kernelArea
-        self.packed = packed ? PackedWeights(weight, lda: k, rows: shape.outChannels, depth: k) : nil
+        self.packed = packed
         self.s = shape
         self.input = input
         self.weight = weight

@@ -48,7 +48,7 @@ enum GemmOperator: Operator {
         if usesPackedWeights(s, ctx) {
             // Yᵀ = op(B)ᵀ·op(A)ᵀ: the constant op(B)ᵀ [N, K] is the packed operand.
             let b = inputs[1]!.floats
-            packed = PackedWeights(b, lda: s.transB ? s.k : s.n, rows: s.n, depth: s.k, transposed: !s.transB)
+            packed = ctx.prepared("packed") { PackedWeights(b, lda: s.transB ? s.k : s.n, rows: s.n, depth: s.k, transposed: !s.transB) }
         }
         return GemmKernel(
             s, a: inputs[0]!.floats, b: inputs[1]!.floats, c: inputs[2]?.floats, cStrides: cStrides, y: outputs[0].floats,

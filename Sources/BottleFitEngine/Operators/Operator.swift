@@ -47,6 +47,14 @@ struct NodeContext {
     var gemm: KernelSelection.GEMM = KernelSelection.gemm
     /// The engine's thread count when the node was planned: workspaces are cut for it.
     var threads: Int = Parallel.threads
+    /// The session's prepared weights (nil when a node is evaluated on its own).
+    var prepared: PreparedWeights? = nil
+
+    /// Weights prepared once per session for this node (`what` tells kinds apart).
+    func prepared<T: AnyObject>(_ what: String, _ make: () -> T) -> T {
+        guard let prepared, let output = node.outputs.first, !output.isEmpty else { return make() }
+        return prepared.value(output + "|" + what, make)
+    }
 
     var name: String { node.name }
     var op: String { node.opType }

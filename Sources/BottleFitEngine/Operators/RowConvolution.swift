@@ -62,7 +62,7 @@ final class RowConvKernel: Kernel {
     let plannedThreads: Int
 
     init(
-        shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
+        shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, packed: PackedWeights,
         bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
         activation: Activation, workspace: UnsafeMutablePointer<Float>, threads: Int
     ) {
@@ -76,7 +76,7 @@ final class RowConvKernel: Kernel {
         plannedThreads = threads
         let g = shape.geometry
         let k = shape.channels * g.kernelArea
-        packed = PackedWeights(weight, lda: k, rows: shape.outChannels, depth: k)
+        self.packed = packed
         let p = PaddedPhases(g)
         phases = p
         var table: [Int] = []

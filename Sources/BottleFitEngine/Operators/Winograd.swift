@@ -48,39 +48,13 @@ enum Winograd {
     }
 }
 
-final class WinogradConvKernel: Kernel {
-    let s: ConvOperator.Shape
-    let input, output, workspace: UnsafeMutablePointer<Float>
-    let bias, residual: UnsafeMutablePointer<Float>?
-    let activation: Activation
-    /// Output tile edge: 3 for 2x2 kernels, 2 for 3x3 kernels.
-    let tile: Int
-    /// G g Gᵀ for every (m, c), as 16 matrices [M, C].
+/// A convolution's weights transformed for Winograd: G g Gᵀ for every (m, c) as 16
+/// matrices [M, C], and those packed for the microkernel when packed GEMM is on.
+final class WinogradWeights {
     let transformed: AlignedBuffer
-    let tilesPerImage, tilesH, tilesW, columns: Int
-    /// The 16 transformed weight matrices packed for the microkernel (when packed GEMM is on).
     let packed: [PackedWeights]
-    let plannedThreads: Int
 
-    init(
-        shape: ConvOperator.Shape, tile: Int, input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
-        bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
-        activation: Activation, workspace: UnsafeMutablePointer<Float>, packed: Bool, threads: Int
-    ) {
-        plannedThreads = threads
-        s = shape
-        self.tile = tile
-        self.input = input
-        self.output = output
-        self.workspace = workspace
-        self.bias = bias
-        self.residual = residual
-        self.activation = activation
-        tilesH = (shape.geometry.output.h + tile - 1) / tile
-        tilesW = (shape.geometry.output.w + tile - 1) / tile
-        tilesPerImage = tilesH * tilesW
-        columns = tilesPerImage * shape.batch
-        let m = shape.outChannels, c = shape.channels
+    init(_ weight: UnsafePointer<Float>, outChannels m: Int, channels c: Int, tile: Int, packed: Bool) {
         transformed = AlignedBuffer(byteCount: 16 * m * c * 4)
         let u = transformed.pointer.assumingMemoryBound(to: Float.self)
         let r = 5 - tile  // kernel edge
@@ -109,6 +83,43 @@ final class WinogradConvKernel: Kernel {
         }
         self.packed = packed ? (0..<16).map { e in PackedWeights(u + e * m * c, lda: c, rows: m, depth: c) } : []
     }
+}
+
+final class WinogradConvKernel: Kernel {
+    let s: ConvOperator.Shape
+    let input, output, workspace: UnsafeMutablePointer<Float>
+    let bias, residual: UnsafeMutablePointer<Float>?
+    let activation: Activation
+    /// Output tile edge: 3 for 2x2 kernels, 2 for 3x3 kernels.
+    let tile: Int
+    /// The transformed (and packed) weights, shared by the session's plans.
+    let weights: WinogradWeights
+    let tilesPerImage, tilesH, tilesW, columns: Int
+    let plannedThreads: Int
+
+    init(
+        shape: ConvOperator.Shape, tile: Int, input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
+        bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
+        activation: Activation, workspace: UnsafeMutablePointer<Float>, weights: WinogradWeights, threads: Int
+    ) {
+        plannedThreads = threads
+        s = shape
+        self.tile = tile
+        self.input = input
+        self.output = output
+        self.workspace = workspace
+        self.bias = bias
+        self.residual = residual
+        self.activation = activation
+        tilesH = (shape.geometry.output.h + tile - 1) / tile
+        tilesW = (shape.geometry.output.w + tile - 1) / tile
+        tilesPerImage = tilesH * tilesW
+        columns = tilesPerImage * shape.batch
+        self.weights = weights
+    }
+
+    var transformed: AlignedBuffer { weights.transformed }
+    var packed: [PackedWeights] { weights.packed }
 
     func execute() {
         let c = s.channels, m = s.outChannels
