@@ -91,7 +91,7 @@ final class PoolKernel: Kernel {
                 while ki < kiEnd {
                     let line = src + (y0 + ki * dh) * iw
                     if isMax {
-                        for i in 0..<iw { row[i] = Swift.max(row[i], line[i]) }
+                        for i in 0..<iw { row[i] = larger(row[i], line[i]) }
                     } else {
                         for i in 0..<iw { row[i] += line[i] }
                     }
@@ -113,7 +113,7 @@ final class PoolKernel: Kernel {
                     for kj in 1..<kw {
                         let shifted = b + kj * dw
                         if isMax {
-                            for i in 0..<count { o[i] = Swift.max(o[i], shifted[i]) }
+                            for i in 0..<count { o[i] = larger(o[i], shifted[i]) }
                         } else {
                             for i in 0..<count { o[i] += shifted[i] }
                         }
@@ -140,7 +140,7 @@ final class PoolKernel: Kernel {
                         if kj == 0 {
                             o.update(from: src, count: count)
                         } else if isMax {
-                            for i in 0..<count { o[i] = Swift.max(o[i], src[i]) }
+                            for i in 0..<count { o[i] = larger(o[i], src[i]) }
                         } else {
                             for i in 0..<count { o[i] += src[i] }
                         }
@@ -150,7 +150,7 @@ final class PoolKernel: Kernel {
                     for ox in oxLo..<oxHi {
                         let b = row + ox * sw - g.padLeft
                         var acc = b[0]
-                        for kj in 1..<kw { acc = Swift.max(acc, b[kj * dw]) }
+                        for kj in 1..<kw { acc = larger(acc, b[kj * dw]) }
                         out[ox] = acc
                     }
                 } else if !includePad || (g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0) {
@@ -240,3 +240,9 @@ final class GlobalAveragePoolKernel: Kernel {
         }
     }
 }
+
+/// a > b ? a : b — exactly x86's `maxps`, so the vectorised loops take one instruction per
+/// vector (`Swift.max`'s tie and NaN rules need a compare and a blend). A NaN in the
+/// window gives NaN or the other value depending on its position, as `maxps` does.
+@inline(__always)
+func larger(_ a: Float, _ b: Float) -> Float { a > b ? a : b }
