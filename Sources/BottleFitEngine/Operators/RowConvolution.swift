@@ -41,7 +41,7 @@ extension ConvOperator {
         let g = s.geometry
         let ow = g.output.w
         let weightBytes = s.outChannels * s.channels * g.kernelArea * 4
-        return packed && s.groups == 1 && g.dilation == (1, 1) && g.stride.w > 1 && !usesBatchedColumns(s)
+        return packed && s.groups == 1 && g.dilation == (1, 1) && g.stride.w > 1 && !usesBatchedColumns(s) && ow > 0 && g.output.h > 0
             && ow * 100 >= (ow + 15) / 16 * 16 * 85 && weightBytes <= 256 * 1024
     }
 
