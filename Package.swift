@@ -34,17 +34,17 @@ let package = Package(
         // AVX-512 GEMM microkernels over weights packed once. Compiled for AVX-512 and optimised
         // in every configuration (the SIMD code is unusably slow unoptimised); the engine calls
         // in only after checking the CPU (KernelSelection).
-        // A compiler builtin Swift cannot call (prefetch), as a static inline function.
-        .systemLibrary(name: "CBottleFitPrefetch"),
+        // Compiler builtins Swift cannot call (prefetch, spin-wait pause), as static inline functions.
+        .systemLibrary(name: "CBottleFitCPUHints"),
         .target(
             name: "BottleFitKernels",
-            dependencies: ["CBottleFitPrefetch"],
+            dependencies: ["CBottleFitCPUHints"],
             swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]
         ),
         // The inference engine: graph, ONNX in and out, optimiser, kernels, model builders.
         .target(
             name: "BottleFitEngine",
-            dependencies: ["BottleFitCore", "ONNXProto", "CBottleFitOpenBLAS", "BottleFitKernels"],
+            dependencies: ["BottleFitCore", "ONNXProto", "CBottleFitOpenBLAS", "BottleFitKernels", "CBottleFitCPUHints"],
             // Release builds assume AVX2/FMA (Haswell or newer) for the loops around the GEMMs.
             swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
         ),

@@ -1,3 +1,4 @@
+import CBottleFitCPUHints
 import Glibc
 import Synchronization
 
@@ -103,7 +104,7 @@ final class WorkerPool: @unchecked Sendable {
             pthread_cond_broadcast(condition)
             pthread_mutex_unlock(mutex)
             escapable(0)
-            while pending.load(ordering: .acquiring) > 0 {}
+            while pending.load(ordering: .acquiring) > 0 { bottlefit_spin_pause() }
             job = nil
         }
     }
@@ -114,6 +115,7 @@ final class WorkerPool: @unchecked Sendable {
         while true {
             var spins = 0
             while epoch.load(ordering: .acquiring) == seen {
+                bottlefit_spin_pause()
                 spins += 1
                 if spins < 200_000 { continue }
                 pthread_mutex_lock(mutex)

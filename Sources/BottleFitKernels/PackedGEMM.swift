@@ -1,4 +1,4 @@
-import CBottleFitPrefetch
+import CBottleFitCPUHints
 
 /// Single-precision GEMM for AVX-512 with the left operand (a layer's weights) packed once.
 ///

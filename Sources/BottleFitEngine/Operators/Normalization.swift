@@ -61,15 +61,24 @@ final class BatchNormKernel: Kernel {
         self.activation = activation
     }
 
+    /// y = x·a + b per channel (a = scale/√(var+ε), b = bias − mean·a), planes split over the
+    /// engine's threads, ReLU in the same pass.
     func execute() {
-        for n in 0..<batch {
-            for c in 0..<channels {
+        let x = x, y = y, scale = scale, bias = bias, mean = mean, variance = variance
+        let channels = channels, area = area, epsilon = epsilon, activation = activation
+        Parallel.forEach(batch * channels, minimumPerThread: 4) { planes in
+            for p in planes {
+                let c = p % channels
                 let a = scale[c] / (variance[c] + epsilon).squareRoot()
                 let b = bias[c] - mean[c] * a
-                let src = x + (n * channels + c) * area
-                let dst = y + (n * channels + c) * area
-                for i in 0..<area { dst[i] = src[i] * a + b }
-                activation.apply(dst, area)
+                let src = x + p * area
+                let dst = y + p * area
+                if activation == .relu {
+                    for i in 0..<area { dst[i] = larger(src[i] * a + b, 0) }
+                } else {
+                    for i in 0..<area { dst[i] = src[i] * a + b }
+                    activation.apply(dst, area)
+                }
             }
         }
     }
