@@ -6,8 +6,9 @@ import Synchronization
 ///
 /// OpenBLAS runs single-threaded inside each part; the engine splits GEMMs, im2col and
 /// pointwise loops itself, so exactly one thread runs per core and nobody spins against
-/// OpenBLAS's own pool. Idle workers spin briefly (a kernel follows another within
-/// microseconds) and then sleep on a condition variable.
+/// OpenBLAS's own pool. Idle workers spin for about 100 µs with x86 `pause` (a kernel
+/// follows another within microseconds; `pause` leaves a sibling hardware thread its issue
+/// slots) and then sleep on a condition variable.
 enum Parallel {
     private static let current = Mutex<WorkerPool?>(nil)
     static var pool: WorkerPool? { current.withLock { $0 } }
@@ -114,10 +115,14 @@ final class WorkerPool: @unchecked Sendable {
         var seen = 0
         while true {
             var spins = 0
+            var spinStart = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &spinStart)
             while epoch.load(ordering: .acquiring) == seen {
                 bottlefit_spin_pause()
                 spins += 1
-                if spins < 200_000 { continue }
+                // Spin for about 100 µs (the next kernel usually comes within microseconds),
+                // checking the clock every 256 pauses, then sleep.
+                if spins & 255 != 0 || Self.microseconds(since: spinStart) < 100 { continue }
                 pthread_mutex_lock(mutex)
                 while epoch.load(ordering: .acquiring) == seen && !stopping.load(ordering: .relaxed) {
                     pthread_cond_wait(condition, mutex)
@@ -130,6 +135,12 @@ final class WorkerPool: @unchecked Sendable {
             if index < jobParts, let job { job(index) }
             pending.subtract(1, ordering: .releasing)
         }
+    }
+
+    private static func microseconds(since start: timespec) -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return (now.tv_sec - start.tv_sec) * 1_000_000 + (now.tv_nsec - start.tv_nsec) / 1000
     }
 
     /// Waits for a running job, stops and joins the workers. The pool stays "busy" for ever,
