@@ -113,19 +113,22 @@ public enum PackedGEMM {
                         let cols = Swift.min(panelColumns, width - q)
                         let w = (cols + 15) / 16 * 16
                         let b = PackedRows(base: UnsafeRawPointer(packedB + (j0 + q) * k + k0 * w), stride: w * 4)
-                        switch w {
-                        case 48: kernel8x48(kc, a, b, tile)
-                        case 32: kernel8x32(kc, a, b, tile)
-                        default: narrowKernel(cols, kc, a, b, tile)
-                        }
                         var e = epilogue
                         if last {
                             e.bias = epilogue.bias.map { $0 + row0 }
                             e.residual = epilogue.residual.map { $0 + row0 * epilogue.residualStride + j0 + q }
                         }
-                        commit(
-                            tile, rows: rows, columns: cols, into: c + row0 * ldc + j0 + q, ldc: ldc, accumulate: !first,
-                            epilogue: last ? e : nil)
+                        let out = c + row0 * ldc + j0 + q
+                        if first && last && rows == panelRows && cols == panelColumns {
+                            kernel8x48(kc, a, b, TileSink(direct: out, ldc: ldc, epilogue: e, tile: tile))
+                        } else {
+                            switch w {
+                            case 48: kernel8x48(kc, a, b, TileSink(tile: tile))
+                            case 32: kernel8x32(kc, a, b, tile)
+                            default: narrowKernel(cols, kc, a, b, tile)
+                            }
+                            commit(tile, rows: rows, columns: cols, into: out, ldc: ldc, accumulate: !first, epilogue: last ? e : nil)
+                        }
                         q += cols
                     }
                 }
@@ -231,17 +234,22 @@ public enum PackedGEMM {
                 while q < n {
                     let cols = Swift.min(panelColumns, n - q)
                     let b = IndirectRows(base: UnsafeRawPointer(base + q), offsets: offsets + k0)
-                    switch (cols + 15) / 16 {
-                    case 3: kernel8x48(kc, a, b, tile)
-                    case 2: kernel8x32(kc, a, b, tile)
-                    default: narrowKernel(cols, kc, a, b, tile)
-                    }
                     var e = epilogue
                     if last {
                         e.bias = epilogue.bias.map { $0 + row0 }
                         e.residual = epilogue.residual.map { $0 + row0 * epilogue.residualStride + q }
                     }
-                    commit(tile, rows: rows, columns: cols, into: c + row0 * ldc + q, ldc: ldc, accumulate: !first, epilogue: last ? e : nil)
+                    let out = c + row0 * ldc + q
+                    if first && last && rows == panelRows && cols == panelColumns {
+                        kernel8x48(kc, a, b, TileSink(direct: out, ldc: ldc, epilogue: e, tile: tile))
+                    } else {
+                        switch (cols + 15) / 16 {
+                        case 3: kernel8x48(kc, a, b, TileSink(tile: tile))
+                        case 2: kernel8x32(kc, a, b, tile)
+                        default: narrowKernel(cols, kc, a, b, tile)
+                        }
+                        commit(tile, rows: rows, columns: cols, into: out, ldc: ldc, accumulate: !first, epilogue: last ? e : nil)
+                    }
                     q += cols
                 }
             }
@@ -252,7 +260,7 @@ public enum PackedGEMM {
     // specialised for where B's rows are (packed panels or rows of an input).
 
     @inline(__always)
-    static func kernel8x48<B: BRows>(_ kc: Int, _ a: UnsafePointer<Float>, _ b: B, _ tile: UnsafeMutablePointer<Float>) {
+    static func kernel8x48<B: BRows>(_ kc: Int, _ a: UnsafePointer<Float>, _ b: B, _ sink: TileSink) {
         typealias V = SIMD16<Float>
         var c00 = V(), c01 = V(), c02 = V(), c10 = V(), c11 = V(), c12 = V()
         var c20 = V(), c21 = V(), c22 = V(), c30 = V(), c31 = V(), c32 = V()
@@ -283,11 +291,32 @@ public enum PackedGEMM {
             c70.addProduct(s, b0); c71.addProduct(s, b1); c72.addProduct(s, b2)
             pa += 8
         }
-        let t = UnsafeMutableRawPointer(tile)
         func put(_ r: Int, _ x: V, _ y: V, _ z: V) {
-            t.storeBytes(of: x, toByteOffset: r * 192, as: V.self)
-            t.storeBytes(of: y, toByteOffset: r * 192 + 64, as: V.self)
-            t.storeBytes(of: z, toByteOffset: r * 192 + 128, as: V.self)
+            guard let c = sink.c else {
+                let t = UnsafeMutableRawPointer(sink.tile)
+                t.storeBytes(of: x, toByteOffset: r * 192, as: V.self)
+                t.storeBytes(of: y, toByteOffset: r * 192 + 64, as: V.self)
+                t.storeBytes(of: z, toByteOffset: r * 192 + 128, as: V.self)
+                return
+            }
+            // Straight into C: + bias, + residual, ReLU.
+            let bias = V(repeating: sink.bias?[r] ?? 0)
+            var x = x + bias, y = y + bias, z = z + bias
+            if let residual = sink.residual {
+                let q = UnsafeRawPointer(residual + r * sink.residualStride)
+                x += q.loadUnaligned(as: V.self)
+                y += q.loadUnaligned(fromByteOffset: 64, as: V.self)
+                z += q.loadUnaligned(fromByteOffset: 128, as: V.self)
+            }
+            if sink.relu {
+                x = x.replacing(with: 0, where: x .< 0)
+                y = y.replacing(with: 0, where: y .< 0)
+                z = z.replacing(with: 0, where: z .< 0)
+            }
+            let d = UnsafeMutableRawPointer(c + r * sink.ldc)
+            d.storeBytes(of: x, as: V.self)
+            d.storeBytes(of: y, toByteOffset: 64, as: V.self)
+            d.storeBytes(of: z, toByteOffset: 128, as: V.self)
         }
         put(0, c00, c01, c02); put(1, c10, c11, c12); put(2, c20, c21, c22); put(3, c30, c31, c32)
         put(4, c40, c41, c42); put(5, c50, c51, c52); put(6, c60, c61, c62); put(7, c70, c71, c72)
@@ -442,6 +471,39 @@ extension PackedGEMM {
         }
         let sum = (c0 + c1) + (c2 + c3)
         for r in 0..<8 { tile[r * panelColumns] = sum[r] }
+    }
+}
+
+/// Where the 8 x 48 microkernel puts its block of C: the scratch tile (the caller then
+/// commits it), or, for a full block computed in one depth block, straight into C with the
+/// epilogue applied in registers (no round trip through the tile).
+struct TileSink {
+    let tile: UnsafeMutablePointer<Float>
+    let c: UnsafeMutablePointer<Float>?
+    let ldc: Int
+    let bias: UnsafePointer<Float>?
+    let residual: UnsafePointer<Float>?
+    let residualStride: Int
+    let relu: Bool
+
+    init(tile: UnsafeMutablePointer<Float>) {
+        self.tile = tile
+        c = nil
+        ldc = 0
+        bias = nil
+        residual = nil
+        residualStride = 0
+        relu = false
+    }
+
+    init(direct c: UnsafeMutablePointer<Float>, ldc: Int, epilogue e: PackedGEMM.Epilogue, tile: UnsafeMutablePointer<Float>) {
+        self.tile = tile
+        self.c = c
+        self.ldc = ldc
+        bias = e.bias
+        residual = e.residual
+        residualStride = e.residualStride
+        relu = e.relu
     }
 }
 
