@@ -113,28 +113,42 @@ public enum PackedGEMM {
                         let cols = Swift.min(panelColumns, width - q)
                         let w = (cols + 15) / 16 * 16
                         let b = PackedRows(base: UnsafeRawPointer(packedB + (j0 + q) * k + k0 * w), stride: w * 4)
-                        var e = epilogue
-                        if last {
-                            e.bias = epilogue.bias.map { $0 + row0 }
-                            e.residual = epilogue.residual.map { $0 + row0 * epilogue.residualStride + j0 + q }
-                        }
-                        let out = c + row0 * ldc + j0 + q
-                        if first && last && rows == panelRows && cols == panelColumns {
-                            kernel8x48(kc, a, b, TileSink(direct: out, ldc: ldc, epilogue: e, tile: tile))
-                        } else {
-                            switch w {
-                            case 48: kernel8x48(kc, a, b, TileSink(tile: tile))
-                            case 32: kernel8x32(kc, a, b, tile)
-                            default: narrowKernel(cols, kc, a, b, tile)
-                            }
-                            commit(tile, rows: rows, columns: cols, into: out, ldc: ldc, accumulate: !first, epilogue: last ? e : nil)
-                        }
+                        block(
+                            kc, a, b, rows: rows, columns: cols, row0: row0, column0: j0 + q, c: c, ldc: ldc, epilogue: epilogue,
+                            first: first, last: last, tile: tile)
                         q += cols
                     }
                 }
             }
             j0 += width
         }
+    }
+
+    /// One block of C (rows row0..<row0+rows, columns column0..<column0+cols, at most 8 x 48)
+    /// over one depth block: the kernel for its width, then into C — straight from registers
+    /// for a full block in a single depth block, else through the tile, adding to what
+    /// earlier depth blocks left and applying the epilogue after the last.
+    @inline(__always)
+    static func block<B: BRows>(
+        _ kc: Int, _ a: UnsafePointer<Float>, _ b: B, rows: Int, columns cols: Int, row0: Int, column0: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: Epilogue, first: Bool, last: Bool, tile: UnsafeMutablePointer<Float>
+    ) {
+        var e = epilogue
+        if last {
+            e.bias = epilogue.bias.map { $0 + row0 }
+            e.residual = epilogue.residual.map { $0 + row0 * epilogue.residualStride + column0 }
+        }
+        let out = c + row0 * ldc + column0
+        if first && last && rows == panelRows && cols == panelColumns {
+            kernel8x48(kc, a, b, TileSink(direct: out, ldc: ldc, epilogue: e, tile: tile))
+            return
+        }
+        switch (cols + 15) / 16 {
+        case 3: kernel8x48(kc, a, b, TileSink(tile: tile))
+        case 2: kernel8x32(kc, a, b, tile)
+        default: narrowKernel(cols, kc, a, b, tile)
+        }
+        commit(tile, rows: rows, columns: cols, into: out, ldc: ldc, accumulate: !first, epilogue: last ? e : nil)
     }
 
     /// Packs rows `rows` of B (K x n, row stride `ldb`) into `packed` (`packedBCount(k, n)` floats).
@@ -234,22 +248,9 @@ public enum PackedGEMM {
                 while q < n {
                     let cols = Swift.min(panelColumns, n - q)
                     let b = IndirectRows(base: UnsafeRawPointer(base + q), offsets: offsets + k0)
-                    var e = epilogue
-                    if last {
-                        e.bias = epilogue.bias.map { $0 + row0 }
-                        e.residual = epilogue.residual.map { $0 + row0 * epilogue.residualStride + q }
-                    }
-                    let out = c + row0 * ldc + q
-                    if first && last && rows == panelRows && cols == panelColumns {
-                        kernel8x48(kc, a, b, TileSink(direct: out, ldc: ldc, epilogue: e, tile: tile))
-                    } else {
-                        switch (cols + 15) / 16 {
-                        case 3: kernel8x48(kc, a, b, TileSink(tile: tile))
-                        case 2: kernel8x32(kc, a, b, tile)
-                        default: narrowKernel(cols, kc, a, b, tile)
-                        }
-                        commit(tile, rows: rows, columns: cols, into: out, ldc: ldc, accumulate: !first, epilogue: last ? e : nil)
-                    }
+                    block(
+                        kc, a, b, rows: rows, columns: cols, row0: row0, column0: q, c: c, ldc: ldc, epilogue: epilogue,
+                        first: first, last: last, tile: tile)
                     q += cols
                 }
             }

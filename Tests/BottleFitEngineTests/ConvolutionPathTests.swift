@@ -109,13 +109,7 @@ import Testing
                 "b": Tensor(shape: [c.outChannels], floats: b),
             ])
         let expected = Self.reference(c, x: x, w: w, b: b, r: r, outSize: outSize)
-        let gemms: [KernelSelection.GEMM] = KernelSelection.cpuSupportsPacked ? [.openblas, .packed] : [.openblas]
-        let previous = KernelSelection.gemm
-        defer { KernelSelection.gemm = previous }
-        for (gemm, threads) in gemms.flatMap({ g in [1, 2].map { (g, $0) } }) {
-            KernelSelection.gemm = gemm
-            InferenceSession.setThreadCount(threads)
-            defer { InferenceSession.setThreadCount(1) }
+        try forEachGEMMAndThreadCount { gemm, threads in
             let session = try InferenceSession(graph: graph)
             let out = try session.run([
                 "x": Tensor(shape: [c.batch, c.channels, c.size, c.size], floats: x),

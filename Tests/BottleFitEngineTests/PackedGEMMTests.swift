@@ -123,13 +123,7 @@ struct PackedGEMMTests {
             initializers: [
                 "b": Tensor(shape: transB ? [n, k] : [k, n], floats: b), "c": Tensor(shape: [n], floats: c),
             ])
-        let gemms: [KernelSelection.GEMM] = KernelSelection.cpuSupportsPacked ? [.openblas, .packed] : [.openblas]
-        let previous = KernelSelection.gemm
-        defer { KernelSelection.gemm = previous }
-        for (gemm, threads) in gemms.flatMap({ g in [1, 2].map { (g, $0) } }) {
-            KernelSelection.gemm = gemm
-            InferenceSession.setThreadCount(threads)
-            defer { InferenceSession.setThreadCount(1) }
+        try forEachGEMMAndThreadCount { gemm, threads in
             let session = try InferenceSession(graph: graph)
             let got = try session.run(["a": Tensor(shape: transA ? [k, m] : [m, k], floats: a)])["y"]!.floats!
             let worst = zip(got, expected).map { abs($0 - $1) }.max() ?? .infinity
@@ -169,5 +163,23 @@ struct PreparedWeightsTests {
             }
         }
         #expect(worst < 1e-4)
+    }
+}
+
+/// Runs `body` with each GEMM this CPU has (OpenBLAS, and packed weights on AVX-512) and 1
+/// and 2 engine threads, restoring the selection and thread count afterwards.
+func forEachGEMMAndThreadCount(_ body: (KernelSelection.GEMM, Int) throws -> Void) rethrows {
+    let gemms: [KernelSelection.GEMM] = KernelSelection.cpuSupportsPacked ? [.openblas, .packed] : [.openblas]
+    let previous = KernelSelection.gemm
+    defer {
+        KernelSelection.gemm = previous
+        InferenceSession.setThreadCount(1)
+    }
+    for gemm in gemms {
+        for threads in [1, 2] {
+            KernelSelection.gemm = gemm
+            InferenceSession.setThreadCount(threads)
+            try body(gemm, threads)
+        }
     }
 }
