@@ -4,11 +4,12 @@ import Synchronization
 
 /// Which GEMM the inference kernels use for constant weights.
 ///
-/// `packed`: the weights are packed once, when a plan is made, for BottleFitKernels'
-/// AVX-512 microkernel; only the activations are packed per call. `openblas`: every call
-/// goes to `cblas_sgemm`, which packs both operands each time. Packed is the default on
-/// CPUs with AVX-512F/BW/DQ/VL; `BOTTLEFIT_GEMM=openblas` in the environment (or
-/// `KernelSelection.gemm = .openblas`) selects OpenBLAS. Training always uses OpenBLAS.
+/// `packed`: the weights are packed once per session (by the first plan that needs them)
+/// for BottleFitKernels' AVX-512 microkernel; only the activations are packed per call.
+/// `openblas`: every call goes to `cblas_sgemm`, which packs both operands each time.
+/// Packed is the default on CPUs with AVX-512 F, CD, BW, DQ and VL; `BOTTLEFIT_GEMM=openblas`
+/// in the environment (or `KernelSelection.gemm = .openblas`, or `--gemm openblas`) selects
+/// OpenBLAS. Training always uses OpenBLAS.
 public enum KernelSelection {
     public enum GEMM: String, Sendable, CaseIterable {
         case packed, openblas
@@ -42,7 +43,8 @@ public enum KernelSelection {
     }
 }
 
-/// A constant weight matrix [M, K] (row-major) packed for `PackedGEMM`, owned by a plan.
+/// A constant weight matrix [M, K] (row-major) packed for `PackedGEMM`; immutable once made,
+/// shared by the plans of a session (`NodeContext.prepared`).
 final class PackedWeights {
     let rows: Int
     let depth: Int
