@@ -9,7 +9,7 @@ import CBottleFitOpenBLAS
 /// Depthwise convolutions run a direct loop. The epilogue adds the bias, an optional
 /// fused residual (input 3, from Add fusion) and the fused activation in one pass.
 /// With `KernelSelection.gemm == .packed` and constant weights (ungrouped), the weights are
-/// packed once per plan and the GEMMs run on BottleFitKernels' microkernel instead, with
+/// packed once per session and the GEMMs run on BottleFitKernels' microkernel instead, with
 /// bias, residual and ReLU applied as each block of the output is finished.
 enum ConvOperator: Operator {
     static let attributes: Set<String> = ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"]
@@ -59,7 +59,7 @@ enum ConvOperator: Operator {
         s.batch > 1 && s.groups == 1 && s.geometry.outputArea < 256
     }
 
-    /// Whether the GEMMs use weights packed at plan time (see `KernelSelection`).
+    /// Whether the GEMMs use weights packed ahead of time (see `KernelSelection`).
     static func usesPackedWeights(_ s: Shape, _ ctx: NodeContext, constantWeights: Bool) -> Bool {
         constantWeights && s.groups == 1 && ctx.gemm == .packed
     }
