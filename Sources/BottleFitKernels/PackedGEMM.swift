@@ -94,33 +94,45 @@ public enum PackedGEMM {
         packedB: UnsafePointer<Float>, columns n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
         epilogue: Epilogue, tile: UnsafeMutablePointer<Float>
     ) {
-        let (blocks, size) = depthBlocks(k)
-        let mPad = Self.panels(rows: m) * panelRows
         var j0 = 0
         while j0 < n {
             // A block of columns whose B panels stay in L2 while all of A's panels pass.
             let width = Swift.min(blockColumns, n - j0)
-            for blk in 0..<blocks {
-                let k0 = blk * size, k1 = Swift.min(k, k0 + size), kc = k1 - k0
-                let first = blk == 0, last = blk == blocks - 1
-                let aBlock = packedA + k0 * mPad
-                for panel in panels {
-                    let a = aBlock + panel * kc * panelRows
-                    let row0 = panel * panelRows
-                    let rows = Swift.min(panelRows, m - row0)
-                    var q = 0
-                    while q < width {
-                        let cols = Swift.min(panelColumns, width - q)
-                        let w = (cols + 15) / 16 * 16
-                        let b = PackedRows(base: UnsafeRawPointer(packedB + (j0 + q) * k + k0 * w), stride: w * 4)
-                        block(
-                            kc, a, b, rows: rows, columns: cols, row0: row0, column0: j0 + q, c: c, ldc: ldc, epilogue: epilogue,
-                            first: first, last: last, tile: tile)
-                        q += cols
-                    }
-                }
+            sweep(packedA: packedA, rows: m, depth: k, panels: panels, columns: j0..<j0 + width, c: c, ldc: ldc, epilogue: epilogue, tile: tile) {
+                k0, q, w in PackedRows(base: UnsafeRawPointer(packedB + q * k + k0 * w), stride: w * 4)
             }
             j0 += width
+        }
+    }
+
+    /// Every depth block, every panel of rows, every block of up to 48 of `columns`: the
+    /// loops both drivers share. `rowsOf(k0, column, width)` says where the depth block
+    /// starting at k0 of the B panel starting at `column` (`width` floats wide) lies.
+    @inline(__always)
+    static func sweep<B: BRows>(
+        packedA: UnsafePointer<Float>, rows m: Int, depth k: Int, panels: Range<Int>, columns: Range<Int>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: Epilogue, tile: UnsafeMutablePointer<Float>,
+        rowsOf: (_ k0: Int, _ column: Int, _ width: Int) -> B
+    ) {
+        let (blocks, size) = depthBlocks(k)
+        let mPad = Self.panels(rows: m) * panelRows
+        for blk in 0..<blocks {
+            let k0 = blk * size, k1 = Swift.min(k, k0 + size), kc = k1 - k0
+            let first = blk == 0, last = blk == blocks - 1
+            let aBlock = packedA + k0 * mPad
+            for panel in panels {
+                let a = aBlock + panel * kc * panelRows
+                let row0 = panel * panelRows
+                let rows = Swift.min(panelRows, m - row0)
+                var q = columns.lowerBound
+                while q < columns.upperBound {
+                    let cols = Swift.min(panelColumns, columns.upperBound - q)
+                    block(
+                        kc, a, rowsOf(k0, q, (cols + 15) / 16 * 16), rows: rows, columns: cols, row0: row0, column0: q, c: c,
+                        ldc: ldc, epilogue: epilogue, first: first, last: last, tile: tile)
+                    q += cols
+                }
+            }
         }
     }
 
@@ -234,26 +246,8 @@ public enum PackedGEMM {
         base: UnsafePointer<Float>, offsets: UnsafePointer<Int>, columns n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
         epilogue: Epilogue, tile: UnsafeMutablePointer<Float>
     ) {
-        let (blocks, size) = depthBlocks(k)
-        let mPad = Self.panels(rows: m) * panelRows
-        for blk in 0..<blocks {
-            let k0 = blk * size, k1 = Swift.min(k, k0 + size), kc = k1 - k0
-            let first = blk == 0, last = blk == blocks - 1
-            let aBlock = packedA + k0 * mPad
-            for panel in panels {
-                let a = aBlock + panel * kc * panelRows
-                let row0 = panel * panelRows
-                let rows = Swift.min(panelRows, m - row0)
-                var q = 0
-                while q < n {
-                    let cols = Swift.min(panelColumns, n - q)
-                    let b = IndirectRows(base: UnsafeRawPointer(base + q), offsets: offsets + k0)
-                    block(
-                        kc, a, b, rows: rows, columns: cols, row0: row0, column0: q, c: c, ldc: ldc, epilogue: epilogue,
-                        first: first, last: last, tile: tile)
-                    q += cols
-                }
-            }
+        sweep(packedA: packedA, rows: m, depth: k, panels: panels, columns: 0..<n, c: c, ldc: ldc, epilogue: epilogue, tile: tile) {
+            k0, q, _ in IndirectRows(base: UnsafeRawPointer(base + q), offsets: offsets + k0)
         }
     }
 
