@@ -80,6 +80,7 @@ struct Planner {
         let constants = analysis.constants
         var steps = analysis.steps
         steps = fuseResiduals(steps, types: types)
+        steps = fusePooling(steps)
 
         // 2. Liveness: the step after which each buffer (following aliases) is no longer read.
         let graphOutputs = Set(graph.outputs.map(\.name))
@@ -183,6 +184,45 @@ struct Planner {
             outputTypes: graph.outputs.map { ($0.name, types[$0.name]!) },
             steps: kernels, stepNames: steps.map { "\($0.node.opType) \($0.node.name)" }, pointers: pointers,
             owned: owned, arenaBytes: total, unsharedBytes: unshared)
+    }
+
+    /// Conv → MaxPool (→ BatchNormalization) becomes one `ConvPoolOperator` step when the
+    /// convolution takes the direct row path and each value is read only by the next node.
+    /// The fused step runs where the Conv ran; its node reads the Conv's inputs and writes
+    /// the last fused node's output.
+    func fusePooling(_ steps: [Step]) -> [Step] {
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        var readers: [String: [Int]] = [:]
+        for (i, s) in steps.enumerated() { for name in Set(s.node.inputs) where !name.isEmpty { readers[name, default: []].append(i) } }
+        /// The one step that reads `value`, if exactly one does and it is not a graph output.
+        func soleReader(_ value: String) -> Int? {
+            guard !graphOutputs.contains(value), let r = readers[value], r.count == 1 else { return nil }
+            return r[0]
+        }
+        var result = steps
+        var dropped = Set<Int>()
+        for (ci, conv) in steps.enumerated() where conv.node.opType == "Conv" && conv.node.outputs.count == 1 {
+            guard let pi = soleReader(conv.node.outputs[0]), steps[pi].node.inputs.first == conv.node.outputs[0],
+                ConvPoolOperator.canFuse(conv: conv.context, pool: steps[pi].context)
+            else { continue }
+            var fused = [steps[pi]]
+            dropped.insert(pi)
+            if let bi = soleReader(steps[pi].node.outputs[0]), steps[bi].node.inputs.first == steps[pi].node.outputs[0],
+                ConvPoolOperator.canFuse(normalization: steps[bi].context)
+            {
+                fused.append(steps[bi])
+                dropped.insert(bi)
+            }
+            var step = conv
+            step.op = ConvPoolOperator.self
+            step.node.opType = ([conv] + fused).map(\.node.opType).joined(separator: "+")
+            step.node.name = ([conv] + fused).map(\.node.name).joined(separator: "+")
+            step.node.outputs = fused.last!.node.outputs
+            step.outputTypes = fused.last!.outputTypes
+            step.context.fused = fused.map(\.context)
+            result[ci] = step
+        }
+        return result.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
     }
 
     /// Runs one node on constant inputs at plan time.

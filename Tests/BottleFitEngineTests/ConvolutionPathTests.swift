@@ -116,14 +116,7 @@ import Testing
                 "r": Tensor(shape: [c.batch, c.outChannels, outSize, outSize], floats: r),
             ])["y"]!
             let got = out.floats!
-            #expect(got.count == expected.count)
-            var worst: Float = 0
-            var scale: Float = 0
-            for i in 0..<min(got.count, expected.count) {
-                worst = max(worst, abs(got[i] - expected[i]))
-                scale = max(scale, abs(expected[i]))
-            }
-            #expect(worst <= 1e-5 * max(scale, 1), "\(c) \(gemm) threads \(threads): max error \(worst) of \(scale)")
+            expectClose(got, expected, "\(c) \(gemm) threads \(threads)")
         }
     }
 }

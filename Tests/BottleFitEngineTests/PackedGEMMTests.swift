@@ -166,9 +166,9 @@ struct PreparedWeightsTests {
     }
 }
 
-/// Runs `body` with each GEMM this CPU has (OpenBLAS, and packed weights on AVX-512) and 1
-/// and 2 engine threads, restoring the selection and thread count afterwards.
-func forEachGEMMAndThreadCount(_ body: (KernelSelection.GEMM, Int) throws -> Void) rethrows {
+/// Runs `body` with each GEMM this CPU has (OpenBLAS, and packed weights on AVX-512) and each
+/// engine thread count (1 and 2 unless told), restoring the selection and thread count afterwards.
+func forEachGEMMAndThreadCount(threadCounts: [Int] = [1, 2], _ body: (KernelSelection.GEMM, Int) throws -> Void) rethrows {
     let gemms: [KernelSelection.GEMM] = KernelSelection.cpuSupportsPacked ? [.openblas, .packed] : [.openblas]
     let previous = KernelSelection.gemm
     defer {
@@ -176,10 +176,23 @@ func forEachGEMMAndThreadCount(_ body: (KernelSelection.GEMM, Int) throws -> Voi
         InferenceSession.setThreadCount(1)
     }
     for gemm in gemms {
-        for threads in [1, 2] {
+        for threads in threadCounts {
             KernelSelection.gemm = gemm
             InferenceSession.setThreadCount(threads)
             try body(gemm, threads)
         }
     }
+}
+
+/// Expects `got` to have `expected`'s length and to differ from it by at most 1e-5 of its
+/// largest magnitude (or 1e-5 when that is below 1).
+func expectClose(_ got: [Float], _ expected: [Float], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(got.count == expected.count, "\(what): \(got.count) values, expected \(expected.count)", sourceLocation: sourceLocation)
+    var worst: Float = 0
+    var scale: Float = 0
+    for i in 0..<min(got.count, expected.count) {
+        worst = max(worst, abs(got[i] - expected[i]))
+        scale = max(scale, abs(expected[i]))
+    }
+    #expect(worst <= 1e-5 * max(scale, 1), "\(what): max error \(worst) of \(scale)", sourceLocation: sourceLocation)
 }

@@ -49,6 +49,9 @@ struct NodeContext {
     var threads: Int = Parallel.threads
     /// The session's prepared weights (nil when a node is evaluated on its own).
     var prepared: PreparedWeights? = nil
+    /// Nodes whose work this step does after its own node's, in order, when the planner
+    /// fused them into it (a Conv's MaxPool and BatchNormalization: `ConvPoolOperator`).
+    var fused: [NodeContext] = []
 
     /// Weights prepared once per session for this node (`what` tells kinds apart).
     func prepared<T: AnyObject>(_ what: String, _ make: () -> T) -> T {

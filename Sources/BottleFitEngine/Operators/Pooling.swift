@@ -60,142 +60,166 @@ final class PoolKernel: Kernel {
     }
 
     /// One plane, separably: the window's rows are combined into one row (vectorisable),
-    /// then each output takes its columns from that row. Window bounds are clipped once per
-    /// row and column, never per element.
+    /// then `PoolColumns` takes each output from that row. Window bounds are clipped once
+    /// per row, never per element.
     private func pool(plane p: Int) {
         let (ih, iw) = g.input
         let (oh, ow) = g.output
         let src = x + p * ih * iw
         let dst = y + p * oh * ow
-        let kh = g.kernel.h, kw = g.kernel.w
-        let dh = g.dilation.h, dw = g.dilation.w
-        let sw = g.stride.w
-        let phaseWidth = (iw + sw - 1) / sw
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: iw + sw * phaseWidth) { rowBuffer in
+        let kh = g.kernel.h
+        let dh = g.dilation.h
+        let columns = PoolColumns(geometry: g, isMax: isMax, includePad: includePad)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: iw + columns.scratchFloats) { rowBuffer in
             let row = rowBuffer.baseAddress!
-            let phases = row + iw
+            let scratch = row + iw
             for oy in 0..<oh {
                 let y0 = oy * g.stride.h - g.padTop
-                // Kernel rows that fall inside the input.
-                var kiBegin = 0
-                if y0 < 0 { kiBegin = (-y0 + dh - 1) / dh }
-                let kiEnd = Swift.min(kh, y0 >= ih ? 0 : (ih - 1 - y0) / dh + 1)
+                let inside = g.windowRows(outputRow: oy)
                 let out = dst + oy * ow
-                if kiBegin >= kiEnd {
+                if inside.isEmpty {
                     for ox in 0..<ow { out[ox] = isMax ? -Float.infinity : 0 }
                     continue
                 }
-                let first = src + (y0 + kiBegin * dh) * iw
-                row.update(from: first, count: iw)
-                var ki = kiBegin + 1
-                while ki < kiEnd {
+                row.update(from: src + (y0 + inside.lowerBound * dh) * iw, count: iw)
+                for ki in inside.dropFirst() {
                     let line = src + (y0 + ki * dh) * iw
                     if isMax {
                         for i in 0..<iw { row[i] = larger(row[i], line[i]) }
                     } else {
                         for i in 0..<iw { row[i] += line[i] }
                     }
-                    ki += 1
                 }
-                let rowsInside = kiEnd - kiBegin
-                // Outputs whose window lies inside the row take the tight loop.
-                let extent = (kw - 1) * dw + 1
-                let oxLo = Swift.min(ow, (g.padLeft + sw - 1) / sw)
-                let oxHi = Swift.max(oxLo, Swift.min(ow, iw + g.padLeft >= extent ? (iw + g.padLeft - extent) / sw + 1 : 0))
-                let inv = 1 / Float(rowsInside * kw)
-                let interiorAverage = !includePad || (g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0)
-                if sw == 1 && (isMax || interiorAverage) && oxHi > oxLo {
-                    // Stride 1: the window's columns as whole shifted rows (vectorisable).
-                    let count = oxHi - oxLo
-                    let o = out + oxLo
-                    let b = row + oxLo - g.padLeft
-                    o.update(from: b, count: count)
-                    for kj in 1..<kw {
-                        let shifted = b + kj * dw
-                        if isMax {
-                            for i in 0..<count { o[i] = larger(o[i], shifted[i]) }
-                        } else {
-                            for i in 0..<count { o[i] += shifted[i] }
-                        }
-                    }
-                    if !isMax { for i in 0..<count { o[i] *= inv } }
-                } else if sw > 1 && (isMax || interiorAverage) && oxHi > oxLo {
-                    // Strided: split the row into its column phases once, then every kernel
-                    // column is a contiguous run of one phase (vectorisable).
-                    if sw == 2 {
-                        deinterleave(row, pairs: iw / 2, even: phases, odd: phases + phaseWidth)
-                        if iw % 2 == 1 { phases[iw / 2] = row[iw - 1] }
-                    } else {
-                        for r in 0..<sw {
-                            let dst = phases + r * phaseWidth
-                            let count = (iw - r + sw - 1) / sw
-                            for i in 0..<count { dst[i] = row[i * sw + r] }
-                        }
-                    }
-                    let count = oxHi - oxLo
-                    let o = out + oxLo
-                    for kj in 0..<kw {
-                        let t = oxLo * sw - g.padLeft + kj * dw  // row index of output oxLo's tap kj (≥ 0 inside)
-                        let src = phases + (t % sw) * phaseWidth + t / sw
-                        if kj == 0 {
-                            o.update(from: src, count: count)
-                        } else if isMax {
-                            for i in 0..<count { o[i] = larger(o[i], src[i]) }
-                        } else {
-                            for i in 0..<count { o[i] += src[i] }
-                        }
-                    }
-                    if !isMax { for i in 0..<count { o[i] *= inv } }
+                columns.finish(row: row, rowsInside: inside.count, y0: y0, out: out, scratch: scratch)
+            }
+        }
+    }
+}
+
+/// The column half of 2-D pooling: one output row from the row that its windows' input
+/// rows were combined into (their max, or their sum for AveragePool).
+struct PoolColumns {
+    let g: SpatialGeometry
+    let isMax: Bool
+    let includePad: Bool
+
+    init(geometry: SpatialGeometry, isMax: Bool, includePad: Bool) {
+        g = geometry
+        self.isMax = isMax
+        self.includePad = includePad
+    }
+
+    /// Floats of scratch `finish` needs: the row split into its column phases.
+    var scratchFloats: Int { g.stride.w * ((g.input.w + g.stride.w - 1) / g.stride.w) }
+
+    /// Output row `out` from `row` (input width), which combines `rowsInside` input rows of
+    /// the windows that start at input row `y0` (negative inside the top padding).
+    func finish(
+        row: UnsafeMutablePointer<Float>, rowsInside: Int, y0: Int, out: UnsafeMutablePointer<Float>,
+        scratch phases: UnsafeMutablePointer<Float>
+    ) {
+        let iw = g.input.w, ih = g.input.h
+        let ow = g.output.w
+        let kh = g.kernel.h, kw = g.kernel.w
+        let dw = g.dilation.w
+        let sw = g.stride.w
+        let phaseWidth = (iw + sw - 1) / sw
+        // Outputs whose window lies inside the row take the tight loop.
+        let extent = (kw - 1) * dw + 1
+        let oxLo = Swift.min(ow, (g.padLeft + sw - 1) / sw)
+        let oxHi = Swift.max(oxLo, Swift.min(ow, iw + g.padLeft >= extent ? (iw + g.padLeft - extent) / sw + 1 : 0))
+        let inv = 1 / Float(rowsInside * kw)
+        let interiorAverage = !includePad || (g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0)
+        if sw == 1 && (isMax || interiorAverage) && oxHi > oxLo {
+            // Stride 1: the window's columns as whole shifted rows (vectorisable).
+            let count = oxHi - oxLo
+            let o = out + oxLo
+            let b = row + oxLo - g.padLeft
+            o.update(from: b, count: count)
+            for kj in 1..<kw {
+                let shifted = b + kj * dw
+                if isMax {
+                    for i in 0..<count { o[i] = larger(o[i], shifted[i]) }
+                } else {
+                    for i in 0..<count { o[i] += shifted[i] }
+                }
+            }
+            if !isMax { for i in 0..<count { o[i] *= inv } }
+        } else if sw > 1 && (isMax || interiorAverage) && oxHi > oxLo {
+            // Strided: split the row into its column phases once, then every kernel
+            // column is a contiguous run of one phase (vectorisable).
+            if sw == 2 {
+                deinterleave(row, pairs: iw / 2, even: phases, odd: phases + phaseWidth)
+                if iw % 2 == 1 { phases[iw / 2] = row[iw - 1] }
+            } else {
+                for r in 0..<sw {
+                    let dst = phases + r * phaseWidth
+                    let count = (iw - r + sw - 1) / sw
+                    for i in 0..<count { dst[i] = row[i * sw + r] }
+                }
+            }
+            let count = oxHi - oxLo
+            let o = out + oxLo
+            for kj in 0..<kw {
+                let t = oxLo * sw - g.padLeft + kj * dw  // row index of output oxLo's tap kj (≥ 0 inside)
+                let src = phases + (t % sw) * phaseWidth + t / sw
+                if kj == 0 {
+                    o.update(from: src, count: count)
                 } else if isMax {
-                    for ox in oxLo..<oxHi {
-                        let b = row + ox * sw - g.padLeft
-                        var acc = b[0]
-                        for kj in 1..<kw { acc = larger(acc, b[kj * dw]) }
-                        out[ox] = acc
-                    }
-                } else if !includePad || (g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0) {
-                    for ox in oxLo..<oxHi {
-                        let b = row + ox * sw - g.padLeft
-                        var acc = b[0]
-                        for kj in 1..<kw { acc += b[kj * dw] }
-                        out[ox] = acc * inv
-                    }
+                    for i in 0..<count { o[i] = larger(o[i], src[i]) }
+                } else {
+                    for i in 0..<count { o[i] += src[i] }
                 }
-                let interiorDone = isMax || !includePad || (g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0)
-                // The outputs whose windows cross the padding (all of them if nothing above ran).
-                let skip = interiorDone ? oxLo..<oxHi : 0..<0
-                var ox = 0
-                while ox < ow {
-                    defer { ox += 1 }
-                    if skip.contains(ox) {
-                        ox = skip.upperBound - 1
-                        continue
-                    }
-                    let x0 = ox * g.stride.w - g.padLeft
-                    var kjBegin = 0
-                    if x0 < 0 { kjBegin = (-x0 + dw - 1) / dw }
-                    let kjEnd = Swift.min(kw, x0 >= iw ? 0 : (iw - 1 - x0) / dw + 1)
-                    if isMax {
-                        var best = -Float.infinity
-                        var kj = kjBegin
-                        while kj < kjEnd { best = Swift.max(best, row[x0 + kj * dw]); kj += 1 }
-                        out[ox] = best
-                    } else {
-                        var sum: Float = 0
-                        var kj = kjBegin
-                        while kj < kjEnd { sum += row[x0 + kj]; kj += 1 }
-                        let count: Int
-                        if includePad {
-                            // The window clipped to the padded input.
-                            let hPadded = Swift.min(y0 + kh, ih + g.padBottom) - y0
-                            let wPadded = Swift.min(x0 + kw, iw + g.padRight) - x0
-                            count = hPadded * wPadded
-                        } else {
-                            count = rowsInside * Swift.max(0, kjEnd - kjBegin)
-                        }
-                        out[ox] = count > 0 ? sum / Float(count) : 0
-                    }
+            }
+            if !isMax { for i in 0..<count { o[i] *= inv } }
+        } else if isMax {
+            for ox in oxLo..<oxHi {
+                let b = row + ox * sw - g.padLeft
+                var acc = b[0]
+                for kj in 1..<kw { acc = larger(acc, b[kj * dw]) }
+                out[ox] = acc
+            }
+        } else if interiorAverage {
+            for ox in oxLo..<oxHi {
+                let b = row + ox * sw - g.padLeft
+                var acc = b[0]
+                for kj in 1..<kw { acc += b[kj * dw] }
+                out[ox] = acc * inv
+            }
+        }
+        let interiorDone = isMax || interiorAverage
+        // The outputs whose windows cross the padding (all of them if nothing above ran).
+        let skip = interiorDone ? oxLo..<oxHi : 0..<0
+        var ox = 0
+        while ox < ow {
+            defer { ox += 1 }
+            if skip.contains(ox) {
+                ox = skip.upperBound - 1
+                continue
+            }
+            let x0 = ox * g.stride.w - g.padLeft
+            var kjBegin = 0
+            if x0 < 0 { kjBegin = (-x0 + dw - 1) / dw }
+            let kjEnd = Swift.min(kw, x0 >= iw ? 0 : (iw - 1 - x0) / dw + 1)
+            if isMax {
+                var best = -Float.infinity
+                var kj = kjBegin
+                while kj < kjEnd { best = Swift.max(best, row[x0 + kj * dw]); kj += 1 }
+                out[ox] = best
+            } else {
+                var sum: Float = 0
+                var kj = kjBegin
+                while kj < kjEnd { sum += row[x0 + kj]; kj += 1 }
+                let count: Int
+                if includePad {
+                    // The window clipped to the padded input.
+                    let hPadded = Swift.min(y0 + kh, ih + g.padBottom) - y0
+                    let wPadded = Swift.min(x0 + kw, iw + g.padRight) - x0
+                    count = hPadded * wPadded
+                } else {
+                    count = rowsInside * Swift.max(0, kjEnd - kjBegin)
                 }
+                out[ox] = count > 0 ? sum / Float(count) : 0
             }
         }
     }

@@ -90,70 +90,82 @@ final class RowConvKernel: Kernel {
     }
 
     func execute() {
-        let g = s.geometry
-        let (ih, iw) = g.input
-        let (oh, ow) = g.output
-        let m = s.outChannels
-        let outArea = g.outputArea
-        let p = phases
-        let buffer = workspace
-        let tiles = workspace + s.channels * p.floatsPerChannel
+        let (oh, ow) = s.geometry.output
+        let outArea = s.geometry.outputArea
         let parts = plannedThreads
-        let rowStride = g.stride.h * p.phases * p.width
         for n in 0..<s.batch {
-            let x = input + n * s.channels * ih * iw
-            Parallel.forEach(s.channels) { planes in
-                for c in planes {
-                    let plane = buffer + c * p.floatsPerChannel
-                    plane.update(repeating: 0, count: p.floatsPerChannel)
-                    let sw = p.phases
-                    for y in 0..<ih {
-                        let line = x + (c * ih + y) * iw
-                        // Phase px holds padded columns px, px + sw, ...: a strided read, contiguous write.
-                        if sw == 2 {
-                            // Input column ix is padded column ix + padLeft: phase (ix + padLeft) % 2.
-                            let dst = plane + p.offset(channel: 0, row: y + g.padTop, column: g.padLeft)
-                            let other = plane + p.offset(channel: 0, row: y + g.padTop, column: g.padLeft + 1)
-                            deinterleave(line, pairs: iw / 2, even: dst, odd: other)
-                            if iw % 2 == 1 { dst[iw / 2] = line[iw - 1] }
-                            continue
-                        }
-                        for px in 0..<sw {
-                            let first = ((px - g.padLeft) % sw + sw) % sw
-                            guard first < iw else { continue }
-                            let dst = plane + p.offset(channel: 0, row: y + g.padTop, column: first + g.padLeft)
-                            let count = (iw - first + sw - 1) / sw
-                            let src = line + first
-                            for j in 0..<count { dst[j] = src[j * sw] }
-                        }
-                    }
-                }
-            }
-            let y = output + n * m * outArea
-            let epilogue = PackedGEMM.Epilogue(
-                bias: bias.map { UnsafePointer($0) }, residual: residual.map { UnsafePointer($0 + n * m * outArea) },
-                residualStride: outArea, relu: activation.packedEpilogueRelu)
-            let panels = PackedGEMM.panels(rows: m)
-            offsets.withUnsafeBufferPointer { table in
-                Parallel.forEach(parts) { threads in
-                    for t in threads {
-                        for oy in oh * t / parts..<oh * (t + 1) / parts {
-                            var e = epilogue
-                            e.residual = epilogue.residual.map { $0 + oy * ow }
-                            PackedGEMM.multiplyIndirect(
-                                packedA: packed.pointer, rows: m, depth: packed.depth, panels: 0..<panels,
-                                base: buffer + oy * rowStride, offsets: table.baseAddress!, columns: ow, c: y + oy * ow,
-                                ldc: outArea, epilogue: e, tile: tiles + t * PackedGEMM.tileCount)
-                        }
+            splitPhases(image: n)
+            Parallel.forEach(parts) { threads in
+                for t in threads {
+                    for oy in oh * t / parts..<oh * (t + 1) / parts {
+                        row(oy, image: n, into: output + n * s.outChannels * outArea + oy * ow, ldc: outArea, thread: t)
                     }
                 }
             }
         }
-        if activation.needsPassAfterPackedEpilogue {
-            let out = output, activation = activation
-            Parallel.forEach(s.batch * m, minimumPerThread: 4) { rows in
-                for i in rows { activation.apply(out + i * outArea, outArea) }
+    }
+
+    /// Copies image n into the zero-padded column-phase buffer. The work is split by padded
+    /// rows, not channels (the stem has 3 channels for 2 threads), and each row's padding is
+    /// zeroed just before its data is written, while the row is in L1.
+    func splitPhases(image n: Int) {
+        let g = s.geometry
+        let (ih, iw) = g.input
+        let p = phases
+        let buffer = workspace
+        let x = input + n * s.channels * ih * iw
+        let rowFloats = p.phases * p.width
+        Parallel.forEach(s.channels * p.rows, minimumPerThread: 16) { rows in
+            for i in rows {
+                let c = i / p.rows, r = i % p.rows
+                let dst = buffer + p.offset(channel: c, row: r, column: 0)
+                dst.update(repeating: 0, count: rowFloats)
+                let y = r - g.padTop
+                guard y >= 0 && y < ih else { continue }
+                let line = x + (c * ih + y) * iw
+                let sw = p.phases
+                // Phase px holds padded columns px, px + sw, ...: a strided read, contiguous write.
+                if sw == 2 {
+                    // Input column ix is padded column ix + padLeft: phase (ix + padLeft) % 2.
+                    let even = buffer + p.offset(channel: c, row: r, column: g.padLeft)
+                    let odd = buffer + p.offset(channel: c, row: r, column: g.padLeft + 1)
+                    deinterleave(line, pairs: iw / 2, even: even, odd: odd)
+                    if iw % 2 == 1 { even[iw / 2] = line[iw - 1] }
+                    continue
+                }
+                for px in 0..<sw {
+                    let first = ((px - g.padLeft) % sw + sw) % sw
+                    guard first < iw else { continue }
+                    let phase = buffer + p.offset(channel: c, row: r, column: first + g.padLeft)
+                    let count = (iw - first + sw - 1) / sw
+                    let src = line + first
+                    for j in 0..<count { phase[j] = src[j * sw] }
+                }
             }
+        }
+    }
+
+    /// Output row oy of image n (after `splitPhases(image: n)`), all output channels, with
+    /// bias, residual and activation: channel j's row goes to c + j·ldc. `thread` picks the
+    /// tile scratch, one per planned thread.
+    func row(_ oy: Int, image n: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, thread: Int) {
+        let g = s.geometry
+        let ow = g.output.w
+        let m = s.outChannels
+        let outArea = g.outputArea
+        let rowStride = g.stride.h * phases.phases * phases.width
+        let tiles = workspace + s.channels * phases.floatsPerChannel
+        let epilogue = PackedGEMM.Epilogue(
+            bias: bias.map { UnsafePointer($0) }, residual: residual.map { UnsafePointer($0 + n * m * outArea + oy * ow) },
+            residualStride: outArea, relu: activation.packedEpilogueRelu)
+        offsets.withUnsafeBufferPointer { table in
+            PackedGEMM.multiplyIndirect(
+                packedA: packed.pointer, rows: m, depth: packed.depth, panels: 0..<PackedGEMM.panels(rows: m),
+                base: workspace + oy * rowStride, offsets: table.baseAddress!, columns: ow, c: c, ldc: ldc,
+                epilogue: epilogue, tile: tiles + thread * PackedGEMM.tileCount)
+        }
+        if activation.needsPassAfterPackedEpilogue {
+            for j in 0..<m { activation.apply(c + j * ldc, ow) }
         }
     }
 }

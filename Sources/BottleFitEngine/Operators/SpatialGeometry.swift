@@ -103,6 +103,16 @@ struct SpatialGeometry: Equatable {
         kernel == (1, 1) && stride == (1, 1) && padTop == 0 && padLeft == 0 && padBottom == 0 && padRight == 0
     }
 
+    /// The kernel rows of output row `oy`'s window that fall inside the input (input row
+    /// oy·stride − padTop + ki·dilation for ki in the range); empty when all are padding.
+    func windowRows(outputRow oy: Int) -> Range<Int> {
+        let y0 = oy * stride.h - padTop
+        let dh = dilation.h
+        let begin = y0 < 0 ? (-y0 + dh - 1) / dh : 0
+        let end = Swift.min(kernel.h, y0 >= input.h ? 0 : (input.h - 1 - y0) / dh + 1)
+        return begin < end ? begin..<end : begin..<begin
+    }
+
     /// Expands one image's `channels` planes into columns: row (c, kh, kw), column (oh, ow),
     /// written with row stride `ldc` (the column count may exceed this image's area when
     /// several images share one matrix).
