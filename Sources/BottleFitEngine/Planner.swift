@@ -186,8 +186,8 @@ struct Planner {
             owned: owned, arenaBytes: total, unsharedBytes: unshared)
     }
 
-    /// Conv → MaxPool (→ BatchNormalization) becomes one `ConvPoolOperator` step when the
-    /// convolution takes the direct row path and each value is read only by the next node.
+    /// Conv → MaxPool (→ BatchNormalization) (→ Conv) becomes one `ConvPoolOperator` step when
+    /// the convolutions take the direct row path and each value is read only by the next node.
     /// The fused step runs where the Conv ran; its node reads the Conv's inputs and writes
     /// the last fused node's output.
     func fusePooling(_ steps: [Step]) -> [Step] {
@@ -212,6 +212,11 @@ struct Planner {
             {
                 fused.append(steps[bi])
                 dropped.insert(bi)
+            }
+            let pooled = fused.last!.node.outputs[0]
+            if let ti = soleReader(pooled), steps[ti].node.inputs.first == pooled, ConvPoolOperator.canFuse(trailing: steps[ti].context) {
+                fused.append(steps[ti])
+                dropped.insert(ti)
             }
             var step = conv
             step.op = ConvPoolOperator.self

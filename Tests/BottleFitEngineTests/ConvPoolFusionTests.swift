@@ -21,8 +21,15 @@ import Testing
         var ceil = false
         /// nil: no BatchNormalization; else the activation after it ("Relu", "LeakyRelu" or "").
         var normalization: String? = "Relu"
+        /// A second convolution after all that (square kernel, stride and pads), with a ReLU.
+        var trailing: (outChannels: Int, kernel: Int, stride: Int, pad: Int)? = nil
         var description: String {
             "N\(batch) C\(channels)->\(outChannels) \(size)px k\(kernel)/\(stride) \(convActivation ?? "-") pool \(poolKernel)/\(poolStride) \(poolPads)\(ceil ? " ceil" : "") bn \(normalization ?? "none")"
+                + (trailing.map { " then \($0.outChannels) k\($0.kernel)/\($0.stride) p\($0.pad)" } ?? "")
+        }
+        var trailingSize: Int {
+            guard let t = trailing else { return 0 }
+            return (poolSize.w + 2 * t.pad - t.kernel) / t.stride + 1
         }
         var convSize: Int { (size + 2 * pad - kernel) / stride + 1 }
         var poolSize: (h: Int, w: Int) {
@@ -48,35 +55,22 @@ import Testing
         Case(batch: 3, outChannels: 9, convActivation: nil, poolPads: [0, 0, 0, 0], ceil: true, normalization: ""),
         // Stride 3 (the generic column code), asymmetric pads, a 4-wide window.
         Case(outChannels: 24, size: 94, poolKernel: 4, poolStride: 3, poolPads: [0, 2, 1, 0]),
+        // The BottleFit head's shape, two images: then a 2x2/2 pad 1 convolution (30 pooled rows -> 16).
+        Case(batch: 2, outChannels: 16, size: 120, trailing: (12, 2, 2, 1)),
+        // A 1x1/2 convolution reads every other pooled row (the rest are skipped).
+        Case(outChannels: 10, size: 120, normalization: "", trailing: (20, 1, 2, 0)),
     ]
 
     static func reference(_ c: Case, x: [Float], w: [Float], b: [Float], bn: [[Float]]) -> [Float] {
         let cs = c.convSize
-        var conv = [Float](repeating: 0, count: c.batch * c.outChannels * cs * cs)
-        for n in 0..<c.batch {
-            for m in 0..<c.outChannels {
-                for oy in 0..<cs {
-                    for ox in 0..<cs {
-                        var acc = Double(b[m])
-                        for ci in 0..<c.channels {
-                            for ki in 0..<c.kernel {
-                                for kj in 0..<c.kernel {
-                                    let iy = oy * c.stride - c.pad + ki, ix = ox * c.stride - c.pad + kj
-                                    guard iy >= 0, iy < c.size, ix >= 0, ix < c.size else { continue }
-                                    acc += Double(x[((n * c.channels + ci) * c.size + iy) * c.size + ix])
-                                        * Double(w[((m * c.channels + ci) * c.kernel + ki) * c.kernel + kj])
-                                }
-                            }
-                        }
-                        var v = Float(acc)
-                        switch c.convActivation {
-                        case "Relu": v = max(v, 0)
-                        case "Sigmoid": v = 1 / (1 + exp(-v))
-                        default: break
-                        }
-                        conv[((n * c.outChannels + m) * cs + oy) * cs + ox] = v
-                    }
-                }
+        let conv = directConvolution(
+            x, batch: c.batch, channels: c.channels, size: c.size, weights: w, bias: b, outChannels: c.outChannels,
+            kernel: c.kernel, stride: c.stride, pad: c.pad
+        ).map { v in
+            switch c.convActivation {
+            case "Relu": max(v, 0)
+            case "Sigmoid": 1 / (1 + exp(-v))
+            default: v
             }
         }
         let (ph, pw) = c.poolSize
@@ -145,11 +139,29 @@ import Testing
             }
             if !act.isEmpty { last = "na" }
         }
+        if let t = c.trailing {
+            nodes.append(
+                Node(
+                    name: "conv2", opType: "Conv", inputs: [last, "w2", "b2"], outputs: ["c2"],
+                    attributes: [
+                        "kernel_shape": .ints([t.kernel, t.kernel]), "strides": .ints([t.stride, t.stride]),
+                        "pads": .ints([t.pad, t.pad, t.pad, t.pad]),
+                    ]))
+            nodes.append(Node(name: "act2", opType: "Relu", inputs: ["c2"], outputs: ["r2"]))
+            initializers["w2"] = Tensor(shape: [t.outChannels, c.outChannels, t.kernel, t.kernel], floats: trailingWeights(c))
+            initializers["b2"] = Tensor(shape: [t.outChannels], floats: (0..<t.outChannels).map { Float($0 % 5) * 0.1 - 0.2 })
+        }
         nodes[nodes.count - 1].outputs = ["y"]
         return Graph(
             name: "convpool", nodes: nodes,
             inputs: [ValueInfo(name: "x", shape: [c.batch, c.channels, c.size, c.size].map { .fixed($0) })],
             outputs: [ValueInfo(name: "y", shape: nil)], initializers: initializers)
+    }
+
+    static func trailingWeights(_ c: Case) -> [Float] {
+        guard let t = c.trailing else { return [] }
+        var rng = SeededGenerator(seed: 99)
+        return (0..<t.outChannels * c.outChannels * t.kernel * t.kernel).map { _ in rng.nextNormal() * 0.2 }
     }
 
     @Test(arguments: cases)
@@ -162,9 +174,16 @@ import Testing
             (0..<c.outChannels).map { _ in 1 + 0.2 * rng.nextNormal() }, (0..<c.outChannels).map { _ in rng.nextNormal() },
             (0..<c.outChannels).map { _ in rng.nextNormal() }, (0..<c.outChannels).map { _ in 1 + abs(rng.nextNormal()) },
         ]
-        let expected = Self.reference(c, x: x, w: w, b: b, bn: bn)
+        var expected = Self.reference(c, x: x, w: w, b: b, bn: bn)
+        if let t = c.trailing {
+            expected = directConvolution(
+                expected, batch: c.batch, channels: c.outChannels, size: c.poolSize.w, weights: Self.trailingWeights(c),
+                bias: (0..<t.outChannels).map { Float($0 % 5) * 0.1 - 0.2 }, outChannels: t.outChannels, kernel: t.kernel,
+                stride: t.stride, pad: t.pad
+            ).map { max($0, 0) }
+        }
         let graph = Self.graph(c, w: w, b: b, bn: bn)
-        let unfusedSteps = 2 + (c.normalization == nil ? 0 : 1)
+        let unfusedSteps = 2 + (c.normalization == nil ? 0 : 1) + (c.trailing == nil ? 0 : 1)
         try forEachGEMMAndThreadCount(threadCounts: [1, 2, 3]) { gemm, threads in
             let session = try InferenceSession(graph: graph)
             let plan = try session.plan(batch: c.batch)

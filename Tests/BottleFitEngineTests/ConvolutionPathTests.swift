@@ -48,33 +48,13 @@ import Testing
 
     /// out = relu(conv(x) + bias + residual), computed directly.
     static func reference(_ c: Case, x: [Float], w: [Float], b: [Float], r: [Float], outSize: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: c.batch * c.outChannels * outSize * outSize)
-        let cg = c.channels / c.groups, mg = c.outChannels / c.groups
-        for n in 0..<c.batch {
-            for m in 0..<c.outChannels {
-                let g = m / mg
-                for oy in 0..<outSize {
-                    for ox in 0..<outSize {
-                        var acc = Double(b[m])
-                        for ci in 0..<cg {
-                            for ki in 0..<c.kernel {
-                                for kj in 0..<c.kernel {
-                                    let iy = oy * c.stride - c.pad + ki, ix = ox * c.stride - c.pad + kj
-                                    guard iy >= 0, iy < c.size, ix >= 0, ix < c.size else { continue }
-                                    let xv = x[((n * c.channels + g * cg + ci) * c.size + iy) * c.size + ix]
-                                    let wv = w[((m * cg + ci) * c.kernel + ki) * c.kernel + kj]
-                                    acc += Double(xv) * Double(wv)
-                                }
-                            }
-                        }
-                        let i = ((n * c.outChannels + m) * outSize + oy) * outSize + ox
-                        let v = Float(acc) + r[i]
-                        y[i] = c.leaky ? (v < 0 ? 0.1 * v : v) : max(v, 0)
-                    }
-                }
-            }
+        let conv = directConvolution(
+            x, batch: c.batch, channels: c.channels, size: c.size, weights: w, bias: b, outChannels: c.outChannels,
+            kernel: c.kernel, stride: c.stride, pad: c.pad, groups: c.groups)
+        return zip(conv, r).map { v, r in
+            let s = v + r
+            return c.leaky ? (s < 0 ? 0.1 * s : s) : max(s, 0)
         }
-        return y
     }
 
     @Test(arguments: cases)

@@ -196,3 +196,37 @@ func expectClose(_ got: [Float], _ expected: [Float], _ what: String, sourceLoca
     }
     #expect(worst <= 1e-5 * max(scale, 1), "\(what): max error \(worst) of \(scale)", sourceLocation: sourceLocation)
 }
+
+/// A square-kernel convolution (stride, symmetric pads, groups) plus bias, written out in
+/// loops with Double sums: x is batch · channels · size², w is outChannels · channels/groups ·
+/// kernel², the result batch · outChannels · outSize² with outSize = (size + 2·pad − kernel)/stride + 1.
+func directConvolution(
+    _ x: [Float], batch: Int, channels: Int, size: Int, weights w: [Float], bias b: [Float], outChannels: Int, kernel: Int,
+    stride: Int, pad: Int, groups: Int = 1
+) -> [Float] {
+    let outSize = (size + 2 * pad - kernel) / stride + 1
+    var y = [Float](repeating: 0, count: batch * outChannels * outSize * outSize)
+    let cg = channels / groups, mg = outChannels / groups
+    for n in 0..<batch {
+        for m in 0..<outChannels {
+            let g = m / mg
+            for oy in 0..<outSize {
+                for ox in 0..<outSize {
+                    var acc = Double(b[m])
+                    for ci in 0..<cg {
+                        for ki in 0..<kernel {
+                            for kj in 0..<kernel {
+                                let iy = oy * stride - pad + ki, ix = ox * stride - pad + kj
+                                guard iy >= 0, iy < size, ix >= 0, ix < size else { continue }
+                                acc += Double(x[((n * channels + g * cg + ci) * size + iy) * size + ix])
+                                    * Double(w[((m * cg + ci) * kernel + ki) * kernel + kj])
+                            }
+                        }
+                    }
+                    y[((n * outChannels + m) * outSize + oy) * outSize + ox] = Float(acc)
+                }
+            }
+        }
+    }
+    return y
+}

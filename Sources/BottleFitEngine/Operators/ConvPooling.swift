@@ -1,10 +1,11 @@
 import BottleFitCore
 import BottleFitKernels
 
-/// A convolution on the direct row path, the MaxPool that alone reads it, and optionally the
-/// BatchNormalization (with its fused activation) that alone reads the pool, run as one step:
-/// ResNet's stem (7x7/2 conv, BN, ReLU, 3x3/2 max pool) and the BottleFit head, which adds a
-/// BN and ReLU after the pool.
+/// A convolution on the direct row path, the MaxPool that alone reads it, optionally the
+/// BatchNormalization (with its fused activation) that alone reads the pool, and optionally
+/// a second direct-row convolution that alone reads the result, run as one step: ResNet's
+/// stem (7x7/2 conv, BN, ReLU, 3x3/2 max pool) and the whole BottleFit head, which adds BN,
+/// ReLU and the 2x2/2 bottleneck convolution.
 ///
 /// Each thread takes a band of pooled rows. It computes the convolution rows their windows
 /// need into a ring of `kernel.h` rows (all output channels: 86 KiB for the stem, so it
@@ -13,6 +14,14 @@ import BottleFitKernels
 /// which was half of what the max pool cost. A band's first window shares its top row with
 /// the band above, so that row is computed by both threads (1 row in 56 for the stem).
 ///
+/// With a second convolution (the "trailing" one, whose rows must not overlap: stride ≥
+/// kernel height), pooled rows go straight into the zero-padded column-phase rows that
+/// convolution reads, a buffer of one output row's window per thread (33 KiB for the head,
+/// in L1), and each of its output rows is computed as soon as its window is complete. The
+/// pooled tensor is never written out either, and the second convolution needs no pass of
+/// its own to split its input. An output row whose window spans two threads' bands is
+/// collected in a shared buffer and computed after the bands (one row per band boundary).
+///
 /// The planner makes these steps (`Planner.fusePooling`); they are never read from a file.
 enum ConvPoolOperator: Operator {
     static let attributes: Set<String> = []
@@ -20,10 +29,7 @@ enum ConvPoolOperator: Operator {
     /// Whether `conv` and the MaxPool `pool` reading its output can run as one step
     /// (the caller has checked that nothing else reads the convolution's output).
     static func canFuse(conv: NodeContext, pool: NodeContext) -> Bool {
-        guard conv.op == "Conv", pool.op == "MaxPool", conv.node.inputs.count <= 3, conv.constant(1) != nil,
-            let s = try? ConvOperator.shape(conv), s.spatialRank == 2,
-            ConvOperator.usesDirectRows(s, packed: ConvOperator.usesPackedWeights(s, conv, constantWeights: true)),
-            pool.inputs.first??.shape.count == 4, pool.node.outputs.count == 1,
+        guard directRows(conv), pool.op == "MaxPool", pool.inputs.first??.shape.count == 4, pool.node.outputs.count == 1,
             let (g, _) = try? PoolOperator.geometry(pool), g.dilation == (1, 1), g.output.h > 0, g.output.w > 0
         else { return false }
         return true
@@ -35,23 +41,55 @@ enum ConvPoolOperator: Operator {
             && (try? BatchNormOperator.infer(bn)) != nil
     }
 
-    static func infer(_ ctx: NodeContext) throws(EngineError) -> [ValueType] {
-        guard let pool = ctx.fused.first else { throw .invalidModel("fused Conv node '\(ctx.name)' has no pooling") }
-        return try PoolOperator.infer(pool)
+    /// Whether a convolution reading the pool (or its BatchNormalization) can join: the direct
+    /// row path, and output rows whose windows do not overlap.
+    static func canFuse(trailing conv: NodeContext) -> Bool {
+        guard directRows(conv), let s = try? ConvOperator.shape(conv) else { return false }
+        return s.geometry.stride.h >= s.geometry.kernel.h
     }
 
+    /// A 2-D convolution with constant weights, no fused residual, on the direct row path.
+    static func directRows(_ conv: NodeContext) -> Bool {
+        guard conv.op == "Conv", conv.node.inputs.count <= 3, conv.node.outputs.count == 1, conv.constant(1) != nil,
+            let s = try? ConvOperator.shape(conv), s.spatialRank == 2
+        else { return false }
+        return ConvOperator.usesDirectRows(s, packed: ConvOperator.usesPackedWeights(s, conv, constantWeights: true))
+    }
+
+    static func infer(_ ctx: NodeContext) throws(EngineError) -> [ValueType] {
+        let l = try Layout(ctx)
+        if let trailing = l.trailing { return [ConvOperator.outputType(trailing)] }
+        return [ValueType(.float32, [l.conv.batch, l.conv.outChannels, l.pool.output.h, l.pool.output.w])]
+    }
+
+    /// What the fused nodes are, and how the workspace is cut for them (all sizes in floats,
+    /// each a multiple of 16 so that every piece starts 64-byte aligned).
     struct Layout {
         let conv: ConvOperator.Shape
         let pool: SpatialGeometry
-        /// Floats per thread: the ring of convolution rows, one combined row, pooling scratch.
-        let ringFloats: Int, rowFloats: Int, scratchFloats: Int
+        let normalization: NodeContext?
+        let trailingContext: NodeContext?
+        let trailing: ConvOperator.Shape?
+        /// The trailing convolution's padded rows for one output row.
+        let trailingPhases: PaddedPhases?
+        /// Per thread: the ring of convolution rows, one combined row, pooling scratch, and with
+        /// a trailing convolution, its padded-row buffer and one pooled row of every channel.
+        let ringFloats: Int, rowFloats: Int, scratchFloats: Int, bufferFloats: Int, pooledFloats: Int
         /// The vectorised row kernel's view of the pooling (used when `isSupported`).
         let rowKernel: MaxPoolRow.Geometry
-        var perThread: Int { ringFloats + rowFloats + scratchFloats }
+
+        var perThread: Int { ringFloats + rowFloats + scratchFloats + bufferFloats + pooledFloats }
 
         init(_ ctx: NodeContext) throws(EngineError) {
             conv = try ConvOperator.shape(ctx)
-            pool = try PoolOperator.geometry(ctx.fused[0]).0
+            guard let poolContext = ctx.fused.first(where: { $0.op == "MaxPool" }) else {
+                throw .invalidModel("fused Conv node '\(ctx.name)' has no pooling")
+            }
+            pool = try PoolOperator.geometry(poolContext).0
+            normalization = ctx.fused.first { $0.op == "BatchNormalization" }
+            trailingContext = ctx.fused.first { $0.op == "Conv" }
+            trailing = try trailingContext.map { c throws(EngineError) in try ConvOperator.shape(c) }
+            trailingPhases = trailing.map { PaddedPhases($0.geometry, rows: $0.geometry.kernel.h) }
             func rounded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
             ringFloats = rounded(conv.outChannels * pool.kernel.h * conv.geometry.output.w)
             rowFloats = rounded(conv.geometry.output.w)
@@ -60,76 +98,179 @@ enum ConvPoolOperator: Operator {
                 padLeft: pool.padLeft)
             scratchFloats = rounded(
                 Swift.max(PoolColumns(geometry: pool, isMax: true, includePad: false).scratchFloats, rowKernel.scratchFloats))
+            if let trailing, let phases = trailingPhases {
+                bufferFloats = rounded(trailing.channels * phases.floatsPerChannel)
+            } else {
+                bufferFloats = 0
+            }
+            pooledFloats = trailing == nil ? 0 : rounded(conv.outChannels * pool.output.w)
+        }
+
+        /// Pooled rows band t of `parts`.
+        func band(_ t: Int, of parts: Int) -> Range<Int> {
+            pool.output.h * t / parts..<pool.output.h * (t + 1) / parts
+        }
+
+        /// The pooled rows a trailing output row reads (its window clipped to the pooled tensor).
+        func pooledRows(ofTrailingRow oy: Int) -> Range<Int> {
+            let g = trailing!.geometry
+            let first = oy * g.stride.h - g.padTop
+            return Swift.max(0, first)..<Swift.max(0, Swift.min(pool.output.h, first + g.kernel.h))
+        }
+
+        /// Trailing output rows no single band holds all the pooled rows of (a window across
+        /// a band boundary, or one all in padding): computed after the bands from shared buffers.
+        func sharedRows(parts: Int) -> [Int] {
+            guard let trailing else { return [] }
+            return (0..<trailing.geometry.output.h).filter { oy in
+                let needed = pooledRows(ofTrailingRow: oy)
+                return needed.isEmpty
+                    || !(0..<parts).contains { t in
+                        let b = band(t, of: parts)
+                        return b.contains(needed.lowerBound) && b.contains(needed.upperBound - 1)
+                    }
+            }
+        }
+
+        /// Floats after the first convolution's own workspace: every thread's part, then the
+        /// trailing convolution's tiles and the shared buffers.
+        func extraFloats(threads: Int) -> Int {
+            threads * perThread + (trailing == nil ? 0 : threads * PackedGEMM.tileCount + sharedRows(parts: threads).count * bufferFloats)
         }
     }
 
     static func workspaceBytes(_ ctx: NodeContext, outputs: [ValueType]) -> Int {
         guard let l = try? Layout(ctx) else { return 0 }
-        return (ConvOperator.directRowsWorkspaceFloats(l.conv, threads: ctx.threads) + ctx.threads * l.perThread) * 4
+        return (ConvOperator.directRowsWorkspaceFloats(l.conv, threads: ctx.threads) + l.extraFloats(threads: ctx.threads)) * 4
+    }
+
+    static func packedWeights(_ ctx: NodeContext, _ s: ConvOperator.Shape, _ weight: UnsafePointer<Float>) -> PackedWeights {
+        let k = s.channels * s.geometry.kernelArea
+        return ctx.prepared("packed") { PackedWeights(weight, lda: k, rows: s.outChannels, depth: k) }
     }
 
     static func kernel(_ ctx: NodeContext, inputs: [Operand?], outputs: [Operand], workspace: UnsafeMutableRawPointer)
         throws(EngineError) -> any Kernel
     {
         let l = try Layout(ctx)
-        let weight = inputs[1]!.floats
-        let k = l.conv.channels * l.conv.geometry.kernelArea
-        let packed = ctx.prepared("packed") { PackedWeights(weight, lda: k, rows: l.conv.outChannels, depth: k) }
         let floats = workspace.assumingMemoryBound(to: Float.self)
         let rows = RowConvKernel(
-            shape: l.conv, input: inputs[0]!.floats, packed: packed, bias: inputs[2]?.floats, residual: nil,
-            output: outputs[0].floats, activation: Activation.fused(in: ctx.node), workspace: floats, threads: ctx.threads)
-        var affine: (scale: [Float], shift: [Float], activation: Activation)? = nil
-        if ctx.fused.count > 1 {
-            let bn = ctx.fused[1]
+            shape: l.conv, input: inputs[0]!.floats, packed: packedWeights(ctx, l.conv, UnsafePointer(inputs[1]!.floats)), bias: inputs[2]?.floats,
+            residual: nil, output: outputs[0].floats, activation: Activation.fused(in: ctx.node), workspace: floats,
+            threads: ctx.threads)
+        var affine: ConvPoolKernel.Affine? = nil
+        if let bn = l.normalization {
             let gamma = bn.constant(1)!.floats!, beta = bn.constant(2)!.floats!
             let mean = bn.constant(3)!.floats!, variance = bn.constant(4)!.floats!
             let epsilon = try bn.float("epsilon", default: 1e-5)
             // The same arithmetic as BatchNormKernel: y = x·a + (β − μ·a), a = γ/√(σ²+ε).
             let scale = (0..<gamma.count).map { gamma[$0] / (variance[$0] + epsilon).squareRoot() }
             let shift = (0..<gamma.count).map { beta[$0] - mean[$0] * scale[$0] }
-            affine = (scale, shift, Activation.fused(in: bn.node))
+            affine = ConvPoolKernel.Affine(scale: scale, shift: shift, activation: Activation.fused(in: bn.node))
+        }
+        let extra = floats + ConvOperator.directRowsWorkspaceFloats(l.conv, threads: ctx.threads)
+        var trailing: RowConvKernel? = nil
+        if let t = l.trailing, let tc = l.trailingContext {
+            // Its weights and bias are constants of the trailing node, not inputs of this step.
+            guard let weight = tc.constant(1)?.floats else { throw .invalidModel("fused Conv node '\(tc.name)' lost its weights") }
+            let packed = weight.withUnsafeBufferPointer { packedWeights(tc, t, $0.baseAddress!) }
+            let bias = tc.constant(2)?.floats
+            let buffers = KeptFloats(bias ?? [])
+            trailing = RowConvKernel(
+                shape: t, input: outputs[0].floats, packed: packed, bias: bias == nil ? nil : buffers.pointer, residual: nil,
+                output: outputs[0].floats,
+                activation: Activation.fused(in: tc.node), workspace: extra + ctx.threads * l.perThread, threads: ctx.threads,
+                bufferRows: t.geometry.kernel.h)
+            return ConvPoolKernel(
+                rows: rows, layout: l, output: outputs[0].floats, affine: affine, trailing: trailing, kept: buffers,
+                workspace: extra, threads: ctx.threads)
         }
         return ConvPoolKernel(
-            rows: rows, layout: l, output: outputs[0].floats, affine: affine,
-            workspace: floats + ConvOperator.directRowsWorkspaceFloats(l.conv, threads: ctx.threads), threads: ctx.threads)
+            rows: rows, layout: l, output: outputs[0].floats, affine: affine, trailing: nil, kept: nil, workspace: extra,
+            threads: ctx.threads)
     }
 }
 
+/// Floats a kernel keeps for as long as it lives (a fused node's constants).
+final class KeptFloats {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(_ values: [Float]) {
+        count = values.count
+        pointer = .allocate(capacity: Swift.max(1, values.count))
+        pointer.initialize(from: values, count: values.count)
+    }
+
+    deinit { pointer.deallocate() }
+}
+
 final class ConvPoolKernel: Kernel {
+    /// A per-channel y = x·scale + shift, then an activation (a fused BatchNormalization).
+    struct Affine {
+        let scale: [Float], shift: [Float]
+        let activation: Activation
+    }
+
     let rows: RowConvKernel
     let layout: ConvPoolOperator.Layout
+    /// The pooled tensor, or the trailing convolution's output.
     let output: UnsafeMutablePointer<Float>
-    let affine: (scale: [Float], shift: [Float], activation: Activation)?
+    let affine: Affine?
+    let trailing: RowConvKernel?
+    let kept: KeptFloats?
     let workspace: UnsafeMutablePointer<Float>
     let plannedThreads: Int
+    /// Trailing rows computed after the bands, their index in `shared`, and where those are.
+    let sharedRows: [Int]
+    let sharedSlot: [Int]
+    let shared: UnsafeMutablePointer<Float>
 
     init(
-        rows: RowConvKernel, layout: ConvPoolOperator.Layout, output: UnsafeMutablePointer<Float>,
-        affine: (scale: [Float], shift: [Float], activation: Activation)?, workspace: UnsafeMutablePointer<Float>, threads: Int
+        rows: RowConvKernel, layout: ConvPoolOperator.Layout, output: UnsafeMutablePointer<Float>, affine: Affine?,
+        trailing: RowConvKernel?, kept: KeptFloats?, workspace: UnsafeMutablePointer<Float>, threads: Int
     ) {
         self.rows = rows
         self.layout = layout
         self.output = output
         self.affine = affine
+        self.trailing = trailing
+        self.kept = kept
         self.workspace = workspace
         plannedThreads = threads
+        sharedRows = layout.sharedRows(parts: threads)
+        var slots = [Int](repeating: -1, count: trailing?.s.geometry.output.h ?? 0)
+        for (i, oy) in sharedRows.enumerated() { slots[oy] = i }
+        sharedSlot = slots
+        shared = workspace + threads * layout.perThread + (trailing == nil ? 0 : threads * PackedGEMM.tileCount)
     }
 
     func execute() {
         let parts = plannedThreads
-        let ph = layout.pool.output.h
         for n in 0..<layout.conv.batch {
             rows.splitPhases(image: n)
+            shared.update(repeating: 0, count: sharedRows.count * layout.bufferFloats)
             Parallel.forEach(parts) { threads in
-                for t in threads { self.band(ph * t / parts..<ph * (t + 1) / parts, image: n, thread: t) }
+                for t in threads { self.run(band: t, of: parts, image: n) }
+            }
+            if let trailing {
+                let g = trailing.s.geometry
+                let out = output + n * trailing.s.outChannels * g.outputArea
+                for (i, oy) in sharedRows.enumerated() {
+                    trailing.row(
+                        oy, image: n, into: out + oy * g.output.w, ldc: g.outputArea, thread: 0,
+                        base: shared + i * layout.bufferFloats)
+                }
             }
         }
     }
 
-    /// Pooled rows `band` of image n, on planned thread t's scratch.
-    private func band(_ band: Range<Int>, image n: Int, thread t: Int) {
-        guard !band.isEmpty else { return }
+    /// Pooled rows of band t of image n, on planned thread t's scratch: the convolution rows
+    /// they need, then each pooled row, into the output or into the trailing convolution's
+    /// padded rows (and its output rows as their windows complete).
+    private func run(band t: Int, of parts: Int, image n: Int) {
+        let rowsOfBand = layout.band(t, of: parts)
+        guard !rowsOfBand.isEmpty else { return }
         let g = layout.pool
         let m = layout.conv.outChannels
         let ow = g.input.w, kh = g.kernel.h
@@ -137,15 +278,31 @@ final class ConvPoolKernel: Kernel {
         let ring = workspace + t * layout.perThread
         let row = ring + layout.ringFloats
         let scratch = row + layout.rowFloats
+        let buffer = scratch + layout.scratchFloats
+        let pooled = buffer + layout.bufferFloats
         let columns = PoolColumns(geometry: g, isMax: true, includePad: false)
         let vectorised = layout.rowKernel
         // The kernel applies the affine and a ReLU itself; other activations run after it.
         let activationAfter = affine.map { $0.activation == .relu ? .none : $0.activation } ?? .none
         let scale = affine?.scale ?? [], shift = affine?.shift ?? []
+        let tg = trailing?.s.geometry
         withUnsafeTemporaryAllocation(of: Int.self, capacity: kh) { slots in
             // Convolution row r lives in ring slot r % kh: channel j's copy at ring + (j·kh + slot)·ow.
             var computed = Int.min  // the last convolution row in the ring
-            for py in band {
+            var filling = -1  // the trailing output row whose window `buffer` holds
+            for py in rowsOfBand {
+                // Where this pooled row goes: the output, or row ky of a trailing row's window.
+                var target = output + (n * m * ph + py) * pw
+                var targetStride = ph * pw
+                var trailingRow = 0, ky = 0
+                if let tg {
+                    trailingRow = (py + tg.padTop) / tg.stride.h
+                    ky = (py + tg.padTop) % tg.stride.h
+                    // Pooled rows no trailing window reads (stride > kernel height) are skipped.
+                    guard ky < tg.kernel.h && trailingRow < tg.output.h else { continue }
+                    target = pooled
+                    targetStride = pw
+                }
                 let y0 = py * g.stride.h - g.padTop
                 let inside = g.windowRows(outputRow: py)
                 for r in (y0 + inside.lowerBound)..<(y0 + inside.upperBound) where r > computed {
@@ -153,44 +310,74 @@ final class ConvPoolKernel: Kernel {
                     computed = r
                 }
                 for (i, ki) in inside.enumerated() { slots[i] = ((y0 + ki) % kh) * ow }
-                let out = output + (n * m * ph + py) * pw
                 if vectorised.isSupported && !inside.isEmpty {
                     scale.withUnsafeBufferPointer { a in
                         shift.withUnsafeBufferPointer { b in
                             MaxPoolRow.run(
                                 vectorised, channels: m, input: ring, inputChannelStride: kh * ow,
-                                rowOffsets: UnsafePointer(slots.baseAddress!), rowCount: inside.count, output: out,
+                                rowOffsets: UnsafePointer(slots.baseAddress!), rowCount: inside.count, output: target,
                                 // An empty array's buffer may still have an address: no affine is nil.
-                                outputChannelStride: ph * pw, scale: affine == nil ? nil : a.baseAddress,
-                                shift: affine == nil ? nil : b.baseAddress,
-                                relu: affine?.activation == .relu, scratch: scratch)
+                                outputChannelStride: targetStride, scale: affine == nil ? nil : a.baseAddress,
+                                shift: affine == nil ? nil : b.baseAddress, relu: affine?.activation == .relu, scratch: scratch)
                         }
                     }
                     if activationAfter != .none {
-                        for j in 0..<m { activationAfter.apply(out + j * ph * pw, pw) }
+                        for j in 0..<m { activationAfter.apply(target + j * targetStride, pw) }
                     }
-                    continue
+                } else {
+                    for j in 0..<m {
+                        let out = target + j * targetStride
+                        if inside.isEmpty {
+                            out.update(repeating: -.infinity, count: pw)
+                        } else {
+                            let lines = ring + j * kh * ow
+                            row.update(from: lines + slots[0], count: ow)
+                            for i in 1..<inside.count {
+                                let line = lines + slots[i]
+                                for x in 0..<ow { row[x] = larger(row[x], line[x]) }
+                            }
+                            columns.finish(row: row, rowsInside: inside.count, y0: y0, out: out, scratch: scratch)
+                        }
+                        if let affine {
+                            let a = affine.scale[j], b = affine.shift[j]
+                            for x in 0..<pw { out[x] = out[x] * a + b }
+                            affine.activation.apply(out, pw)
+                        }
+                    }
+                }
+                guard let trailing, let tg, let phases = layout.trailingPhases else { continue }
+                // Into the trailing convolution's padded rows: this thread's buffer, or the
+                // shared one of a row whose window spans two bands.
+                let slot = sharedSlot[trailingRow]
+                let owned = slot < 0
+                let window = owned ? buffer : shared + slot * layout.bufferFloats
+                if owned && filling != trailingRow {
+                    buffer.update(repeating: 0, count: layout.bufferFloats)
+                    filling = trailingRow
                 }
                 for j in 0..<m {
-                    let out = out + j * ph * pw
-                    if inside.isEmpty {
-                        out.update(repeating: -.infinity, count: pw)
-                    } else {
-                        let lines = ring + j * kh * ow
-                        row.update(from: lines + slots[0], count: ow)
-                        for i in 1..<inside.count {
-                            let line = lines + slots[i]
-                            for x in 0..<ow { row[x] = larger(row[x], line[x]) }
-                        }
-                        columns.finish(row: row, rowsInside: inside.count, y0: y0, out: out, scratch: scratch)
-                    }
-                    if let affine {
-                        let a = affine.scale[j], b = affine.shift[j]
-                        for x in 0..<pw { out[x] = out[x] * a + b }
-                        affine.activation.apply(out, pw)
-                    }
+                    phases.scatter(pooled + j * pw, count: pw, into: window, channel: j, row: ky, padLeft: tg.padLeft)
+                }
+                if owned && py == layout.pooledRows(ofTrailingRow: trailingRow).upperBound - 1 {
+                    let out = output + n * trailing.s.outChannels * tg.outputArea + trailingRow * tg.output.w
+                    trailing.row(trailingRow, image: n, into: out, ldc: tg.outputArea, thread: t, base: window)
                 }
             }
         }
+    }
+}
+
+extension PaddedPhases {
+    /// Writes one input row (`count` floats of a channel) into padded row `row`, starting at
+    /// padded column `padLeft`, split into the column phases.
+    func scatter(_ src: UnsafePointer<Float>, count: Int, into buffer: UnsafeMutablePointer<Float>, channel c: Int, row: Int, padLeft: Int) {
+        if phases == 2 {
+            let even = buffer + offset(channel: c, row: row, column: padLeft)
+            let odd = buffer + offset(channel: c, row: row, column: padLeft + 1)
+            deinterleave(src, pairs: count / 2, even: even, odd: odd)
+            if count % 2 == 1 { even[count / 2] = src[count - 1] }
+            return
+        }
+        for x in 0..<count { buffer[offset(channel: c, row: row, column: x + padLeft)] = src[x] }
     }
 }

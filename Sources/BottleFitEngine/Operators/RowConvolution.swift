@@ -13,9 +13,11 @@ struct PaddedPhases {
     /// Padded rows per channel, columns per phase row, phases (= stride.w).
     let rows: Int, width: Int, phases: Int
 
-    init(_ g: SpatialGeometry) {
+    /// The whole padded input, or only `rows` padded rows (one output row's window, for a
+    /// kernel that fills the buffer row by row itself).
+    init(_ g: SpatialGeometry, rows: Int? = nil) {
         phases = g.stride.w
-        rows = Swift.max(g.input.h + g.padTop + g.padBottom, (g.output.h - 1) * g.stride.h + g.kernel.h)
+        self.rows = rows ?? Swift.max(g.input.h + g.padTop + g.padBottom, (g.output.h - 1) * g.stride.h + g.kernel.h)
         let paddedWidth = g.input.w + g.padLeft + g.padRight
         // The last output vector reads up to the output width rounded up to 16.
         let widest = (g.output.w + 15) / 16 * 16 + (g.kernel.w - 1) / phases
@@ -59,12 +61,18 @@ final class RowConvKernel: Kernel {
     let phases: PaddedPhases
     /// Offset of B's row k = (c, ky, kx) from the row base of an output row.
     let offsets: [Int]
+    /// One microkernel tile per planned thread.
+    let tiles: UnsafeMutablePointer<Float>
     let plannedThreads: Int
 
+    /// `workspace` holds the padded input and then the tiles (`directRowsWorkspaceFloats`).
+    /// With `bufferRows`, the caller keeps padded rows in buffers of its own (`PaddedPhases`
+    /// with that many rows), passes them to `row(_:image:into:ldc:thread:base:)`, and
+    /// `workspace` holds only the tiles.
     init(
         shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, packed: PackedWeights,
         bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
-        activation: Activation, workspace: UnsafeMutablePointer<Float>, threads: Int
+        activation: Activation, workspace: UnsafeMutablePointer<Float>, threads: Int, bufferRows: Int? = nil
     ) {
         s = shape
         self.input = input
@@ -77,8 +85,9 @@ final class RowConvKernel: Kernel {
         let g = shape.geometry
         let k = shape.channels * g.kernelArea
         self.packed = packed
-        let p = PaddedPhases(g)
+        let p = PaddedPhases(g, rows: bufferRows)
         phases = p
+        tiles = bufferRows == nil ? workspace + shape.channels * p.floatsPerChannel : workspace
         var table: [Int] = []
         table.reserveCapacity(k)
         for c in 0..<shape.channels {
@@ -147,21 +156,23 @@ final class RowConvKernel: Kernel {
 
     /// Output row oy of image n (after `splitPhases(image: n)`), all output channels, with
     /// bias, residual and activation: channel j's row goes to c + j·ldc. `thread` picks the
-    /// tile scratch, one per planned thread.
-    func row(_ oy: Int, image n: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, thread: Int) {
+    /// tile scratch, one per planned thread. `base`, if given, is where the row's padded
+    /// input rows start instead (a buffer of `bufferRows` rows).
+    func row(
+        _ oy: Int, image n: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, thread: Int, base: UnsafePointer<Float>? = nil
+    ) {
         let g = s.geometry
         let ow = g.output.w
         let m = s.outChannels
         let outArea = g.outputArea
         let rowStride = g.stride.h * phases.phases * phases.width
-        let tiles = workspace + s.channels * phases.floatsPerChannel
         let epilogue = PackedGEMM.Epilogue(
             bias: bias.map { UnsafePointer($0) }, residual: residual.map { UnsafePointer($0 + n * m * outArea + oy * ow) },
             residualStride: outArea, relu: activation.packedEpilogueRelu)
         offsets.withUnsafeBufferPointer { table in
             PackedGEMM.multiplyIndirect(
                 packedA: packed.pointer, rows: m, depth: packed.depth, panels: 0..<PackedGEMM.panels(rows: m),
-                base: workspace + oy * rowStride, offsets: table.baseAddress!, columns: ow, c: c, ldc: ldc,
+                base: base ?? UnsafePointer(workspace + oy * rowStride), offsets: table.baseAddress!, columns: ow, c: c, ldc: ldc,
                 epilogue: epilogue, tile: tiles + thread * PackedGEMM.tileCount)
         }
         if activation.needsPassAfterPackedEpilogue {
