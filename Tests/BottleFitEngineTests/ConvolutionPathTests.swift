@@ -40,6 +40,8 @@ import Testing
         // Direct row path (strided, output rows >= 48): stem-like, 2 images, 13 rows, leaky; and stride 3, even kernel.
         Case(batch: 2, channels: 3, outChannels: 13, size: 100, kernel: 7, stride: 2, pad: 3, groups: 1, leaky: true),
         Case(batch: 1, channels: 5, outChannels: 16, size: 160, kernel: 4, stride: 3, pad: 2, groups: 1),
+        // Direct rows 64 wide, which run as two 32-wide blocks (not 48 + 16).
+        Case(batch: 1, channels: 3, outChannels: 16, size: 128, kernel: 7, stride: 2, pad: 3, groups: 1),
         // Direct rows 29 wide (one 32-wide vector pair, 3 lanes spare): the BottleFit head's 2x2/2 bottleneck.
         Case(batch: 1, channels: 8, outChannels: 12, size: 57, kernel: 2, stride: 2, pad: 1, groups: 1),
         // Batched columns across image boundaries, 5 x 25 columns, 19 rows, leaky.
