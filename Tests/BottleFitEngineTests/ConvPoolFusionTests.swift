@@ -59,6 +59,8 @@ import Testing
         Case(batch: 2, outChannels: 16, size: 120, trailing: (12, 2, 2, 1)),
         // A 1x1/2 convolution reads every other pooled row (the rest are skipped).
         Case(outChannels: 10, size: 120, normalization: "", trailing: (20, 1, 2, 0)),
+        // Pads of 2 around a 1x1/2 convolution: its first and last rows read only padding.
+        Case(outChannels: 8, size: 112, trailing: (8, 1, 2, 2)),
     ]
 
     static func reference(_ c: Case, x: [Float], w: [Float], b: [Float], bn: [[Float]]) -> [Float] {

@@ -1,5 +1,6 @@
 import BottleFitCore
 import BottleFitKernels
+import Synchronization
 
 /// A convolution on the direct row path, the MaxPool that alone reads it, optionally the
 /// BatchNormalization (with its fused activation) that alone reads the pool, and optionally
@@ -72,13 +73,16 @@ enum ConvPoolOperator: Operator {
         let trailing: ConvOperator.Shape?
         /// The trailing convolution's padded rows for one output row.
         let trailingPhases: PaddedPhases?
+        /// Threads the work is cut for, and the padded input rows the largest band reads.
+        let parts: Int
+        let inputRows: Int
         /// Per thread: the ring of convolution rows, one combined row, pooling scratch, and with
         /// a trailing convolution, its padded-row buffer and one pooled row of every channel.
-        let ringFloats: Int, rowFloats: Int, scratchFloats: Int, bufferFloats: Int, pooledFloats: Int
+        let inputFloats: Int, ringFloats: Int, rowFloats: Int, scratchFloats: Int, bufferFloats: Int, pooledFloats: Int
         /// The vectorised row kernel's view of the pooling (used when `isSupported`).
         let rowKernel: MaxPoolRow.Geometry
 
-        var perThread: Int { ringFloats + rowFloats + scratchFloats + bufferFloats + pooledFloats }
+        var perThread: Int { inputFloats + ringFloats + rowFloats + scratchFloats + bufferFloats + pooledFloats }
 
         init(_ ctx: NodeContext) throws(EngineError) {
             conv = try ConvOperator.shape(ctx)
@@ -91,6 +95,11 @@ enum ConvPoolOperator: Operator {
             trailing = try trailingContext.map { c throws(EngineError) in try ConvOperator.shape(c) }
             trailingPhases = trailing.map { PaddedPhases($0.geometry, rows: $0.geometry.kernel.h) }
             func rounded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+            parts = Swift.max(1, ctx.threads)
+            var widest = 0
+            for t in 0..<parts { widest = Swift.max(widest, Self.paddedRows(conv, pool, band: Self.band(pool, t, of: parts)).count) }
+            inputRows = widest
+            inputFloats = rounded(conv.channels * PaddedPhases(conv.geometry, rows: widest).floatsPerChannel)
             ringFloats = rounded(conv.outChannels * pool.kernel.h * conv.geometry.output.w)
             rowFloats = rounded(conv.geometry.output.w)
             rowKernel = MaxPoolRow.Geometry(
@@ -107,8 +116,31 @@ enum ConvPoolOperator: Operator {
         }
 
         /// Pooled rows band t of `parts`.
-        func band(_ t: Int, of parts: Int) -> Range<Int> {
+        static func band(_ pool: SpatialGeometry, _ t: Int, of parts: Int) -> Range<Int> {
             pool.output.h * t / parts..<pool.output.h * (t + 1) / parts
+        }
+
+        func band(_ t: Int) -> Range<Int> { Self.band(pool, t, of: parts) }
+
+        /// The convolution rows the windows of pooled rows `band` read.
+        static func convolutionRows(_ pool: SpatialGeometry, band: Range<Int>) -> Range<Int> {
+            var first = Int.max, last = Int.min
+            for py in band {
+                let inside = pool.windowRows(outputRow: py)
+                guard !inside.isEmpty else { continue }
+                let y0 = py * pool.stride.h - pool.padTop
+                first = Swift.min(first, y0 + inside.lowerBound)
+                last = Swift.max(last, y0 + inside.upperBound - 1)
+            }
+            return first <= last ? first..<last + 1 : 0..<0
+        }
+
+        /// The padded input rows a band's convolution rows read.
+        static func paddedRows(_ conv: ConvOperator.Shape, _ pool: SpatialGeometry, band: Range<Int>) -> Range<Int> {
+            let rows = convolutionRows(pool, band: band)
+            guard !rows.isEmpty else { return 0..<0 }
+            let g = conv.geometry
+            return rows.lowerBound * g.stride.h..<(rows.upperBound - 1) * g.stride.h + g.kernel.h
         }
 
         /// The pooled rows a trailing output row reads (its window clipped to the pooled tensor).
@@ -119,29 +151,30 @@ enum ConvPoolOperator: Operator {
         }
 
         /// Trailing output rows no single band holds all the pooled rows of (a window across
-        /// a band boundary, or one all in padding): computed after the bands from shared buffers.
-        func sharedRows(parts: Int) -> [Int] {
+        /// a band boundary, or one all in padding): their windows are collected in shared buffers.
+        var sharedRows: [Int] {
             guard let trailing else { return [] }
             return (0..<trailing.geometry.output.h).filter { oy in
                 let needed = pooledRows(ofTrailingRow: oy)
                 return needed.isEmpty
                     || !(0..<parts).contains { t in
-                        let b = band(t, of: parts)
+                        let b = band(t)
                         return b.contains(needed.lowerBound) && b.contains(needed.upperBound - 1)
                     }
             }
         }
 
-        /// Floats after the first convolution's own workspace: every thread's part, then the
-        /// trailing convolution's tiles and the shared buffers.
-        func extraFloats(threads: Int) -> Int {
-            threads * perThread + (trailing == nil ? 0 : threads * PackedGEMM.tileCount + sharedRows(parts: threads).count * bufferFloats)
+        /// The workspace: every thread's part, then the tiles of both convolutions, then the
+        /// shared buffers.
+        var workspaceFloats: Int {
+            parts * perThread + parts * PackedGEMM.tileCount
+                + (trailing == nil ? 0 : parts * PackedGEMM.tileCount + sharedRows.count * bufferFloats)
         }
     }
 
     static func workspaceBytes(_ ctx: NodeContext, outputs: [ValueType]) -> Int {
         guard let l = try? Layout(ctx) else { return 0 }
-        return (ConvOperator.directRowsWorkspaceFloats(l.conv, threads: ctx.threads) + l.extraFloats(threads: ctx.threads)) * 4
+        return l.workspaceFloats * 4
     }
 
     static func packedWeights(_ ctx: NodeContext, _ s: ConvOperator.Shape, _ weight: UnsafePointer<Float>) -> PackedWeights {
@@ -154,10 +187,11 @@ enum ConvPoolOperator: Operator {
     {
         let l = try Layout(ctx)
         let floats = workspace.assumingMemoryBound(to: Float.self)
+        let tiles = floats + l.parts * l.perThread
         let rows = RowConvKernel(
             shape: l.conv, input: inputs[0]!.floats, packed: packedWeights(ctx, l.conv, UnsafePointer(inputs[1]!.floats)), bias: inputs[2]?.floats,
-            residual: nil, output: outputs[0].floats, activation: Activation.fused(in: ctx.node), workspace: floats,
-            threads: ctx.threads)
+            residual: nil, output: outputs[0].floats, activation: Activation.fused(in: ctx.node), workspace: tiles,
+            threads: ctx.threads, bufferRows: l.inputRows)
         var affine: ConvPoolKernel.Affine? = nil
         if let bn = l.normalization {
             let gamma = bn.constant(1)!.floats!, beta = bn.constant(2)!.floats!
@@ -168,7 +202,6 @@ enum ConvPoolOperator: Operator {
             let shift = (0..<gamma.count).map { beta[$0] - mean[$0] * scale[$0] }
             affine = ConvPoolKernel.Affine(scale: scale, shift: shift, activation: Activation.fused(in: bn.node))
         }
-        let extra = floats + ConvOperator.directRowsWorkspaceFloats(l.conv, threads: ctx.threads)
         var trailing: RowConvKernel? = nil
         if let t = l.trailing, let tc = l.trailingContext {
             // Its weights and bias are constants of the trailing node, not inputs of this step.
@@ -179,15 +212,12 @@ enum ConvPoolOperator: Operator {
             trailing = RowConvKernel(
                 shape: t, input: outputs[0].floats, packed: packed, bias: bias == nil ? nil : buffers.pointer, residual: nil,
                 output: outputs[0].floats,
-                activation: Activation.fused(in: tc.node), workspace: extra + ctx.threads * l.perThread, threads: ctx.threads,
+                activation: Activation.fused(in: tc.node), workspace: tiles + l.parts * PackedGEMM.tileCount, threads: ctx.threads,
                 bufferRows: t.geometry.kernel.h)
             return ConvPoolKernel(
-                rows: rows, layout: l, output: outputs[0].floats, affine: affine, trailing: trailing, kept: buffers,
-                workspace: extra, threads: ctx.threads)
+                rows: rows, layout: l, output: outputs[0].floats, affine: affine, trailing: trailing, kept: buffers, workspace: floats)
         }
-        return ConvPoolKernel(
-            rows: rows, layout: l, output: outputs[0].floats, affine: affine, trailing: nil, kept: nil, workspace: extra,
-            threads: ctx.threads)
+        return ConvPoolKernel(rows: rows, layout: l, output: outputs[0].floats, affine: affine, trailing: nil, kept: nil, workspace: floats)
     }
 }
 
@@ -220,15 +250,24 @@ final class ConvPoolKernel: Kernel {
     let trailing: RowConvKernel?
     let kept: KeptFloats?
     let workspace: UnsafeMutablePointer<Float>
-    let plannedThreads: Int
-    /// Trailing rows computed after the bands, their index in `shared`, and where those are.
+    /// Trailing rows whose windows are collected in `shared` (slot i holds sharedRows[i]);
+    /// `sharedSlot[oy]` is row oy's slot or -1.
     let sharedRows: [Int]
     let sharedSlot: [Int]
     let shared: UnsafeMutablePointer<Float>
+    /// Per shared row: pooled rows written into its window so far, and how many it has. The
+    /// thread that writes the last one computes the row, so nobody waits for anybody; a row
+    /// with none (its window all padding) is computed after the bands.
+    let written: [AtomicCount]
+    let expected: [Int]
+
+    final class AtomicCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
 
     init(
         rows: RowConvKernel, layout: ConvPoolOperator.Layout, output: UnsafeMutablePointer<Float>, affine: Affine?,
-        trailing: RowConvKernel?, kept: KeptFloats?, workspace: UnsafeMutablePointer<Float>, threads: Int
+        trailing: RowConvKernel?, kept: KeptFloats?, workspace: UnsafeMutablePointer<Float>
     ) {
         self.rows = rows
         self.layout = layout
@@ -237,45 +276,52 @@ final class ConvPoolKernel: Kernel {
         self.trailing = trailing
         self.kept = kept
         self.workspace = workspace
-        plannedThreads = threads
-        sharedRows = layout.sharedRows(parts: threads)
+        sharedRows = layout.sharedRows
         var slots = [Int](repeating: -1, count: trailing?.s.geometry.output.h ?? 0)
         for (i, oy) in sharedRows.enumerated() { slots[oy] = i }
         sharedSlot = slots
-        shared = workspace + threads * layout.perThread + (trailing == nil ? 0 : threads * PackedGEMM.tileCount)
+        shared = workspace + layout.parts * layout.perThread + 2 * layout.parts * PackedGEMM.tileCount
+        written = sharedRows.map { _ in AtomicCount() }
+        expected = sharedRows.map { layout.pooledRows(ofTrailingRow: $0).count }
     }
 
     func execute() {
-        let parts = plannedThreads
+        let parts = layout.parts
         for n in 0..<layout.conv.batch {
-            rows.splitPhases(image: n)
             shared.update(repeating: 0, count: sharedRows.count * layout.bufferFloats)
+            for w in written { w.value.store(0, ordering: .relaxed) }
             Parallel.forEach(parts) { threads in
-                for t in threads { self.run(band: t, of: parts, image: n) }
+                for t in threads { self.run(band: t, image: n) }
             }
-            if let trailing {
-                let g = trailing.s.geometry
-                let out = output + n * trailing.s.outChannels * g.outputArea
-                for (i, oy) in sharedRows.enumerated() {
-                    trailing.row(
-                        oy, image: n, into: out + oy * g.output.w, ldc: g.outputArea, thread: 0,
-                        base: shared + i * layout.bufferFloats)
-                }
-            }
+            for (i, oy) in sharedRows.enumerated() where expected[i] == 0 { computeTrailing(oy, image: n, window: i, thread: 0) }
         }
+    }
+
+    /// Trailing output row oy of image n from shared window i.
+    private func computeTrailing(_ oy: Int, image n: Int, window i: Int, thread t: Int) {
+        guard let trailing else { return }
+        let g = trailing.s.geometry
+        let out = output + n * trailing.s.outChannels * g.outputArea + oy * g.output.w
+        trailing.row(oy, image: n, into: out, ldc: g.outputArea, thread: t, base: shared + i * layout.bufferFloats)
     }
 
     /// Pooled rows of band t of image n, on planned thread t's scratch: the convolution rows
     /// they need, then each pooled row, into the output or into the trailing convolution's
     /// padded rows (and its output rows as their windows complete).
-    private func run(band t: Int, of parts: Int, image n: Int) {
-        let rowsOfBand = layout.band(t, of: parts)
+    private func run(band t: Int, image n: Int) {
+        let rowsOfBand = layout.band(t)
         guard !rowsOfBand.isEmpty else { return }
+        // This band's padded input rows, split into column phases in its own buffer.
+        let input = workspace + t * layout.perThread
+        let inputRows = ConvPoolOperator.Layout.paddedRows(layout.conv, layout.pool, band: rowsOfBand)
+        rows.splitPhases(image: n, paddedRows: inputRows, into: input)
+        let inputRowFloats = rows.phases.phases * rows.phases.width
+        let convStride = layout.conv.geometry.stride.h
         let g = layout.pool
         let m = layout.conv.outChannels
         let ow = g.input.w, kh = g.kernel.h
         let (ph, pw) = g.output
-        let ring = workspace + t * layout.perThread
+        let ring = input + layout.inputFloats
         let row = ring + layout.ringFloats
         let scratch = row + layout.rowFloats
         let buffer = scratch + layout.scratchFloats
@@ -306,7 +352,9 @@ final class ConvPoolKernel: Kernel {
                 let y0 = py * g.stride.h - g.padTop
                 let inside = g.windowRows(outputRow: py)
                 for r in (y0 + inside.lowerBound)..<(y0 + inside.upperBound) where r > computed {
-                    rows.row(r, image: n, into: ring + (r % kh) * ow, ldc: kh * ow, thread: t)
+                    rows.row(
+                        r, image: n, into: ring + (r % kh) * ow, ldc: kh * ow, thread: t,
+                        base: input + (r * convStride - inputRows.lowerBound) * inputRowFloats)
                     computed = r
                 }
                 for (i, ki) in inside.enumerated() { slots[i] = ((y0 + ki) % kh) * ow }
@@ -361,23 +409,10 @@ final class ConvPoolKernel: Kernel {
                 if owned && py == layout.pooledRows(ofTrailingRow: trailingRow).upperBound - 1 {
                     let out = output + n * trailing.s.outChannels * tg.outputArea + trailingRow * tg.output.w
                     trailing.row(trailingRow, image: n, into: out, ldc: tg.outputArea, thread: t, base: window)
+                } else if !owned && written[slot].value.add(1, ordering: .acquiringAndReleasing).newValue == expected[slot] {
+                    computeTrailing(trailingRow, image: n, window: slot, thread: t)
                 }
             }
         }
-    }
-}
-
-extension PaddedPhases {
-    /// Writes one input row (`count` floats of a channel) into padded row `row`, starting at
-    /// padded column `padLeft`, split into the column phases.
-    func scatter(_ src: UnsafePointer<Float>, count: Int, into buffer: UnsafeMutablePointer<Float>, channel c: Int, row: Int, padLeft: Int) {
-        if phases == 2 {
-            let even = buffer + offset(channel: c, row: row, column: padLeft)
-            let odd = buffer + offset(channel: c, row: row, column: padLeft + 1)
-            deinterleave(src, pairs: count / 2, even: even, odd: odd)
-            if count % 2 == 1 { even[count / 2] = src[count - 1] }
-            return
-        }
-        for x in 0..<count { buffer[offset(channel: c, row: row, column: x + padLeft)] = src[x] }
     }
 }

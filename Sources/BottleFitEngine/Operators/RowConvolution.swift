@@ -26,6 +26,20 @@ struct PaddedPhases {
 
     var floatsPerChannel: Int { rows * phases * width }
 
+    /// Writes one input row (`count` floats of a channel) into padded row `row`, starting at
+    /// padded column `padLeft`, split into the column phases.
+    func scatter(_ src: UnsafePointer<Float>, count: Int, into buffer: UnsafeMutablePointer<Float>, channel c: Int, row: Int, padLeft: Int) {
+        if phases == 2 {
+            // Input column x is padded column x + padLeft: phase (x + padLeft) % 2.
+            let first = buffer + offset(channel: c, row: row, column: padLeft)
+            let second = buffer + offset(channel: c, row: row, column: padLeft + 1)
+            deinterleave(src, pairs: count / 2, even: first, odd: second)
+            if count % 2 == 1 { first[count / 2] = src[count - 1] }
+            return
+        }
+        for x in 0..<count { buffer[offset(channel: c, row: row, column: x + padLeft)] = src[x] }
+    }
+
     /// Float offset of padded input (c, row, column) in the buffer.
     func offset(channel c: Int, row: Int, column: Int) -> Int {
         ((c * rows + row) * phases + column % phases) * width + column / phases
@@ -150,6 +164,27 @@ final class RowConvKernel: Kernel {
                     let src = line + first
                     for j in 0..<count { phase[j] = src[j * sw] }
                 }
+            }
+        }
+    }
+
+    /// Copies padded rows `paddedRows` of image n (all channels) into `buffer`, a
+    /// `PaddedPhases` of `phases.rows` rows (this kernel made with `bufferRows`), its row 0
+    /// being padded row `paddedRows.lowerBound`: one thread's share, serially.
+    func splitPhases(image n: Int, paddedRows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
+        let g = s.geometry
+        let (ih, iw) = g.input
+        let p = phases
+        let x = input + n * s.channels * ih * iw
+        let rowFloats = p.phases * p.width
+        for c in 0..<s.channels {
+            for r in paddedRows {
+                let local = r - paddedRows.lowerBound
+                let dst = buffer + p.offset(channel: c, row: local, column: 0)
+                dst.update(repeating: 0, count: rowFloats)
+                let y = r - g.padTop
+                guard y >= 0 && y < ih else { continue }
+                p.scatter(x + (c * ih + y) * iw, count: iw, into: buffer, channel: c, row: local, padLeft: g.padLeft)
             }
         }
     }
