@@ -50,8 +50,18 @@ public enum MaxPoolRow {
             // The window's rows combined.
             let first = base + rowOffsets[0]
             if rowCount == 3 {
+                // Whole vectors, then the rest (the compiler's loop left 16 of 112 to 4-wide steps).
                 let second = base + rowOffsets[1], third = base + rowOffsets[2]
-                for x in 0..<iw { row[x] = larger(larger(first[x], second[x]), third[x]) }
+                var x = 0
+                while x + 16 <= iw {
+                    let v = larger(larger(load16(first + x), load16(second + x)), load16(third + x))
+                    UnsafeMutableRawPointer(row + x).storeBytes(of: v, as: SIMD16<Float>.self)
+                    x += 16
+                }
+                while x < iw {
+                    row[x] = larger(larger(first[x], second[x]), third[x])
+                    x += 1
+                }
             } else {
                 for x in 0..<iw { row[x] = first[x] }
                 for i in 1..<max(1, rowCount) {
@@ -63,16 +73,30 @@ public enum MaxPoolRow {
             let out = output + j * outputChannelStride
             let a = scale?[j] ?? 1, b = shift?[j] ?? 0
             if sw == 2 && kw == 3 {
-                // ResNet's 3x3/2 pool: one pass.
+                // ResNet's 3x3/2 pool: one pass. Blocks of 8 outputs: 16 floats split into their
+                // even (tap 0) and odd (tap 1) halves, and the even half 2 floats on (tap 2).
+                var ox = 0
+                while ox + 8 <= pw {
+                    let p = scratch + 2 * ox
+                    let here = load16(p), next = load16(p + 2)
+                    var m = larger(larger(here.evenHalf, here.oddHalf), next.evenHalf)
+                    if scale != nil {
+                        m = m * SIMD8(repeating: a) + SIMD8(repeating: b)
+                        if relu { m = larger(m, SIMD8()) }
+                    }
+                    UnsafeMutableRawPointer(out + ox).storeBytes(of: m, as: SIMD8<Float>.self)
+                    ox += 8
+                }
+                if ox == pw { continue }
                 if scale == nil {
-                    for ox in 0..<pw { out[ox] = larger(larger(scratch[2 * ox], scratch[2 * ox + 1]), scratch[2 * ox + 2]) }
+                    for ox in ox..<pw { out[ox] = larger(larger(scratch[2 * ox], scratch[2 * ox + 1]), scratch[2 * ox + 2]) }
                 } else if relu {
-                    for ox in 0..<pw {
+                    for ox in ox..<pw {
                         let m = larger(larger(scratch[2 * ox], scratch[2 * ox + 1]), scratch[2 * ox + 2])
                         out[ox] = larger(m * a + b, 0)
                     }
                 } else {
-                    for ox in 0..<pw { out[ox] = larger(larger(scratch[2 * ox], scratch[2 * ox + 1]), scratch[2 * ox + 2]) * a + b }
+                    for ox in ox..<pw { out[ox] = larger(larger(scratch[2 * ox], scratch[2 * ox + 1]), scratch[2 * ox + 2]) * a + b }
                 }
                 continue
             }
@@ -94,6 +118,16 @@ public enum MaxPoolRow {
             }
         }
     }
+
+    @inline(__always)
+    static func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
+
+    /// Lane-wise a > b ? a : b.
+    @inline(__always)
+    static func larger(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { b.replacing(with: a, where: a .> b) }
+
+    @inline(__always)
+    static func larger(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { b.replacing(with: a, where: a .> b) }
 
     /// a > b ? a : b, as the engine's pooling does (one `maxps`).
     @inline(__always)
