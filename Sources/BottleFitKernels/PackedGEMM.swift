@@ -259,6 +259,40 @@ public enum PackedGEMM {
         }
     }
 
+    /// Whether `multiplyIndirectRows` takes these dimensions: rows in whole panels, one depth
+    /// block, and rows of whole vectors that do not already fill 48-wide blocks.
+    public static func takesThreeRows(rows m: Int, depth k: Int, columns n: Int) -> Bool {
+        m % panelRows == 0 && depthBlocks(k).count == 1 && n % 16 == 0 && n % panelColumns != 0
+    }
+
+    /// `multiplyIndirect` for three output rows at once (`takesThreeRows`, no residual): row i
+    /// reads B at `bases[i]` and writes C at `c[i]` (all with `ldc`). Their 3·n/16 vectors go
+    /// through the 8 x 48 kernel three at a time, wherever a row ends: a 112-wide row alone
+    /// leaves 64 columns to the slower 8 x 32 kernel (1.7% of the stem).
+    public static func multiplyIndirectRows(
+        packedA: UnsafePointer<Float>, rows m: Int, depth k: Int, bases: UnsafePointer<UnsafePointer<Float>>,
+        offsets: UnsafePointer<Int>, columns n: Int, c: UnsafePointer<UnsafeMutablePointer<Float>>, ldc: Int,
+        epilogue: Epilogue, tile: UnsafeMutablePointer<Float>
+    ) {
+        let perRow = n / 16
+        @inline(__always) func place(_ v: Int) -> (row: Int, column: Int) { (v / perRow, v % perRow * 16) }
+        for panel in 0..<panels(rows: m) {
+            let a = packedA + panel * k * panelRows
+            var e = epilogue
+            e.bias = epilogue.bias.map { $0 + panel * panelRows }
+            for block in 0..<perRow {
+                let (r0, q0) = place(3 * block), (r1, q1) = place(3 * block + 1), (r2, q2) = place(3 * block + 2)
+                let b = SplitRows(
+                    bases: (UnsafeRawPointer(bases[r0] + q0), UnsafeRawPointer(bases[r1] + q1), UnsafeRawPointer(bases[r2] + q2)),
+                    offsets: offsets)
+                let out = c[r0] + q0
+                var sink = TileSink(direct: out + panel * panelRows * ldc, ldc: ldc, epilogue: e, tile: tile)
+                sink.offsets = (0, (c[r1] + q1 - out) * 4, (c[r2] + q2 - out) * 4)
+                kernel8x48(k, a, b, sink)
+            }
+        }
+    }
+
     // The microkernels: an 8 x W tile of A·B over kc steps into `tile` (row stride 48),
     // specialised for where B's rows are (packed panels or rows of an input).
 
@@ -272,10 +306,10 @@ public enum PackedGEMM {
         var pa = a
         for k in 0..<kc {
             bottlefit_prefetch(pa + 512)
-            let pb = b.row(k)
-            let b0 = pb.loadUnaligned(as: V.self)
-            let b1 = pb.loadUnaligned(fromByteOffset: 64, as: V.self)
-            let b2 = pb.loadUnaligned(fromByteOffset: 128, as: V.self)
+            let (p0, p1, p2) = b.vectors(k)
+            let b0 = p0.loadUnaligned(as: V.self)
+            let b1 = p1.loadUnaligned(as: V.self)
+            let b2 = p2.loadUnaligned(as: V.self)
             var s = V(repeating: pa[0])
             c00.addProduct(s, b0); c01.addProduct(s, b1); c02.addProduct(s, b2)
             s = V(repeating: pa[1])
@@ -317,9 +351,9 @@ public enum PackedGEMM {
                 z = z.replacing(with: 0, where: z .< 0)
             }
             let d = UnsafeMutableRawPointer(c + r * sink.ldc)
-            d.storeBytes(of: x, as: V.self)
-            d.storeBytes(of: y, toByteOffset: 64, as: V.self)
-            d.storeBytes(of: z, toByteOffset: 128, as: V.self)
+            d.storeBytes(of: x, toByteOffset: sink.offsets.0, as: V.self)
+            d.storeBytes(of: y, toByteOffset: sink.offsets.1, as: V.self)
+            d.storeBytes(of: z, toByteOffset: sink.offsets.2, as: V.self)
         }
         put(0, c00, c01, c02); put(1, c10, c11, c12); put(2, c20, c21, c22); put(3, c30, c31, c32)
         put(4, c40, c41, c42); put(5, c50, c51, c52); put(6, c60, c61, c62); put(7, c70, c71, c72)
@@ -488,6 +522,9 @@ struct TileSink {
     let residual: UnsafePointer<Float>?
     let residualStride: Int
     let relu: Bool
+    /// Where the three vectors of a row of C go, in bytes from its start (apart for
+    /// `SplitRows`, whose vectors come from different output rows).
+    var offsets = (0, 64, 128)
 
     init(tile: UnsafeMutablePointer<Float>) {
         self.tile = tile
@@ -513,6 +550,27 @@ struct TileSink {
 /// Where row k of a microkernel's B operand starts.
 protocol BRows {
     func row(_ k: Int) -> UnsafeRawPointer
+    /// The three 16-float vectors of row k the 8 x 48 kernel reads.
+    func vectors(_ k: Int) -> (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer)
+}
+
+extension BRows {
+    @inline(__always) func vectors(_ k: Int) -> (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer) {
+        let p = row(k)
+        return (p, p + 64, p + 128)
+    }
+}
+
+/// Three vectors from three places, each at `base + offsets[k]` floats: 48 columns of C
+/// taken from up to three output rows of a direct convolution.
+struct SplitRows: BRows {
+    let bases: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer)
+    let offsets: UnsafePointer<Int>
+    @inline(__always) func row(_ k: Int) -> UnsafeRawPointer { bases.0 + offsets[k] * 4 }
+    @inline(__always) func vectors(_ k: Int) -> (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer) {
+        let o = offsets[k] * 4
+        return (bases.0 + o, bases.1 + o, bases.2 + o)
+    }
 }
 
 /// Rows of a packed panel, `stride` bytes apart.

@@ -76,6 +76,10 @@ enum ConvPoolOperator: Operator {
         /// Threads the work is cut for, and the padded input rows the largest band reads.
         let parts: Int
         let inputRows: Int
+        /// Whether convolution rows are computed three at a time (`RowConvKernel.takesThreeRows`),
+        /// and the rows the ring holds: a window's, plus two computed ahead when they are.
+        let threeRows: Bool
+        let ringRows: Int
         /// Per thread: the ring of convolution rows, one combined row, pooling scratch, and with
         /// a trailing convolution, its padded-row buffer and one pooled row of every channel.
         let inputFloats: Int, ringFloats: Int, rowFloats: Int, scratchFloats: Int, bufferFloats: Int, pooledFloats: Int
@@ -100,7 +104,10 @@ enum ConvPoolOperator: Operator {
             for t in 0..<parts { widest = Swift.max(widest, Self.paddedRows(conv, pool, band: Self.band(pool, t, of: parts)).count) }
             inputRows = widest
             inputFloats = rounded(conv.channels * PaddedPhases(conv.geometry, rows: widest).floatsPerChannel)
-            ringFloats = rounded(conv.outChannels * pool.kernel.h * conv.geometry.output.w)
+            let k = conv.channels * conv.geometry.kernelArea
+            threeRows = PackedGEMM.takesThreeRows(rows: conv.outChannels, depth: k, columns: conv.geometry.output.w)
+            ringRows = pool.kernel.h + (threeRows ? 2 : 0)
+            ringFloats = rounded(conv.outChannels * ringRows * conv.geometry.output.w)
             rowFloats = rounded(conv.geometry.output.w)
             rowKernel = MaxPoolRow.Geometry(
                 inputWidth: pool.input.w, outputWidth: pool.output.w, kernelWidth: pool.kernel.w, stride: pool.stride.w,
@@ -319,7 +326,7 @@ final class ConvPoolKernel: Kernel {
         let convStride = layout.conv.geometry.stride.h
         let g = layout.pool
         let m = layout.conv.outChannels
-        let ow = g.input.w, kh = g.kernel.h
+        let ow = g.input.w, kh = layout.ringRows
         let (ph, pw) = g.output
         let ring = input + layout.inputFloats
         let row = ring + layout.ringFloats
@@ -334,7 +341,11 @@ final class ConvPoolKernel: Kernel {
         let tg = trailing?.s.geometry
         withUnsafeTemporaryAllocation(of: Int.self, capacity: kh) { slots in
             // Convolution row r lives in ring slot r % kh: channel j's copy at ring + (j·kh + slot)·ow.
-            var computed = Int.min  // the last convolution row in the ring
+            let convolutionRows = ConvPoolOperator.Layout.convolutionRows(g, band: rowsOfBand)
+            var computed = convolutionRows.lowerBound - 1  // the last convolution row in the ring
+            func base(_ r: Int) -> UnsafePointer<Float> {
+                UnsafePointer(input + (r * convStride - inputRows.lowerBound) * inputRowFloats)
+            }
             var filling = -1  // the trailing output row whose window `buffer` holds
             for py in rowsOfBand {
                 // Where this pooled row goes: the output, or row ky of a trailing row's window.
@@ -351,11 +362,26 @@ final class ConvPoolKernel: Kernel {
                 }
                 let y0 = py * g.stride.h - g.padTop
                 let inside = g.windowRows(outputRow: py)
-                for r in (y0 + inside.lowerBound)..<(y0 + inside.upperBound) where r > computed {
-                    rows.row(
-                        r, image: n, into: ring + (r % kh) * ow, ldc: kh * ow, thread: t,
-                        base: input + (r * convStride - inputRows.lowerBound) * inputRowFloats)
-                    computed = r
+                while !inside.isEmpty && computed < y0 + inside.upperBound - 1 {
+                    let r = computed + 1
+                    if layout.threeRows && r + 2 < convolutionRows.upperBound {
+                        // Ahead by up to two rows: the ring has room for them.
+                        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 3) { bases in
+                            withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: 3) { outs in
+                                for i in 0..<3 {
+                                    bases[i] = base(r + i)
+                                    outs[i] = ring + ((r + i) % kh) * ow
+                                }
+                                rows.rows(
+                                    r, image: n, into: UnsafePointer(outs.baseAddress!), ldc: kh * ow, thread: t,
+                                    bases: UnsafePointer(bases.baseAddress!))
+                            }
+                        }
+                        computed = r + 2
+                    } else {
+                        rows.row(r, image: n, into: ring + (r % kh) * ow, ldc: kh * ow, thread: t, base: base(r))
+                        computed = r
+                    }
                 }
                 for (i, ki) in inside.enumerated() { slots[i] = ((y0 + ki) % kh) * ow }
                 if vectorised.isSupported && !inside.isEmpty {

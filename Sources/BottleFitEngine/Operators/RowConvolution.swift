@@ -189,6 +189,31 @@ final class RowConvKernel: Kernel {
         }
     }
 
+    /// Whether `rows(_:image:into:ldc:thread:bases:)` can do three output rows at once.
+    var takesThreeRows: Bool {
+        residual == nil && PackedGEMM.takesThreeRows(rows: s.outChannels, depth: packed.depth, columns: s.geometry.output.w)
+    }
+
+    /// Output rows oy, oy + 1 and oy + 2 (`takesThreeRows`), reading padded rows from
+    /// `bases[i]` and writing channel j of row oy + i to `c[i] + j·ldc`.
+    func rows(
+        _ oy: Int, image n: Int, into c: UnsafePointer<UnsafeMutablePointer<Float>>, ldc: Int, thread: Int,
+        bases: UnsafePointer<UnsafePointer<Float>>
+    ) {
+        let ow = s.geometry.output.w
+        let epilogue = PackedGEMM.Epilogue(bias: bias.map { UnsafePointer($0) }, relu: activation.packedEpilogueRelu)
+        offsets.withUnsafeBufferPointer { table in
+            PackedGEMM.multiplyIndirectRows(
+                packedA: packed.pointer, rows: s.outChannels, depth: packed.depth, bases: bases, offsets: table.baseAddress!,
+                columns: ow, c: c, ldc: ldc, epilogue: epilogue, tile: tiles + thread * PackedGEMM.tileCount)
+        }
+        if activation.needsPassAfterPackedEpilogue {
+            for i in 0..<3 {
+                for j in 0..<s.outChannels { activation.apply(c[i] + j * ldc, ow) }
+            }
+        }
+    }
+
     /// Output row oy of image n (after `splitPhases(image: n)`), all output channels, with
     /// bias, residual and activation: channel j's row goes to c + j·ldc. `thread` picks the
     /// tile scratch, one per planned thread. `base`, if given, is where the row's padded
