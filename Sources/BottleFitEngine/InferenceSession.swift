@@ -156,12 +156,17 @@ public final class ExecutionPlan {
     public let arenaBytes: Int
     /// Bytes the same values would take with a buffer each (what liveness-based reuse saves).
     public let unsharedBytes: Int
+    /// Bytes of constants (weights, folded values) the plan reads while it runs. Weights a
+    /// kernel packs or transforms for itself are not kept in their plain form.
+    public let constantBytes: Int
 
     init(
         inputTypes: [(String, ValueType)], outputTypes: [(String, ValueType)], steps: [any Kernel], stepNames: [String],
-        pointers: [String: UnsafeMutableRawPointer], owned: [AlignedBuffer], arenaBytes: Int, unsharedBytes: Int
+        pointers: [String: UnsafeMutableRawPointer], owned: [AlignedBuffer], arenaBytes: Int, unsharedBytes: Int,
+        constantBytes: Int
     ) {
         self.unsharedBytes = unsharedBytes
+        self.constantBytes = constantBytes
         self.inputTypes = inputTypes.map { (name: $0.0, type: $0.1) }
         self.outputTypes = outputTypes.map { (name: $0.0, type: $0.1) }
         self.steps = steps

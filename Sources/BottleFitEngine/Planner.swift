@@ -143,10 +143,36 @@ struct Planner {
         for (name, b) in blockOf { pointers[name] = arena.pointer + offsets[b] }
         for (name, r) in root { pointers[name] = pointers[r] }
 
+        // Constants that every reader reads only while its kernel is built (weights it packs):
+        // their buffers live until the kernels exist, then go (a tail worker holds its
+        // weights once fewer).
+        var readers: [String: [(step: Int, input: Int)]] = [:]
+        for (i, st) in steps.enumerated() {
+            for (j, name) in st.node.inputs.enumerated() where !name.isEmpty && constants[name] != nil {
+                readers[name, default: []].append((i, j))
+            }
+        }
+        let planningOnly = Set(
+            readers.filter { name, uses in
+                !graphOutputs.contains(name)
+                    && uses.allSatisfy { steps[$0.step].op.inputsReadOnlyWhilePlanning(steps[$0.step].context).contains($0.input) }
+            }.keys)
+        var whilePlanning: [String: AlignedBuffer] = [:]
+        var constantBytes = 0
+        var lastReader: [Int: [String]] = [:]
+        for name in planningOnly { lastReader[readers[name]!.map(\.step).max()!, default: []].append(name) }
+
         // Constants read at run time: initializers shared through the session, folded values owned here.
         func constantPointer(_ name: String) -> UnsafeMutableRawPointer {
             if let p = pointers[name] { return p }
             let t = constants[name]!
+            if planningOnly.contains(name) {
+                let buffer = AlignedBuffer(copying: t)
+                whilePlanning[name] = buffer
+                pointers[name] = buffer.pointer
+                return buffer.pointer
+            }
+            constantBytes += t.count * t.elementType.byteSize
             let buffer: AlignedBuffer
             if let initial = graph.initializers[name], initial == t {
                 buffer = session.constantBuffer(name, t)
@@ -177,13 +203,17 @@ struct Planner {
                 Operand(type: s.outputTypes[j], pointer: name.isEmpty ? workspace.pointer : pointers[name]!, constant: nil)
             }
             kernels.append(try s.op.kernel(s.context, inputs: ins, outputs: outs, workspace: workspace.pointer))
+            for name in lastReader[kernels.count - 1] ?? [] {
+                whilePlanning[name] = nil
+                pointers[name] = nil
+            }
         }
         for v in graph.outputs where pointers[v.name] == nil { _ = constantPointer(v.name) }
         return ExecutionPlan(
             inputTypes: graph.inputs.map { ($0.name, types[$0.name]!) },
             outputTypes: graph.outputs.map { ($0.name, types[$0.name]!) },
             steps: kernels, stepNames: steps.map { "\($0.node.opType) \($0.node.name)" }, pointers: pointers,
-            owned: owned, arenaBytes: total, unsharedBytes: unshared)
+            owned: owned, arenaBytes: total, unsharedBytes: unshared, constantBytes: constantBytes)
     }
 
     /// Conv → MaxPool (→ BatchNormalization) (→ Conv) becomes one `ConvPoolOperator` step when

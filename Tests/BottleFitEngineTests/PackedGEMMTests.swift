@@ -135,18 +135,23 @@ struct PackedGEMMTests {
 /// A worker plans every batch size it sees: the packed weights are made once per session.
 @Suite(.serialized, .enabled(if: KernelSelection.cpuSupportsPacked, "needs AVX-512"))
 struct PreparedWeightsTests {
+    /// A 1x1 convolution 16 -> 24 channels, no bias, over 20x20 maps of any batch.
+    static func pointwise(_ w: [Float]) -> Graph {
+        Graph(
+            name: "pointwise",
+            nodes: [Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: ["kernel_shape": .ints([1, 1])])],
+            inputs: [ValueInfo(name: "x", shape: [.symbolic("batch"), .fixed(16), .fixed(20), .fixed(20)])],
+            outputs: [ValueInfo(name: "y", shape: nil)],
+            initializers: ["w": Tensor(shape: [24, 16, 1, 1], floats: w)])
+    }
+
     @Test func plansOfOneSessionSharePackedWeights() throws {
         let previous = KernelSelection.gemm
         KernelSelection.gemm = .packed
         defer { KernelSelection.gemm = previous }
         var rng = SeededGenerator(seed: 5)
         let w = (0..<24 * 16).map { _ in rng.nextNormal() }
-        let graph = Graph(
-            name: "pointwise",
-            nodes: [Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: ["kernel_shape": .ints([1, 1])])],
-            inputs: [ValueInfo(name: "x", shape: [.symbolic("batch"), .fixed(16), .fixed(20), .fixed(20)])],
-            outputs: [ValueInfo(name: "y", shape: nil)],
-            initializers: ["w": Tensor(shape: [24, 16, 1, 1], floats: w)])
+        let graph = Self.pointwise(w)
         let session = try InferenceSession(graph: graph)
         for batch in 1...4 { _ = try session.plan(batch: batch) }
         #expect(session.preparedWeights.count == 1)
@@ -163,6 +168,28 @@ struct PreparedWeightsTests {
             }
         }
         #expect(worst < 1e-4)
+    }
+
+    /// Weights a kernel packs are not kept in plain form by the plan (they are freed once
+    /// the kernels are built); those OpenBLAS reads at run time are. The results are right
+    /// either way, also from a second plan made after the first freed its copy.
+    @Test func packedWeightsAreNotKeptPlain() throws {
+        var rng = SeededGenerator(seed: 8)
+        let w = (0..<24 * 16).map { _ in rng.nextNormal() }
+        let graph = Self.pointwise(w)
+        let x = (0..<2 * 16 * 400).map { _ in rng.nextNormal() }
+        let expected = directConvolution(
+            x, batch: 2, channels: 16, size: 20, weights: w, bias: [Float](repeating: 0, count: 24), outChannels: 24, kernel: 1,
+            stride: 1, pad: 0)
+        try forEachGEMMAndThreadCount(threadCounts: [1]) { gemm, _ in
+            let session = try InferenceSession(graph: graph)
+            let first = try session.plan(batch: 1)
+            #expect(first.constantBytes == (gemm == .packed ? 0 : w.count * 4), "\(gemm): \(first.constantBytes) bytes kept")
+            let second = try session.plan(batch: 2)
+            try second.setInput("x", Tensor(shape: [2, 16, 20, 20], floats: x))
+            second.execute()
+            expectClose(second.output("y")!.floats!, expected, "\(gemm)")
+        }
     }
 }
 

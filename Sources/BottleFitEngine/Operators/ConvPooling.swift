@@ -179,6 +179,10 @@ enum ConvPoolOperator: Operator {
         }
     }
 
+    /// The first convolution's weights are read only while they are packed (the others'
+    /// are constants of their nodes, not inputs of the step).
+    static func inputsReadOnlyWhilePlanning(_ ctx: NodeContext) -> Set<Int> { [1] }
+
     static func workspaceBytes(_ ctx: NodeContext, outputs: [ValueType]) -> Int {
         guard let l = try? Layout(ctx) else { return 0 }
         return l.workspaceFloats * 4

@@ -64,6 +64,13 @@ enum ConvOperator: Operator {
         constantWeights && s.groups == 1 && ctx.gemm == .packed
     }
 
+    /// Constant weights that are packed or Winograd-transformed are read only then.
+    static func inputsReadOnlyWhilePlanning(_ ctx: NodeContext) -> Set<Int> {
+        guard ctx.constant(1) != nil, let s = try? shape(ctx) else { return [] }
+        let packed = usesPackedWeights(s, ctx, constantWeights: true)
+        return packed || Winograd.outputTile(s, packed: packed) != nil ? [1] : []
+    }
+
     static func workspaceBytes(_ ctx: NodeContext, outputs: [ValueType]) -> Int {
         guard let s = try? shape(ctx) else { return 0 }
         let depthwise = s.groups > 1 && s.groups == s.channels && s.groups == s.outChannels

@@ -61,6 +61,12 @@ enum GemmOperator: Operator {
         ctx.gemm == .packed && ctx.constant(1) != nil && s.k > 0 && s.m > 0 && s.n > 0
     }
 
+    /// A packed constant B is read only while it is packed.
+    static func inputsReadOnlyWhilePlanning(_ ctx: NodeContext) -> Set<Int> {
+        guard let s = try? shape(ctx), usesPackedWeights(s, ctx) else { return [] }
+        return [1]
+    }
+
     static func workspaceBytes(_ ctx: NodeContext, outputs: [ValueType]) -> Int {
         guard let s = try? shape(ctx), usesPackedWeights(s, ctx) else { return 0 }
         return (s.n * s.m + PackedWeights.workspaceFloats(rows: s.n, depth: s.k, columns: s.m, threads: ctx.threads)) * 4

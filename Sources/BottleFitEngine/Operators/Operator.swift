@@ -137,10 +137,15 @@ protocol Operator {
     /// Builds the kernel over planned memory.
     static func kernel(_ ctx: NodeContext, inputs: [Operand?], outputs: [Operand], workspace: UnsafeMutableRawPointer)
         throws(EngineError) -> any Kernel
+    /// Constant inputs the kernel reads only while it is built (weights it packs or
+    /// transforms into prepared weights of its own), never when it runs: the plan need not
+    /// keep them.
+    static func inputsReadOnlyWhilePlanning(_ ctx: NodeContext) -> Set<Int>
 }
 
 extension Operator {
     static func workspaceBytes(_ ctx: NodeContext, outputs: [ValueType]) -> Int { 0 }
+    static func inputsReadOnlyWhilePlanning(_ ctx: NodeContext) -> Set<Int> { [] }
 }
 
 /// Operators whose output shares the input's memory (no copy at run time).
