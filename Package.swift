@@ -166,7 +166,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BottleFitMetricsTests",
-            dependencies: ["BottleFitMetrics", "BottleFitMetricsServer", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["BottleFitTestSupport", "BottleFitMetrics", "BottleFitMetricsServer", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
         ),
         // Real `bottlefit` processes (built next to the tests) killed, overloaded and fed garbage mid-stream.
         .testTarget(

@@ -1,65 +1,14 @@
 import BottleFitCore
 import BottleFitMetrics
+import BottleFitTestSupport
 import Foundation
 import Testing
 
-/// A plain HTTP/1.1 client over a TCP socket to 127.0.0.1, bounded in time: what a scraper does.
+/// Scraping the roles' metrics endpoints (`RawHTTP` does the HTTP).
 enum Scrape {
-    struct Response {
-        var status: Int
-        var headers: [String: String]
-        var body: String
-    }
-
-    /// Sends `request` and reads until the server closes; nil if nothing parseable came back.
-    static func exchange(port: UInt16, _ request: [UInt8], halfClose: Bool = true) -> Response? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return nil }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var offset = 0
-        while offset < request.count {
-            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + offset, request.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { break }
-            offset += n
-        }
-        if halfClose { shutdown(fd, Int32(SHUT_WR)) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { return nil }
-        let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
-        let status = lines[0].split(separator: " ")
-        guard status.count >= 2, status[0] == "HTTP/1.1", let code = Int(status[1]) else { return nil }
-        var headers: [String: String] = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return Response(status: code, headers: headers, body: String(text[split.upperBound...]))
-    }
-
-    static func get(port: UInt16, _ path: String) -> Response? {
-        exchange(port: port, Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAccept: text/plain\r\n\r\n".utf8))
-    }
-
     /// Scrapes /metrics and checks it against the format; the families, or nil (recorded as an issue).
     static func metrics(port: UInt16, _ who: String, sourceLocation: SourceLocation = #_sourceLocation) -> Metrics? {
-        guard let r = get(port: port, "/metrics") else {
+        guard let r = RawHTTP.get(port: port, "/metrics") else {
             Issue.record("\(who): no answer on /metrics", sourceLocation: sourceLocation)
             return nil
         }
@@ -125,12 +74,12 @@ extension PipelineTests {
 
         // Every role is healthy once it serves; until then it says it is starting (bounded wait).
         for (role, port) in ports {
-            var health = Scrape.get(port: port, "/healthz")
+            var health = RawHTTP.get(port: port, "/healthz")
             let until = Date().addingTimeInterval(20)
             while health?.status == 503, Date() < until {
                 #expect(health?.body == "starting \(role)\n", "\(role): \(String(describing: health))")
                 Thread.sleep(forTimeInterval: 0.05)
-                health = Scrape.get(port: port, "/healthz")
+                health = RawHTTP.get(port: port, "/healthz")
             }
             #expect(health?.status == 200 && health?.body == "ok \(role)\n", "\(role): \(String(describing: health))")
         }
@@ -203,7 +152,7 @@ extension PipelineTests {
         for round in 0..<160 where Date() < until {
             let (role, port) = ports[round % ports.count]
             let request = Self.httpGarbage(round: round, rng: &rng)
-            if let r = Scrape.exchange(port: port, request) { answered[r.status, default: 0] += 1 }
+            if let r = RawHTTP.exchange(port: port, request, halfClose: true) { answered[r.status, default: 0] += 1 }
             if round % 40 == 39 {
                 for (role, process) in zip(["broker", "worker", "controller", "device"], [b, w, ctl, cam]) {
                     try #require(process.isRunning, "\(role) died on HTTP garbage: \(process.stderr.suffix(2000))")
@@ -224,7 +173,7 @@ extension PipelineTests {
         // SIGTERM: every role stops cleanly and its endpoint goes away.
         for (process, port) in [(cam, cameraPort), (ctl, controllerPort), (w, workerPort), (b, brokerPort)] {
             #expect(process.stop() == 0, "\(process.name): \(process.stderr.suffix(2000))")
-            #expect(Scrape.get(port: port, "/healthz") == nil, "\(process.name) still answers after it stopped")
+            #expect(RawHTTP.get(port: port, "/healthz") == nil, "\(process.name) still answers after it stopped")
         }
         #expect(summary(b.stdout, prefix: "received=") != nil)
         checkCamera(cam, "cam1")
