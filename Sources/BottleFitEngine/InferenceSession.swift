@@ -18,16 +18,22 @@ public final class InferenceSession {
     private var valuePlans: [String: ExecutionPlan] = [:]
     private var constantBuffers: [String: AlignedBuffer] = [:]
 
+    /// The GEMM this session's plans use for constant weights: the one given when it was
+    /// made, else `KernelSelection.gemm` when each plan is made. (`.packed` on a CPU without
+    /// AVX-512 means OpenBLAS.)
+    public let gemm: KernelSelection.GEMM?
+
     /// Loads and validates a graph; fails naming the first unsupported operator or attribute.
-    public init(graph: Graph, optimize: Bool = true) throws(EngineError) {
+    public init(graph: Graph, optimize: Bool = true, gemm: KernelSelection.GEMM? = nil) throws(EngineError) {
         try OperatorRegistry.validate(graph)
         self.graph = graph
         optimizedGraph = optimize ? GraphOptimizer.optimize(graph) : graph
+        self.gemm = gemm.map { $0 == .packed && !KernelSelection.cpuSupportsPacked ? .openblas : $0 }
     }
 
     /// Loads an `.onnx` file.
-    public convenience init(contentsOf url: URL, optimize: Bool = true) throws(EngineError) {
-        try self.init(graph: try ONNXImporter.load(contentsOf: url), optimize: optimize)
+    public convenience init(contentsOf url: URL, optimize: Bool = true, gemm: KernelSelection.GEMM? = nil) throws(EngineError) {
+        try self.init(graph: try ONNXImporter.load(contentsOf: url), optimize: optimize, gemm: gemm)
     }
 
     /// Sets the number of threads the engine uses in this process. The engine splits the

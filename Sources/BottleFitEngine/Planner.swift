@@ -50,6 +50,7 @@ struct Planner {
             var ctx = NodeContext(
                 node: node, inputs: inTypes, constants: node.inputs.map { $0.isEmpty ? nil : constants[$0] },
                 opset: graph.opsetVersion)
+            ctx.gemm = session.gemm ?? ctx.gemm
             // Plans made with constant input values may fold different weights: they prepare their own.
             ctx.prepared = constantInputs.isEmpty ? session.preparedWeights : nil
             let outTypes = try op.infer(ctx)

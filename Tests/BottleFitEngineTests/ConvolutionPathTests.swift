@@ -92,7 +92,7 @@ import Testing
             ])
         let expected = Self.reference(c, x: x, w: w, b: b, r: r, outSize: outSize)
         try forEachGEMMAndThreadCount { gemm, threads in
-            let session = try InferenceSession(graph: graph)
+            let session = try InferenceSession(graph: graph, gemm: gemm)
             let out = try session.run([
                 "x": Tensor(shape: [c.batch, c.channels, c.size, c.size], floats: x),
                 "r": Tensor(shape: [c.batch, c.outChannels, outSize, outSize], floats: r),

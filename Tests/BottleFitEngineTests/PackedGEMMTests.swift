@@ -124,7 +124,7 @@ struct PackedGEMMTests {
                 "b": Tensor(shape: transB ? [n, k] : [k, n], floats: b), "c": Tensor(shape: [n], floats: c),
             ])
         try forEachGEMMAndThreadCount { gemm, threads in
-            let session = try InferenceSession(graph: graph)
+            let session = try InferenceSession(graph: graph, gemm: gemm)
             let got = try session.run(["a": Tensor(shape: transA ? [k, m] : [m, k], floats: a)])["y"]!.floats!
             let worst = zip(got, expected).map { abs($0 - $1) }.max() ?? .infinity
             #expect(got.count == expected.count && worst <= 1e-4, "\(gemm) threads \(threads) trans \(trans): max error \(worst)")
@@ -146,15 +146,12 @@ struct PreparedWeightsTests {
     }
 
     @Test func plansOfOneSessionSharePackedWeights() throws {
-        let previous = KernelSelection.gemm
-        KernelSelection.gemm = .packed
-        defer { KernelSelection.gemm = previous }
         var rng = SeededGenerator(seed: 5)
         let w = (0..<24 * 16).map { _ in rng.nextNormal() }
         let graph = Self.pointwise(w)
-        let session = try InferenceSession(graph: graph)
+        let session = try InferenceSession(graph: graph, gemm: .packed)
         for batch in 1...4 { _ = try session.plan(batch: batch) }
-        #expect(session.preparedWeights.count == 1)
+        #expect(session.preparedWeights.count == (KernelSelection.cpuSupportsPacked ? 1 : 0))
         let x = (0..<3 * 16 * 400).map { _ in rng.nextNormal() }
         let y = try session.run(["x": Tensor(shape: [3, 16, 20, 20], floats: x)])["y"]!.floats!
         var worst: Float = 0
@@ -182,7 +179,7 @@ struct PreparedWeightsTests {
             x, batch: 2, channels: 16, size: 20, weights: w, bias: [Float](repeating: 0, count: 24), outChannels: 24, kernel: 1,
             stride: 1, pad: 0)
         try forEachGEMMAndThreadCount(threadCounts: [1]) { gemm, _ in
-            let session = try InferenceSession(graph: graph)
+            let session = try InferenceSession(graph: graph, gemm: gemm)
             let first = try session.plan(batch: 1)
             #expect(first.constantBytes == (gemm == .packed ? 0 : w.count * 4), "\(gemm): \(first.constantBytes) bytes kept")
             let second = try session.plan(batch: 2)
@@ -195,6 +192,8 @@ struct PreparedWeightsTests {
 
 /// Runs `body` with each GEMM this CPU has (OpenBLAS, and packed weights on AVX-512) and each
 /// engine thread count (1 and 2 unless told), restoring the selection and thread count afterwards.
+/// Suites run side by side and the selection is global: sessions that must use the GEMM
+/// given take it explicitly (`InferenceSession(graph:gemm:)`).
 func forEachGEMMAndThreadCount(threadCounts: [Int] = [1, 2], _ body: (KernelSelection.GEMM, Int) throws -> Void) rethrows {
     let gemms: [KernelSelection.GEMM] = KernelSelection.cpuSupportsPacked ? [.openblas, .packed] : [.openblas]
     let previous = KernelSelection.gemm
