@@ -88,10 +88,11 @@ func randomImages(_ n: Int, size: Int = 32, seed: UInt64 = 5) -> Buffer {
     /// Overfits a handful of images: the loss must fall a long way, and two runs with the
     /// same seed must end in bit-identical parameters.
     @Test func trainingLearnsAndIsReproducible() throws {
-        // Bit-identical needs the same GEMM thread count in both runs. OpenBLAS starts with
-        // its own default, and engine tests running beside this one set it to 1 at any time
-        // (InferenceSession.setThreadCount); a run on each side of that differed in the
-        // last bits. Fix it to 1 here first.
+        // Bit-identical needs the same GEMM set-up in both runs. OpenBLAS starts with its own
+        // thread count, and engine tests running beside this one set it to 1 at any time
+        // (InferenceSession.setThreadCount). The runs once differed in the last bits during a
+        // full, loaded test run; this is the likely cause (not reproduced in 8 runs since).
+        // Fix the count to 1 here first.
         TrainingThreads.configure(1)
         func run() throws -> (first: Float, last: Float, params: [String: Buffer]) {
             let model = try TrainingGraph(tinyResNet(seed: 4))
