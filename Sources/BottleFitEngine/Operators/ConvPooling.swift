@@ -8,9 +8,11 @@ import Synchronization
 /// stem (7x7/2 conv, BN, ReLU, 3x3/2 max pool) and the whole BottleFit head, which adds BN,
 /// ReLU and the 2x2/2 bottleneck convolution.
 ///
-/// Each thread takes a band of pooled rows. It computes the convolution rows their windows
-/// need into a ring of `kernel.h` rows (all output channels: 86 KiB for the stem, so it
-/// stays in L2), and pools each output row as soon as its window's last row exists. The
+/// Each thread takes a band of pooled rows. It splits the input rows the band reads into its
+/// own column-phase buffer, computes the convolution rows their windows need into a ring
+/// (a window's rows, plus two when rows are computed three at a time; all output channels:
+/// 143 KiB for the stem, so it stays in L2), and pools each output row as soon as its
+/// window's last row exists. The
 /// convolution's output (3.2 MB for the stem) is never written to memory and read back,
 /// which was half of what the max pool cost. A band's first window shares its top row with
 /// the band above, so that row is computed by both threads (1 row in 56 for the stem).
@@ -246,6 +248,7 @@ final class KeptFloats {
     deinit { pointer.deallocate() }
 }
 
+/// The fused step's kernel (see `ConvPoolOperator`).
 final class ConvPoolKernel: Kernel {
     /// A per-channel y = x·scale + shift, then an activation (a fused BatchNormalization).
     struct Affine {
