@@ -144,9 +144,9 @@ struct Planner {
         for (name, b) in blockOf { pointers[name] = arena.pointer + offsets[b] }
         for (name, r) in root { pointers[name] = pointers[r] }
 
-        // Constants that every reader reads only while its kernel is built (weights it packs):
-        // their buffers live until the kernels exist, then go (a tail worker holds its
-        // weights once fewer).
+        // Float constants that every reader reads only while its kernel is built (weights it
+        // packs or transforms) get no buffer of their own: the kernel reads the tensor's
+        // storage in place, so a plan holds them once fewer and copies nothing.
         var readers: [String: [(step: Int, input: Int)]] = [:]
         for (i, st) in steps.enumerated() {
             for (j, name) in st.node.inputs.enumerated() where !name.isEmpty && constants[name] != nil {
@@ -155,24 +155,15 @@ struct Planner {
         }
         let planningOnly = Set(
             readers.filter { name, uses in
-                !graphOutputs.contains(name)
-                    && uses.allSatisfy { steps[$0.step].op.inputsReadOnlyWhilePlanning(steps[$0.step].context).contains($0.input) }
+                guard !graphOutputs.contains(name), case .float32? = constants[name]?.storage else { return false }
+                return uses.allSatisfy { steps[$0.step].op.inputsReadOnlyWhilePlanning(steps[$0.step].context).contains($0.input) }
             }.keys)
-        var whilePlanning: [String: AlignedBuffer] = [:]
         var constantBytes = 0
-        var lastReader: [Int: [String]] = [:]
-        for name in planningOnly { lastReader[readers[name]!.map(\.step).max()!, default: []].append(name) }
 
         // Constants read at run time: initializers shared through the session, folded values owned here.
         func constantPointer(_ name: String) -> UnsafeMutableRawPointer {
             if let p = pointers[name] { return p }
             let t = constants[name]!
-            if planningOnly.contains(name) {
-                let buffer = AlignedBuffer(copying: t)
-                whilePlanning[name] = buffer
-                pointers[name] = buffer.pointer
-                return buffer.pointer
-            }
             constantBytes += t.count * t.elementType.byteSize
             let buffer: AlignedBuffer
             if let initial = graph.initializers[name], initial == t {
@@ -192,22 +183,42 @@ struct Planner {
         owned.append(workspace)
         var kernels: [any Kernel] = []
         for s in steps {
-            var ins: [Operand?] = []
-            for name in s.node.inputs {
-                if name.isEmpty { ins.append(nil); continue }
-                let p = constants[name] != nil ? constantPointer(name) : pointers[name]!
-                ins.append(Operand(type: types[name]!, pointer: p, constant: constants[name]))
+            let inPlace = Array(Set(s.node.inputs.filter { planningOnly.contains($0) }))
+            let kernel = try withStorage(of: inPlace[...], [:]) { (storage) throws(EngineError) -> any Kernel in
+                var ins: [Operand?] = []
+                for name in s.node.inputs {
+                    if name.isEmpty { ins.append(nil); continue }
+                    let p = storage[name] ?? (constants[name] != nil ? constantPointer(name) : pointers[name]!)
+                    ins.append(Operand(type: types[name]!, pointer: p, constant: constants[name]))
+                }
+                // Kernels index optional inputs freely; absent ones read as nil.
+                while ins.count < 8 { ins.append(nil) }
+                let outs = s.node.outputs.enumerated().map { j, name in
+                    Operand(type: s.outputTypes[j], pointer: name.isEmpty ? workspace.pointer : pointers[name]!, constant: nil)
+                }
+                return try s.op.kernel(s.context, inputs: ins, outputs: outs, workspace: workspace.pointer)
             }
-            // Kernels index optional inputs freely; absent ones read as nil.
-            while ins.count < 8 { ins.append(nil) }
-            let outs = s.node.outputs.enumerated().map { j, name in
-                Operand(type: s.outputTypes[j], pointer: name.isEmpty ? workspace.pointer : pointers[name]!, constant: nil)
+            kernels.append(kernel)
+        }
+
+        /// Runs `body` with pointers into the storage of the float constants `names`, valid
+        /// only inside it (no copy).
+        func withStorage<R>(
+            of names: ArraySlice<String>, _ collected: [String: UnsafeMutableRawPointer],
+            _ body: ([String: UnsafeMutableRawPointer]) throws(EngineError) -> R
+        ) throws(EngineError) -> R {
+            guard let name = names.first else { return try body(collected) }
+            guard case .float32(let values)? = constants[name]?.storage else { return try body(collected) }
+            let result: Result<R, EngineError> = values.withUnsafeBufferPointer { buffer in
+                var more = collected
+                more[name] = UnsafeMutableRawPointer(mutating: buffer.baseAddress ?? UnsafePointer(workspace.pointer.assumingMemoryBound(to: Float.self)))
+                do throws(EngineError) {
+                    return .success(try withStorage(of: names.dropFirst(), more, body))
+                } catch {
+                    return .failure(error)
+                }
             }
-            kernels.append(try s.op.kernel(s.context, inputs: ins, outputs: outs, workspace: workspace.pointer))
-            for name in lastReader[kernels.count - 1] ?? [] {
-                whilePlanning[name] = nil
-                pointers[name] = nil
-            }
+            return try result.get()
         }
         for v in graph.outputs where pointers[v.name] == nil { _ = constantPointer(v.name) }
         return ExecutionPlan(

@@ -167,9 +167,9 @@ struct PreparedWeightsTests {
         #expect(worst < 1e-4)
     }
 
-    /// Weights a kernel packs are not kept in plain form by the plan (they are freed once
-    /// the kernels are built); those OpenBLAS reads at run time are. The results are right
-    /// either way, also from a second plan made after the first freed its copy.
+    /// Weights a kernel packs are not kept in plain form by the plan (it packs them from the
+    /// tensor in place); those OpenBLAS reads at run time are. The results are right either
+    /// way, also from a second plan of the same session.
     @Test func packedWeightsAreNotKeptPlain() throws {
         var rng = SeededGenerator(seed: 8)
         let w = (0..<24 * 16).map { _ in rng.nextNormal() }
