@@ -161,9 +161,14 @@ public enum PackedGEMM {
             kernel8x48(kc, a, b, TileSink(direct: out, ldc: ldc, epilogue: e, tile: tile))
             return
         }
-        switch (cols + 15) / 16 {
-        case 3: kernel8x48(kc, a, b, TileSink(tile: tile))
-        case 2: kernel8x32(kc, a, b, tile)
+        switch ((cols + 15) / 16, rows <= 4 && cols > 4) {
+        case (3, false): kernel8x48(kc, a, b, TileSink(tile: tile))
+        case (2, false): kernel8x32(kc, a, b, tile)
+        // A last panel of at most 4 rows (M = 12: the BottleFit bottleneck) skips the
+        // zero rows: half the FMAs.
+        case (3, true): kernel4xW(3, kc, a, b, tile)
+        case (2, true): kernel4xW(2, kc, a, b, tile)
+        case (1, true): kernel4xW(1, kc, a, b, tile)
         default: narrowKernel(cols, kc, a, b, tile)
         }
         commit(tile, rows: rows, columns: cols, into: out, ldc: ldc, accumulate: !first, epilogue: last ? e : nil)
@@ -357,6 +362,35 @@ public enum PackedGEMM {
         }
         put(0, c00, c01, c02); put(1, c10, c11, c12); put(2, c20, c21, c22); put(3, c30, c31, c32)
         put(4, c40, c41, c42); put(5, c50, c51, c52); put(6, c60, c61, c62); put(7, c70, c71, c72)
+    }
+
+    /// The first 4 rows of an 8-row panel times 16·`vectors` columns (1 to 3), into `tile`.
+    @inline(__always)
+    static func kernel4xW<B: BRows>(_ vectors: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ b: B, _ tile: UnsafeMutablePointer<Float>) {
+        typealias V = SIMD16<Float>
+        var c00 = V(), c01 = V(), c02 = V(), c10 = V(), c11 = V(), c12 = V()
+        var c20 = V(), c21 = V(), c22 = V(), c30 = V(), c31 = V(), c32 = V()
+        var pa = a
+        for k in 0..<kc {
+            bottlefit_prefetch(pa + 512)
+            let pb = b.row(k)
+            let b0 = pb.loadUnaligned(as: V.self)
+            let b1 = vectors > 1 ? pb.loadUnaligned(fromByteOffset: 64, as: V.self) : V()
+            let b2 = vectors > 2 ? pb.loadUnaligned(fromByteOffset: 128, as: V.self) : V()
+            // `vectors` is a constant at every call site: the unused lanes compile away.
+            let s0 = V(repeating: pa[0]), s1 = V(repeating: pa[1]), s2 = V(repeating: pa[2]), s3 = V(repeating: pa[3])
+            c00.addProduct(s0, b0); c10.addProduct(s1, b0); c20.addProduct(s2, b0); c30.addProduct(s3, b0)
+            if vectors > 1 { c01.addProduct(s0, b1); c11.addProduct(s1, b1); c21.addProduct(s2, b1); c31.addProduct(s3, b1) }
+            if vectors > 2 { c02.addProduct(s0, b2); c12.addProduct(s1, b2); c22.addProduct(s2, b2); c32.addProduct(s3, b2) }
+            pa += 8
+        }
+        let t = UnsafeMutableRawPointer(tile)
+        func put(_ r: Int, _ x: V, _ y: V, _ z: V) {
+            t.storeBytes(of: x, toByteOffset: r * 192, as: V.self)
+            t.storeBytes(of: y, toByteOffset: r * 192 + 64, as: V.self)
+            t.storeBytes(of: z, toByteOffset: r * 192 + 128, as: V.self)
+        }
+        put(0, c00, c01, c02); put(1, c10, c11, c12); put(2, c20, c21, c22); put(3, c30, c31, c32)
     }
 
     @inline(__always)

@@ -77,6 +77,8 @@ struct PackedGEMMTests {
     @Test(arguments: [
         Dims(m: 8, k: 512, n: 48), Dims(m: 9, k: 513, n: 49), Dims(m: 16, k: 1100, n: 300), Dims(m: 64, k: 600, n: 49), Dims(m: 3, k: 513, n: 1000),
         Dims(m: 40, k: 300, n: 100), Dims(m: 1, k: 1, n: 1), Dims(m: 130, k: 70, n: 1200),
+        // Last panels of 4 rows (the 4-row kernels), 16 to 48 columns wide.
+        Dims(m: 12, k: 256, n: 29), Dims(m: 4, k: 600, n: 96), Dims(m: 20, k: 33, n: 113),
     ])
     func shapesAndThreadSplits(_ d: Dims) {
         for threads in [1, 2, 3] {
