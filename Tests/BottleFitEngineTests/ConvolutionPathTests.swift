@@ -49,7 +49,7 @@ import Testing
     ]
 
     /// out = relu(conv(x) + bias + residual), computed directly.
-    static func reference(_ c: Case, x: [Float], w: [Float], b: [Float], r: [Float], outSize: Int) -> [Float] {
+    static func reference(_ c: Case, x: [Float], w: [Float], b: [Float], r: [Float]) -> [Float] {
         let conv = directConvolution(
             x, batch: c.batch, channels: c.channels, size: c.size, weights: w, bias: b, outChannels: c.outChannels,
             kernel: c.kernel, stride: c.stride, pad: c.pad, groups: c.groups)
@@ -90,7 +90,7 @@ import Testing
                 "w": Tensor(shape: [c.outChannels, c.channels / c.groups, c.kernel, c.kernel], floats: w),
                 "b": Tensor(shape: [c.outChannels], floats: b),
             ])
-        let expected = Self.reference(c, x: x, w: w, b: b, r: r, outSize: outSize)
+        let expected = Self.reference(c, x: x, w: w, b: b, r: r)
         try forEachGEMMAndThreadCount { gemm, threads in
             let session = try InferenceSession(graph: graph, gemm: gemm)
             let out = try session.run([

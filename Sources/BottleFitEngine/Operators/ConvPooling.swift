@@ -11,7 +11,7 @@ import Synchronization
 /// Each thread takes a band of pooled rows. It splits the input rows the band reads into its
 /// own column-phase buffer, computes the convolution rows their windows need into a ring
 /// (a window's rows, plus two when rows are computed three at a time; all output channels:
-/// 143 KiB for the stem, so it stays in L2), and pools each output row as soon as its
+/// 140 KiB for the stem, so it stays in L2), and pools each output row as soon as its
 /// window's last row exists. The
 /// convolution's output (3.2 MB for the stem) is never written to memory and read back,
 /// which was half of what the max pool cost. A band's first window shares its top row with
@@ -237,10 +237,8 @@ enum ConvPoolOperator: Operator {
 /// Floats a kernel keeps for as long as it lives (a fused node's constants).
 final class KeptFloats {
     let pointer: UnsafeMutablePointer<Float>
-    let count: Int
 
     init(_ values: [Float]) {
-        count = values.count
         pointer = .allocate(capacity: Swift.max(1, values.count))
         pointer.initialize(from: values, count: values.count)
     }

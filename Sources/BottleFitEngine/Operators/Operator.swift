@@ -50,7 +50,8 @@ struct NodeContext {
     /// The session's prepared weights (nil when a node is evaluated on its own).
     var prepared: PreparedWeights? = nil
     /// Nodes whose work this step does after its own node's, in order, when the planner
-    /// fused them into it (a Conv's MaxPool and BatchNormalization: `ConvPoolOperator`).
+    /// fused them into it (a Conv's MaxPool, BatchNormalization and second Conv:
+    /// `ConvPoolOperator`).
     var fused: [NodeContext] = []
 
     /// Weights prepared once per session for this node (`what` tells kinds apart).

@@ -37,7 +37,13 @@ struct PaddedPhases {
             if count % 2 == 1 { first[count / 2] = src[count - 1] }
             return
         }
-        for x in 0..<count { buffer[offset(channel: c, row: row, column: x + padLeft)] = src[x] }
+        // Phase px holds padded columns px, px + phases, ...: a strided read, contiguous write.
+        for px in 0..<phases {
+            let first = ((px - padLeft) % phases + phases) % phases  // first input column in phase px
+            guard first < count else { continue }
+            let dst = buffer + offset(channel: c, row: row, column: first + padLeft)
+            for j in 0..<(count - first + phases - 1) / phases { dst[j] = src[first + j * phases] }
+        }
     }
 
     /// Float offset of padded input (c, row, column) in the buffer.
@@ -145,25 +151,7 @@ final class RowConvKernel: Kernel {
                 dst.update(repeating: 0, count: rowFloats)
                 let y = r - g.padTop
                 guard y >= 0 && y < ih else { continue }
-                let line = x + (c * ih + y) * iw
-                let sw = p.phases
-                // Phase px holds padded columns px, px + sw, ...: a strided read, contiguous write.
-                if sw == 2 {
-                    // Input column ix is padded column ix + padLeft: phase (ix + padLeft) % 2.
-                    let even = buffer + p.offset(channel: c, row: r, column: g.padLeft)
-                    let odd = buffer + p.offset(channel: c, row: r, column: g.padLeft + 1)
-                    deinterleave(line, pairs: iw / 2, even: even, odd: odd)
-                    if iw % 2 == 1 { even[iw / 2] = line[iw - 1] }
-                    continue
-                }
-                for px in 0..<sw {
-                    let first = ((px - g.padLeft) % sw + sw) % sw
-                    guard first < iw else { continue }
-                    let phase = buffer + p.offset(channel: c, row: r, column: first + g.padLeft)
-                    let count = (iw - first + sw - 1) / sw
-                    let src = line + first
-                    for j in 0..<count { phase[j] = src[j * sw] }
-                }
+                p.scatter(x + (c * ih + y) * iw, count: iw, into: buffer, channel: c, row: r, padLeft: g.padLeft)
             }
         }
     }
