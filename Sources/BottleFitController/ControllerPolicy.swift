@@ -244,6 +244,12 @@ public struct ControllerPolicy: Sendable {
             if let changed = lastChangeAt, now - changed < settings.dwell {
                 return hold(prefix + "overloaded, \(what) (\(figures)); dwell: last change \(Self.ms(now - changed)) ms ago, minimum \(Self.ms(settings.dwell))", signals)
             }
+            if !reading.over.contains(.queueTime), let u = reading.utilisation, u < settings.targetUtilisation {
+                // Late or missed frames with idle workers and a short queue are not load: the edge
+                // is slow per frame (or the frames' budgets are), and more frames local would not
+                // make it faster.
+                return hold(prefix + "\(what) (\(figures)); but the workers are only \(Self.percent(u)) busy with a short queue: that is not load, so no raise", signals)
+            }
             if let local = reading.localP95, local > settings.latencySloMilliseconds, (reading.localShare ?? 0) > settings.underusedLocalShare,
                let edge = reading.edgeP95, local > edge {
                 // Local compute is itself over the objective and slower than the edge: more frames
@@ -297,7 +303,9 @@ public struct ControllerPolicy: Sendable {
         if let changed = lastChangeAt, now - changed < settings.dwell {
             return hold(prefix + state + " (\(figures)); dwell: last change \(Self.ms(now - changed)) ms ago, minimum \(Self.ms(settings.dwell))")
         }
-        let next = Self.rounded(max(0, fraction - settings.lowerStep))
+        // Staged, but in proportion to the room: an idle edge gets half the fraction back at once.
+        let room = reading.utilisation.map { max(0, 1 - $0 / settings.targetUtilisation) } ?? 0
+        let next = Self.rounded(max(0, fraction - max(settings.lowerStep, fraction * room / 2)))
         return change(to: next, now: now, .lower, [],
             prefix + state + " for \(Self.ms(lasted)) ms (\(figures)): releasing frames to the edge, \(Self.percent(next)) stay local")
     }

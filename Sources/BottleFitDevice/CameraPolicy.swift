@@ -51,8 +51,12 @@ public struct CameraPolicy: Sendable {
         /// ...and by this much per second once `calmMilliseconds` passed without one, so cameras
         /// return quickly when capacity comes back.
         public var calmShareIncreasePerSecond: Double
-        /// Without a congestion signal for this long (and with the whole share back), the edge is healthy again.
+        /// After this long without a congestion signal the share grows at the calm rate.
         public var calmMilliseconds: UInt64
+        /// With the whole share back and no congestion signal for this long, the edge is healthy
+        /// again: longer than `calmMilliseconds`, so a camera probing a full edge does not flap
+        /// between congested and healthy (each change is a mode change).
+        public var healthyAfterMilliseconds: UInt64
         /// A RESULT later than this fraction of the frame's edge budget counts as a congestion signal.
         public var lateFraction: Double
         /// Time between frames at the camera's rate, ms (nil: frames as fast as they come). With
@@ -64,8 +68,10 @@ public struct CameraPolicy: Sendable {
             heartbeatIntervalMilliseconds: UInt64 = 1000, liveness: UInt64 = 3,
             probeIntervalMilliseconds: UInt64 = 1000, startingProbeIntervalMilliseconds: UInt64 = 250,
             shareDecrease: Double = 0.75, shareIncreasePerSecond: Double = 0.1, calmShareIncreasePerSecond: Double = 1.0,
-            calmMilliseconds: UInt64 = 1000, lateFraction: Double = 0.8, framePeriodMilliseconds: Double? = nil
+            calmMilliseconds: UInt64 = 1000, healthyAfterMilliseconds: UInt64 = 3000, lateFraction: Double = 0.8,
+            framePeriodMilliseconds: Double? = nil
         ) {
+            self.healthyAfterMilliseconds = max(calmMilliseconds, healthyAfterMilliseconds)
             self.framePeriodMilliseconds = framePeriodMilliseconds
             self.cameraID = cameraID
             self.mode = mode
@@ -254,7 +260,7 @@ public struct CameraPolicy: Sendable {
         if now >= lastHeard + configuration.liveness * configuration.heartbeatIntervalMilliseconds { return .dead }
         if starting { return .starting }
         if share < 1 { return .congested(share: share) }
-        if let last = lastCongestion, now < last + configuration.calmMilliseconds { return .congested(share: share) }
+        if let last = lastCongestion, now < last + configuration.healthyAfterMilliseconds { return .congested(share: share) }
         return .healthy
     }
 
@@ -397,14 +403,15 @@ public struct CameraPolicy: Sendable {
     }
 
     /// The edge deadline of a frame started at `start` (Unix ms) with deadline `deadline`: early
-    /// enough to compute it locally by its deadline, but never less than half the frame's budget
-    /// (a camera whose whole model is slow would otherwise give the edge no chance at all, and
-    /// compute everything late itself). The camera stops waiting for the edge then, and sends it
-    /// as the frame's `dl`, so the broker never spends compute on a frame the camera gave up.
+    /// enough to compute it locally by its deadline when the whole model takes at most half the
+    /// budget; otherwise the deadline itself (a local fallback would be late anyway, so the edge,
+    /// the only path that can be in time, gets the whole budget). The camera stops waiting for
+    /// the edge then, and sends it as the frame's `dl`, so the broker never spends compute on a
+    /// frame the camera gave up.
     public func edgeDeadline(start: UInt64, deadline: UInt64) -> UInt64 {
         guard configuration.canComputeLocally, deadline > start else { return deadline }
         let estimate = UInt64((localEstimateMilliseconds ?? 0).rounded(.up))
-        let leavingTimeForLocal = deadline > estimate ? deadline - estimate : 0
-        return min(deadline, max(leavingTimeForLocal, start + (deadline - start) / 2))
+        guard estimate <= (deadline - start) / 2 else { return deadline }
+        return deadline - estimate
     }
 }

@@ -85,3 +85,30 @@ struct LocalLatencyPolicyTests {
         #expect(g.policy.fraction > 0)
     }
 }
+
+@Suite("ControllerPolicy: latency without load")
+struct LatencyWithoutLoadTests {
+    /// Misses with idle workers and a short queue: the frames' budgets are too short for the edge,
+    /// not the edge too busy; sending frames local would not help the edge, so no raise.
+    @Test func missesOnAnIdleEdgeAreNotLoad() {
+        var h = PolicyHarness()
+        h.feed(count: 12) {
+            var s = loadStats(q95: 5, utilisation: 0.3, edge: 50, local: 10)
+            s.cameraLatency?.missed = 50
+            return s
+        }
+        #expect(h.policy.fraction == 0)
+        #expect(h.decisions.last?.reason.contains("only 30% busy with a short queue: that is not load") == true)
+    }
+
+    /// An idle edge gets half the fraction back at once, not a tenth at a time.
+    @Test func anIdleEdgeGetsFramesBackInProportion() {
+        var settings = ControllerSettings()
+        settings.raiseStep = 1
+        var h = PolicyHarness(settings)
+        h.feed(count: 5) { loadStats(q95: 500, utilisation: 1, edge: 100) }
+        #expect(h.policy.fraction == 1)
+        h.feed(count: 12) { loadStats(utilisation: 0, edge: 10, local: 90) }
+        #expect(h.policy.fraction == 0.5)
+    }
+}
