@@ -117,7 +117,8 @@ final class LoadgenEngine {
     /// or the drain time runs out (what is left is dropped as `shutdown`).
     func run(command: [String] = [], shouldStop: () -> Bool = { false }) -> LoadgenReport {
         let cpuBefore = processCPUMicroseconds()
-        start = clock.now()
+        // A short lead so that making the cameras does not make the first arrivals late.
+        start = clock.now() + 50_000
         end = start + UInt64(plan.durationSeconds * 1e6)
         makeCameras()
         lastSampleAt = start
@@ -310,6 +311,8 @@ final class LoadgenEngine {
     private func seconds(_ t: UInt64) -> Double { Double(t &- start) / 1e6 }
 
     private func takeSample(now: UInt64, final: Bool) {
+        // The last interval (the drain's tail) is kept only if long enough to give meaningful rates.
+        if final && now &- lastSampleAt < plan.sampleMilliseconds * 100 { return }
         let span = max(1e-3, Double(now &- lastSampleAt) / 1e6)
         lastSampleAt = now
         let i = recorder.takeInterval()
@@ -331,6 +334,7 @@ final class LoadgenEngine {
             obeyingLocal: cameras.isEmpty ? 0 : Double(obeying) / Double(cameras.count), edgeStates: states,
             schedulingP99: ms(i.schedulingError, 99))
         samples.append(sample)
+        if final { return }
         onProgress?(LoadgenProgress(
             elapsedSeconds: sample.t, offeredPerSecond: sample.offeredPerS, completedPerSecond: sample.completedPerS,
             p99SoFar: recorder.overall.totalCount > 0 ? Double(recorder.overall.valueAtPercentile(99)) / 1000 : nil,

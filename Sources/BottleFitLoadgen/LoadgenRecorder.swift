@@ -20,7 +20,7 @@ func makeHistogram() -> LatencyHistogramHDR {
 
 extension Histogram where Count == UInt64 {
     mutating func recordClamped(_ value: UInt64) {
-        _ = record(Swift.min(Swift.max(value, 1), highestTrackableValue))
+        _ = record(Swift.min(value, highestTrackableValue))
     }
 }
 
