@@ -74,8 +74,10 @@ function chart(title, series, opts) {
     const c = s.color || colors[i % colors.length];
     el("polyline", {points: pts.map(p => sx(p[0]).toFixed(1) + "," + sy(p[1]).toFixed(1)).join(" "), fill: "none", stroke: c, "stroke-width": 1.8}, svg);
     if (pts.length === 1) el("circle", {cx: sx(pts[0][0]), cy: sy(pts[0][1]), r: 3, fill: c}, svg);
-    el("rect", {x: L + 8 + i * 95, y: T + 16, width: 10, height: 3, fill: c}, svg);
-    el("text", {x: L + 21 + i * 95, y: T + 21}, svg).textContent = s.name;
+    // Legend: up to four entries a row.
+    const lx = L + 8 + (i % 4) * 112, ly = T + 16 + Math.floor(i / 4) * 13;
+    el("rect", {x: lx, y: ly, width: 10, height: 3, fill: c}, svg);
+    el("text", {x: lx + 13, y: ly + 5}, svg).textContent = s.name;
   });
   document.getElementById("plots").appendChild(card);
 }
