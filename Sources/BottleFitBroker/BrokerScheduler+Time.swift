@@ -39,7 +39,7 @@ extension BrokerScheduler {
         let stuck = inFlight.filter { now.unixMilliseconds > $0.value.frame.deadline &+ grace }
         for (key, entry) in stuck.sorted(by: { $0.key.sequence < $1.key.sequence }) {
             inFlight[key] = nil
-            workers.release(key, from: entry.worker)
+            workers.release(key, from: entry.worker, now: now.monotonic)
             let name = workers[entry.worker]?.workerID ?? "?"
             answer(key, .workerLost, "worker \(name) did not answer within \(grace) ms after the deadline", reason: .workerLost)
         }
@@ -60,7 +60,8 @@ extension BrokerScheduler {
             completionRate: rate(counters.completed, lastStats.completed),
             dropRate: rate(counters.droppedTotal, lastStats.dropped),
             workers: Array(workerSummaries.prefix(policy.limits.maxWorkers)),
-            cameraLatency: cameraReports.summary(at: now.monotonic))
+            cameraLatency: cameraReports.summary(at: now.monotonic),
+            utilisation: workers.utilisation(since: lastStats.at, at: now.monotonic))
     }
 
     /// Emits STATS and starts the next rate interval.
@@ -68,6 +69,7 @@ extension BrokerScheduler {
         let stats = statistics(at: now)
         completionRate = stats.completionRate
         lastStats = (now.monotonic, counters.received, counters.completed, counters.droppedTotal)
+        workers.resetBusyTime(at: now.monotonic)
         counters.statsPublished += 1
         outbox.append(.publish(stats))
     }

@@ -81,7 +81,7 @@ extension BrokerScheduler {
         let key = answer.frame
         if let entry = inFlight[key], entry.worker == worker || entry.frame.previousWorker == worker {
             inFlight[key] = nil
-            workers.release(key, from: entry.worker)
+            workers.release(key, from: entry.worker, now: now.monotonic)
         } else if let waiting = queue.frame(key), waiting.previousWorker == worker {
             _ = queue.remove(key)
         } else {

@@ -29,13 +29,18 @@ struct CameraReportWindow: Sendable {
     /// The aggregate of the reports within the window at `now`.
     func summary(at now: Duration) -> CameraLatencySummary {
         var cameras = Set<[UInt8]>()
-        var completed = 0, missed = 0
-        var weighted = (p50: 0.0, p95: 0.0, p99: 0.0)
+        var completed = 0, missed = 0, local = 0, localWithPercentile = 0
+        var weighted = (p50: 0.0, p95: 0.0, p99: 0.0), localWeighted = 0.0
         for entry in entries.values(within: window, at: now) {
             let r = entry.report
             cameras.insert(entry.camera)
             completed += r.completed
             missed += r.missed
+            local += r.local
+            if let q = r.localP95, r.local > 0 {
+                localWeighted += q * Double(r.local)
+                localWithPercentile += r.local
+            }
             if let p = r.percentiles {
                 let n = Double(r.completed)
                 weighted.p50 += p.p50 * n
@@ -49,6 +54,8 @@ struct CameraReportWindow: Sendable {
             let p50 = weighted.p50 / n, p95 = max(p50, weighted.p95 / n), p99 = max(p95, weighted.p99 / n)
             return LatencyPercentiles(p50: p50, p95: p95, p99: p99)
         }()
-        return CameraLatencySummary(cameras: cameras.count, completed: completed, missed: missed, percentiles: percentiles)
+        let localP95 = localWithPercentile == 0 ? nil : localWeighted / Double(localWithPercentile)
+        return CameraLatencySummary(
+            cameras: cameras.count, completed: completed, missed: missed, percentiles: percentiles, local: local, localP95: localP95)
     }
 }

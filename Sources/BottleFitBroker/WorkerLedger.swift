@@ -18,6 +18,10 @@ struct WorkerRecord: Sendable {
     var joinOrder: Int
     /// When the worker last got a frame (a dispatch counter), so ties rotate instead of piling on one worker.
     var lastDispatch = 0
+    /// Since when it has held at least one frame (nil while it holds none), and the time it held
+    /// frames before that since the last STATS: its utilisation.
+    var busySince: Duration?
+    var busyTime: Duration = .zero
 }
 
 /// The credit ledger: which workers exist, what they serve, how much credit they have and what
@@ -85,6 +89,7 @@ struct WorkerLedger: Sendable {
         dispatchClock += 1
         totalCredit -= 1
         workers[routingID]?.credit -= 1
+        if workers[routingID]?.inFlight.isEmpty == true { workers[routingID]?.busySince = now }
         workers[routingID]?.inFlight.insert(key)
         workers[routingID]?.lastDispatch = dispatchClock
         workers[routingID]?.lastSent = now
@@ -92,8 +97,35 @@ struct WorkerLedger: Sendable {
 
     /// Frees an in-flight slot (an answer arrived, or the frame was given up). Credit is not
     /// returned: by protocol it comes back only through CREDIT and READY.
-    mutating func release(_ key: FrameKey, from routingID: [UInt8]) {
-        workers[routingID]?.inFlight.remove(key)
+    mutating func release(_ key: FrameKey, from routingID: [UInt8], now: Duration) {
+        guard var worker = workers[routingID], worker.inFlight.remove(key) != nil else { return }
+        if worker.inFlight.isEmpty, let since = worker.busySince {
+            worker.busyTime += now - since
+            worker.busySince = nil
+        }
+        workers[routingID] = worker
+    }
+
+    /// The share of the time since `start` that connected workers held frames, averaged over
+    /// them; nil without workers or time. Counts busy time recorded since the last `resetBusyTime`.
+    func utilisation(since start: Duration, at now: Duration) -> Double? {
+        let elapsed = (now - start).fractionalMilliseconds
+        guard !workers.isEmpty, elapsed > 0 else { return nil }
+        var busy = 0.0
+        for worker in workers.values {
+            var time = worker.busyTime
+            if let since = worker.busySince { time += now - max(since, start) }
+            busy += min(elapsed, time.fractionalMilliseconds)
+        }
+        return min(1, max(0, busy / (elapsed * Double(workers.count))))
+    }
+
+    /// Starts a new utilisation interval at `now`.
+    mutating func resetBusyTime(at now: Duration) {
+        for id in workers.keys {
+            workers[id]?.busyTime = .zero
+            if workers[id]?.busySince != nil { workers[id]?.busySince = now }
+        }
     }
 
     /// Adds credit from CREDIT, capped at `maximum` (the protocol's 65536) so STATS stays valid.

@@ -7,10 +7,10 @@ extension ControllerCounters {
     public func metricFamilies(
         fraction: Double, condition: EdgeCondition, latestStats stats: StatsMessage?, settings: ControllerSettings
     ) -> [MetricFamily] {
-        let conditions: [EdgeCondition] = [.unknown, .overloaded, .steady, .healthy, .silent]
+        let conditions: [EdgeCondition] = [.unknown, .overloaded, .steady, .healthy, .underused, .silent]
         var families: [MetricFamily] = [
             .counter("bottlefit_controller_decisions_total", "Decisions taken: one per STATS, plus one per entry into silence.", decisions),
-            .counter("bottlefit_controller_raises_total", "Decisions that raised the fraction of cameras sent local.", raises),
+            .counter("bottlefit_controller_raises_total", "Decisions that raised the share of every camera's frames sent local.", raises),
             .counter("bottlefit_controller_raises_by_signal_total", "Raises by the signal over its objective (a raise with two signals counts for both).",
                      ControllerSignal.allCases.map { ([("signal", $0.rawValue)], raisesBySignal[$0, default: 0]) }),
             .counter("bottlefit_controller_lowers_total", "Decisions that lowered the fraction (staged recovery).", lowers),
@@ -19,7 +19,7 @@ extension ControllerCounters {
             .counter("bottlefit_controller_stats_rejected_total", "Messages on the STATS socket that were not a valid STATS.", statsRejected),
             .counter("bottlefit_controller_directives_published_total", "DIRECTIVEs handed to the PUB socket (new and re-published).", directivesPublished),
             .counter("bottlefit_controller_directives_unsent_total", "DIRECTIVEs the PUB socket refused.", directivesUnsent),
-            .gauge("bottlefit_controller_local_fraction", "The fraction of the fleet the directive in force sends local.", fraction),
+            .gauge("bottlefit_controller_local_fraction", "The share of every camera's frames the directive in force sends local (DIRECTIVE es = 1 - this).", fraction),
             .gauge("bottlefit_controller_condition", "1 for the edge condition of the last decision, 0 for the others.",
                    conditions.map { ([("condition", $0.rawValue)], $0 == condition ? 1 : 0) }),
             .gauge("bottlefit_controller_objective_seconds", "The objectives the signals are compared against.",
@@ -36,6 +36,10 @@ extension ControllerCounters {
         families.append(.gauge("bottlefit_controller_signal_p95_seconds", "The p95 of each latency signal in the last STATS read.", signals))
         if let camera = stats.cameraLatency {
             families.append(.gauge("bottlefit_controller_camera_miss_ratio", "Missed share of the edge frames the cameras reported, in the last STATS read.", camera.missRatio))
+            families.append(.gauge("bottlefit_controller_camera_local_share", "Share of the frames the cameras reported that ran locally, in the last STATS read.", camera.localShare))
+        }
+        if let u = stats.utilisation {
+            families.append(.gauge("bottlefit_controller_edge_utilisation", "The workers' utilisation in the last STATS read (share of time holding a frame).", u))
         }
         return families
     }

@@ -19,7 +19,7 @@ final class ControllerLoop {
     private var policy: ControllerPolicy
     private var counters = ControllerCounters()
     private var sequence: UInt64
-    private var directiveReason = "controller started: no camera is sent local"
+    private var directiveReason = "controller started: no frame is sent local"
     private var lastPublishedAt: Duration?
 
     init(configuration: ControllerConfiguration, context: ZMQContext, logger: Logger) throws(ZMQError) {
@@ -128,7 +128,7 @@ final class ControllerLoop {
             }
             sequence += 1
             directiveReason = decision.reason
-            logger.notice("\(decision.action) local fraction: \(decision.reason)", metadata: metadata)
+            logger.notice("\(decision.action) local share: \(decision.reason)", metadata: metadata)
             publish(now: now)
         case .hold where decision.condition == .silent:
             counters.silences += 1
@@ -138,16 +138,18 @@ final class ControllerLoop {
         }
     }
 
-    /// Publishes the directive in force: mode local for fraction `tf` (0 targets nobody, which
-    /// ends any directive a camera still obeys).
+    /// Publishes the directive in force to the whole fleet (`tf` 1): mode split with edge share
+    /// `es` = 1 − fraction, so every camera computes the same share of its frames locally
+    /// (fraction 0 sends no `es`, which lifts any cap a camera still obeys).
     private func publish(now: Duration) {
         lastPublishedAt = now
         let validity = UInt64(max(0, configuration.directiveValidity.components.seconds)) * 1000
             + UInt64(configuration.directiveValidity.components.attoseconds / 1_000_000_000_000_000)
         let directive = DirectiveMessage(
-            sequence: sequence, target: .fraction(policy.fraction), mode: .local,
+            sequence: sequence, target: .fraction(1), mode: .split,
             reason: Self.truncated(directiveReason, to: configuration.limits.maxTextBytes),
-            validUntil: Self.wallClockMilliseconds() + validity)
+            validUntil: Self.wallClockMilliseconds() + validity,
+            edgeShare: policy.fraction > 0 ? ControllerPolicy.rounded(1 - policy.fraction) : nil)
         do {
             let body = try directive.encoded(limits: configuration.limits)
             if try directiveSocket.trySend([Array("directive".utf8), body]) {

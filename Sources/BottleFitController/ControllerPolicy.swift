@@ -10,6 +10,9 @@ public enum EdgeCondition: String, Sendable, Equatable, CustomStringConvertible 
     case steady
     /// Every signal below its lower threshold, no drops and no misses.
     case healthy
+    /// The edge has room (workers busy less than the target utilisation) while cameras compute
+    /// frames locally, and no signal is over its objective: frames should come back to the edge.
+    case underused
     /// No STATS for `silenceIntervals` STATS intervals.
     case silent
 
@@ -83,14 +86,19 @@ struct SignalReading {
     /// The figures, for reasons and logs.
     var figures = ""
 
-    init(_ stats: StatsMessage, _ settings: ControllerSettings) {
+    /// The workers' utilisation (STATS `ut`), nil from an older broker or without workers.
+    var utilisation: Double?
+    /// The share of the frames the cameras reported that ran locally (nil without reports).
+    var localShare: Double?
+
+    init(_ stats: StatsMessage, camera: CameraLatencySummary?, _ settings: ControllerSettings) {
         let q95 = stats.queueTimeP95
         let queueRaise = settings.sloMilliseconds * settings.raiseFactor
         if q95 > queueRaise { over.append(.queueTime) }
         if q95 >= settings.sloMilliseconds * settings.lowerFactor { notLow.append("queue time above half its objective") }
         pressure = q95 / queueRaise
         var parts = ["queue p95 \(ControllerPolicy.ms(q95)) ms (SLO \(ControllerPolicy.ms(settings.sloMilliseconds)))"]
-        if let camera = stats.cameraLatency {
+        if let camera {
             let frames = camera.completed + camera.missed
             if frames >= settings.minimumReportedFrames {
                 let latencyRaise = settings.latencySloMilliseconds * settings.raiseFactor
@@ -115,11 +123,19 @@ struct SignalReading {
                 }
                 parts.append(text + ")")
             } else if frames == 0 {
-                parts.append("no camera reports")
+                parts.append("no edge frames reported")
             } else {
-                parts.append("camera reports: \(frames) frames, fewer than \(settings.minimumReportedFrames), not counted")
+                parts.append("camera reports: \(frames) edge frames over the last \(ControllerPolicy.ms(settings.cameraHistory)) ms, fewer than \(settings.minimumReportedFrames), latency not judged")
+            }
+            if camera.completed + camera.missed + camera.local > 0 {
+                localShare = camera.localShare
+                var text = "\(ControllerPolicy.percent(camera.localShare)) of frames local"
+                if let q = camera.localP95 { text += " (local p95 \(ControllerPolicy.ms(q)) ms)" }
+                parts.append(text)
             }
         }
+        utilisation = stats.utilisation
+        if let u = stats.utilisation { parts.append("edge \(ControllerPolicy.percent(u)) busy") }
         parts.append("drops \(ControllerPolicy.ms(stats.dropRate))/s, queue \(stats.queueDepth)")
         figures = parts.joined(separator: ", ")
     }
@@ -131,20 +147,27 @@ struct SignalReading {
     }
 }
 
-/// The controller's control law as a value: STATS in, the fraction of cameras to send local out.
+/// The controller's control law as a value: STATS in, the share of every camera's frames to
+/// compute locally out.
 ///
 /// No sockets and no clock: every call gets `now`, a monotonic reading (any origin). Two latency
 /// signals drive it, each against its own objective with the same thresholds: the broker's
-/// queue-time p95 (`q95` against `sloMilliseconds`) and, when the broker relays camera latency
-/// reports with enough frames, the cameras' end-to-end edge latency p95 (`l95` against
-/// `latencySloMilliseconds`, plus a miss share above 5 %). The fraction rises by `raiseStep`
-/// after any signal stays above its objective for `overloadWindow`, falls by `lowerStep` after
-/// every signal stays below `lowerFactor` of its objective with no drops or misses for
-/// `healthyWindow`, never changes twice within `dwell`, and never changes because of silence
-/// (docs/controller.md). Every decision names the signals that drove it.
+/// queue-time p95 (`q95` against `sloMilliseconds`) and the cameras' end-to-end edge latency p95
+/// (`l95` against `latencySloMilliseconds`, plus a miss share above 5 %), taken from camera
+/// reports aggregated over up to `cameraHistory` when the broker's window holds too few frames.
+/// The edge's utilisation (`ut`) and the share of frames cameras computed locally are inputs too:
+/// the fraction rises by `raiseStep` after a signal stays over its objective for
+/// `overloadWindow`; it falls by `lowerStep` after every signal stays below `lowerFactor` of its
+/// objective for `healthyWindow` while the edge has room (utilisation below
+/// `targetUtilisation`), and holds while the edge is busy enough and within its objectives. It
+/// never changes twice within `dwell`, nor because of silence (docs/controller.md). Every
+/// decision names the figures that drove it.
+///
+/// The fraction applies to every camera alike (DIRECTIVE `es` = 1 − fraction): a camera keeps
+/// sending its share of frames, so no camera is starved of the edge while others are served.
 public struct ControllerPolicy: Sendable {
     public let settings: ControllerSettings
-    /// The fraction of the fleet currently sent local, in [0, `maxFraction`].
+    /// The share of every camera's frames the directive in force sends local, in [0, `maxFraction`].
     public private(set) var fraction: Double = 0
     /// How the edge looked at the last STATS or silence check.
     public private(set) var condition: EdgeCondition = .unknown
@@ -158,11 +181,32 @@ public struct ControllerPolicy: Sendable {
     private var overload: (since: Duration, pressure: Double)?
     /// Start of the current healthy streak.
     private var healthySince: Duration?
+    /// Camera figures of earlier STATS, one per broker report window, newest last: what a window
+    /// with too few frames is aggregated with.
+    private var cameraHistory: [(at: Duration, summary: CameraLatencySummary)] = []
 
     /// A policy with fraction 0 that starts waiting for STATS at `now`.
     public init(settings: ControllerSettings = ControllerSettings(), now: Duration) {
         self.settings = settings
         startedAt = now
+    }
+
+    /// The camera figures to judge: the STATS' own when they count enough edge frames, else
+    /// those merged with earlier, disjoint windows (up to `cameraHistory` back).
+    mutating func cameraFigures(_ stats: StatsMessage, now: Duration) -> CameraLatencySummary? {
+        guard let current = stats.cameraLatency else { return nil }
+        cameraHistory.removeAll { now - $0.at > settings.cameraHistory }
+        defer {
+            if let last = cameraHistory.last, now - last.at < settings.cameraReportWindow {} else {
+                cameraHistory.append((now, current))
+            }
+        }
+        var merged = current
+        for entry in cameraHistory.reversed() where merged.completed + merged.missed < settings.minimumReportedFrames {
+            guard now - entry.at >= settings.cameraReportWindow else { continue }  // overlaps the current window
+            merged = merged.merged(with: entry.summary)
+        }
+        return merged
     }
 
     /// Takes one STATS into account and decides. Streaks of overload or health are measured over
@@ -171,7 +215,7 @@ public struct ControllerPolicy: Sendable {
         let resumed = condition == .silent
         latestStats = stats
         lastStatsAt = now
-        let reading = SignalReading(stats, settings)
+        let reading = SignalReading(stats, camera: cameraFigures(stats, now: now), settings)
         let figures = reading.figures
         let prefix = resumed ? "broker heard again; " : ""
 
@@ -202,36 +246,48 @@ public struct ControllerPolicy: Sendable {
             }
             let next = Self.rounded(min(settings.maxFraction, fraction + settings.raiseStep))
             return change(to: next, now: now, .raise, signals,
-                prefix + "overloaded for \(Self.ms(lasted)) ms, \(what) (\(figures)): sending \(Self.percent(next)) of cameras local")
+                prefix + "overloaded for \(Self.ms(lasted)) ms, \(what) (\(figures)): \(Self.percent(next)) of every camera's frames local")
         }
 
         overload = nil
-        if reading.allLow && stats.dropRate <= settings.healthyDropRate {
-            condition = .healthy
-            guard fraction > 0 else {
-                healthySince = nil
-                return hold(prefix + "healthy (\(figures)); no camera is sent local")
-            }
-            guard let since = healthySince else {
-                healthySince = now
-                return hold(prefix + "healthy (\(figures)); recovery in \(Self.ms(settings.healthyWindow)) ms if it stays so")
-            }
-            let lasted = now - since
-            guard lasted >= settings.healthyWindow else {
-                return hold(prefix + "healthy for \(Self.ms(lasted)) ms of \(Self.ms(settings.healthyWindow)) (\(figures))")
-            }
-            if let changed = lastChangeAt, now - changed < settings.dwell {
-                return hold(prefix + "healthy (\(figures)); dwell: last change \(Self.ms(now - changed)) ms ago, minimum \(Self.ms(settings.dwell))")
-            }
-            let next = Self.rounded(max(0, fraction - settings.lowerStep))
-            return change(to: next, now: now, .lower, [],
-                prefix + "healthy for \(Self.ms(lasted)) ms (\(figures)): releasing cameras, \(Self.percent(next)) stay local")
+        let fewDrops = stats.dropRate <= settings.healthyDropRate + settings.healthyDropShare * stats.arrivalRate
+        guard reading.allLow && fewDrops else {
+            condition = .steady
+            healthySince = nil
+            let why = reading.allLow ? "latency low but frames are dropped" : reading.notLow.joined(separator: ", ")
+            return hold(prefix + "steady, \(why) (\(figures)); fraction stays \(Self.percent(fraction))")
         }
-
-        condition = .steady
-        healthySince = nil
-        let why = reading.allLow ? "latency low but frames are dropped" : reading.notLow.joined(separator: ", ")
-        return hold(prefix + "steady, \(why) (\(figures)); fraction stays \(Self.percent(fraction))")
+        let hasRoom = reading.utilisation.map { $0 < settings.targetUtilisation } ?? true
+        if !hasRoom {
+            // Busy enough and within the objectives: the point the controller aims for.
+            condition = .steady
+            healthySince = nil
+            return hold(prefix + "edge busy and within its objectives (\(figures)); fraction stays \(Self.percent(fraction))")
+        }
+        let localWork = (reading.localShare ?? 0) > settings.underusedLocalShare
+        condition = localWork && reading.utilisation != nil ? .underused : .healthy
+        let state = condition == .underused
+            ? "edge has room: \(reading.utilisation.map(Self.percent) ?? "?") busy, below the \(Self.percent(settings.targetUtilisation)) target, while \(Self.percent(reading.localShare ?? 0)) of frames run locally"
+            : "healthy"
+        guard fraction > 0 else {
+            healthySince = nil
+            let note = condition == .underused ? "; no directive keeps frames local: the cameras' own shares are recovering" : "; no frame is sent local"
+            return hold(prefix + state + " (\(figures))" + note)
+        }
+        guard let since = healthySince else {
+            healthySince = now
+            return hold(prefix + state + " (\(figures)); releasing in \(Self.ms(settings.healthyWindow)) ms if it stays so")
+        }
+        let lasted = now - since
+        guard lasted >= settings.healthyWindow else {
+            return hold(prefix + state + " for \(Self.ms(lasted)) ms of \(Self.ms(settings.healthyWindow)) (\(figures))")
+        }
+        if let changed = lastChangeAt, now - changed < settings.dwell {
+            return hold(prefix + state + " (\(figures)); dwell: last change \(Self.ms(now - changed)) ms ago, minimum \(Self.ms(settings.dwell))")
+        }
+        let next = Self.rounded(max(0, fraction - settings.lowerStep))
+        return change(to: next, now: now, .lower, [],
+            prefix + state + " for \(Self.ms(lasted)) ms (\(figures)): releasing frames to the edge, \(Self.percent(next)) stay local")
     }
 
     /// Checks for a silent broker. Returns a decision only when the policy enters the silent

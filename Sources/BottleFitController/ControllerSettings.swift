@@ -29,8 +29,21 @@ public struct ControllerSettings: Sendable, Equatable {
     /// A raise is held back while `q95` fell by more than this share during the last overload
     /// window: the broker's percentile window lags, and the last step may still be taking effect.
     public var improvementMargin: Double = 0.1
-    /// Dropped frames per second (STATS `dr`) still counted as "no drops" for recovery.
+    /// Dropped frames per second (STATS `dr`) still counted as "no drops" for recovery...
     public var healthyDropRate: Double = 0
+    /// ...plus this share of the arrivals (STATS `ar`): cameras probing a congested edge meet the
+    /// odd BUSY, which must not block recovery for ever.
+    public var healthyDropShare: Double = 0.02
+    /// The edge is fully used at this utilisation (STATS `ut`): below it, with frames running
+    /// locally and every signal low, the fraction is released; at or above it, it holds.
+    public var targetUtilisation: Double = 0.85
+    /// A local share of the reported frames above this counts as cameras computing locally.
+    public var underusedLocalShare: Double = 0.02
+    /// The broker's camera report window (`--report-window-s`, 3 s by default): STATS this far
+    /// apart carry disjoint camera figures, which the controller adds up...
+    public var cameraReportWindow: Duration = .seconds(3)
+    /// ...going back at most this far when the latest window has fewer than `minimumReportedFrames`.
+    public var cameraHistory: Duration = .seconds(12)
     /// The broker's STATS interval; silence is `silenceIntervals` of them without STATS.
     public var statsInterval: Duration = .milliseconds(250)
     /// STATS intervals without STATS after which the broker counts as silent.
@@ -63,6 +76,13 @@ public struct ControllerSettings: Sendable, Equatable {
         if dwell < .zero { problems.append("the dwell time must not be negative") }
         if !(improvementMargin.isFinite && improvementMargin >= 0 && improvementMargin < 1) { problems.append("improvementMargin must be in [0, 1)") }
         if !(healthyDropRate.isFinite && healthyDropRate >= 0) { problems.append("healthyDropRate must be at least 0") }
+        if !(healthyDropShare.isFinite && healthyDropShare >= 0 && healthyDropShare < 1) { problems.append("healthyDropShare must be in [0, 1)") }
+        if !(targetUtilisation.isFinite && targetUtilisation > 0 && targetUtilisation <= 1) {
+            problems.append("the target utilisation must be in (0, 1] (got \(targetUtilisation))")
+        }
+        if !(underusedLocalShare.isFinite && underusedLocalShare >= 0 && underusedLocalShare < 1) { problems.append("underusedLocalShare must be in [0, 1)") }
+        if cameraReportWindow <= .zero { problems.append("the camera report window must be positive") }
+        if cameraHistory < .zero { problems.append("the camera history must not be negative") }
         if statsInterval <= .zero { problems.append("statsInterval must be positive") }
         if silenceIntervals < 1 { problems.append("silenceIntervals must be at least 1") }
         if !(maxFraction.isFinite && maxFraction > 0 && maxFraction <= 1) { problems.append("maxFraction must be in (0, 1]") }

@@ -29,8 +29,9 @@ public struct CameraConfiguration: Sendable {
     public var maxInFlight: Int
     public var heartbeatIntervalMilliseconds: UInt64
     public var liveness: UInt64
-    public var initialBackoffMilliseconds: UInt64
-    public var maxBackoffMilliseconds: UInt64
+    /// Longest time without an edge frame while the edge is congested (at most 1000 ms): the
+    /// camera keeps probing so it sees capacity come back (docs/device.md).
+    public var probeIntervalMilliseconds: UInt64
     /// The longest a poll waits; bounds how late `stop()` is noticed.
     public var pollTimeoutMilliseconds: Int
     /// JPEG quality for offload frames whose source gave no JPEG.
@@ -44,7 +45,7 @@ public struct CameraConfiguration: Sendable {
         modelName: String, headModel: URL? = nil, fullModel: URL? = nil, preprocessor: ImagePreprocessor? = nil,
         framesPerSecond: Double? = nil, maxFrames: Int? = nil, sloMilliseconds: UInt64 = 250, maxInFlight: Int = 8,
         heartbeatIntervalMilliseconds: UInt64 = 1000, liveness: UInt64 = 3,
-        initialBackoffMilliseconds: UInt64 = 500, maxBackoffMilliseconds: UInt64 = 16_000,
+        probeIntervalMilliseconds: UInt64 = 1000,
         pollTimeoutMilliseconds: Int = 50, jpegQuality: Int = 90, latencyReportIntervalMilliseconds: UInt64 = 1000
     ) {
         self.cameraID = cameraID
@@ -61,8 +62,7 @@ public struct CameraConfiguration: Sendable {
         self.maxInFlight = maxInFlight
         self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
         self.liveness = liveness
-        self.initialBackoffMilliseconds = initialBackoffMilliseconds
-        self.maxBackoffMilliseconds = maxBackoffMilliseconds
+        self.probeIntervalMilliseconds = probeIntervalMilliseconds
         self.pollTimeoutMilliseconds = pollTimeoutMilliseconds
         self.jpegQuality = jpegQuality
         self.latencyReportIntervalMilliseconds = latencyReportIntervalMilliseconds
@@ -87,6 +87,7 @@ public struct CameraConfiguration: Sendable {
         guard sloMilliseconds > 0 else { throw fail("the SLO must be positive") }
         guard (1...65536).contains(maxInFlight) else { throw fail("max in flight must be 1...65536") }
         guard heartbeatIntervalMilliseconds > 0, liveness > 0 else { throw fail("heartbeat interval and liveness must be positive") }
+        guard (1...1000).contains(probeIntervalMilliseconds) else { throw fail("the probe interval must be 1...1000 ms") }
         guard (1...10_000).contains(pollTimeoutMilliseconds) else { throw fail("poll timeout must be 1...10000 ms") }
         guard (1...100).contains(jpegQuality) else { throw fail("JPEG quality must be 1...100") }
         guard latencyReportIntervalMilliseconds == 0 || latencyReportIntervalMilliseconds >= 100 else {
@@ -99,7 +100,8 @@ public struct CameraConfiguration: Sendable {
         CameraPolicy.Configuration(
             cameraID: cameraID, mode: mode, canComputeLocally: fullModel != nil,
             heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds, liveness: liveness,
-            initialBackoffMilliseconds: initialBackoffMilliseconds, maxBackoffMilliseconds: maxBackoffMilliseconds)
+            probeIntervalMilliseconds: probeIntervalMilliseconds,
+            startingProbeIntervalMilliseconds: min(250, probeIntervalMilliseconds))
     }
 }
 

@@ -51,8 +51,9 @@ extension CameraLoop {
                 accounting.recordIgnoredReply()  // settled already (late, duplicate) or not ours
                 return
             }
-            policy.edgeSucceeded(epoch: frame.epoch, at: nowMs)
             let latency = Double(now &- frame.startMicroseconds) / 1000
+            let budget = Double(frame.giveUpAt &* 1000 &- frame.startMicroseconds) / 1000
+            policy.record(.result(latencyMilliseconds: latency, budgetMilliseconds: budget), epoch: frame.epoch, at: nowMs)
             edgeLatency.recordCompleted(latencyMilliseconds: latency)
             accounting.recordCompleted(
                 on: .edge, latencyMilliseconds: latency,
@@ -70,33 +71,18 @@ extension CameraLoop {
 
     private func handleError(_ error: ErrorMessage, now: UInt64) {
         let nowMs = now / 1000
-        if error.code == .unsupportedVersion { policy.edgeIncompatible(at: nowMs) }
         guard error.cameraID == nil || error.cameraID == configuration.cameraID,
               let sequence = error.sequence, let frame = pending.removeValue(forKey: sequence)
         else {
+            // An answer naming no pending frame still tells about the edge when it says the
+            // broker speaks another version.
+            if error.code == .unsupportedVersion { policy.record(.error(error.code), epoch: policy.epoch, at: nowMs) }
             accounting.recordIgnoredReply()
             return
         }
-        let reason: DropReason
-        switch error.code {
-        case .busy:
-            policy.edgeBusy(retryAfterMilliseconds: error.retryAfterMilliseconds, epoch: frame.epoch, at: nowMs)
-            reason = .busy
-        case .expired:
-            edgeLatency.recordMissed()
-            policy.edgeMissedDeadline(epoch: frame.epoch, at: nowMs)
-            reason = .expired
-        case .workerLost:
-            // The broker is alive and the pool will recover or shrink; only this frame is lost.
-            policy.edgeRejected(epoch: frame.epoch, retry: true, at: nowMs)
-            reason = .workerLost
-        default:
-            // UNKNOWN_MODEL after a broker restart (no worker back yet), BAD_REQUEST, ...: the
-            // edge cannot serve this now; back off briefly rather than strand a probe.
-            policy.edgeRejected(epoch: frame.epoch, retry: false, at: nowMs)
-            reason = .rejected
-        }
-        fallBack(frame, reason: reason, now: now)
+        if error.code == .expired { edgeLatency.recordMissed() }
+        let reason = policy.record(.error(error.code, retryAfterMilliseconds: error.retryAfterMilliseconds), epoch: frame.epoch, at: nowMs)
+        fallBack(frame, reason: reason ?? .rejected, now: now)
     }
 
     func fallBack(_ frame: PendingFrame, reason: DropReason, now: UInt64) {

@@ -139,8 +139,9 @@ final class CameraLoop {
     /// The camera as `/metrics` shows it.
     private func status(at now: UInt64) -> CameraStatus {
         CameraStatus(
-            accounting: accounting, edgeState: CameraStatus.name(of: policy.edgeState(at: now / 1000)),
-            framesAtEdge: pending.count, obeyingLocalDirective: policy.obeysLocalDirective(at: now / 1000))
+            accounting: accounting, edgeState: policy.edgeState(at: now / 1000).name,
+            framesAtEdge: pending.count, obeyingLocalDirective: policy.obeysLocalDirective(at: now / 1000),
+            edgeShare: policy.effectiveShare(at: now / 1000), stateChanges: policy.stateChanges)
     }
 
     // MARK: Frames
@@ -201,9 +202,12 @@ final class CameraLoop {
         let sequence = nextSequence
         nextSequence += 1
         let now = clock.unixMicroseconds()
+        // The edge gets the frame's edge deadline as "dl": past it the camera has computed the
+        // frame itself, so the broker must not spend a worker on it.
+        let edgeDeadline = policy.edgeDeadline(start: start / 1000, deadline: deadline)
         let message = FrameMessage(
             cameraID: configuration.cameraID, sequence: sequence, model: configuration.modelName, payload: payload,
-            deadline: deadline, sentAt: start / 1000, label: frame.label)
+            deadline: edgeDeadline, sentAt: start / 1000, label: frame.label)
         let epoch = policy.epoch
         guard let bytes = try? message.encoded(limits: limits) else {
             // Our own frame breaks a protocol limit: no fault of the edge, so no back-off.
@@ -212,15 +216,15 @@ final class CameraLoop {
         }
         // DEALER with ZMQ_IMMEDIATE: "would block" means no broker is connected; say so at once.
         guard let broker, (try? broker.trySend([[], bytes])) == true else {
-            policy.edgeSendFailed(epoch: epoch, at: now / 1000)
-            fallBack(image: frame.image, label: frame.label, start: start, deadline: deadline, reason: .sendFailed, now: now)
+            let reason = policy.record(.sendFailed, epoch: epoch, at: now / 1000) ?? .sendFailed
+            fallBack(image: frame.image, label: frame.label, start: start, deadline: deadline, reason: reason, now: now)
             return
         }
         accounting.recordSent()
         lastSentMicroseconds = now
         pending[sequence] = PendingFrame(
             image: frame.image, label: frame.label, startMicroseconds: start, deadline: deadline,
-            giveUpAt: policy.replyTimeout(sentAt: now / 1000, deadline: deadline), epoch: epoch)
+            giveUpAt: edgeDeadline, epoch: epoch)
     }
 
     /// Runs the whole model and completes the frame locally.
@@ -229,14 +233,16 @@ final class CameraLoop {
         let top1 = models.runFull(image)
         let t1 = clock.unixMicroseconds()
         policy.recordLocalCompute(milliseconds: Double(t1 &- t0) / 1000)
+        edgeLatency.recordLocal(latencyMilliseconds: Double(t1 &- start) / 1000)
         accounting.recordCompleted(
             on: .local, latencyMilliseconds: Double(t1 &- start) / 1000, top1: top1, label: label,
             late: t1 / 1000 > deadline, fellBack: fellBack)
     }
 
-    /// An edge frame failed for `reason`: compute it locally if that meets its deadline, else drop it.
+    /// An edge frame failed for `reason`: compute it locally when the camera can (late if it
+    /// must), else drop it for that reason.
     func fallBack(image: Image, label: Int?, start: UInt64, deadline: UInt64, reason: DropReason, now: UInt64) {
-        switch policy.fallback(after: reason, deadline: deadline, at: now / 1000) {
+        switch policy.fallback(after: reason) {
         case .local: computeLocally(image, label: label, start: start, deadline: deadline, fellBack: true)
         case .drop(let r): accounting.recordDropped(r)
         case .split, .offload: accounting.recordDropped(reason)  // `fallback` never sends again
@@ -251,24 +257,21 @@ final class CameraLoop {
         for (sequence, frame) in overdue.sorted(by: { $0.key < $1.key }) {
             pending[sequence] = nil
             edgeLatency.recordMissed()
-            policy.edgeMissedDeadline(epoch: frame.epoch, at: nowMs)
+            let reason = policy.record(.timedOut, epoch: frame.epoch, at: nowMs) ?? .timeout
             fallBack(image: frame.image, label: frame.label, start: frame.startMicroseconds, deadline: frame.deadline,
-                     reason: .timeout, now: clock.unixMicroseconds())
+                     reason: reason, now: clock.unixMicroseconds())
         }
     }
 
     private func logEdgeStateChange() {
-        let name: String = switch policy.edgeState(at: clock.unixMicroseconds() / 1000) {
-        case .healthy: "healthy"
-        case .silent: "silent"
-        case .backingOff(_, let cause): "backing off (\(cause))"
-        case .probing: "probing"
-        case .incompatible: "incompatible"
-        }
+        let now = clock.unixMicroseconds() / 1000
+        let name = policy.edgeState(at: now).name
         guard name != loggedEdgeState else { return }
-        // Silence and incompatibility change rarely and matter to operators; back-off and probes can churn.
-        let level: Logger.Level = name == "silent" || name == "incompatible" ? .warning : .debug
-        logger.log(level: level, "edge \(loggedEdgeState) -> \(name)", metadata: ["camera": "\(configuration.cameraID)"])
+        // Dead and incompatible matter to operators; congestion is logged at info with the share.
+        let level: Logger.Level = name == "dead" || name == "incompatible" ? .warning : .info
+        logger.log(level: level, "edge \(loggedEdgeState) -> \(name)", metadata: [
+            "camera": "\(configuration.cameraID)", "share": "\(Int((policy.effectiveShare(at: now) * 100).rounded()))%",
+        ])
         loggedEdgeState = name
     }
 

@@ -37,21 +37,21 @@ public struct DropReason: RawRepresentable, Hashable, Sendable, Comparable, Cust
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
 
-    /// The broker answered BUSY and the frame could not be computed locally in time.
+    /// The broker answered BUSY, and the camera has no local model.
     public static let busy = DropReason(rawValue: "busy")
-    /// The edge is in BUSY back-off and the camera has no local model.
-    public static let busyNoLocal = DropReason(rawValue: "busy_no_local")
-    /// The edge is silent or missing deadlines and the camera has no local model.
+    /// The edge is dead (silent, gone, or not connected) and the camera has no local model.
     public static let edgeDownNoLocal = DropReason(rawValue: "edge_down_no_local")
-    /// EXPIRED from the edge, and too late to compute locally.
+    /// EXPIRED from the edge, and the camera has no local model.
     public static let expired = DropReason(rawValue: "expired")
-    /// WORKER_LOST from the broker, and too late to compute locally.
+    /// WORKER_LOST from the broker, and the camera has no local model.
     public static let workerLost = DropReason(rawValue: "worker_lost")
-    /// No reply by the time a local fallback could still meet the deadline, and none possible.
+    /// No reply by the frame's edge deadline, and the camera has no local model.
     public static let timeout = DropReason(rawValue: "timeout")
-    /// Any other ERROR (BAD_REQUEST, UNKNOWN_MODEL, TOO_LARGE, INTERNAL, UNSUPPORTED_VERSION), too late for local.
+    /// UNKNOWN_MODEL: no worker serves the model (yet), and the camera has no local model.
+    public static let noWorker = DropReason(rawValue: "no_worker")
+    /// Any other ERROR (BAD_REQUEST, TOO_LARGE, INTERNAL, UNSUPPORTED_VERSION), and no local model.
     public static let rejected = DropReason(rawValue: "rejected")
-    /// A reply for the frame could not be decoded, and it was too late to compute locally.
+    /// A reply for the frame could not be decoded, and the camera has no local model.
     public static let decodeError = DropReason(rawValue: "decode_error")
     /// The frame source skipped an input it could not read (counted as an offered frame).
     public static let sourceSkipped = DropReason(rawValue: "source_skipped")
@@ -64,7 +64,7 @@ public struct DropReason: RawRepresentable, Hashable, Sendable, Comparable, Cust
 
     /// Every reason a camera records (what `/metrics` lists, at 0 when nothing was dropped for it).
     public static let all: [DropReason] = [
-        .busy, .busyNoLocal, .edgeDownNoLocal, .expired, .workerLost, .timeout, .rejected, .decodeError,
+        .busy, .edgeDownNoLocal, .expired, .workerLost, .timeout, .noWorker, .rejected, .decodeError,
         .sourceSkipped, .sendFailed, .inferenceError, .shutdown,
     ]
 

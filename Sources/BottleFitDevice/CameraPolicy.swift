@@ -5,20 +5,28 @@ import BottleFitProtocol
 ///
 /// A pure value with no sockets and no clock of its own: every call takes `now` in Unix
 /// milliseconds, so the load generator can drive hundreds of them from one clock and tests
-/// can drive one with made-up times.
+/// can drive one with made-up times. `record(_:epoch:at:)` is the one entry point for what
+/// happened to a frame sent to the edge; `CameraLoop` and the load generator both use it.
 ///
-/// Edge health is a small state machine:
-/// - **silent**: nothing heard from the broker for `liveness` heartbeat intervals; local until
-///   anything is heard again (protocol.md section 10).
-/// - **backing off**: after BUSY (never shorter than its `ra`), a missed deadline, EXPIRED or a
-///   failed send; local until the back-off ends. Back-off doubles with each consecutive
-///   failure (up to `maxBackoff`) so a struggling edge does not make the camera flap.
-/// - **probing**: the back-off has ended; exactly one frame goes to the edge, the rest stay
-///   local until its outcome is known. Success returns to healthy and resets the back-off.
+/// The edge is in one of five states (docs/device.md has the diagram):
+/// - **healthy**: every frame goes to the edge.
+/// - **congested** (slow or full: BUSY, EXPIRED, an answer too late, no answer in time): the
+///   camera sends a *share* of its frames and computes the rest locally. The share falls by
+///   `shareDecrease` at each congestion signal (once per round of frames in flight, the
+///   `epoch`) and grows by `shareIncreasePerSecond` while answers come back in time, as TCP's
+///   AIMD does, so cameras sharing an edge converge to equal shares and keep it full. At least
+///   one frame goes to the edge every `probeIntervalMilliseconds`, whatever the share: the edge
+///   never idles while cameras compute locally. Never a back-off.
+/// - **starting** (UNKNOWN_MODEL: no worker serves the model yet): local, with one frame every
+///   `startingProbeIntervalMilliseconds` to find out when a worker joins.
+/// - **dead** (nothing heard for `liveness` heartbeat intervals, a DISCONNECT, or a frame that
+///   could not be sent): local until anything is heard from the broker again. The camera keeps
+///   sending HEARTBEATs, whose answers bring it back.
+/// - **incompatible** (UNSUPPORTED_VERSION): never sends to the edge again.
 ///
-/// Outcomes carry the `epoch` in force when their frame was sent. The epoch advances at every
-/// escalation, so a burst of failures of frames that were all in flight together counts once,
-/// and a late success from before a failure does not end a back-off.
+/// A camera without the whole model cannot compute locally, so it sends every frame while the
+/// edge is not dead: the broker's per-camera fairness sheds the excess, and dropping a frame here
+/// instead would only leave the edge idler.
 public struct CameraPolicy: Sendable {
     /// Fixed parameters of a policy.
     public struct Configuration: Sendable, Equatable {
@@ -32,37 +40,95 @@ public struct CameraPolicy: Sendable {
         public var heartbeatIntervalMilliseconds: UInt64
         /// Intervals of silence after which the broker counts as gone (protocol: 3).
         public var liveness: UInt64
-        /// First back-off after a failure; doubles per consecutive failure.
-        public var initialBackoffMilliseconds: UInt64
-        /// Longest back-off.
-        public var maxBackoffMilliseconds: UInt64
+        /// Longest time without an edge frame while the edge is congested (at most 1000 ms).
+        public var probeIntervalMilliseconds: UInt64
+        /// Time between probes while no worker serves the model.
+        public var startingProbeIntervalMilliseconds: UInt64
+        /// The share is multiplied by this at each congestion signal.
+        public var shareDecrease: Double
+        /// The share grows by this much per second of answers in time after a recent congestion signal...
+        public var shareIncreasePerSecond: Double
+        /// ...and by this much per second once `calmMilliseconds` passed without one, so cameras
+        /// return quickly when capacity comes back.
+        public var calmShareIncreasePerSecond: Double
+        /// Without a congestion signal for this long (and with the whole share back), the edge is healthy again.
+        public var calmMilliseconds: UInt64
+        /// A RESULT later than this fraction of the frame's edge budget counts as a congestion signal.
+        public var lateFraction: Double
 
         public init(
             cameraID: String, mode: CameraMode = .split, canComputeLocally: Bool = true,
             heartbeatIntervalMilliseconds: UInt64 = 1000, liveness: UInt64 = 3,
-            initialBackoffMilliseconds: UInt64 = 500, maxBackoffMilliseconds: UInt64 = 16_000
+            probeIntervalMilliseconds: UInt64 = 1000, startingProbeIntervalMilliseconds: UInt64 = 250,
+            shareDecrease: Double = 0.75, shareIncreasePerSecond: Double = 0.1, calmShareIncreasePerSecond: Double = 1.0,
+            calmMilliseconds: UInt64 = 1000, lateFraction: Double = 0.8
         ) {
             self.cameraID = cameraID
             self.mode = mode
             self.canComputeLocally = canComputeLocally
             self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
             self.liveness = liveness
-            self.initialBackoffMilliseconds = initialBackoffMilliseconds
-            self.maxBackoffMilliseconds = max(initialBackoffMilliseconds, maxBackoffMilliseconds)
+            self.probeIntervalMilliseconds = probeIntervalMilliseconds
+            self.startingProbeIntervalMilliseconds = startingProbeIntervalMilliseconds
+            self.shareDecrease = shareDecrease
+            self.shareIncreasePerSecond = shareIncreasePerSecond
+            self.calmShareIncreasePerSecond = calmShareIncreasePerSecond
+            self.calmMilliseconds = calmMilliseconds
+            self.lateFraction = lateFraction
+        }
+
+        /// What is wrong with these parameters, in words; empty when usable.
+        public var problems: [String] {
+            var problems: [String] = []
+            if heartbeatIntervalMilliseconds == 0 || liveness == 0 { problems.append("heartbeat interval and liveness must be positive") }
+            if !(1...1000).contains(probeIntervalMilliseconds) { problems.append("the probe interval must be 1...1000 ms") }
+            if !(1...1000).contains(startingProbeIntervalMilliseconds) { problems.append("the starting probe interval must be 1...1000 ms") }
+            if !(shareDecrease > 0 && shareDecrease < 1) { problems.append("the share decrease must be in (0, 1)") }
+            if !(shareIncreasePerSecond > 0 && shareIncreasePerSecond <= 10) { problems.append("the share increase must be in (0, 10] per second") }
+            if !(calmShareIncreasePerSecond > 0 && calmShareIncreasePerSecond <= 10) { problems.append("the calm share increase must be in (0, 10] per second") }
+            if !(lateFraction > 0 && lateFraction <= 1) { problems.append("the late fraction must be in (0, 1]") }
+            return problems
         }
     }
 
     /// What the camera currently believes about the edge.
     public enum EdgeState: Sendable, Equatable {
         case healthy
-        /// Nothing heard for `liveness` heartbeat intervals.
-        case silent
-        /// Not sending to the edge until `until` (Unix ms), because of `cause`.
-        case backingOff(until: UInt64, cause: DropReason)
-        /// One probe frame is (or may be) at the edge; others stay local until it settles.
-        case probing
+        /// Slow or full: sending `share` of the frames (probing at least every probe interval).
+        case congested(share: Double)
+        /// No worker serves the model yet: local, probing every starting probe interval.
+        case starting
+        /// Nothing heard for `liveness` heartbeat intervals, a DISCONNECT, or a failed send.
+        case dead
         /// The broker speaks another protocol version: never send to it again.
         case incompatible
+
+        /// The name `/metrics` and the logs use.
+        public var name: String {
+            switch self {
+            case .healthy: "healthy"
+            case .congested: "congested"
+            case .starting: "starting"
+            case .dead: "dead"
+            case .incompatible: "incompatible"
+            }
+        }
+
+        /// Every state's name, in the order `/metrics` lists them.
+        public static let names = ["healthy", "congested", "starting", "dead", "incompatible"]
+    }
+
+    /// What happened to a frame sent to the edge.
+    public enum EdgeOutcome: Sendable, Equatable {
+        /// A RESULT came back `latencyMilliseconds` after the frame's start, which left it
+        /// `budgetMilliseconds` (from its start to its edge deadline).
+        case result(latencyMilliseconds: Double, budgetMilliseconds: Double)
+        /// An ERROR came back.
+        case error(ErrorCode, retryAfterMilliseconds: UInt64? = nil)
+        /// No reply by the edge deadline.
+        case timedOut
+        /// The frame could not be handed to the socket (no broker connected, pipe full).
+        case sendFailed
     }
 
     /// A directive the camera is obeying.
@@ -71,24 +137,34 @@ public struct CameraPolicy: Sendable {
         public var mode: DirectiveMessage.Mode
         public var validUntil: UInt64
         public var reason: String
+        public var edgeShare: Double?
     }
 
     public let configuration: Configuration
-    /// Advances at every escalation; tag each edge frame with the epoch at send time.
+    /// Advances at every congestion signal; tag each edge frame with the epoch at send time, so a
+    /// burst of failures of frames that were all in flight together counts once.
     public private(set) var epoch: UInt64 = 0
     /// The directive in force, if any (it may have lapsed; `decide` checks `validUntil`).
     public private(set) var directive: ActiveDirective?
     /// Smoothed time the whole model takes here, in ms (nil until measured).
     public private(set) var localEstimateMilliseconds: Double?
-    /// Consecutive failures behind the current back-off.
-    public private(set) var failureStreak = 0
+    /// The camera's own share of frames for the edge, in (0, 1].
+    public private(set) var share = 1.0
+    /// Changes of the state's name so far (what "mode changes per minute" counts).
+    public private(set) var stateChanges = 0
 
     private var lastHeard: UInt64
-    private var lastObeyedDirective: UInt64?
-    private var backoffUntil: UInt64?
-    private var backoffCause = DropReason.edgeDownNoLocal
-    private var probeSentAt: UInt64?
+    /// Dead from a failed send or DISCONNECT at this time until something is heard after it.
+    private var deadSince: UInt64?
+    private var starting = false
     private var incompatible = false
+    private var lastCongestion: UInt64?
+    private var lastIncrease: UInt64?
+    private var lastEdgeFrame: UInt64?
+    /// Fractional frames owed to the edge at the current share.
+    private var credit = 0.0
+    private var lastStateName = "healthy"
+    private var lastObeyedDirective: UInt64?
 
     /// A policy that counts the broker as alive from `now` (a grace period of `liveness` beats).
     public init(_ configuration: Configuration, now: UInt64) {
@@ -98,7 +174,7 @@ public struct CameraPolicy: Sendable {
 
     // MARK: Deciding
 
-    /// The route for the next frame. Mutating because it may start a probe.
+    /// The route for the next frame. Mutating: it spends share credit and notes probes.
     public mutating func decide(at now: UInt64) -> FrameRoute {
         let edge: FrameRoute
         switch configuration.mode {
@@ -107,23 +183,46 @@ public struct CameraPolicy: Sendable {
         case .offload: edge = .offload
         }
         if let d = directive, now >= d.validUntil { directive = nil }
+        let local = configuration.canComputeLocally
         // A camera without the whole model cannot obey "local"; it keeps using the edge.
-        if directive?.mode == .local, configuration.canComputeLocally { return .local }
-        switch edgeState(at: now) {
-        case .healthy:
-            return edge
-        case .silent, .incompatible:
-            return fallback(.edgeDownNoLocal)
-        case .backingOff(_, let cause):
-            return fallback(cause)
-        case .probing:
-            // A probe whose outcome never came (it always should) must not block recovery forever.
-            if let sent = probeSentAt, now < sent + configuration.maxBackoffMilliseconds {
-                return fallback(backoffCause)
+        if directive?.mode == .local, local { return .local }
+        let state = edgeState(at: now)
+        noteState(state)
+        switch state {
+        case .dead, .incompatible:
+            return local ? .local : .drop(.edgeDownNoLocal)
+        case .starting:
+            guard local else { return toEdge(edge, now) }
+            return due(configuration.startingProbeIntervalMilliseconds, now) ? toEdge(edge, now) : .local
+        case .healthy, .congested:
+            guard local else { return toEdge(edge, now) }
+            credit += effectiveShare(at: now)
+            if credit >= 1 {
+                credit -= 1
+                return toEdge(edge, now)
             }
-            probeSentAt = now
-            return edge
+            if due(configuration.probeIntervalMilliseconds, now) {
+                credit = 0
+                return toEdge(edge, now)
+            }
+            return .local
         }
+    }
+
+    private mutating func toEdge(_ route: FrameRoute, _ now: UInt64) -> FrameRoute {
+        lastEdgeFrame = now
+        return route
+    }
+
+    private func due(_ interval: UInt64, _ now: UInt64) -> Bool {
+        guard let last = lastEdgeFrame else { return true }
+        return now >= last + interval
+    }
+
+    /// The share of frames that goes to the edge now: the camera's own, capped by a directive's.
+    public func effectiveShare(at now: UInt64) -> Double {
+        guard let d = directive, now < d.validUntil, d.mode == .split, let cap = d.edgeShare else { return share }
+        return min(share, cap)
     }
 
     /// Whether a `local` directive in force at `now` keeps this camera off the edge.
@@ -135,91 +234,111 @@ public struct CameraPolicy: Sendable {
     /// The edge as seen at `now`.
     public func edgeState(at now: UInt64) -> EdgeState {
         if incompatible { return .incompatible }
-        if now >= lastHeard + configuration.liveness * configuration.heartbeatIntervalMilliseconds { return .silent }
-        if let until = backoffUntil {
-            return now < until ? .backingOff(until: until, cause: backoffCause) : .probing
-        }
+        if deadSince != nil { return .dead }
+        if now >= lastHeard + configuration.liveness * configuration.heartbeatIntervalMilliseconds { return .dead }
+        if starting { return .starting }
+        if share < 1 { return .congested(share: share) }
+        if let last = lastCongestion, now < last + configuration.calmMilliseconds { return .congested(share: share) }
         return .healthy
     }
 
-    private func fallback(_ reason: DropReason) -> FrameRoute {
-        configuration.canComputeLocally ? .local : .drop(reason)
+    /// Counts a change of the state's name (a mode change, as the overload study counts them).
+    private mutating func noteState(_ state: EdgeState) {
+        let name = state.name
+        guard name != lastStateName else { return }
+        lastStateName = name
+        stateChanges += 1
     }
 
     // MARK: Edge events
 
-    /// Any message from the broker: a sign of life.
+    /// Any message from the broker: a sign of life, which ends a dead state.
     public mutating func heard(at now: UInt64) {
         lastHeard = max(lastHeard, now)
+        if let since = deadSince, now >= since { deadSince = nil }
     }
 
-    /// A RESULT arrived in time for a frame sent in `epoch`.
-    public mutating func edgeSucceeded(epoch frameEpoch: UInt64, at now: UInt64) {
-        heard(at: now)
-        guard frameEpoch == epoch else { return }
-        if backoffUntil == nil || probeSentAt != nil {
-            backoffUntil = nil
-            probeSentAt = nil
-            failureStreak = 0
+    /// What happened to a frame sent to the edge in `epoch`. Returns the reason the frame failed
+    /// (the camera computes it locally when it can, or drops it for this reason), nil for a RESULT.
+    @discardableResult
+    public mutating func record(_ outcome: EdgeOutcome, epoch frameEpoch: UInt64, at now: UInt64) -> DropReason? {
+        defer { noteState(edgeState(at: now)) }
+        switch outcome {
+        case .result(let latency, let budget):
+            heard(at: now)
+            starting = false
+            if budget > 0, latency > configuration.lateFraction * budget {
+                congested(epoch: frameEpoch, at: now)
+            } else {
+                grow(at: now)
+            }
+            return nil
+        case .timedOut:
+            congested(epoch: frameEpoch, at: now)
+            return .timeout
+        case .sendFailed:
+            // With ZMQ_IMMEDIATE a send fails when no broker is connected: dead until it answers.
+            deadSince = now + 1
+            return .sendFailed
+        case .error(let code, _):
+            heard(at: now)
+            switch code {
+            case .busy:
+                // The retry hint is not a pause: the share falls instead, and probes continue.
+                starting = false
+                congested(epoch: frameEpoch, at: now)
+                return .busy
+            case .expired:
+                starting = false
+                congested(epoch: frameEpoch, at: now)
+                return .expired
+            case .workerLost:
+                // The pool recovers or shrinks by itself; only this frame is lost.
+                return .workerLost
+            case .unknownModel:
+                starting = true
+                return .noWorker
+            case .unsupportedVersion:
+                incompatible = true
+                return .rejected
+            default:
+                // BAD_REQUEST, TOO_LARGE, INTERNAL: the edge will not serve these frames; sending
+                // fewer of them wastes less, and probes tell when that changes.
+                congested(epoch: frameEpoch, at: now)
+                return .rejected
+            }
         }
     }
 
-    /// BUSY for a frame sent in `epoch`: back off for at least `retryAfter` ms.
-    public mutating func edgeBusy(retryAfterMilliseconds retryAfter: UInt64?, epoch frameEpoch: UInt64, at now: UInt64) {
-        heard(at: now)
-        escalate(epoch: frameEpoch, at: now, atLeast: retryAfter ?? 0, cause: .busyNoLocal)
-    }
-
-    /// A frame sent in `epoch` missed its deadline at the edge: no reply in time, or EXPIRED.
-    public mutating func edgeMissedDeadline(epoch frameEpoch: UInt64, at now: UInt64) {
-        escalate(epoch: frameEpoch, at: now, atLeast: 0, cause: .edgeDownNoLocal)
-    }
-
-    /// A frame could not be sent at all (no broker connected, queue full).
-    public mutating func edgeSendFailed(epoch frameEpoch: UInt64, at now: UInt64) {
-        escalate(epoch: frameEpoch, at: now, atLeast: 0, cause: .edgeDownNoLocal)
-    }
-
-    /// Another ERROR for a frame sent in `epoch` (WORKER_LOST, UNKNOWN_MODEL, BAD_REQUEST, ...):
-    /// the broker is alive but did not serve the frame. Such an answer settles a probe, so the
-    /// camera never waits out a whole back-off on an answered probe: with `retry` (WORKER_LOST:
-    /// the pool recovers by itself) the next frame probes again; otherwise it backs off.
-    public mutating func edgeRejected(epoch frameEpoch: UInt64, retry: Bool, at now: UInt64) {
-        heard(at: now)
-        if retry {
-            if frameEpoch == epoch { probeSentAt = nil }
-        } else {
-            escalate(epoch: frameEpoch, at: now, atLeast: 0, cause: .edgeDownNoLocal)
-        }
-    }
-
-    /// DISCONNECT from the broker: it is leaving, so count it as gone now rather than after
+    /// DISCONNECT from the broker: it is leaving, so count it as dead now rather than after
     /// `liveness` silent beats; anything heard from it later brings it back.
     public mutating func brokerLeft(at now: UInt64) {
-        lastHeard = min(lastHeard, now.saturatingSubtract(configuration.liveness * configuration.heartbeatIntervalMilliseconds))
+        deadSince = now + 1
+        noteState(edgeState(at: now))
     }
 
-    /// UNSUPPORTED_VERSION: the protocol says never retry the same version, so stop using the edge.
-    public mutating func edgeIncompatible(at now: UInt64) {
-        heard(at: now)
-        incompatible = true
-    }
-
-    private mutating func escalate(epoch frameEpoch: UInt64, at now: UInt64, atLeast minimum: UInt64, cause: DropReason) {
-        guard frameEpoch == epoch else {
-            // A frame from before the current back-off began: it tells nothing new, but a longer
-            // retry-after from the broker is still honoured.
-            if let until = backoffUntil, minimum > 0 { backoffUntil = max(until, now + minimum) }
-            return
-        }
-        failureStreak += 1
-        let shift = UInt64(min(failureStreak - 1, 32))
-        let backoff = min(configuration.maxBackoffMilliseconds, configuration.initialBackoffMilliseconds << shift)
-        backoffUntil = now + max(backoff, minimum)
-        backoffCause = cause
-        probeSentAt = nil
+    private mutating func congested(epoch frameEpoch: UInt64, at now: UInt64) {
+        lastCongestion = now
+        lastIncrease = now
+        guard frameEpoch == epoch else { return }  // a frame in flight with one already counted
+        share = max(Self.minimumShare, share * configuration.shareDecrease)
+        credit = min(credit, share)
         epoch += 1
     }
+
+    private mutating func grow(at now: UInt64) {
+        defer { lastIncrease = now }
+        guard share < 1 else { return }
+        let calm = lastCongestion.map { now >= $0 + configuration.calmMilliseconds } ?? true
+        let rate = calm ? configuration.calmShareIncreasePerSecond : configuration.shareIncreasePerSecond
+        // Time since the previous answer, at most a second; and at most doubling per answer (as
+        // TCP's slow start), so sparse answers after a long gap do not jump the share to 1.
+        let elapsed = Double(min(1000, now - min(now, lastIncrease ?? now))) / 1000
+        share = min(1, share + min(rate * max(elapsed, 0.02), max(0.05, share)))
+    }
+
+    /// The share never falls below this: probes keep at least one frame per probe interval anyway.
+    static let minimumShare = 0.01
 
     // MARK: Directives
 
@@ -237,7 +356,8 @@ public struct CameraPolicy: Sendable {
         }
         lastObeyedDirective = message.sequence
         directive = now < message.validUntil
-            ? ActiveDirective(sequence: message.sequence, mode: message.mode, validUntil: message.validUntil, reason: message.reason)
+            ? ActiveDirective(sequence: message.sequence, mode: message.mode, validUntil: message.validUntil,
+                              reason: message.reason, edgeShare: message.edgeShare)
             : nil
         return true
     }
@@ -254,27 +374,21 @@ public struct CameraPolicy: Sendable {
         }
     }
 
-    /// Whether a frame started locally at `now` should finish by `deadline`.
-    public func canFinishLocally(by deadline: UInt64, at now: UInt64) -> Bool {
-        configuration.canComputeLocally && Double(now) + (localEstimateMilliseconds ?? 0) <= Double(deadline)
+    /// What to do with an edge frame that failed for `reason`: a camera with the whole model
+    /// computes it (late if it must: a late result beats none); one without drops it.
+    public func fallback(after reason: DropReason) -> FrameRoute {
+        configuration.canComputeLocally ? .local : .drop(reason)
     }
 
-    /// What to do with an edge frame that failed for `reason` at `now`: compute it locally if
-    /// that still meets the deadline, otherwise drop it for that reason.
-    public func fallback(after reason: DropReason, deadline: UInt64, at now: UInt64) -> FrameRoute {
-        canFinishLocally(by: deadline, at: now) ? .local : .drop(reason)
-    }
-
-    /// When to stop waiting for the edge's reply to a frame sent at `sentAt`: early enough to
-    /// compute it locally by its deadline, or the deadline itself when that is impossible.
-    public func replyTimeout(sentAt: UInt64, deadline: UInt64) -> UInt64 {
-        guard configuration.canComputeLocally else { return deadline }
+    /// The edge deadline of a frame started at `start` (Unix ms) with deadline `deadline`: early
+    /// enough to compute it locally by its deadline, but never less than half the frame's budget
+    /// (a camera whose whole model is slow would otherwise give the edge no chance at all, and
+    /// compute everything late itself). The camera stops waiting for the edge then, and sends it
+    /// as the frame's `dl`, so the broker never spends compute on a frame the camera gave up.
+    public func edgeDeadline(start: UInt64, deadline: UInt64) -> UInt64 {
+        guard configuration.canComputeLocally, deadline > start else { return deadline }
         let estimate = UInt64((localEstimateMilliseconds ?? 0).rounded(.up))
-        guard deadline > estimate, deadline - estimate > sentAt else { return deadline }
-        return deadline - estimate
+        let leavingTimeForLocal = deadline > estimate ? deadline - estimate : 0
+        return min(deadline, max(leavingTimeForLocal, start + (deadline - start) / 2))
     }
-}
-
-extension UInt64 {
-    fileprivate func saturatingSubtract(_ other: UInt64) -> UInt64 { self > other ? self - other : 0 }
 }

@@ -3,32 +3,31 @@ import BottleFitMetrics
 /// A running camera as `/metrics` shows it: its counters and where it stands with the edge.
 public struct CameraStatus: Sendable, Equatable {
     public var accounting: FrameAccounting
-    /// `healthy`, `silent`, `backing_off`, `probing` or `incompatible` (`CameraPolicy.EdgeState`).
+    /// `healthy`, `congested`, `starting`, `dead` or `incompatible` (`CameraPolicy.EdgeState`).
     public var edgeState: String
     /// Frames sent to the edge and not yet settled.
     public var framesAtEdge: Int
     /// Whether a controller's `local` directive keeps the camera off the edge now.
     public var obeyingLocalDirective: Bool
+    /// The share of frames the camera sends to the edge now (its own, capped by a directive).
+    public var edgeShare: Double
+    /// Changes of the edge state so far.
+    public var stateChanges: Int
 
-    public init(accounting: FrameAccounting = FrameAccounting(), edgeState: String = "healthy", framesAtEdge: Int = 0, obeyingLocalDirective: Bool = false) {
+    public init(
+        accounting: FrameAccounting = FrameAccounting(), edgeState: String = "healthy", framesAtEdge: Int = 0,
+        obeyingLocalDirective: Bool = false, edgeShare: Double = 1, stateChanges: Int = 0
+    ) {
         self.accounting = accounting
         self.edgeState = edgeState
         self.framesAtEdge = framesAtEdge
         self.obeyingLocalDirective = obeyingLocalDirective
+        self.edgeShare = edgeShare
+        self.stateChanges = stateChanges
     }
 
     /// Every edge state's name, in the order `/metrics` lists them.
-    public static let edgeStates = ["healthy", "silent", "backing_off", "probing", "incompatible"]
-
-    static func name(of state: CameraPolicy.EdgeState) -> String {
-        switch state {
-        case .healthy: "healthy"
-        case .silent: "silent"
-        case .backingOff: "backing_off"
-        case .probing: "probing"
-        case .incompatible: "incompatible"
-        }
-    }
+    public static let edgeStates = CameraPolicy.EdgeState.names
 
     /// The camera's families for `/metrics` (docs/metrics.md), every sample labelled with `cameraID`.
     /// Every drop reason and path is listed, at 0 when nothing happened.
@@ -56,6 +55,8 @@ public struct CameraStatus: Sendable, Equatable {
             .gauge("bottlefit_camera_frames_at_edge", "Frames sent to the edge and not yet settled.", Double(framesAtEdge), labels: id),
             .gauge("bottlefit_camera_edge_state", "1 for the camera's view of the edge now, 0 for the other states.",
                    Self.edgeStates.map { (id + [("state", $0)], $0 == edgeState ? 1 : 0) }),
+            .gauge("bottlefit_camera_edge_share", "Share of frames the camera sends to the edge now (1 when healthy).", edgeShare, labels: id),
+            .counter("bottlefit_camera_edge_state_changes_total", "Changes of the camera's edge state.", stateChanges, labels: id),
             .gauge("bottlefit_camera_local_directive", "1 while a controller directive keeps the camera computing locally.",
                    obeyingLocalDirective ? 1 : 0, labels: id + [("mode", mode.rawValue)]),
         ]

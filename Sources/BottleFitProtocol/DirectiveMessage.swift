@@ -36,13 +36,18 @@ public struct DirectiveMessage: WireMessage {
     public var reason: String
     /// "vu": the directive lapses at this Unix millisecond; the camera then returns to its own choice.
     public var validUntil: UInt64
+    /// "es", with mode `split` only: the largest share of its frames a targeted camera sends to the
+    /// edge, in [0, 1]; the rest it computes locally (a camera without the whole model ignores it).
+    /// `nil`: no cap.
+    public var edgeShare: Double?
 
-    public init(sequence: UInt64, target: Target, mode: Mode, reason: String, validUntil: UInt64) {
+    public init(sequence: UInt64, target: Target, mode: Mode, reason: String, validUntil: UInt64, edgeShare: Double? = nil) {
         self.sequence = sequence
         self.target = target
         self.mode = mode
         self.reason = reason
         self.validUntil = validUntil
+        self.edgeShare = edgeShare
     }
 
     /// A camera's stable place in [0, 1) for fraction targets. The 64-bit FNV-1a hash of the id's
@@ -71,7 +76,7 @@ public struct DirectiveMessage: WireMessage {
 }
 
 extension DirectiveMessage: MessageBody {
-    var fieldCount: Int { 5 }
+    var fieldCount: Int { 5 + (edgeShare == nil ? 0 : 1) }
 
     func write(to w: MessagePackWriter) throws(ProtocolError) {
         try w.key("s"); try w.unsigned(sequence)
@@ -85,6 +90,7 @@ extension DirectiveMessage: MessageBody {
         try w.key("md"); try w.string(mode.rawValue)
         try w.key("r"); try w.string(reason)
         try w.key("vu"); try w.unsigned(validUntil)
+        if let edgeShare { try w.key("es"); try w.float64(edgeShare) }
     }
 
     init(fields f: FieldMap, limits: ProtocolLimits) throws(ProtocolError) {
@@ -108,6 +114,7 @@ extension DirectiveMessage: MessageBody {
         self.mode = m
         reason = try FieldValue.string(f.required("r"), "r", maxBytes: limits.maxTextBytes)
         validUntil = try FieldValue.unsigned(f.required("vu"), "vu")
+        edgeShare = try f.optional("es").map { (o) throws(ProtocolError) in try FieldValue.double(o, "es") }
         try validate(limits: limits)
     }
 
@@ -120,5 +127,9 @@ extension DirectiveMessage: MessageBody {
             guard f.isFinite, (0...1).contains(f) else { throw .invalidValue(field: "tf", reason: "fraction \(f) outside [0, 1]") }
         }
         try checkText(reason, "r", limits)
+        if let share = edgeShare {
+            guard share.isFinite, (0...1).contains(share) else { throw .invalidValue(field: "es", reason: "edge share \(share) outside [0, 1]") }
+            guard mode == .split else { throw .invalidValue(field: "es", reason: "an edge share goes with mode split only") }
+        }
     }
 }

@@ -39,12 +39,17 @@ public struct StatsMessage: WireMessage {
     /// "lc", "ln", "lm", "l50", "l95", "l99": the cameras' recent latency reports; nil from a broker
     /// that does not aggregate them (one older than the latency report).
     public var cameraLatency: CameraLatencySummary?
+    /// "ut": the workers' utilisation over the last STATS interval, in [0, 1]: the share of the
+    /// time each connected worker held at least one frame, averaged over workers. Absent from an
+    /// older broker, and when no worker is connected.
+    public var utilisation: Double?
 
     public init(
         timestamp: UInt64, queueDepth: Int, queueTimeP50: Double, queueTimeP95: Double, queueTimeP99: Double,
         inFlight: Int, arrivalRate: Double, completionRate: Double, dropRate: Double, workers: [Worker],
-        cameraLatency: CameraLatencySummary? = nil
+        cameraLatency: CameraLatencySummary? = nil, utilisation: Double? = nil
     ) {
+        self.utilisation = utilisation
         self.timestamp = timestamp
         self.queueDepth = queueDepth
         self.queueTimeP50 = queueTimeP50
@@ -66,7 +71,7 @@ public struct StatsMessage: WireMessage {
 }
 
 extension StatsMessage: MessageBody {
-    var fieldCount: Int { 10 + (cameraLatency?.fieldCount ?? 0) }
+    var fieldCount: Int { 10 + (cameraLatency?.fieldCount ?? 0) + (utilisation == nil ? 0 : 1) }
 
     func write(to w: MessagePackWriter) throws(ProtocolError) {
         try w.key("ts"); try w.unsigned(timestamp)
@@ -86,6 +91,7 @@ extension StatsMessage: MessageBody {
             try w.key("if"); try w.unsigned(worker.inFlight)
         }
         try cameraLatency?.write(to: w)
+        if let utilisation { try w.key("ut"); try w.float64(utilisation) }
     }
 
     init(fields f: FieldMap, limits: ProtocolLimits) throws(ProtocolError) {
@@ -106,6 +112,7 @@ extension StatsMessage: MessageBody {
                 inFlight: try FieldValue.int(entry.required("if"), entry.name("if"), in: 0...Int.max))
         }
         cameraLatency = try CameraLatencySummary(fields: f)
+        utilisation = try f.optional("ut").map { (o) throws(ProtocolError) in try FieldValue.double(o, "ut") }
         try validate(limits: limits)
     }
 
@@ -127,5 +134,6 @@ extension StatsMessage: MessageBody {
             guard worker.inFlight >= 0 else { throw .invalidValue(field: "wk[\(i)].if", reason: "negative") }
         }
         try cameraLatency?.validate()
+        if let u = utilisation, !(u.isFinite && (0...1).contains(u)) { throw .invalidValue(field: "ut", reason: "utilisation \(u) outside [0, 1]") }
     }
 }

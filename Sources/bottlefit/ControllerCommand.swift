@@ -9,25 +9,28 @@ import ZeroMQ
 struct ControllerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "controller",
-        abstract: "Send cameras to local compute while the edge is overloaded (docs/controller.md).",
+        abstract: "Keep the edge full and within its objectives by sending a share of every camera's frames local (docs/controller.md).",
         discussion: """
-            Subscribes to the broker's STATS and publishes one DIRECTIVE at a time on --publish: \
-            "the fraction tf of the fleet computes locally". Two latency signals drive it, each against \
-            its own objective: the broker's queue-time p95 against --slo-ms, and the end-to-end edge \
-            latency p95 the cameras report (relayed in STATS) against --latency-slo-ms, once their \
-            reports count --min-reported-frames frames; more than 5% of reported edge frames missed \
-            counts as over the objective too. When any signal stays above its objective for 1 s, the \
-            fraction rises by --raise-step; when every signal stays below half its objective with no \
-            drops or misses for 2 s, it falls by --lower-step. Two changes are at least --dwell-ms \
-            apart. A broker silent for 3 STATS intervals changes nothing (cameras fall back by \
-            themselves). The directive in force is re-published every second and is valid for 5 s. \
-            Every decision is logged with its reason and the signals that drove it (changes at \
-            notice, holds at debug). SIGINT or SIGTERM stops it and prints the counts of decisions. \
-            --metrics HOST:PORT serves them, the fraction and the signals as Prometheus text on GET \
-            /metrics and GET /healthz; see docs/metrics.md.
+            Subscribes to the broker's STATS and publishes one DIRECTIVE at a time on --publish, to the \
+            whole fleet: "send at most es = 1 - f of your frames to the edge, compute the rest locally". \
+            Every camera gets the same share, so none is starved of the edge. Two latency signals drive \
+            f up, each against its own objective: the broker's queue-time p95 against --slo-ms, and the \
+            end-to-end edge latency p95 the cameras report (relayed in STATS) against --latency-slo-ms, \
+            once their reports count --min-reported-frames edge frames (reports with fewer are added up \
+            over up to 12 s); more than 5% of reported edge frames missed counts as over the objective \
+            too. When any signal stays above its objective for 1 s, f rises by --raise-step. The edge's \
+            utilisation (STATS ut) and the share of frames the cameras compute locally bring it back: \
+            when every signal stays below half its objective with few drops for 2 s while the workers \
+            are busy less than --target-utilisation, f falls by --lower-step; at or above it, f holds. \
+            Two changes are at least --dwell-ms apart. A broker silent for 3 STATS intervals changes \
+            nothing (cameras see a dead edge by themselves). The directive in force is re-published \
+            every second and is valid for 5 s. Every decision is logged with its reason and figures \
+            (changes at notice, holds at debug). SIGINT or SIGTERM stops it and prints the counts of \
+            decisions. --metrics HOST:PORT serves them, the fraction, utilisation, local share and the \
+            signals as Prometheus text on GET /metrics and GET /healthz; see docs/metrics.md.
             Defaults: --stats tcp://localhost:5557, --publish tcp://*:5558, --slo-ms 50, \
             --latency-slo-ms 250, --min-reported-frames 10, --raise-step 0.25, --lower-step 0.1, \
-            --dwell-ms 3000, no --metrics.
+            --target-utilisation 0.85, --dwell-ms 3000, no --metrics.
             Example: bottlefit controller --stats tcp://127.0.0.1:5557 --publish tcp://127.0.0.1:5558 --slo-ms 40 --latency-slo-ms 200 --metrics 127.0.0.1:9510
             """
     )
@@ -41,9 +44,11 @@ struct ControllerCommand: ParsableCommand {
     var latencySloMs = ControllerSettings().latencySloMilliseconds
     @Option(help: "Edge frames the cameras' reports must count before their latency is taken into account.")
     var minReportedFrames = ControllerSettings().minimumReportedFrames
-    @Option(help: "Fraction of cameras added to local compute per raise, in (0, 1].") var raiseStep = ControllerSettings().raiseStep
-    @Option(help: "Fraction released back to the edge per recovery step, in (0, 1], at most --raise-step.")
+    @Option(help: "Share of every camera's frames added to local compute per raise, in (0, 1].") var raiseStep = ControllerSettings().raiseStep
+    @Option(help: "Share released back to the edge per recovery step, in (0, 1], at most --raise-step.")
     var lowerStep = ControllerSettings().lowerStep
+    @Option(help: "Worker utilisation (STATS ut) the controller aims for, in (0, 1]: below it, with frames local and latency low, it releases frames to the edge.")
+    var targetUtilisation = ControllerSettings().targetUtilisation
     @Option(help: "Minimum milliseconds between two changes of the fraction.") var dwellMs = 3000
     @OptionGroup var metricsOptions: MetricsOptions
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
@@ -64,6 +69,7 @@ struct ControllerCommand: ParsableCommand {
         settings.minimumReportedFrames = minReportedFrames
         settings.raiseStep = raiseStep
         settings.lowerStep = lowerStep
+        settings.targetUtilisation = targetUtilisation
         settings.dwell = .milliseconds(dwellMs)
         return ControllerConfiguration(statsEndpoint: stats, directiveEndpoint: publish, settings: settings)
     }

@@ -100,14 +100,17 @@ struct CameraLatencyPolicyTests {
         #expect(h.changes.first?.reason.contains("queue time and camera latency over their objectives") == true)
     }
 
-    @Test func tooFewReportedFramesAreNotEvidence() {
+    @Test func tooFewReportedFramesAreAddedUpOverTime() {
         var settings = ControllerSettings()
         settings.minimumReportedFrames = 20
+        // 12 frames in one window are not judged alone...
         var h = PolicyHarness(settings)
-        h.feed(count: 20) { cameraStats(p95: 900, completed: 12, missed: 5) }
-        #expect(h.policy.fraction == 0)
-        #expect(h.decisions.last?.condition == .healthy)
-        #expect(h.decisions.last?.reason.contains("fewer than 20, not counted") == true)
+        h.feed(count: 2) { cameraStats(p95: 900, completed: 12, missed: 0) }
+        #expect(h.decisions.last?.reason.contains("fewer than 20, latency not judged") == true)
+        // ...but windows 3 s apart are disjoint, and added up they count enough: overload.
+        h.feed(count: 16) { cameraStats(p95: 900, completed: 12, missed: 0) }
+        #expect(h.policy.fraction == 0.25)
+        #expect(h.changes.first?.signals == [.cameraLatency])
     }
 
     @Test func statsFromABrokerWithoutReportsDriveOnQueueTimeAlone() {

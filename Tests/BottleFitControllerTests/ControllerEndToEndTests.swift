@@ -88,9 +88,14 @@ final class ControllerProbe {
         }
     }
 
+    /// The local share the last directive sets: 1 − `es` (no `es`: 0).
     var lastFraction: Double? {
-        guard case .fraction(let f)? = directives.last?.target else { return nil }
-        return f
+        guard let last = directives.last else { return nil }
+        return Self.fraction(of: last)
+    }
+
+    static func fraction(of directive: DirectiveMessage) -> Double {
+        ((1 - (directive.edgeShare ?? 1)) * 1_000_000).rounded() / 1_000_000
     }
 }
 
@@ -111,17 +116,17 @@ struct ControllerEndToEndTests {
         let bound = try controller.start()
         try probe.directiveSub.connect(bound)
 
-        // Healthy at fraction 0: the directive in force targets nobody and is re-published.
+        // Healthy at fraction 0: the directive in force (the whole fleet, split, no cap) is re-published.
         try probe.run(for: .seconds(3), q95: 1) { $0.directives.count >= 2 }
         #expect(probe.directives.count >= 2)
         #expect(probe.lastFraction == 0)
-        #expect(probe.directives.allSatisfy { $0.mode == .local })
+        #expect(probe.directives.allSatisfy { $0.mode == .split && $0.target == .fraction(1) })
         let initial = try #require(probe.directives.first).sequence
 
         // Sustained overload: the fraction rises to 0.25 with a new sequence number.
         try probe.run(for: .seconds(5), q95: 500) { ($0.lastFraction ?? 0) >= 0.25 }
         let raised = try #require(probe.directives.last)
-        #expect(raised.target == .fraction(0.25))
+        #expect(raised.target == .fraction(1) && raised.edgeShare == 0.75)
         #expect(raised.sequence == initial + 1)
         #expect(raised.reason.contains("overloaded"))
         #expect(raised.validUntil > UInt64(Date().timeIntervalSince1970 * 1000))
@@ -131,7 +136,7 @@ struct ControllerEndToEndTests {
         try probe.run(for: .seconds(5), q95: nil) { $0.directives.count >= before + 3 }
         let republished = probe.directives.dropFirst(before)
         #expect(republished.count >= 3)
-        #expect(republished.allSatisfy { $0.sequence == raised.sequence && $0.target == .fraction(0.25) })
+        #expect(republished.allSatisfy { $0.sequence == raised.sequence && $0.edgeShare == 0.75 })
         #expect(controller.counters.silences >= 1)
 
         // Healthy again: staged recovery, 0.25 -> 0.15 -> 0.05 -> 0, each with a higher sequence.
@@ -139,7 +144,7 @@ struct ControllerEndToEndTests {
         #expect(probe.lastFraction == 0)
         var changes: [(UInt64, Double)] = []
         for d in probe.directives where changes.last?.0 != d.sequence {
-            if case .fraction(let f) = d.target { changes.append((d.sequence, f)) }
+            changes.append((d.sequence, ControllerProbe.fraction(of: d)))
         }
         #expect(changes.map(\.1) == [0, 0.25, 0.15, 0.05, 0])
         #expect(changes.map(\.0) == Array(initial...(initial + 4)))

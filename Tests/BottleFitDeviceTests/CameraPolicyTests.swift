@@ -6,227 +6,251 @@ import Testing
 @Suite struct CameraPolicyTests {
     static let t0: UInt64 = 1_700_000_000_000
 
-    func policy(
-        _ mode: CameraMode = .split, id: String = "cam-1", local: Bool = true, backoff: UInt64 = 500, maxBackoff: UInt64 = 4000
-    ) -> CameraPolicy {
-        CameraPolicy(
-            .init(cameraID: id, mode: mode, canComputeLocally: local, heartbeatIntervalMilliseconds: 1000,
-                  liveness: 3, initialBackoffMilliseconds: backoff, maxBackoffMilliseconds: maxBackoff),
-            now: Self.t0)
+    func policy(_ mode: CameraMode = .split, id: String = "cam-1", local: Bool = true) -> CameraPolicy {
+        CameraPolicy(.init(cameraID: id, mode: mode, canComputeLocally: local), now: Self.t0)
+    }
+
+    /// Frames every `period` ms from `start` to `end`: how many went to the edge. Each edge frame
+    /// gets `answer` (nil: no answer) at the time it was sent, after a heartbeat answer.
+    func drive(
+        _ p: inout CameraPolicy, from start: UInt64, to end: UInt64, every period: UInt64,
+        answer: CameraPolicy.EdgeOutcome? = .result(latencyMilliseconds: 10, budgetMilliseconds: 200)
+    ) -> Int {
+        var edge = 0
+        var now = start
+        while now < end {
+            p.heard(at: now)
+            if p.decide(at: now) == .split {
+                edge += 1
+                if let answer { p.record(answer, epoch: p.epoch, at: now) }
+            }
+            now += period
+        }
+        return edge
     }
 
     @Test func configuredModes() {
         var split = policy(.split)
         var local = policy(.local)
         var offload = policy(.offload)
-        let r1 = split.decide(at: Self.t0)
-        #expect(r1 == .split)
-        let r2 = local.decide(at: Self.t0)
-        #expect(r2 == .local)
-        let r3 = offload.decide(at: Self.t0)
-        #expect(r3 == .offload)
+        #expect(split.decide(at: Self.t0) == .split)
+        #expect(local.decide(at: Self.t0) == .local)
+        #expect(offload.decide(at: Self.t0) == .offload)
         // A local camera stays local whatever the edge does.
-        local.edgeBusy(retryAfterMilliseconds: 100, epoch: 0, at: Self.t0)
-        let r4 = local.decide(at: Self.t0 + 10_000)
-        #expect(r4 == .local)
+        local.record(.error(.busy, retryAfterMilliseconds: 100), epoch: 0, at: Self.t0)
+        #expect(local.decide(at: Self.t0 + 10_000) == .local)
     }
 
-    @Test func silenceFallsBackWithinThreeHeartbeats() {
+    @Test func silenceIsADeadEdgeWithinThreeHeartbeats() {
         var p = policy()
-        // Heard every second: stays on the edge.
         for beat in 1...5 {
             p.heard(at: Self.t0 + UInt64(beat) * 1000)
-            let r5 = p.decide(at: Self.t0 + UInt64(beat) * 1000 + 500)
-            #expect(r5 == .split)
+            #expect(p.decide(at: Self.t0 + UInt64(beat) * 1000 + 500) == .split)
         }
         let last = Self.t0 + 5000
-        let r6 = p.decide(at: last + 2999)
-        #expect(r6 == .split)
-        #expect(p.edgeState(at: last + 3000) == .silent)
-        let r7 = p.decide(at: last + 3000)
-        #expect(r7 == .local)
-        let r8 = p.decide(at: last + 60_000)
-        #expect(r8 == .local)
-        // Anything heard ends the silence.
+        #expect(p.decide(at: last + 2999) == .split)
+        #expect(p.edgeState(at: last + 3000) == .dead)
+        #expect(p.decide(at: last + 3000) == .local)
+        #expect(p.decide(at: last + 60_000) == .local)
+        // Anything heard ends it at once, however long it lasted: no back-off to wait out.
         p.heard(at: last + 60_000)
-        let r9 = p.decide(at: last + 60_001)
-        #expect(r9 == .split)
+        #expect(p.decide(at: last + 60_001) == .split)
     }
 
-    @Test func brokerDisconnectCountsAsSilenceAtOnce() {
+    @Test func deadWithoutLocalModelDrops() {
+        var p = policy(local: false)
+        #expect(p.record(.sendFailed, epoch: p.epoch, at: Self.t0) == .sendFailed)
+        #expect(p.decide(at: Self.t0 + 1) == .drop(.edgeDownNoLocal))
+    }
+
+    @Test func disconnectAndFailedSendAreDeadUntilHeard() {
         var p = policy()
         p.heard(at: Self.t0 + 100)
         p.brokerLeft(at: Self.t0 + 200)
-        #expect(p.edgeState(at: Self.t0 + 200) == .silent)
-        p.heard(at: Self.t0 + 300)
-        #expect(p.edgeState(at: Self.t0 + 300) == .healthy)
-    }
-
-    @Test func silenceWithoutLocalModelDrops() {
-        var p = policy(local: false)
-        let r10 = p.decide(at: Self.t0 + 3000) == .drop(.edgeDownNoLocal)
-        #expect(r10)
-    }
-
-    @Test func busyRespectsRetryAfterThenProbesBackToSplit() {
-        var p = policy(backoff: 100)
-        let epoch = p.epoch
-        let r11 = p.decide(at: Self.t0)
-        #expect(r11 == .split)
-        p.edgeBusy(retryAfterMilliseconds: 700, epoch: epoch, at: Self.t0 + 10)
-        // Retry-after (700 ms) is longer than the first back-off (100 ms): it wins.
-        #expect(p.edgeState(at: Self.t0 + 20) == .backingOff(until: Self.t0 + 710, cause: .busyNoLocal))
-        let r12 = p.decide(at: Self.t0 + 20)
-        #expect(r12 == .local)
-        let r13 = p.decide(at: Self.t0 + 709)
-        #expect(r13 == .local)
-        // Back-off over: one probe goes to the edge, the next frames stay local until it settles.
-        let r14 = p.decide(at: Self.t0 + 710)
-        #expect(r14 == .split)
-        let probeEpoch = p.epoch
-        let r15 = p.decide(at: Self.t0 + 720)
-        #expect(r15 == .local)
-        p.edgeSucceeded(epoch: probeEpoch, at: Self.t0 + 740)
-        #expect(p.edgeState(at: Self.t0 + 741) == .healthy)
-        let r16 = p.decide(at: Self.t0 + 741)
-        #expect(r16 == .split)
-        #expect(p.failureStreak == 0)
-    }
-
-    @Test func busyWithoutLocalModelDrops() {
-        var p = policy(local: false)
-        p.edgeBusy(retryAfterMilliseconds: 200, epoch: p.epoch, at: Self.t0)
-        let r17 = p.decide(at: Self.t0 + 1) == .drop(.busyNoLocal)
-        #expect(r17)
-        // The first back-off (500 ms) is longer than the retry-after (200 ms): it wins.
-        let r18 = p.decide(at: Self.t0 + 200)
-        #expect(r18 == .drop(.busyNoLocal))
-        let r18b = p.decide(at: Self.t0 + 500)
-        #expect(r18b == .split)
-    }
-
-    @Test func failedProbesDoubleTheBackoffUpToTheMaximum() {
-        var p = policy(backoff: 500, maxBackoff: 2000)
-        var now = Self.t0
-        var backoffs: [UInt64] = []
-        for _ in 0..<5 {
-            let r19 = p.decide(at: now)
-            #expect(r19 == .split)
-            p.edgeMissedDeadline(epoch: p.epoch, at: now)
-            guard case .backingOff(let until, _) = p.edgeState(at: now) else {
-                Issue.record("expected a back-off")
-                return
-            }
-            backoffs.append(until - now)
-            now = until
-            p.heard(at: now)
-        }
-        #expect(backoffs == [500, 1000, 2000, 2000, 2000])
-    }
-
-    @Test func aBurstOfFailuresFromOneEpochCountsOnce() {
-        var p = policy(backoff: 500)
-        let epoch = p.epoch
-        // Eight frames were in flight together; all come back BUSY.
-        for i in 0..<8 { p.edgeBusy(retryAfterMilliseconds: 100, epoch: epoch, at: Self.t0 + UInt64(i)) }
-        #expect(p.failureStreak == 1)
-        #expect(p.edgeState(at: Self.t0 + 10) == .backingOff(until: Self.t0 + 500, cause: .busyNoLocal))
-        // A stale frame with a longer retry-after extends the back-off without escalating.
-        p.edgeBusy(retryAfterMilliseconds: 900, epoch: epoch, at: Self.t0 + 20)
-        #expect(p.edgeState(at: Self.t0 + 30) == .backingOff(until: Self.t0 + 920, cause: .busyNoLocal))
-        #expect(p.failureStreak == 1)
-        // A late success from before the failure does not end the back-off.
-        p.edgeSucceeded(epoch: epoch, at: Self.t0 + 40)
-        let r20 = p.decide(at: Self.t0 + 50)
-        #expect(r20 == .local)
-    }
-
-    @Test func deadlineMissFallsBackAndRecovers() {
-        var p = policy(backoff: 300)
-        let r21 = p.decide(at: Self.t0)
-        #expect(r21 == .split)
-        p.edgeMissedDeadline(epoch: p.epoch, at: Self.t0 + 100)
-        let r22 = p.decide(at: Self.t0 + 101)
-        #expect(r22 == .local)
-        p.heard(at: Self.t0 + 350)
-        #expect(p.decide(at: Self.t0 + 400) == .split)  // the probe
-        p.edgeSucceeded(epoch: p.epoch, at: Self.t0 + 420)
-        let r23 = p.decide(at: Self.t0 + 421)
-        #expect(r23 == .split)
-    }
-
-    @Test func lostProbeDoesNotBlockRecoveryForever() {
-        var p = policy(backoff: 100, maxBackoff: 1000)
-        p.edgeBusy(retryAfterMilliseconds: nil, epoch: p.epoch, at: Self.t0)
-        #expect(p.decide(at: Self.t0 + 100) == .split)  // probe, whose outcome is never reported
-        let r24 = p.decide(at: Self.t0 + 500)
-        #expect(r24 == .local)
-        p.heard(at: Self.t0 + 1000)
-        #expect(p.decide(at: Self.t0 + 1100) == .split)  // another probe after maxBackoff
+        #expect(p.edgeState(at: Self.t0 + 200) == .dead)
+        #expect(p.decide(at: Self.t0 + 300) == .local)
+        p.heard(at: Self.t0 + 400)
+        #expect(p.edgeState(at: Self.t0 + 400) == .healthy)
+        // A failed send (no broker connected): dead, and back as soon as the broker answers.
+        #expect(p.record(.sendFailed, epoch: p.epoch, at: Self.t0 + 500) == .sendFailed)
+        #expect(p.edgeState(at: Self.t0 + 500) == .dead)
+        #expect(p.decide(at: Self.t0 + 10_000) == .local)
+        p.heard(at: Self.t0 + 10_500)
+        #expect(p.decide(at: Self.t0 + 10_501) == .split)
+        // A dead edge does not cost share: it is not congestion.
+        #expect(p.share == 1)
     }
 
     @Test func unsupportedVersionStopsUsingTheEdge() {
         var p = policy()
-        p.edgeIncompatible(at: Self.t0)
-        let r25 = p.decide(at: Self.t0 + 1)
-        #expect(r25 == .local)
-        p.edgeSucceeded(epoch: p.epoch, at: Self.t0 + 2)
-        let r26 = p.decide(at: Self.t0 + 3)
-        #expect(r26 == .local)
+        #expect(p.record(.error(.unsupportedVersion), epoch: 0, at: Self.t0) == .rejected)
+        #expect(p.edgeState(at: Self.t0 + 1) == .incompatible)
+        p.record(.result(latencyMilliseconds: 1, budgetMilliseconds: 100), epoch: p.epoch, at: Self.t0 + 2)
+        #expect(p.decide(at: Self.t0 + 3) == .local)
     }
 
-    func directive(_ s: UInt64, _ target: DirectiveMessage.Target, _ mode: DirectiveMessage.Mode, until: UInt64) -> DirectiveMessage {
-        DirectiveMessage(sequence: s, target: target, mode: mode, reason: "test", validUntil: until)
+    @Test func busyLowersTheShareOncePerRoundOfFramesInFlight() {
+        var p = policy()
+        let sent = p.epoch
+        // Three frames that were in flight together are answered BUSY: one signal, not three.
+        for i in 0..<3 { #expect(p.record(.error(.busy, retryAfterMilliseconds: 2000), epoch: sent, at: Self.t0 + UInt64(i)) == .busy) }
+        #expect(p.share == 0.75)
+        #expect(p.edgeState(at: Self.t0 + 10) == .congested(share: 0.75))
+        // A frame sent after the signal counts again.
+        p.record(.error(.expired), epoch: p.epoch, at: Self.t0 + 20)
+        #expect(abs(p.share - 0.5625) < 1e-9)
+        // The retry hint is not a pause: frames still go to the edge, at the share.
+        var edge = 0
+        for i in 0..<100 where p.decide(at: Self.t0 + 30 + UInt64(i)) == .split { edge += 1 }
+        #expect((55...58).contains(edge))
+    }
+
+    @Test func congestedEdgeIsProbedAtLeastEverySecond() {
+        var p = policy()
+        // Every edge frame times out: the share falls to its minimum...
+        var now = Self.t0
+        let edge = drive(&p, from: now, to: now + 20_000, every: 33, answer: .timedOut)
+        now += 20_000
+        #expect(p.share < 0.02)
+        // ...but at 30 frames/s the edge still sees at least one frame every second.
+        #expect(edge >= 20)
+        var lastEdge = now
+        for i in 0..<300 {
+            let t = now + UInt64(i) * 33
+            p.heard(at: t)
+            if p.decide(at: t) == .split {
+                #expect(t - lastEdge <= 1000 + 33)
+                lastEdge = t
+                p.record(.timedOut, epoch: p.epoch, at: t)
+            }
+        }
+        #expect(p.stateChanges == 1)  // healthy -> congested, and it stayed there
+    }
+
+    @Test func camerasReturnWithinThreeSecondsOfCapacityComingBack() {
+        var p = policy()
+        var now = Self.t0
+        _ = drive(&p, from: now, to: now + 10_000, every: 50, answer: .error(.busy, retryAfterMilliseconds: 5000))
+        now += 10_000
+        #expect(p.share < 0.05)
+        // Capacity is back: every edge frame is answered in time from now on.
+        _ = drive(&p, from: now, to: now + 3000, every: 50)
+        #expect(p.edgeState(at: now + 3000) == .healthy)
+        #expect(p.decide(at: now + 3000) == .split)
+    }
+
+    @Test func lateResultIsCongestionAndTimelyOneIsNot() {
+        var p = policy()
+        p.record(.result(latencyMilliseconds: 150, budgetMilliseconds: 200), epoch: p.epoch, at: Self.t0)
+        #expect(p.share == 1)
+        p.record(.result(latencyMilliseconds: 170, budgetMilliseconds: 200), epoch: p.epoch, at: Self.t0 + 1)
+        #expect(p.share == 0.75)
+    }
+
+    @Test func timeoutFallsBackLocallyEvenPastTheDeadline() {
+        var p = policy()
+        p.recordLocalCompute(milliseconds: 40)
+        #expect(p.record(.timedOut, epoch: p.epoch, at: Self.t0) == .timeout)
+        // A camera with the whole model never drops a frame the edge failed: late beats nothing.
+        #expect(p.fallback(after: .timeout) == .local)
+        #expect(policy(local: false).fallback(after: .timeout) == .drop(.timeout))
+    }
+
+    @Test func noWorkerYetIsStartingNotDead() {
+        var p = policy()
+        #expect(p.decide(at: Self.t0) == .split)
+        #expect(p.record(.error(.unknownModel), epoch: p.epoch, at: Self.t0 + 1) == .noWorker)
+        #expect(p.edgeState(at: Self.t0 + 2) == .starting)
+        // Local, with a probe every 250 ms.
+        var edgeTimes: [UInt64] = []
+        for t in stride(from: Self.t0 + 10, to: Self.t0 + 2000, by: 10) {
+            p.heard(at: t)
+            if p.decide(at: t) == .split {
+                edgeTimes.append(t)
+                p.record(.error(.unknownModel), epoch: p.epoch, at: t)
+            }
+        }
+        #expect((7...8).contains(edgeTimes.count))
+        for (a, b) in zip(edgeTimes, edgeTimes.dropFirst()) { #expect(b - a == 250) }
+        #expect(p.share == 1)  // no worker is not congestion
+        // The first RESULT: healthy, every frame to the edge.
+        p.record(.result(latencyMilliseconds: 5, budgetMilliseconds: 200), epoch: p.epoch, at: Self.t0 + 2100)
+        #expect(p.edgeState(at: Self.t0 + 2100) == .healthy)
+        #expect(p.decide(at: Self.t0 + 2101) == .split)
+        #expect(p.decide(at: Self.t0 + 2102) == .split)
+    }
+
+    @Test func cameraWithoutLocalModelKeepsOffering() {
+        var p = policy(local: false)
+        p.record(.error(.unknownModel), epoch: p.epoch, at: Self.t0)
+        #expect(p.decide(at: Self.t0 + 1) == .split)
+        for i in 0..<20 { p.record(.error(.busy), epoch: p.epoch, at: Self.t0 + 2 + UInt64(i)) }
+        // Congested, yet every frame is offered: the broker's fairness sheds, the edge stays full.
+        for i in 0..<10 { #expect(p.decide(at: Self.t0 + 100 + UInt64(i)) == .split) }
+    }
+
+    @Test func workerLostChangesNothing() {
+        var p = policy()
+        #expect(p.record(.error(.workerLost), epoch: p.epoch, at: Self.t0) == .workerLost)
+        #expect(p.share == 1)
+        #expect(p.edgeState(at: Self.t0 + 1) == .healthy)
+    }
+
+    func directive(
+        _ s: UInt64, _ target: DirectiveMessage.Target, _ mode: DirectiveMessage.Mode, until: UInt64, share: Double? = nil
+    ) -> DirectiveMessage {
+        DirectiveMessage(sequence: s, target: target, mode: mode, reason: "test", validUntil: until, edgeShare: share)
     }
 
     @Test func directiveByCameraID() {
         var p = policy(id: "cam-7")
-        let r27 = p.apply(directive(1, .cameras(["cam-1", "cam-7"]), .local, until: Self.t0 + 1000), at: Self.t0)
-        #expect(r27)
-        let r28 = p.decide(at: Self.t0 + 10)
-        #expect(r28 == .local)
+        let applied1 = p.apply(directive(1, .cameras(["cam-1", "cam-7"]), .local, until: Self.t0 + 1000), at: Self.t0)
+        #expect(applied1)
+        #expect(p.decide(at: Self.t0 + 10) == .local)
         // Lapses at validUntil: back to the camera's own choice.
-        let r29 = p.decide(at: Self.t0 + 1000)
-        #expect(r29 == .split)
-        // Not targeted: no effect.
+        #expect(p.decide(at: Self.t0 + 1000) == .split)
         var other = policy(id: "cam-8")
-        let r30 = other.apply(directive(1, .cameras(["cam-7"]), .local, until: Self.t0 + 1000), at: Self.t0)
-        #expect(!r30)
-        let r31 = other.decide(at: Self.t0 + 10)
-        #expect(r31 == .split)
+        let applied2 = other.apply(directive(1, .cameras(["cam-7"]), .local, until: Self.t0 + 1000), at: Self.t0)
+        #expect(!applied2)
+        #expect(other.decide(at: Self.t0 + 10) == .split)
     }
 
     @Test func directiveSequenceMustIncrease() {
         var p = policy()
-        let r32 = p.apply(directive(5, .cameras(["cam-1"]), .local, until: Self.t0 + 5000), at: Self.t0)
-        #expect(r32)
-        // The same or an older sequence is ignored (a re-publish, or a stale message).
-        let r33 = p.apply(directive(5, .cameras(["cam-1"]), .split, until: Self.t0 + 5000), at: Self.t0)
-        #expect(!r33)
-        let r34 = p.apply(directive(4, .cameras(["cam-1"]), .split, until: Self.t0 + 5000), at: Self.t0)
-        #expect(!r34)
-        let r35 = p.decide(at: Self.t0 + 1)
-        #expect(r35 == .local)
-        // A newer split directive lifts it.
-        let r36 = p.apply(directive(6, .cameras(["cam-1"]), .split, until: Self.t0 + 5000), at: Self.t0 + 2)
-        #expect(r36)
-        let r37 = p.decide(at: Self.t0 + 3)
-        #expect(r37 == .split)
+        let applied3 = p.apply(directive(5, .cameras(["cam-1"]), .local, until: Self.t0 + 5000), at: Self.t0)
+        #expect(applied3)
+        let applied4 = p.apply(directive(5, .cameras(["cam-1"]), .split, until: Self.t0 + 5000), at: Self.t0)
+        #expect(!applied4)
+        let applied5 = p.apply(directive(4, .cameras(["cam-1"]), .split, until: Self.t0 + 5000), at: Self.t0)
+        #expect(!applied5)
+        #expect(p.decide(at: Self.t0 + 1) == .local)
+        let applied6 = p.apply(directive(6, .cameras(["cam-1"]), .split, until: Self.t0 + 5000), at: Self.t0 + 2)
+        #expect(applied6)
+        #expect(p.decide(at: Self.t0 + 3) == .split)
     }
 
-    @Test func directiveSplitDoesNotOverrideBusyBackoff() {
-        var p = policy()
-        p.apply(directive(1, .fraction(1), .split, until: Self.t0 + 10_000), at: Self.t0)
-        p.edgeBusy(retryAfterMilliseconds: 1000, epoch: p.epoch, at: Self.t0)
-        let r38 = p.decide(at: Self.t0 + 10)
-        #expect(r38 == .local)
+    @Test func directiveEdgeShareCapsEveryCameraAlike() {
+        var cameras = (0..<8).map { policy(id: "cam-\($0)") }
+        var edge = Array(repeating: 0, count: cameras.count)
+        for i in cameras.indices {
+            cameras[i].apply(directive(1, .fraction(1), .split, until: Self.t0 + 100_000, share: 0.4), at: Self.t0)
+            for f in 0..<100 where cameras[i].decide(at: Self.t0 + 1 + UInt64(f)) == .split { edge[i] += 1 }
+        }
+        // Every camera sends 40% of its frames: no camera is starved while others are served.
+        for n in edge { #expect((39...41).contains(n)) }
+        #expect(cameras[0].effectiveShare(at: Self.t0 + 200) == 0.4)
+        // The camera's own lower share wins over a higher cap.
+        for i in 0..<4 { cameras[0].record(.error(.busy), epoch: cameras[0].epoch, at: Self.t0 + 300 + UInt64(i)) }  // 0.75^4 < 0.4
+        #expect(cameras[0].effectiveShare(at: Self.t0 + 303) < 0.4)
+        // A newer directive without a share lifts the cap.
+        cameras[1].apply(directive(2, .fraction(1), .split, until: Self.t0 + 100_000), at: Self.t0 + 400)
+        #expect(cameras[1].effectiveShare(at: Self.t0 + 401) == 1)
     }
 
     @Test func directiveLocalIsIgnoredWithoutLocalModel() {
         var p = policy(local: false)
         p.apply(directive(1, .fraction(1), .local, until: Self.t0 + 10_000), at: Self.t0)
-        let r39 = p.decide(at: Self.t0 + 10)
-        #expect(r39 == .split)
+        #expect(p.decide(at: Self.t0 + 10) == .split)
     }
 
     @Test func directiveByFractionFollowsTheFleetPosition() {
@@ -240,57 +264,26 @@ import Testing
         for i in policies.indices {
             #expect(local.contains(i) == (DirectiveMessage.fleetPosition(of: ids[i]) < 0.25))
         }
-        // Roughly a quarter of the fleet (binomial, 400 draws: far inside 15%...35%).
         #expect((60...140).contains(local.count))
-
-        // Staged recovery: a newer, smaller fraction releases the cameras it no longer names,
-        // and only those.
+        // Staged recovery: a newer, smaller fraction releases the cameras it no longer names.
         for i in policies.indices {
             policies[i].apply(directive(2, .fraction(0.1), .local, until: Self.t0 + 10_000), at: Self.t0 + 2)
         }
         var stillLocal: [Int] = []
         for i in policies.indices where policies[i].decide(at: Self.t0 + 3) == .local { stillLocal.append(i) }
         #expect(Set(stillLocal).isSubset(of: Set(local)))
-        for i in policies.indices {
-            #expect(stillLocal.contains(i) == (DirectiveMessage.fleetPosition(of: ids[i]) < 0.1))
-        }
     }
 
-    @Test func localFallbackNeedsTimeBeforeTheDeadline() {
+    @Test func edgeDeadlineLeavesTimeToComputeLocally() {
         var p = policy()
-        #expect(p.fallback(after: .busy, deadline: Self.t0 + 100, at: Self.t0) == .local)
+        // No estimate yet: the whole budget.
+        #expect(p.edgeDeadline(start: Self.t0, deadline: Self.t0 + 200) == Self.t0 + 200)
         p.recordLocalCompute(milliseconds: 40)
-        #expect(p.fallback(after: .busy, deadline: Self.t0 + 100, at: Self.t0 + 60) == .local)
-        #expect(p.fallback(after: .busy, deadline: Self.t0 + 100, at: Self.t0 + 61) == .drop(.busy))
-        // The reply timeout leaves room for the local computation...
-        #expect(p.replyTimeout(sentAt: Self.t0, deadline: Self.t0 + 100) == Self.t0 + 60)
-        // ...unless there is none, or no local model: then it is the deadline.
-        #expect(p.replyTimeout(sentAt: Self.t0, deadline: Self.t0 + 30) == Self.t0 + 30)
-        let noLocal = policy(local: false)
-        #expect(noLocal.replyTimeout(sentAt: Self.t0, deadline: Self.t0 + 100) == Self.t0 + 100)
-        #expect(noLocal.fallback(after: .expired, deadline: Self.t0 + 100, at: Self.t0) == .drop(.expired))
-    }
-
-    /// A probe answered with an ERROR other than BUSY/EXPIRED must not strand the camera on
-    /// local compute for a whole maximum back-off (found by the pipeline tests: after a broker
-    /// restart the first probe is answered UNKNOWN_MODEL before any worker is back).
-    @Test func answeredProbeIsSettled() {
-        var p = policy(backoff: 500, maxBackoff: 16_000)
-        p.edgeBusy(retryAfterMilliseconds: 100, epoch: 0, at: Self.t0)
-        var now = Self.t0 + 600
-        p.heard(at: now)
-        #expect(p.decide(at: now) == .split)  // the probe
-        // UNKNOWN_MODEL for the probe: a short back-off (not 16 s), then another probe.
-        p.edgeRejected(epoch: 1, retry: false, at: now + 5)
-        now += 10
-        #expect(p.decide(at: now) == .local)
-        now += 2_100
-        p.heard(at: now)
-        #expect(p.decide(at: now) == .split)  // probing again well before 16 s
-        // WORKER_LOST for that probe: the very next frame probes again.
-        p.edgeRejected(epoch: 2, retry: true, at: now + 5)
-        #expect(p.decide(at: now + 10) == .split)
-        p.edgeSucceeded(epoch: 2, at: now + 20)
-        #expect(p.edgeState(at: now + 30) == .healthy)
+        #expect(p.edgeDeadline(start: Self.t0, deadline: Self.t0 + 200) == Self.t0 + 160)
+        // A slow local model never leaves the edge less than half the budget.
+        p.recordLocalCompute(milliseconds: 10_000)
+        #expect(p.edgeDeadline(start: Self.t0, deadline: Self.t0 + 200) == Self.t0 + 100)
+        // Without a local model: the deadline itself.
+        #expect(policy(local: false).edgeDeadline(start: Self.t0, deadline: Self.t0 + 200) == Self.t0 + 200)
     }
 }

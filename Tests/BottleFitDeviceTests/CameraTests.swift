@@ -21,8 +21,7 @@ import ZeroMQ
             cameraID: id, mode: mode, brokerEndpoint: broker, modelName: "tiny-bottlefit",
             headModel: models.head, fullModel: local ? models.full : nil,
             framesPerSecond: fps, sloMilliseconds: slo, maxInFlight: 4,
-            heartbeatIntervalMilliseconds: heartbeat, liveness: 3,
-            initialBackoffMilliseconds: 50, maxBackoffMilliseconds: 400, pollTimeoutMilliseconds: 10)
+            heartbeatIntervalMilliseconds: heartbeat, liveness: 3, pollTimeoutMilliseconds: 10)
     }
 
     /// Runs a camera over `frames` frames and returns its summary, checking the invariant.
@@ -56,7 +55,9 @@ import ZeroMQ
             }
             #expect(q.shape == models.bottleneckShape)
             #expect(q.data.count == models.bottleneckShape.reduce(1, *))
-            #expect(frame.deadline == frame.sentAt + 500)
+            // "dl" is the frame's edge deadline: the deadline less the time to compute it locally,
+            // never less than half the budget.
+            #expect(frame.deadline <= frame.sentAt + 500 && frame.deadline >= frame.sentAt + 250)
             #expect(frame.cameraID == "cam-test")
         }
     }
@@ -125,7 +126,7 @@ import ZeroMQ
         #expect(a.completedLocal >= 2)
         #expect(a.completedEdge >= 1)  // and the camera came back to the edge
         #expect(a.droppedTotal == 0)
-        // It respected the retry-after: not every frame went to the edge.
+        // It sent a smaller share for a while (no pause, no back-off): not every frame went to the edge.
         #expect(a.sent < 40)
         #expect(edge.received.frames.count == a.sent)
     }
@@ -136,11 +137,10 @@ import ZeroMQ
         defer { edge.stop() }
         let a = try run(configuration(broker: edge.endpoint, local: false, fps: 200), frames: 10, context: context).accounting
         #expect(a.completedEdge == 0 && a.completedLocal == 0)
-        // The frames sent before the first BUSY came back (one, or a few on a loaded machine at
-        // 200 fps) are dropped as busy; the rest, during the 10 s retry-after, never leave.
-        #expect(a.sent >= 1 && a.sent <= 3)
-        #expect(a.dropped[.busy] == a.sent)
-        #expect((a.dropped[.busy] ?? 0) + (a.dropped[.busyNoLocal] ?? 0) == 10)
+        // Without a local model every frame is offered (the broker's fairness sheds the excess;
+        // holding frames back would only leave the edge idler), and each BUSY is a drop.
+        #expect(a.sent == 10)
+        #expect(a.dropped == [.busy: 10])
     }
 
     @Test func workerLostFramesAreComputedLocallyWithoutBackoff() throws {
@@ -153,15 +153,14 @@ import ZeroMQ
         #expect(a.sent == 8)  // a lost worker says nothing bad about the broker: no back-off
     }
 
-    @Test func expiredWithoutLocalModelDropsThenBacksOff() throws {
+    @Test func expiredWithoutLocalModelKeepsOffering() throws {
         let context = try ZMQContext()
         let edge = try FakeEdge(context: context, behaviour: .reject(.expired, retryAfter: nil, count: 1000))
         defer { edge.stop() }
         let a = try run(configuration(broker: edge.endpoint, local: false, fps: 200), frames: 10, context: context).accounting
         #expect(a.completedEdge == 0 && a.completedLocal == 0)
-        #expect((a.dropped[.expired] ?? 0) >= 1)
-        #expect((a.dropped[.expired] ?? 0) + (a.dropped[.edgeDownNoLocal] ?? 0) == 10, "dropped: \(a.dropped)")
-        #expect(a.sent < 10)
+        #expect(a.dropped == [.expired: 10], "dropped: \(a.dropped)")
+        #expect(a.sent == 10)
     }
 
     @Test func undecodableReplyNamingAFrameFallsBack() throws {
@@ -188,8 +187,8 @@ import ZeroMQ
         #expect(a.sent >= 1)
         #expect(a.fellBack + a.droppedTotal >= 1)
         #expect(a.completedLocal >= 30)
-        // Once silent, frames stop going to the edge (a probe per back-off at most).
-        #expect(a.sent <= 12)
+        // Once dead (silent for 150 ms), frames stop going to the edge.
+        #expect(a.sent <= 20)
     }
 
     @Test func silentEdgeWithoutLocalModelDropsEveryFrame() throws {
@@ -213,8 +212,8 @@ import ZeroMQ
         #expect(a.completedEdge == 0)
         #expect(a.ignoredReplies >= 1)
         #expect(a.completedLocal >= 1)
-        // A frame that timed out is computed locally while that still meets its deadline, else dropped.
-        #expect(a.completedLocal + (a.dropped[.timeout] ?? 0) == 8, "dropped: \(a.dropped)")
+        // A frame that timed out is computed locally, late if it must be: never dropped.
+        #expect(a.completedLocal == 8, "dropped: \(a.dropped)")
     }
 
     @Test func noBrokerComputesLocally() throws {

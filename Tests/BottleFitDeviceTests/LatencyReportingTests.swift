@@ -38,8 +38,7 @@ import ZeroMQ
         CameraConfiguration(
             cameraID: "cam-report", mode: .split, brokerEndpoint: broker, modelName: "tiny-bottlefit",
             headModel: models.head, fullModel: models.full, framesPerSecond: 40, sloMilliseconds: 2000, maxInFlight: 4,
-            heartbeatIntervalMilliseconds: 1000, liveness: 3, initialBackoffMilliseconds: 50, maxBackoffMilliseconds: 400,
-            pollTimeoutMilliseconds: 10, latencyReportIntervalMilliseconds: reportEvery)
+            heartbeatIntervalMilliseconds: 1000, liveness: 3, pollTimeoutMilliseconds: 10, latencyReportIntervalMilliseconds: reportEvery)
     }
 
     @Test func aBusyCameraReportsItsEdgeLatencyEveryInterval() throws {

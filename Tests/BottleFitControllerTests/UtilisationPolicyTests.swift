@@ -1,0 +1,63 @@
+import BottleFitController
+import BottleFitProtocol
+import Testing
+
+/// STATS with a utilisation and the cameras' local share: the inputs that tell an idle edge
+/// with cameras computing locally from a full one.
+func loadStats(q95: Double = 5, utilisation: Double?, edge: Int = 100, local: Int = 0, localP95: Double? = nil, drops: Double = 0) -> StatsMessage {
+    var s = stats(q95: q95, drops: drops)
+    s.utilisation = utilisation
+    s.cameraLatency = CameraLatencySummary(
+        cameras: 4, completed: edge, missed: 0,
+        percentiles: edge == 0 ? nil : LatencyPercentiles(p50: 40, p95: 60, p99: 80), local: local, localP95: localP95)
+    return s
+}
+
+@Suite("ControllerPolicy with utilisation and local share")
+struct UtilisationPolicyTests {
+    /// The failure: every frame local, an idle edge, and the controller calling it
+    /// healthy. Now it is a named condition, explained with the figures.
+    @Test func allLocalOnAnIdleEdgeIsUnderusedNotHealthy() {
+        var h = PolicyHarness()
+        h.feed(count: 4) { loadStats(utilisation: 0.02, edge: 1, local: 120, localP95: 4200) }
+        let last = try! #require(h.decisions.last)
+        #expect(last.condition == .underused)
+        #expect(last.reason.contains("edge has room: 2% busy"))
+        #expect(last.reason.contains("99% of frames run locally"))
+        #expect(last.reason.contains("local p95 4200 ms"))
+    }
+
+    @Test func anUnderusedEdgeGetsFramesBackFromADirective() {
+        var h = PolicyHarness()
+        h.feed(count: 5) { loadStats(q95: 500, utilisation: 1, edge: 100) }
+        #expect(h.policy.fraction == 0.25)
+        // Latency low, edge half idle, frames local: released in steps, dwell apart.
+        h.feed(count: 60) { loadStats(utilisation: 0.5, edge: 75, local: 25) }
+        #expect(h.policy.fraction == 0)
+        #expect(h.changes.dropFirst().allSatisfy { $0.action == .lower && $0.condition == .underused })
+    }
+
+    @Test func aFullFastEdgeHoldsTheFraction() {
+        var h = PolicyHarness()
+        h.feed(count: 5) { loadStats(q95: 500, utilisation: 1, edge: 100) }
+        #expect(h.policy.fraction == 0.25)
+        // Latency low and the workers busy above the target: the aim. No release that would
+        // only push the edge back over its objective.
+        h.feed(count: 80) { loadStats(utilisation: 0.93, edge: 75, local: 25) }
+        #expect(h.policy.fraction == 0.25)
+        #expect(h.decisions.last?.condition == .steady)
+        #expect(h.decisions.last?.reason.contains("edge busy and within its objectives") == true)
+    }
+
+    @Test func fewDropsDoNotBlockRecovery() {
+        var h = PolicyHarness()
+        h.feed(count: 5) { loadStats(q95: 500, utilisation: 1, edge: 100) }
+        // 1 drop/s against 100 arrivals/s: probes meeting the odd BUSY.
+        h.feed(count: 60) { loadStats(utilisation: 0.5, edge: 75, local: 25, drops: 1) }
+        #expect(h.policy.fraction == 0)
+        var g = PolicyHarness()
+        g.feed(count: 5) { loadStats(q95: 500, utilisation: 1, edge: 100) }
+        g.feed(count: 60) { loadStats(utilisation: 0.5, edge: 75, local: 25, drops: 10) }
+        #expect(g.policy.fraction == 0.25)
+    }
+}
