@@ -6,8 +6,8 @@ import BottleFitProtocol
 ///
 /// **Every call into `CameraPolicy` is in this file**, and each mirrors what `CameraLoop` and
 /// `CameraLoop+Replies` do at the same point (named in the comments), so a change of the policy's
-/// API is a change here only. `EdgeOutcome` below is the one place an edge outcome (RESULT,
-/// ERROR, reply timeout, failed send) is mapped to the policy.
+/// API is a change here only. `settle` is the one place an edge outcome (RESULT, ERROR, reply
+/// timeout, failed send) reaches the policy, through its single entry point `record(_:epoch:at:)`.
 ///
 /// Times: `now` and scheduled times are Unix µs of the loop's clock; the policy takes Unix ms.
 final class EmulatedCamera {
@@ -15,9 +15,10 @@ final class EmulatedCamera {
     struct EdgeFrame {
         /// Scheduled time (Unix µs): latency counts from here (open loop).
         var scheduled: UInt64
-        /// "dl", Unix ms.
+        /// The frame's deadline (SLO after its scheduled time), Unix ms: lateness counts against it.
         var deadline: UInt64
-        /// Stop waiting for the reply at this Unix ms (set when the frame leaves the camera).
+        /// The edge deadline (Unix ms, set when the frame leaves the camera): sent as "dl", and when
+        /// the camera stops waiting for the reply.
         var giveUpAt: UInt64 = 0
         /// The policy's epoch when the frame was decided.
         var epoch: UInt64
@@ -26,7 +27,7 @@ final class EmulatedCamera {
         var delivered = false
     }
 
-    /// How an edge frame ended, as the camera loop sees it: the single mapping to the policy.
+    /// How an edge frame ended, as the loop sees it (mapped to `CameraPolicy.EdgeOutcome` in `settle`).
     enum EdgeOutcome {
         case result
         case error(ErrorMessage)
@@ -131,8 +132,8 @@ final class EmulatedCamera {
         let bytes = engine.payloadBytes(route: frame.route, camera: self, sequence: sequence)
         let (arrival, _) = uplink.transmit(bytes: bytes, at: now)
         bytesSent += bytes
-        // CameraLoop.send: stop waiting early enough to compute locally by the deadline.
-        frame.giveUpAt = policy.replyTimeout(sentAt: now / 1000, deadline: frame.deadline)
+        // CameraLoop.send: the edge deadline, sent as "dl" and when the camera stops waiting.
+        frame.giveUpAt = policy.edgeDeadline(start: frame.scheduled / 1000, deadline: frame.deadline)
         atEdge[sequence] = frame
         engine.queue.push(at: max(frame.giveUpAt * 1000, now), .giveUp, camera: index, a: sequence)
         guard let arrival else {
@@ -184,8 +185,9 @@ final class EmulatedCamera {
             atEdge[result.sequence] = nil
             settle(frame, .result, now: now, engine: engine)
         case .error(let error):
-            if error.code == .unsupportedVersion { policy.edgeIncompatible(at: now / 1000) }
             guard let sequence = error.sequence, let frame = atEdge[sequence], frame.delivered else {
+                // An answer naming no frame still tells about the edge when it says another version.
+                if error.code == .unsupportedVersion { policy.record(.error(error.code), epoch: policy.epoch, at: now / 1000) }
                 engine.recorder.recordIgnoredReply()
                 return
             }
@@ -196,48 +198,38 @@ final class EmulatedCamera {
         }
     }
 
-    /// The one mapping of an edge outcome to the policy, then to a completion or a fallback.
+    /// The one mapping of an edge outcome to the policy (`CameraPolicy.record`), then to a
+    /// completion or a fallback, as CameraLoop+Replies and CameraLoop.settleOverdue do.
     private func settle(_ frame: EdgeFrame, _ outcome: EdgeOutcome, now: UInt64, engine: LoadgenEngine) {
         let nowMs = now / 1000
+        let reason: DropReason
         switch outcome {
         case .result:
-            policy.edgeSucceeded(epoch: frame.epoch, at: nowMs)
             let latency = now &- frame.scheduled
+            let budget = Double(frame.giveUpAt &* 1000 &- frame.scheduled) / 1000
+            policy.record(.result(latencyMilliseconds: Double(latency) / 1000, budgetMilliseconds: budget), epoch: frame.epoch, at: nowMs)
             latencyWindow.recordCompleted(latencyMilliseconds: Double(latency) / 1000)
             engine.recorder.recordCompleted(group: group, path: .edge, latencyMicroseconds: latency, late: nowMs > frame.deadline)
             pullWaiting(now: now, engine: engine)
+            return
         case .error(let error):
-            let reason: DropReason
-            switch error.code {
-            case .busy:
-                policy.edgeBusy(retryAfterMilliseconds: error.retryAfterMilliseconds, epoch: frame.epoch, at: nowMs)
-                reason = .busy
-            case .expired:
-                latencyWindow.recordMissed()
-                policy.edgeMissedDeadline(epoch: frame.epoch, at: nowMs)
-                reason = .expired
-            case .workerLost:
-                policy.edgeRejected(epoch: frame.epoch, retry: true, at: nowMs)
-                reason = .workerLost
-            default:
-                policy.edgeRejected(epoch: frame.epoch, retry: false, at: nowMs)
-                reason = .rejected
-            }
+            if error.code == .expired { latencyWindow.recordMissed() }
             engine.recorder.recordEdgeError(group: group, code: error.code.rawValue)
-            fallBack(frame, reason: reason, now: now, engine: engine)
+            reason = policy.record(.error(error.code, retryAfterMilliseconds: error.retryAfterMilliseconds), epoch: frame.epoch, at: nowMs)
+                ?? .rejected
         case .replyTimeout:
             latencyWindow.recordMissed()
-            policy.edgeMissedDeadline(epoch: frame.epoch, at: nowMs)
-            fallBack(frame, reason: .timeout, now: now, engine: engine)
+            reason = policy.record(.timedOut, epoch: frame.epoch, at: nowMs) ?? .timeout
         case .sendFailed:
-            policy.edgeSendFailed(epoch: frame.epoch, at: nowMs)
-            fallBack(frame, reason: .sendFailed, now: now, engine: engine)
+            reason = policy.record(.sendFailed, epoch: frame.epoch, at: nowMs) ?? .sendFailed
         }
+        fallBack(frame, reason: reason, now: now, engine: engine)
     }
 
-    /// CameraLoop.fallBack: compute locally if that meets the deadline, else drop for `reason`.
+    /// CameraLoop.fallBack: a camera with the whole model computes the frame (late if it must),
+    /// one without drops it for `reason`.
     private func fallBack(_ frame: EdgeFrame, reason: DropReason, now: UInt64, engine: LoadgenEngine) {
-        switch policy.fallback(after: reason, deadline: frame.deadline, at: now / 1000) {
+        switch policy.fallback(after: reason) {
         case .local: runLocally(scheduled: frame.scheduled, deadline: frame.deadline, fellBack: true, now: now, engine: engine)
         case .drop(let r): engine.recorder.recordDropped(group: group, reason: r)
         case .split, .offload: engine.recorder.recordDropped(group: group, reason: reason)
@@ -273,6 +265,8 @@ final class EmulatedCamera {
 
     func finishLocal(scheduled: UInt64, deadline: UInt64, fellBack: Bool, now: UInt64, engine: LoadgenEngine) {
         localRunning -= 1
+        // CameraLoop.computeLocally: local completions go in the latency report too.
+        latencyWindow.recordLocal(latencyMilliseconds: Double(now &- scheduled) / 1000)
         engine.recorder.recordCompleted(
             group: group, path: fellBack ? .fallback : .local, latencyMicroseconds: now &- scheduled, late: now / 1000 > deadline)
     }
@@ -318,12 +312,17 @@ final class EmulatedCamera {
     /// Whether a `local` directive keeps the camera off the edge now.
     func obeysLocalDirective(now: UInt64) -> Bool { policy.obeysLocalDirective(at: now / 1000) }
 
-    /// The policy's edge state, by name (the case name, without associated values).
+    /// The policy's edge state, by name.
     func edgeStateName(now: UInt64, engine: LoadgenEngine) -> String {
         syncHeard(engine)
-        let text = "\(policy.edgeState(at: now / 1000))"
-        return String(text.prefix(while: { $0 != "(" }))
+        return policy.edgeState(at: now / 1000).name
     }
+
+    /// The share of frames the policy sends to the edge now (its own, capped by a directive's).
+    func edgeShare(now: UInt64) -> Double { policy.effectiveShare(at: now / 1000) }
+
+    /// Changes of the policy's edge state so far (mode changes, as issue 10 counts them).
+    var stateChanges: Int { policy.stateChanges }
 
     /// The run is over: every frame not yet settled is dropped as `shutdown`, as a draining camera does.
     func abandon(engine: LoadgenEngine) {

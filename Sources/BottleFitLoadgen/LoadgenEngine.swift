@@ -105,7 +105,7 @@ final class LoadgenEngine {
         }
         let message = FrameMessage(
             cameraID: camera.id, sequence: sequence, model: plan.groups[camera.group].modelName, payload: payload,
-            deadline: frame.deadline, sentAt: frame.scheduled / 1000)
+            deadline: frame.giveUpAt, sentAt: frame.scheduled / 1000)
         return try? message.encoded()
     }
 
@@ -269,7 +269,7 @@ final class LoadgenEngine {
             }
             directiveSamples.append(LoadgenReport.DirectiveSample(
                 t: seconds(now), sequence: directive.sequence, mode: directive.mode.rawValue, fraction: fraction, cameras: ids,
-                reason: directive.reason, obeyed: obeyed))
+                edgeShare: directive.edgeShare, reason: directive.reason, obeyed: obeyed))
         case .stats(let bytes):
             guard let stats = try? StatsMessage.decode(bytes) else {
                 recorder.recordUndecodable()
@@ -278,7 +278,7 @@ final class LoadgenEngine {
             statsSamples.append(LoadgenReport.StatsSample(
                 t: seconds(now), queueDepth: stats.queueDepth, q50: stats.queueTimeP50, q95: stats.queueTimeP95, q99: stats.queueTimeP99,
                 inFlight: stats.inFlight, arrivalsPerS: stats.arrivalRate, completionsPerS: stats.completionRate, dropsPerS: stats.dropRate,
-                workers: stats.workers.count))
+                workers: stats.workers.count, utilisation: stats.utilisation))
         }
     }
 
@@ -321,17 +321,21 @@ final class LoadgenEngine {
         let edge = i.completed[.edge] ?? 0, local = i.completed[.local] ?? 0, fallback = i.completed[.fallback] ?? 0
         let completed = edge + local + fallback
         var states: [String: Int] = [:]
-        var obeying = 0
+        var obeying = 0, edgeCameras = 0
+        var shares = 0.0
         for camera in cameras where camera.mode != .local {
             states[camera.edgeStateName(now: now, engine: self), default: 0] += 1
             if camera.obeysLocalDirective(now: now) { obeying += 1 }
+            shares += camera.edgeShare(now: now)
+            edgeCameras += 1
         }
         let sample = LoadgenReport.Sample(
             t: seconds(now), offeredPerS: rate(i.offered), completedPerS: rate(completed), edgePerS: rate(edge), localPerS: rate(local),
             fallbackPerS: rate(fallback), droppedPerS: rate(i.dropped), p50: ms(i.latency, 50), p90: ms(i.latency, 90),
             p99: ms(i.latency, 99), max: i.latency.totalCount > 0 ? Double(i.latency.max) / 1000 : nil, edgeP99: ms(i.edgeLatency, 99),
             localFraction: completed > 0 ? Double(local + fallback) / Double(completed) : nil,
-            obeyingLocal: cameras.isEmpty ? 0 : Double(obeying) / Double(cameras.count), edgeStates: states,
+            obeyingLocal: cameras.isEmpty ? 0 : Double(obeying) / Double(cameras.count),
+            edgeShare: edgeCameras > 0 ? shares / Double(edgeCameras) : nil, edgeStates: states,
             schedulingP99: ms(i.schedulingError, 99))
         samples.append(sample)
         if final { return }
@@ -397,7 +401,13 @@ final class LoadgenEngine {
             undecodable: r.undecodable, offeredPerS: Double(r.offered) / seconds, completedPerS: Double(completed) / seconds,
             edgeFraction: completed > 0 ? Double(edge) / Double(completed) : 0,
             localFraction: completed > 0 ? Double(completed - edge) / Double(completed) : 0,
-            dropFraction: r.offered > 0 ? Double(r.droppedTotal) / Double(r.offered) : 0)
+            dropFraction: r.offered > 0 ? Double(r.droppedTotal) / Double(r.offered) : 0,
+            stateChangesPerCameraPerMinute: cameras.isEmpty ? 0
+                : Double(cameras.reduce(0) { $0 + $1.stateChanges }) / Double(cameras.count) / (seconds / 60),
+            edgeUtilisation: {
+                let u = statsSamples.compactMap(\.utilisation)
+                return u.isEmpty ? nil : u.reduce(0, +) / Double(u.count)
+            }())
         return LoadgenReport(
             fidelity: "emulated", startedAtMs: start / 1000, durationS: seconds, elapsedS: Double(elapsed) / 1e6, command: command,
             totals: totals, latencyMs: latency, schedulingErrorMs: .init(r.schedulingError), groups: groupReports, timeseries: samples,

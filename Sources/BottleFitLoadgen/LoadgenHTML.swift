@@ -91,14 +91,16 @@ chart("Throughput (frames/s)", [
   {name: "offered", points: pick(ts, "offered_per_s")}, {name: "completed", points: pick(ts, "completed_per_s")},
   {name: "edge", points: pick(ts, "edge_per_s")}, {name: "local", points: pick(ts, "local_per_s")},
   {name: "fallback", points: pick(ts, "fallback_per_s")}, {name: "dropped", points: pick(ts, "dropped_per_s")}], {yLabel: "frames/s", marks});
-chart("Fraction local (completions) and cameras obeying a local directive", [
-  {name: "local share", points: pick(ts, "local_fraction")}, {name: "obeying local", points: pick(ts, "obeying_local")}],
+chart("Fraction local, cameras' edge share, edge utilisation (STATS ut)", [
+  {name: "local share", points: pick(ts, "local_fraction")}, {name: "obeying local", points: pick(ts, "obeying_local")},
+  {name: "edge share", points: pick(ts, "edge_share")}, {name: "utilisation", points: pick(R.stats, "utilisation")}],
   {yLabel: "fraction", yMax: 1, marks});
 chart("Broker queue (STATS): depth and queue time p99 (ms)", [
   {name: "queue depth", points: pick(R.stats, "queue_depth")}, {name: "queue p99 ms", points: pick(R.stats, "q99")},
   {name: "in flight", points: pick(R.stats, "in_flight")}], {marks});
-chart("Directives (controller): fraction targeted, local = up", [
+chart("Directives (controller): fraction sent local, edge share cap", [
   {name: "tf (local)", points: R.directives.map(d => [d.t, d.mode === "local" ? (d.fraction === null || d.fraction === undefined ? 1 : d.fraction) : 0])},
+  {name: "es (edge share)", points: R.directives.map(d => [d.t, d.edge_share === undefined ? null : d.edge_share])},
   {name: "cameras obeyed / all", points: R.directives.map(d => [d.t, d.obeyed / Math.max(1, R.groups.reduce((a, g) => a + g.cameras, 0))])}],
   {yLabel: "fraction", yMax: 1});
 const cdfSeries = ["all", "edge", "local", "fallback"].filter(k => R.cdf[k] && R.cdf[k].length).map(k => ({name: k, points: R.cdf[k]}));

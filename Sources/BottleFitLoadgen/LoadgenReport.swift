@@ -50,6 +50,11 @@ public struct LoadgenReport: Codable, Sendable {
         public var edgeFraction: Double
         public var localFraction: Double
         public var dropFraction: Double
+        /// Changes of the cameras' edge state (healthy, congested, starting, dead, ...) per camera
+        /// per minute of arrivals: issue 10's "mode changes per camera per minute".
+        public var stateChangesPerCameraPerMinute: Double
+        /// Mean of the broker's STATS `ut` (worker utilisation) over the run, when it sends it.
+        public var edgeUtilisation: Double?
     }
 
     public struct LatencySummary: Codable, Sendable {
@@ -110,6 +115,8 @@ public struct LoadgenReport: Codable, Sendable {
         public var localFraction: Double?
         /// Cameras obeying a `local` directive / cameras.
         public var obeyingLocal: Double
+        /// Mean share of frames the cameras' policies send to the edge (split/offload cameras).
+        public var edgeShare: Double?
         public var edgeStates: [String: Int]
         public var schedulingP99: Double?
     }
@@ -125,6 +132,8 @@ public struct LoadgenReport: Codable, Sendable {
         public var completionsPerS: Double
         public var dropsPerS: Double
         public var workers: Int
+        /// STATS `ut`: the workers' utilisation, when the broker sends it.
+        public var utilisation: Double?
     }
 
     public struct DirectiveSample: Codable, Sendable {
@@ -133,6 +142,8 @@ public struct LoadgenReport: Codable, Sendable {
         public var mode: String
         public var fraction: Double?
         public var cameras: Int?
+        /// DIRECTIVE `es`: the edge share cap, if any.
+        public var edgeShare: Double?
         public var reason: String
         /// Cameras of this run that obeyed it.
         public var obeyed: Int

@@ -19,7 +19,7 @@ public enum LoadgenTable {
         if !t.dropped.isEmpty {
             out.append("dropped  " + t.dropped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "  "))
         }
-        out.append("rates    offered \(f(t.offeredPerS))/s  completed \(f(t.completedPerS))/s  edge fraction \(f(t.edgeFraction * 100))%  late completions \(t.lateCompletions)")
+        out.append("rates    offered \(f(t.offeredPerS))/s  completed \(f(t.completedPerS))/s  edge fraction \(f(t.edgeFraction * 100))%  late completions \(t.lateCompletions)  edge-state changes \(f(t.stateChangesPerCameraPerMinute, 2))/camera/min")
         out.append("")
         let header = ["latency ms", "count", "p50", "p90", "p99", "p99.9", "max"]
         var rows: [[String]] = []

@@ -33,6 +33,8 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
         ("dropped_REASON", "drops for one reason, e.g. dropped_busy"),
         ("edge_fraction, local_fraction, drop_fraction", "fractions (0...1, or with %)"),
         ("throughput, offered_rate", "completed and offered frames per second"),
+        ("mode_changes", "cameras' edge-state changes per camera per minute"),
+        ("edge_utilisation", "mean worker utilisation from the broker's STATS (ut), 0...1"),
         ("energy_per_frame", "camera energy per completed frame over all groups, J"),
     ]
 
@@ -89,7 +91,8 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
         }
         let parts = metric.split(separator: "_", maxSplits: 1).map(String.init)
         if parts.count == 1, ["p50", "p90", "p99", "p999", "max", "mean"].contains(metric) { return latency("all", metric) }
-        if parts.count == 2, ["edge", "local", "fallback", "sched"].contains(parts[0]), parts[1] != "fraction" {
+        if parts.count == 2, ["edge", "local", "fallback", "sched"].contains(parts[0]),
+           ["p50", "p90", "p99", "p999", "max", "mean"].contains(parts[1]) {
             return latency(parts[0], parts[1])
         }
         if metric.hasPrefix("dropped_") {
@@ -97,7 +100,8 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
             return .value(Double(report.totals.dropped[String(metric.dropFirst(8))] ?? 0))
         }
         let known = ["offered", "completed", "completed_edge", "completed_local", "completed_fallback", "dropped", "unaccounted",
-                     "edge_fraction", "local_fraction", "drop_fraction", "throughput", "offered_rate", "energy_per_frame"]
+                     "edge_fraction", "local_fraction", "drop_fraction", "throughput", "offered_rate", "energy_per_frame",
+                     "mode_changes", "edge_utilisation"]
         guard known.contains(metric) else { return .unknown }
         guard let t = report?.totals else { return .missing }
         switch metric {
@@ -113,6 +117,8 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
         case "drop_fraction": return .value(t.dropFraction)
         case "throughput": return .value(t.completedPerS)
         case "offered_rate": return .value(t.offeredPerS)
+        case "mode_changes": return .value(t.stateChangesPerCameraPerMinute)
+        case "edge_utilisation": return t.edgeUtilisation.map { .value($0) } ?? .missing
         default:
             let groups = report!.groups
             let joules = groups.reduce(0.0) { $0 + $1.energy.computeJ + $1.energy.radioJ + $1.energy.idleJ }

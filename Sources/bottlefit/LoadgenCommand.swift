@@ -24,7 +24,7 @@ struct LoadgenCommand: ParsableCommand {
             Thresholds (--fail-if): METRIC OP VALUE[ms|s|us|%] with OP in < <= > >= == !=; metrics: \
             p50 p90 p99 p999 max mean, edge_/local_/fallback_/sched_ + those, offered completed \
             completed_edge completed_local completed_fallback dropped dropped_REASON unaccounted, \
-            edge_fraction local_fraction drop_fraction, throughput offered_rate, energy_per_frame.
+            edge_fraction local_fraction drop_fraction, throughput offered_rate, energy_per_frame, mode_changes (per camera per minute), edge_utilisation (STATS ut).
             Examples:
               bottlefit loadgen --broker tcp://127.0.0.1:5555 --cameras 50 --rate 5 --device raspberry-pi-4 --uplink wifi-20mbit --duration 60 --report out/run.json --html out/run.html --fail-if 'p99<250ms' --fail-if 'unaccounted==0'
               bottlefit loadgen --scenario scenarios/overload.yaml --directives tcp://127.0.0.1:5558 --stats tcp://127.0.0.1:5557

@@ -119,7 +119,8 @@ import Testing
             offered: edge + local + unaccounted, sent: edge, completedEdge: edge, completedLocal: local, completedFallback: 0,
             dropped: ["busy": 0], droppedTotal: 0, unaccounted: unaccounted, lateCompletions: 0, lateArrivals: 0, uplinkLost: 0,
             edgeErrors: [:], ignoredReplies: 0, undecodable: 0, offeredPerS: 10, completedPerS: 10,
-            edgeFraction: Double(edge) / Double(edge + local), localFraction: Double(local) / Double(edge + local), dropFraction: 0)
+            edgeFraction: Double(edge) / Double(edge + local), localFraction: Double(local) / Double(edge + local), dropFraction: 0,
+            stateChangesPerCameraPerMinute: 0.5, edgeUtilisation: nil)
         return LoadgenReport(
             fidelity: "emulated", startedAtMs: 0, durationS: 1, elapsedS: 1, command: [], totals: totals,
             latencyMs: ["all": summary, "edge": summary], schedulingErrorMs: summary, groups: [], timeseries: [], stats: [],
@@ -135,6 +136,8 @@ import Testing
         #expect(try Threshold(parsing: "unaccounted==0").evaluate(r).passed)
         #expect(try !Threshold(parsing: "unaccounted==0").evaluate(report(p99: 1, edge: 1, local: 1, unaccounted: 1)).passed)
         #expect(try Threshold(parsing: "edge_p99<=150").evaluate(r).passed)
+        #expect(try Threshold(parsing: "mode_changes<=2").evaluate(r).passed)
+        #expect(try !Threshold(parsing: "edge_utilisation>=0.85").evaluate(r).passed)  // no STATS: no data
         // No data is a failure, not a pass.
         #expect(try !Threshold(parsing: "fallback_p99<1s").evaluate(r).passed)
         #expect(throws: LoadgenError.self) { try Threshold(parsing: "p98<1ms") }
