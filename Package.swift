@@ -83,7 +83,7 @@ let package = Package(
         // Runs the built `bottlefit` binary (scripts/test builds it first).
         .testTarget(
             name: "BottleFitCLITests",
-            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets"]
+            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets", "BottleFitLoadgen"]
         ),
         // Typed Swift wrapper over libzmq: context, sockets, options, multipart messages, poller.
         .target(name: "ZeroMQ", dependencies: ["CBottleFitZMQ"]),

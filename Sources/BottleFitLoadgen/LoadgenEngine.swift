@@ -76,8 +76,22 @@ final class LoadgenEngine {
         return QuantizedTensor(shape: model.bottleneckShape, data: data, parameters: QuantizationParameters(scale: 0.05, zeroPoint: 128))
     }
 
-    /// Distinct synthetic images at the model's input size, each JPEG-encoded once with the project's codec.
+    /// Distinct synthetic images at the model's input size, each JPEG-encoded once with the project's
+    /// codec; or the JPEG files of `jpegDirectory` (sorted by name, at most `images`), read once and checked.
     static func jpegs(_ group: LoadgenPlan.Group, seed: UInt64) throws(LoadgenError) -> [[UInt8]] {
+        if let dir = group.jpegDirectory {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+                .filter { $0.lowercased().hasSuffix(".jpg") || $0.lowercased().hasSuffix(".jpeg") }.sorted().prefix(group.images)
+            var files: [[UInt8]] = []
+            for name in names {
+                guard let data = FileManager.default.contents(atPath: "\(dir)/\(name)") else { continue }
+                let bytes = [UInt8](data)
+                guard (try? JPEGCodec.readHeader(bytes)) != nil, bytes.count <= 4 << 20 else { continue }
+                files.append(bytes)
+            }
+            guard !files.isEmpty else { throw LoadgenError("group \(group.name): no readable JPEG file in \(dir)") }
+            return files
+        }
         let size = group.model.inputSize
         do {
             let source = try SyntheticFrameSource(width: size, height: size, seed: seed)

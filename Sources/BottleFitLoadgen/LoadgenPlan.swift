@@ -18,15 +18,18 @@ public struct LoadgenPlan: Sendable {
         /// Offload payloads: distinct synthetic images encoded once each at this quality.
         public var jpegQuality: Int
         public var images: Int
+        /// Offload payloads from a folder of JPEG files (read once) instead of synthetic images.
+        public var jpegDirectory: String?
         public var sloMilliseconds: UInt64
         public var maxInFlight: Int
 
         public init(
             name: String, cameras: Int, shape: LoadShape, arrivals: ArrivalProcess = .constant,
             modes: [(mode: CameraMode, share: Double)] = [(.split, 1)], modelName: String, model: ModelProfile,
-            device: DeviceProfile, uplink: UplinkProfile, jpegQuality: Int = 90, images: Int = 8,
+            device: DeviceProfile, uplink: UplinkProfile, jpegQuality: Int = 90, images: Int = 8, jpegDirectory: String? = nil,
             sloMilliseconds: UInt64 = 250, maxInFlight: Int = 8
         ) {
+            self.jpegDirectory = jpegDirectory
             self.name = name
             self.cameras = cameras
             self.shape = shape

@@ -27,7 +27,7 @@ struct LoadgenCommand: ParsableCommand {
             edge_fraction local_fraction drop_fraction, throughput offered_rate, energy_per_frame, mode_changes (per camera per minute), edge_utilisation (STATS ut).
             Examples:
               bottlefit loadgen --broker tcp://127.0.0.1:5555 --cameras 50 --rate 5 --device raspberry-pi-4 --uplink wifi-20mbit --duration 60 --report out/run.json --html out/run.html --fail-if 'p99<250ms' --fail-if 'unaccounted==0'
-              bottlefit loadgen --scenario scenarios/overload.yaml --directives tcp://127.0.0.1:5558 --stats tcp://127.0.0.1:5557
+              bottlefit loadgen --scenario scenarios/overload-2x.yaml --directives tcp://127.0.0.1:5558 --stats tcp://127.0.0.1:5557
               bottlefit loadgen --sink --cameras 1000 --rate 20 --device ideal --uplink ideal --duration 10   (the load generator's own speed)
             """
     )
@@ -74,6 +74,7 @@ struct LoadgenCommand: ParsableCommand {
     @Option(help: help("schedule")) var schedule: String?
     @Option(help: help("slo_ms")) var sloMs: String?
     @Option(help: help("max_in_flight")) var maxInFlight: String?
+    @Option(help: help("source")) var source: String?
     @Option(help: help("jpeg_quality")) var jpegQuality: String?
     @Option(help: help("images")) var images: String?
 
@@ -93,7 +94,7 @@ struct LoadgenCommand: ParsableCommand {
         put("shape", shape); put("ramp_to", rampTo); put("ramp_seconds", rampSeconds); put("step_at", stepAt)
         put("step_rate", stepRate); put("burst_on", burstOn); put("burst_off", burstOff); put("burst_off_rate", burstOffRate)
         put("schedule", schedule); put("slo_ms", sloMs); put("max_in_flight", maxInFlight); put("jpeg_quality", jpegQuality)
-        put("images", images)
+        put("images", images); put("source", source)
         return out
     }
 

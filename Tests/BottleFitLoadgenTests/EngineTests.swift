@@ -1,3 +1,4 @@
+import Foundation
 import BottleFitDevice
 import Testing
 @testable import BottleFitLoadgen
@@ -74,5 +75,23 @@ import Testing
         let jpeg = Double(b.groups[0].jpegBytes)
         if jpeg > 10_092 { #expect(b.latencyMs["edge"]!.p50 > a.latencyMs["edge"]!.p50 - 1) }
         #expect(b.latencyMs["edge"]!.p50 >= 11)
+    }
+}
+
+@Suite struct PayloadTests {
+    @Test func offloadPayloadsComeFromAJPEGDirectory() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lg-jpegs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let made = try LoadgenEngine.jpegs(group(modes: [(.offload, 1)]), seed: 3)
+        try Data(made[0]).write(to: dir.appendingPathComponent("a.jpg"))
+        try Data("not a jpeg".utf8).write(to: dir.appendingPathComponent("b.jpg"))
+        var g = group(cameras: 1, rate: 10, modes: [(.offload, 1)])
+        g.jpegDirectory = dir.path
+        #expect(try LoadgenEngine.jpegs(g, seed: 0) == [made[0]])  // the broken file is skipped
+        let (report, _) = try runVirtual(LoadgenPlan(groups: [g], durationSeconds: 1))
+        #expect(report.groups[0].jpegBytes == made[0].count && report.totals.completedEdge == 10)
+        g.jpegDirectory = dir.appendingPathComponent("missing").path
+        #expect(throws: LoadgenError.self) { try LoadgenEngine.jpegs(g, seed: 0) }
     }
 }
