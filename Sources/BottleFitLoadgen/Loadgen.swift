@@ -37,10 +37,23 @@ public enum Loadgen {
                 context: ctx, broker: broker, connections: plan.connections, sendHighWaterMark: perConnection * maxInFlight * 2 + 16,
                 directives: options.directives, stats: options.stats)
         }
+        var workers: EmulatedWorkers?
+        if let settings = options.workers, let context = ownContext ?? context {
+            let pool = EmulatedWorkers(settings: settings, context: context)
+            try pool.start()
+            workers = pool
+        }
+        defer { workers?.stop() }
         let engine = try LoadgenEngine(plan: plan, transport: transport, clock: SystemLoadgenClock())
         engine.onProgress = progress
         var report = engine.run(command: command, shouldStop: shouldStop)
         if options.sink { report.fidelity = "emulated (instant sink)" }
+        if let workers, let s = options.workers {
+            report.fidelity = "emulated (emulated workers)"
+            report.emulatedWorkers = LoadgenReport.EmulatedWorkersReport(
+                count: s.count, serviceMs: s.serviceMilliseconds, batchExtraMs: s.batchExtraMilliseconds, maxBatch: s.maxBatch,
+                distribution: s.distribution.rawValue, capacityPerS: s.capacity, served: workers.served, expired: workers.expired)
+        }
         report.thresholds = options.thresholds.map { $0.evaluate(report) }
         try? ownContext?.shutdown()
         return report

@@ -83,7 +83,9 @@ function chart(title, series, opts) {
 }
 const ts = R.timeseries;
 const pick = (rows, key) => rows.map(r => [r.t, r[key] === undefined ? null : r[key]]);
-const marks = R.directives.map(d => d.t);
+// The controller re-publishes the directive in force every second: mark and count only new ones.
+const fresh = R.directives.filter((d, i) => i === 0 || d.sequence !== R.directives[i - 1].sequence);
+const marks = fresh.map(d => d.t);
 chart("Latency percentiles over time (ms, per interval)", [
   {name: "p50", points: pick(ts, "p50")}, {name: "p90", points: pick(ts, "p90")},
   {name: "p99", points: pick(ts, "p99")}, {name: "edge p99", points: pick(ts, "edge_p99")}], {yLabel: "ms", marks});
@@ -101,7 +103,7 @@ chart("Broker queue (STATS): depth and queue time p99 (ms)", [
 chart("Directives (controller): fraction sent local, edge share cap", [
   {name: "tf (local)", points: R.directives.map(d => [d.t, d.mode === "local" ? (d.fraction === null || d.fraction === undefined ? 1 : d.fraction) : 0])},
   {name: "es (edge share)", points: R.directives.map(d => [d.t, d.edge_share === undefined ? null : d.edge_share])},
-  {name: "cameras obeyed / all", points: R.directives.map(d => [d.t, d.obeyed / Math.max(1, R.groups.reduce((a, g) => a + g.cameras, 0))])}],
+  {name: "cameras obeyed / all", points: fresh.map(d => [d.t, d.obeyed / Math.max(1, R.groups.reduce((a, g) => a + g.cameras, 0))])}],
   {yLabel: "fraction", yMax: 1});
 const cdfSeries = ["all", "edge", "local", "fallback"].filter(k => R.cdf[k] && R.cdf[k].length).map(k => ({name: k, points: R.cdf[k]}));
 chart("Latency CDF per path (ms, log scale)", cdfSeries, {logX: true, xLabel: "latency ms", yMax: 1});

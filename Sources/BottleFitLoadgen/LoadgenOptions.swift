@@ -31,6 +31,12 @@ public struct LoadgenOption: Sendable {
         .init(key: "html", perGroup: false, repeatable: false, help: "write a self-contained HTML page with plots here", defaultValue: nil),
         .init(key: "fail_if", perGroup: false, repeatable: true, help: "exit 3 unless this holds, e.g. 'p99<200ms', 'unaccounted==0', 'edge_fraction>0.9' (repeatable)", defaultValue: nil),
         .init(key: "progress", perGroup: false, repeatable: false, help: "print a live progress line on stderr", defaultValue: "true"),
+        .init(key: "emulate_workers", perGroup: false, repeatable: false, help: "also run this many emulated tail workers (a service-time model speaking the worker protocol) on worker_backend", defaultValue: "0"),
+        .init(key: "worker_backend", perGroup: false, repeatable: false, help: "the broker's backend, for emulated workers", defaultValue: nil),
+        .init(key: "worker_service_ms", perGroup: false, repeatable: false, help: "emulated workers: service time of a batch of one frame (86 ms: one ResNet-50 tail worker's 11.6 frames/s, issue 10)", defaultValue: "86"),
+        .init(key: "worker_batch_extra_ms", perGroup: false, repeatable: false, help: "emulated workers: time each further frame adds to a batch", defaultValue: "worker_service_ms"),
+        .init(key: "worker_max_batch", perGroup: false, repeatable: false, help: "emulated workers: largest batch (credit is twice this)", defaultValue: "1"),
+        .init(key: "worker_service", perGroup: false, repeatable: false, help: "emulated workers: constant or exponential service times", defaultValue: "constant"),
         // Per camera group (at the top level of a scenario they are defaults for every group).
         .init(key: "name", perGroup: true, repeatable: false, help: "the group's name (camera ids are NAME-0000, ...; cam-0000, ... with one group)", defaultValue: "fleet"),
         .init(key: "cameras", perGroup: true, repeatable: false, help: "cameras in the group", defaultValue: "1"),
@@ -107,6 +113,8 @@ public struct LoadgenRunOptions: Sendable {
     public var html: String?
     public var thresholds: [Threshold]
     public var progress: Bool
+    /// Emulated tail workers to run next to the cameras, if any.
+    public var workers: EmulatedWorkerSettings?
 }
 
 extension LoadgenSettings {
@@ -234,9 +242,29 @@ extension LoadgenSettings {
         let sink = try flag("sink", default: false)
         let broker = top["broker"]?.value
         if !sink && broker == nil { throw LoadgenError("--broker (scenario key broker) is required unless --sink is given") }
+        var workers: EmulatedWorkerSettings?
+        if let count = try integer([:], "emulate_workers", 0...256), count > 0 {
+            guard !sink else { throw fail(top["emulate_workers"]!, "emulate_workers", "emulated workers need a broker, not the sink") }
+            guard let backend = top["worker_backend"]?.value else {
+                throw fail(top["emulate_workers"]!, "emulate_workers", "emulated workers need worker_backend (--worker-backend)")
+            }
+            let service = try positive([:], "worker_service_ms") ?? 86
+            let extra = try number([:], "worker_batch_extra_ms")
+            if let extra, extra < 0 { throw fail(top["worker_batch_extra_ms"]!, "worker_batch_extra_ms", "must not be negative") }
+            let distributionText = top["worker_service"]?.value ?? "constant"
+            guard let distribution = EmulatedWorkerSettings.Distribution(rawValue: distributionText) else {
+                throw fail(top["worker_service"]!, "worker_service", "expected constant or exponential, found \(distributionText)")
+            }
+            var models: [String] = []
+            for g in planGroups where !models.contains(g.modelName) { models.append(g.modelName) }
+            workers = EmulatedWorkerSettings(
+                count: count, backend: backend, models: models, serviceMilliseconds: service, batchExtraMilliseconds: extra,
+                maxBatch: try integer([:], "worker_max_batch", 1...4096) ?? 1, distribution: distribution, seed: plan.seed &+ 99)
+        }
         let options = LoadgenRunOptions(
             broker: broker, directives: top["directives"]?.value, stats: top["stats"]?.value, sink: sink,
-            report: top["report"]?.value, html: top["html"]?.value, thresholds: thresholds, progress: try flag("progress", default: true))
+            report: top["report"]?.value, html: top["html"]?.value, thresholds: thresholds, progress: try flag("progress", default: true),
+            workers: workers)
         return (plan, options)
     }
 

@@ -27,6 +27,20 @@ public struct LoadgenReport: Codable, Sendable {
     public var thresholds: [ThresholdResult]
     /// CPU time the process used during the run, s (for loadgen self-cost).
     public var cpuS: Double
+    /// The emulated tail workers of `--emulate-workers`, when there were any.
+    public var emulatedWorkers: EmulatedWorkersReport? = nil
+
+    public struct EmulatedWorkersReport: Codable, Sendable {
+        public var count: Int
+        public var serviceMs: Double
+        public var batchExtraMs: Double
+        public var maxBatch: Int
+        public var distribution: String
+        /// Frames/s the pool serves at full batches with constant service.
+        public var capacityPerS: Double
+        public var served: Int
+        public var expired: Int
+    }
 
     public struct Totals: Codable, Sendable {
         public var offered: Int

@@ -41,6 +41,10 @@ public enum LoadgenTable {
                               g.energy.joulesPerFrame.map { f($0, 3) } ?? "-"])
         }
         out.append(contentsOf: table(groupRows))
+        if let w = r.emulatedWorkers {
+            out.append("")
+            out.append("emulated workers  \(w.count) x \(f(w.serviceMs)) ms (\(w.distribution)), max batch \(w.maxBatch): capacity \(f(w.capacityPerS))/s, served \(w.served), expired \(w.expired)")
+        }
         if let last = r.stats.last {
             out.append("")
             out.append("broker (last STATS)  queue \(last.queueDepth)  queue time p99 \(f(last.q99)) ms  in flight \(last.inFlight)  workers \(last.workers)")
