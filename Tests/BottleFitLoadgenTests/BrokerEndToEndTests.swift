@@ -93,4 +93,33 @@ final class ThreadWorker: @unchecked Sendable {
         // Every camera got its own queue at the broker even though they share two connections.
         #expect(report.groups[0].modes["split"] == 6)
     }
+
+    @Test func emulatedWorkersServeTheBrokerWithTheWorkerProtocol() throws {
+        let context = try ZMQContext()
+        let name = "lg-\(UUID().uuidString.prefix(8))"
+        var configuration = BrokerConfiguration(
+            frontendEndpoint: "inproc://\(name)-front", backendEndpoint: "inproc://\(name)-back", statsEndpoint: "inproc://\(name)-stats")
+        configuration.linger = 0
+        let broker = Broker(configuration: configuration, context: context, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let endpoints = try broker.start()
+        defer { broker.stop(); broker.waitUntilStopped() }
+        let workers = EmulatedWorkers(
+            settings: EmulatedWorkerSettings(count: 2, backend: endpoints.backend, models: ["m"], serviceMilliseconds: 4, batchExtraMilliseconds: 1, maxBatch: 4),
+            context: context)
+        try workers.start()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while broker.counters.workersJoined < 2 && ContinuousClock.now < deadline { usleep(5000) }
+        #expect(broker.counters.workersJoined == 2)
+        let plan = LoadgenPlan(groups: [group(cameras: 4, rate: 20, slo: 2000)], durationSeconds: 2, connections: 1)
+        let options = LoadgenRunOptions(
+            broker: endpoints.frontend, directives: nil, stats: nil, sink: false, report: nil, html: nil, thresholds: [], progress: false)
+        let report = try Loadgen.run(plan: plan, options: options, context: context)
+        workers.stop()
+        let t = report.totals
+        #expect(t.offered == 160 && t.unaccounted == 0)
+        #expect(t.completedEdge > 0)
+        // Every RESULT the cameras counted came from an emulated worker.
+        #expect(workers.served >= t.completedEdge)
+        #expect(broker.counters.completed >= t.completedEdge)
+    }
 }
