@@ -74,6 +74,10 @@ public struct BrokerCounters: Sendable, Equatable {
     public var workersLost = 0
     /// STATS messages published.
     public var statsPublished = 0
+    /// Seconds workers spent holding at least one frame, summed over workers, and seconds of
+    /// connected workers: their ratio over any interval is the edge's utilisation there.
+    public var workerBusySeconds = 0.0
+    public var workerSeconds = 0.0
     /// Latency reports received from cameras (carried by their HEARTBEATs).
     public var latencyReports = 0
     /// How long frames waited in the queue before dispatch or expiry, in seconds, since the start.

@@ -68,6 +68,11 @@ extension BrokerScheduler {
     mutating func publishStats(_ now: BrokerTime) {
         let stats = statistics(at: now)
         completionRate = stats.completionRate
+        let elapsed = (now.monotonic - lastStats.at).fractionalMilliseconds / 1000
+        if let u = stats.utilisation, elapsed > 0 {
+            counters.workerSeconds += elapsed * Double(workers.count)
+            counters.workerBusySeconds += u * elapsed * Double(workers.count)
+        }
         lastStats = (now.monotonic, counters.received, counters.completed, counters.droppedTotal)
         workers.resetBusyTime(at: now.monotonic)
         counters.statsPublished += 1

@@ -80,6 +80,9 @@ extension BrokerScheduler {
         workers.heard(worker, now: now.monotonic)
         let key = answer.frame
         if let entry = inFlight[key], entry.worker == worker || entry.frame.previousWorker == worker {
+            if entry.worker == worker, let sent = entry.frame.dispatchedAt {
+                workers.recordService((now.monotonic - sent).fractionalMilliseconds, of: worker, now: now.monotonic)
+            }
             inFlight[key] = nil
             workers.release(key, from: entry.worker, now: now.monotonic)
         } else if let waiting = queue.frame(key), waiting.previousWorker == worker {

@@ -14,7 +14,9 @@ import BottleFitProtocol
 /// - The queue holds at most `policy.queueCapacity` frames; beyond that a frame is answered BUSY
 ///   with a retry hint, unless its camera has fewer waiting than the longest queue, whose newest
 ///   frame then makes room (and is answered BUSY).
-/// - A frame whose deadline has passed is answered EXPIRED instead of being dispatched.
+/// - A frame whose deadline has passed is answered EXPIRED instead of being dispatched, and so is
+///   one whose deadline would pass before the chosen worker answers (its smoothed dispatch-to-answer
+///   time, decaying while it is quiet).
 /// - A frame for a model no connected worker serves is answered UNKNOWN_MODEL at once; frames
 ///   waiting for a model whose last worker leaves are answered UNKNOWN_MODEL too.
 /// - A lost worker's frames are dispatched once more if their deadline allows and a worker
@@ -182,9 +184,19 @@ public struct BrokerScheduler: Sendable {
                 skipped += 1
                 continue
             }
+            // Deadline-aware: a frame the worker would answer only after its deadline is not worth
+            // the worker's time (the camera has computed it itself by then); answer it now.
+            let expected = workers.expectedService(of: worker, now: now.monotonic)
+            if expected > 0, Double(now.unixMilliseconds) + expected > Double(head.deadline) {
+                _ = queue.dropCurrent()
+                recordQueueTime(now.monotonic - head.enqueuedAt, at: now.monotonic)
+                answer(head.key, .expired, "deadline \(head.deadline) would pass before the worker answers (about \(Int(expected.rounded())) ms)", reason: .expired)
+                continue
+            }
             guard var frame = queue.takeCurrent() else { break }
             recordQueueTime(now.monotonic - frame.enqueuedAt, at: now.monotonic)
             frame.dispatches += 1
+            frame.dispatchedAt = now.monotonic
             workers.recordDispatch(frame.key, to: worker, now: now.monotonic)
             inFlight[frame.key] = (frame, worker)
             counters.dispatched += 1

@@ -45,6 +45,8 @@ struct PendingFrame: Sendable {
     var dispatches = 0
     /// The worker that held the frame before a requeue: its late answer is still accepted.
     var previousWorker: [UInt8]?
+    /// When it was last sent to a worker: the worker's service time is measured from here.
+    var dispatchedAt: Duration?
 
     init(key: FrameKey, model: String, deadline: UInt64, bytes: [UInt8], enqueuedAt: Duration) {
         self.key = key

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What the broker knows about one worker connection.
 struct WorkerRecord: Sendable {
     /// The backend ROUTER's routing id for the connection: how frames are addressed.
@@ -22,6 +28,10 @@ struct WorkerRecord: Sendable {
     /// frames before that since the last STATS: its utilisation.
     var busySince: Duration?
     var busyTime: Duration = .zero
+    /// Smoothed time from dispatch to answer, ms (batching and the worker's own queue included),
+    /// and when the last answer came: how long a frame sent to it now will take.
+    var serviceMilliseconds: Double?
+    var lastAnswer: Duration?
 }
 
 /// The credit ledger: which workers exist, what they serve, how much credit they have and what
@@ -126,6 +136,26 @@ struct WorkerLedger: Sendable {
             workers[id]?.busyTime = .zero
             if workers[id]?.busySince != nil { workers[id]?.busySince = now }
         }
+    }
+
+    /// An answer came `milliseconds` after its frame was dispatched.
+    mutating func recordService(_ milliseconds: Double, of routingID: [UInt8], now: Duration) {
+        guard milliseconds.isFinite, milliseconds >= 0, let old = workers[routingID]?.serviceMilliseconds else {
+            if milliseconds.isFinite, milliseconds >= 0 { workers[routingID]?.serviceMilliseconds = milliseconds }
+            workers[routingID]?.lastAnswer = now
+            return
+        }
+        workers[routingID]?.serviceMilliseconds = 0.8 * old + 0.2 * milliseconds
+        workers[routingID]?.lastAnswer = now
+    }
+
+    /// How long a frame dispatched to the worker now is expected to take, ms: its smoothed
+    /// service time, halved for every second without an answer, so a worker that was slow (or
+    /// stopped) and then idle is tried again instead of being written off for good.
+    func expectedService(of routingID: [UInt8], now: Duration) -> Double {
+        guard let worker = workers[routingID], let service = worker.serviceMilliseconds, let last = worker.lastAnswer else { return 0 }
+        let quiet = max(0, (now - last).fractionalMilliseconds / 1000)
+        return service * pow(0.5, quiet)
     }
 
     /// Adds credit from CREDIT, capped at `maximum` (the protocol's 65536) so STATS stays valid.

@@ -90,6 +90,10 @@ struct SignalReading {
     var utilisation: Double?
     /// The share of the frames the cameras reported that ran locally (nil without reports).
     var localShare: Double?
+    /// The p95 latency of those local frames, ms (nil when none was reported).
+    var localP95: Double?
+    /// The cameras' edge latency p95, ms, when it counts (enough frames).
+    var edgeP95: Double?
 
     init(_ stats: StatsMessage, camera: CameraLatencySummary?, _ settings: ControllerSettings) {
         let q95 = stats.queueTimeP95
@@ -109,6 +113,7 @@ struct SignalReading {
                         notLow.append("camera latency above half its objective")
                     }
                     pressure = max(pressure, p.p95 / latencyRaise)
+                    edgeP95 = p.p95
                     text += "\(ControllerPolicy.ms(p.p95)) ms"
                 } else {
                     text += "-"
@@ -129,6 +134,7 @@ struct SignalReading {
             }
             if camera.completed + camera.missed + camera.local > 0 {
                 localShare = camera.localShare
+                localP95 = camera.local > 0 ? camera.localP95 : nil
                 var text = "\(ControllerPolicy.percent(camera.localShare)) of frames local"
                 if let q = camera.localP95 { text += " (local p95 \(ControllerPolicy.ms(q)) ms)" }
                 parts.append(text)
@@ -237,6 +243,12 @@ public struct ControllerPolicy: Sendable {
             }
             if let changed = lastChangeAt, now - changed < settings.dwell {
                 return hold(prefix + "overloaded, \(what) (\(figures)); dwell: last change \(Self.ms(now - changed)) ms ago, minimum \(Self.ms(settings.dwell))", signals)
+            }
+            if let local = reading.localP95, local > settings.latencySloMilliseconds, (reading.localShare ?? 0) > settings.underusedLocalShare,
+               let edge = reading.edgeP95, local > edge {
+                // Local compute is itself over the objective and slower than the edge: more frames
+                // there would be later still.
+                return hold(prefix + "overloaded, \(what) (\(figures)); but frames computed locally already take p95 \(Self.ms(local)) ms, over the \(Self.ms(settings.latencySloMilliseconds)) ms objective and slower than the edge's \(Self.ms(edge)) ms: sending more local would not help", signals)
             }
             if reading.pressure < streak.pressure * (1 - settings.improvementMargin) {
                 // The broker's windows still hold figures from before the last step: give the

@@ -101,7 +101,8 @@ public struct CameraConfiguration: Sendable {
             cameraID: cameraID, mode: mode, canComputeLocally: fullModel != nil,
             heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds, liveness: liveness,
             probeIntervalMilliseconds: probeIntervalMilliseconds,
-            startingProbeIntervalMilliseconds: min(250, probeIntervalMilliseconds))
+            startingProbeIntervalMilliseconds: min(250, probeIntervalMilliseconds),
+            framePeriodMilliseconds: framesPerSecond.map { 1000 / $0 })
     }
 }
 

@@ -52,8 +52,9 @@ extension CameraLoop {
                 return
             }
             let latency = Double(now &- frame.startMicroseconds) / 1000
-            let budget = Double(frame.giveUpAt &* 1000 &- frame.startMicroseconds) / 1000
-            policy.record(.result(latencyMilliseconds: latency, budgetMilliseconds: budget), epoch: frame.epoch, at: nowMs)
+            let edgeTime = Double(now &- frame.sentMicroseconds) / 1000
+            let edgeBudget = Double(frame.giveUpAt &* 1000 &- frame.sentMicroseconds) / 1000
+            policy.record(.result(latencyMilliseconds: edgeTime, budgetMilliseconds: edgeBudget), epoch: frame.epoch, at: nowMs)
             edgeLatency.recordCompleted(latencyMilliseconds: latency)
             accounting.recordCompleted(
                 on: .edge, latencyMilliseconds: latency,

@@ -25,6 +25,8 @@ final class CameraLoop {
         let deadline: UInt64
         /// Stop waiting for the edge at this Unix ms (leaves time to compute locally).
         let giveUpAt: UInt64
+        /// When it was handed to the socket, Unix µs: the edge's part of the latency counts from here.
+        let sentMicroseconds: UInt64
         /// The policy's epoch when it was sent.
         let epoch: UInt64
     }
@@ -203,8 +205,11 @@ final class CameraLoop {
         nextSequence += 1
         let now = clock.unixMicroseconds()
         // The edge gets the frame's edge deadline as "dl": past it the camera has computed the
-        // frame itself, so the broker must not spend a worker on it.
-        let edgeDeadline = policy.edgeDeadline(start: start / 1000, deadline: deadline)
+        // frame itself, so the broker must not spend a worker on it. A frame taken behind the
+        // camera's schedule still gives the edge half its budget from now: it is late whatever
+        // path it takes, and an EXPIRED would blame the edge for the camera's own delay.
+        let budget = deadline > start / 1000 ? deadline - start / 1000 : 1
+        let edgeDeadline = max(policy.edgeDeadline(start: start / 1000, deadline: deadline), now / 1000 + max(1, budget / 2))
         let message = FrameMessage(
             cameraID: configuration.cameraID, sequence: sequence, model: configuration.modelName, payload: payload,
             deadline: edgeDeadline, sentAt: start / 1000, label: frame.label)
@@ -224,7 +229,7 @@ final class CameraLoop {
         lastSentMicroseconds = now
         pending[sequence] = PendingFrame(
             image: frame.image, label: frame.label, startMicroseconds: start, deadline: deadline,
-            giveUpAt: edgeDeadline, epoch: epoch)
+            giveUpAt: edgeDeadline, sentMicroseconds: now, epoch: epoch)
     }
 
     /// Runs the whole model and completes the frame locally.

@@ -55,14 +55,18 @@ public struct CameraPolicy: Sendable {
         public var calmMilliseconds: UInt64
         /// A RESULT later than this fraction of the frame's edge budget counts as a congestion signal.
         public var lateFraction: Double
+        /// Time between frames at the camera's rate, ms (nil: frames as fast as they come). With
+        /// the local estimate it bounds the share of frames the camera can compute itself.
+        public var framePeriodMilliseconds: Double?
 
         public init(
             cameraID: String, mode: CameraMode = .split, canComputeLocally: Bool = true,
             heartbeatIntervalMilliseconds: UInt64 = 1000, liveness: UInt64 = 3,
             probeIntervalMilliseconds: UInt64 = 1000, startingProbeIntervalMilliseconds: UInt64 = 250,
             shareDecrease: Double = 0.75, shareIncreasePerSecond: Double = 0.1, calmShareIncreasePerSecond: Double = 1.0,
-            calmMilliseconds: UInt64 = 1000, lateFraction: Double = 0.8
+            calmMilliseconds: UInt64 = 1000, lateFraction: Double = 0.8, framePeriodMilliseconds: Double? = nil
         ) {
+            self.framePeriodMilliseconds = framePeriodMilliseconds
             self.cameraID = cameraID
             self.mode = mode
             self.canComputeLocally = canComputeLocally
@@ -120,8 +124,9 @@ public struct CameraPolicy: Sendable {
 
     /// What happened to a frame sent to the edge.
     public enum EdgeOutcome: Sendable, Equatable {
-        /// A RESULT came back `latencyMilliseconds` after the frame's start, which left it
-        /// `budgetMilliseconds` (from its start to its edge deadline).
+        /// A RESULT came back `latencyMilliseconds` after the frame was sent, which left the edge
+        /// `budgetMilliseconds` (from sending to the frame's edge deadline). Measured from the
+        /// send, not the schedule: a camera behind its own schedule is not a slow edge.
         case result(latencyMilliseconds: Double, budgetMilliseconds: Double)
         /// An ERROR came back.
         case error(ErrorCode, retryAfterMilliseconds: UInt64? = nil)
@@ -219,10 +224,21 @@ public struct CameraPolicy: Sendable {
         return now >= last + interval
     }
 
-    /// The share of frames that goes to the edge now: the camera's own, capped by a directive's.
+    /// The share of frames that goes to the edge now: the camera's own, capped by a directive's,
+    /// and never below what the camera cannot compute itself (`localCapacityFloor`).
     public func effectiveShare(at now: UInt64) -> Double {
         guard let d = directive, now < d.validUntil, d.mode == .split, let cap = d.edgeShare else { return share }
-        return min(share, cap)
+        return max(localCapacityFloor, min(share, cap))
+    }
+
+    /// The smallest share of frames the edge must take because the camera cannot compute more
+    /// itself: with a frame every P ms and the whole model taking L ms here, at most P / L of the
+    /// frames can run locally (90 % of it, to leave the camera some slack). Sending fewer frames
+    /// to the edge than this would only make the camera fall behind its own schedule, where every
+    /// frame is late whichever path it takes.
+    public var localCapacityFloor: Double {
+        guard let period = configuration.framePeriodMilliseconds, let local = localEstimateMilliseconds, local > 0 else { return 0 }
+        return min(1, max(0, 1 - 0.9 * period / local))
     }
 
     /// Whether a `local` directive in force at `now` keeps this camera off the edge.
@@ -321,7 +337,7 @@ public struct CameraPolicy: Sendable {
         lastCongestion = now
         lastIncrease = now
         guard frameEpoch == epoch else { return }  // a frame in flight with one already counted
-        share = max(Self.minimumShare, share * configuration.shareDecrease)
+        share = max(Self.minimumShare, localCapacityFloor, share * configuration.shareDecrease)
         credit = min(credit, share)
         epoch += 1
     }

@@ -116,10 +116,10 @@ struct DeviceCommand: ParsableCommand {
         ]
         let reasons = a.dropped.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         if !reasons.isEmpty { parts.append("dropped_by[\(reasons.joined(separator: ","))]") }
-        parts.append("fell_back=\(a.fellBack)")
+        parts.append("fell_back=\(a.fellBack) late=\(a.late)")
         for path in CompletionPath.allCases {
-            if let h = a.latency[path], h.count > 0, let p50 = h.quantile(0.5), let p95 = h.quantile(0.95) {
-                parts.append(String(format: "%@_ms_p50=%.1f %@_ms_p95=%.1f", path.rawValue, p50, path.rawValue, p95))
+            if let h = a.latency[path], h.count > 0, let p50 = h.quantile(0.5), let p95 = h.quantile(0.95), let p99 = h.quantile(0.99) {
+                parts.append(String(format: "%@_ms_p50=%.1f %@_ms_p95=%.1f %@_ms_p99=%.1f", path.rawValue, p50, path.rawValue, p95, path.rawValue, p99))
             }
             if let n = a.labelled[path], n > 0 {
                 parts.append(String(format: "%@_accuracy=%.3f", path.rawValue, Double(a.correct[path] ?? 0) / Double(n)))

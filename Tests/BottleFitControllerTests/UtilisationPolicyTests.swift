@@ -61,3 +61,27 @@ struct UtilisationPolicyTests {
         #expect(g.policy.fraction == 0.25)
     }
 }
+
+@Suite("ControllerPolicy with local latency")
+struct LocalLatencyPolicyTests {
+    /// Overloaded, but the frames already local are slower than the objective: a raise would only
+    /// move frames to a slower place, so the controller holds and says why.
+    @Test func slowLocalComputeHoldsTheRaise() {
+        var h = PolicyHarness()
+        h.feed(count: 12) { loadStats(q95: 500, utilisation: 1, edge: 80, local: 20, localP95: 900) }
+        #expect(h.policy.fraction == 0)
+        #expect(h.decisions.last?.reason.contains("frames computed locally already take p95 900 ms") == true)
+        // Slow locally, but the edge is slower still (cameras behind their own schedule): no reason to hold.
+        var k = PolicyHarness()
+        k.feed(count: 12) {
+            var s = loadStats(q95: 500, utilisation: 1, edge: 80, local: 20, localP95: 900)
+            s.cameraLatency?.percentiles = LatencyPercentiles(p50: 500, p95: 1200, p99: 1500)
+            return s
+        }
+        #expect(k.policy.fraction > 0)
+        // Fast local compute: the raise goes ahead.
+        var g = PolicyHarness()
+        g.feed(count: 12) { loadStats(q95: 500, utilisation: 1, edge: 80, local: 20, localP95: 30) }
+        #expect(g.policy.fraction > 0)
+    }
+}

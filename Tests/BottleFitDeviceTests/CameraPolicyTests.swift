@@ -287,3 +287,25 @@ import Testing
         #expect(policy(local: false).edgeDeadline(start: Self.t0, deadline: Self.t0 + 200) == Self.t0 + 200)
     }
 }
+
+@Suite struct CameraLocalCapacityTests {
+    static let t0: UInt64 = 1_700_000_000_000
+
+    /// A camera at 5 frames/s (200 ms apart) whose whole model takes 400 ms can compute at most
+    /// half its frames itself: its share of the edge never falls below 1 − 0.9 × 0.5 = 0.55,
+    /// whatever the edge says or a directive caps.
+    @Test func shareNeverFallsBelowWhatTheCameraCannotComputeItself() {
+        var p = CameraPolicy(.init(cameraID: "cam-1", framePeriodMilliseconds: 200), now: Self.t0)
+        p.recordLocalCompute(milliseconds: 400)
+        #expect(abs(p.localCapacityFloor - 0.55) < 1e-9)
+        for i in 0..<20 { p.record(.error(.busy), epoch: p.epoch, at: Self.t0 + UInt64(i)) }
+        #expect(abs(p.share - 0.55) < 1e-9)
+        let message = DirectiveMessage(sequence: 1, target: .fraction(1), mode: .split, reason: "t", validUntil: Self.t0 + 10_000, edgeShare: 0.1)
+        p.apply(message, at: Self.t0 + 100)
+        #expect(abs(p.effectiveShare(at: Self.t0 + 101) - 0.55) < 1e-9)
+        // A fast local model: no floor.
+        var q = CameraPolicy(.init(cameraID: "cam-2", framePeriodMilliseconds: 200), now: Self.t0)
+        q.recordLocalCompute(milliseconds: 20)
+        #expect(q.localCapacityFloor == 0)
+    }
+}
