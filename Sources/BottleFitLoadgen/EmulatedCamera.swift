@@ -20,6 +20,9 @@ final class EmulatedCamera {
         /// The edge deadline (Unix ms, set when the frame leaves the camera): sent as "dl", and when
         /// the camera stops waiting for the reply.
         var giveUpAt: UInt64 = 0
+        /// When the frame left the camera (entered its uplink), Unix µs: the edge's part of the
+        /// latency counts from here.
+        var sent: UInt64 = 0
         /// The policy's epoch when the frame was decided.
         var epoch: UInt64
         var route: FrameRoute
@@ -66,7 +69,7 @@ final class EmulatedCamera {
 
     init(
         index: Int, id: String, group: Int, connection: Int, mode: CameraMode, sloMilliseconds: UInt64, maxInFlight: Int,
-        headMilliseconds: Double, fullMilliseconds: Double, encodeMilliseconds: Double,
+        headMilliseconds: Double, fullMilliseconds: Double, encodeMilliseconds: Double, framePeriodMilliseconds: Double?,
         schedule: ArrivalSchedule, uplink: UplinkEmulator, now: UInt64
     ) {
         self.index = index
@@ -82,7 +85,10 @@ final class EmulatedCamera {
         self.schedule = schedule
         self.uplink = uplink
         // CameraLoop.init: a policy counting the broker alive from now, seeded with the warm-up's local time.
-        policy = CameraPolicy(CameraPolicy.Configuration(cameraID: id, mode: mode, canComputeLocally: true), now: now / 1000)
+        // The frame period bounds the share the camera can compute itself (CameraConfiguration.policyConfiguration).
+        policy = CameraPolicy(
+            CameraPolicy.Configuration(cameraID: id, mode: mode, canComputeLocally: true, framePeriodMilliseconds: framePeriodMilliseconds),
+            now: now / 1000)
         policy.recordLocalCompute(milliseconds: fullMilliseconds)
         latencyWindow = EdgeLatencyWindow(cameraID: id, now: now / 1000)
     }
@@ -132,8 +138,11 @@ final class EmulatedCamera {
         let bytes = engine.payloadBytes(route: frame.route, camera: self, sequence: sequence)
         let (arrival, _) = uplink.transmit(bytes: bytes, at: now)
         bytesSent += bytes
-        // CameraLoop.send: the edge deadline, sent as "dl" and when the camera stops waiting.
-        frame.giveUpAt = policy.edgeDeadline(start: frame.scheduled / 1000, deadline: frame.deadline)
+        // CameraLoop.send: the edge deadline, sent as "dl" and when the camera stops waiting; a frame
+        // behind the camera's schedule still gives the edge half its budget from now.
+        let budget = frame.deadline > frame.scheduled / 1000 ? frame.deadline - frame.scheduled / 1000 : 1
+        frame.giveUpAt = max(policy.edgeDeadline(start: frame.scheduled / 1000, deadline: frame.deadline), now / 1000 + max(1, budget / 2))
+        frame.sent = now
         atEdge[sequence] = frame
         engine.queue.push(at: max(frame.giveUpAt * 1000, now), .giveUp, camera: index, a: sequence)
         guard let arrival else {
@@ -206,8 +215,10 @@ final class EmulatedCamera {
         switch outcome {
         case .result:
             let latency = now &- frame.scheduled
-            let budget = Double(frame.giveUpAt &* 1000 &- frame.scheduled) / 1000
-            policy.record(.result(latencyMilliseconds: Double(latency) / 1000, budgetMilliseconds: budget), epoch: frame.epoch, at: nowMs)
+            // CameraLoop+Replies: the edge is judged on its own part, from the send.
+            let edgeTime = Double(now &- frame.sent) / 1000
+            let edgeBudget = Double(frame.giveUpAt &* 1000 &- frame.sent) / 1000
+            policy.record(.result(latencyMilliseconds: edgeTime, budgetMilliseconds: edgeBudget), epoch: frame.epoch, at: nowMs)
             latencyWindow.recordCompleted(latencyMilliseconds: Double(latency) / 1000)
             engine.recorder.recordCompleted(group: group, path: .edge, latencyMicroseconds: latency, late: nowMs > frame.deadline)
             pullWaiting(now: now, engine: engine)

@@ -193,6 +193,8 @@ final class LoadgenEngine {
                     sloMilliseconds: group.sloMilliseconds, maxInFlight: group.maxInFlight,
                     headMilliseconds: group.device.headMilliseconds(group.model), fullMilliseconds: group.device.fullMilliseconds(group.model),
                     encodeMilliseconds: group.device.jpegEncodeMilliseconds,
+                    // The policy takes one rate: the shape's peak (exact for steady load).
+                    framePeriodMilliseconds: 1000 / group.shape.peakRate,
                     schedule: schedule, uplink: UplinkEmulator(profile: group.uplink, seed: seed.next()), now: start)
                 cameras.append(camera)
                 cameraIndex[id] = index
