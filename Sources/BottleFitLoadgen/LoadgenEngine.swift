@@ -15,6 +15,8 @@ public struct LoadgenProgress: Sendable {
     public var localFraction: Double?
     /// Frames dropped so far.
     public var dropped: Int
+    /// ERROR answers from the edge so far.
+    public var errors: Int
     public var draining: Bool
 }
 
@@ -358,7 +360,8 @@ final class LoadgenEngine {
         onProgress?(LoadgenProgress(
             elapsedSeconds: sample.t, offeredPerSecond: sample.offeredPerS, completedPerSecond: sample.completedPerS,
             p99SoFar: recorder.overall.totalCount > 0 ? Double(recorder.overall.valueAtPercentile(99)) / 1000 : nil,
-            localFraction: sample.localFraction, dropped: recorder.droppedTotal, draining: now >= end && !final))
+            localFraction: sample.localFraction, dropped: recorder.droppedTotal, errors: recorder.edgeErrorTotal,
+            draining: now >= end && !final))
     }
 
     private func report(command: [String], elapsed: UInt64, cpu: UInt64) -> LoadgenReport {

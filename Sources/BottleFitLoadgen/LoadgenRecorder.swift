@@ -82,7 +82,12 @@ final class LoadgenRecorder {
     func recordUplinkLoss(group: Int) { groups[group].uplinkLost += 1 }
     func recordIgnoredReply() { ignoredReplies += 1 }
     func recordUndecodable() { undecodable += 1 }
-    func recordEdgeError(group: Int, code: String) { groups[group].edgeErrors[code, default: 0] += 1 }
+    func recordEdgeError(group: Int, code: String) {
+        groups[group].edgeErrors[code, default: 0] += 1
+        edgeErrorTotal += 1
+    }
+    /// ERROR answers from the edge so far (the progress line's "errors").
+    private(set) var edgeErrorTotal = 0
 
     func recordCompleted(group: Int, path: LoadgenPath, latencyMicroseconds: UInt64, late: Bool) {
         groups[group].completed[path, default: 0] += 1

@@ -8,7 +8,7 @@ public enum LoadgenTable {
         let p99 = p.p99SoFar.map { f($0) + " ms" } ?? "-"
         let local = p.localFraction.map { f($0 * 100) + "%" } ?? "-"
         return "\(p.draining ? "drain " : "")\(f(p.elapsedSeconds))s  offered \(f(p.offeredPerSecond))/s  completed \(f(p.completedPerSecond))/s"
-            + "  p99 \(p99)  local \(local)  dropped \(p.dropped)"
+            + "  p99 \(p99)  local \(local)  errors \(p.errors)  dropped \(p.dropped)"
     }
 
     public static func render(_ r: LoadgenReport) -> String {

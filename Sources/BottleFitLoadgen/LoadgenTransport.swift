@@ -122,6 +122,8 @@ final class ZMQLoadgenTransport: LoadgenTransport {
 final class InstantSinkTransport: LoadgenTransport {
     let connectionCount: Int
     var stalled = false
+    /// Answer every `busyEvery`-th FRAME with ERROR BUSY instead of a RESULT (0: never): an edge that is full.
+    var busyEvery = 0
     private var inbox: [LoadgenInbound] = []
     private let heartbeat = (try? HeartbeatMessage().encoded()) ?? []
     /// When set, `poll` advances this clock instead of sleeping (deterministic tests).
@@ -140,6 +142,11 @@ final class InstantSinkTransport: LoadgenTransport {
         case "frame":
             framesReceived += 1
             guard !stalled, let c = header.cameraID, let s = header.sequence else { return true }
+            if busyEvery > 0, framesReceived % busyEvery == 0 {
+                let busy = ErrorMessage(sequence: s, cameraID: c, code: .busy, text: "sink is full", retryAfterMilliseconds: 100)
+                if let reply = try? busy.encoded() { inbox.append(.reply(connection: connection, bytes: reply)) }
+                return true
+            }
             let result = ResultMessage(
                 cameraID: c, sequence: s, classIndices: [1], scores: [1], queuedMilliseconds: 0, computeMilliseconds: 0,
                 batchSize: 1, workerID: "sink")
@@ -165,6 +172,9 @@ final class InstantSinkTransport: LoadgenTransport {
         inbox.removeAll(keepingCapacity: true)
         for message in batch { handle(message) }
     }
+
+    /// Queues a message as if it had arrived (a DIRECTIVE or STATS in tests).
+    func inject(_ message: LoadgenInbound) { inbox.append(message) }
 
     func close() {}
 }
