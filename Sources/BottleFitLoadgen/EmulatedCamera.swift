@@ -192,6 +192,9 @@ final class EmulatedCamera {
                 return
             }
             atEdge[result.sequence] = nil
+            if let label = engine.label(camera: self, sequence: result.sequence, route: frame.route) {
+                engine.recorder.recordEdgeAccuracy(group: group, correct: result.classIndices.first == label)
+            }
             settle(frame, .result, now: now, engine: engine)
         case .error(let error):
             guard let sequence = error.sequence, let frame = atEdge[sequence], frame.delivered else {

@@ -41,6 +41,8 @@ final class LoadgenEngine {
     /// Precomputed payloads per group.
     private var bottlenecks: [QuantizedTensor] = []
     private var jpegs: [[[UInt8]]] = []
+    /// Labels of the offload payloads (Fashion-MNIST), per group; empty when unknown.
+    private var labels: [[Int]] = []
     private let heartbeat: [UInt8]
     private var samples: [LoadgenReport.Sample] = []
     private var statsSamples: [LoadgenReport.StatsSample] = []
@@ -67,7 +69,19 @@ final class LoadgenEngine {
         heartbeat = (try? HeartbeatMessage().encoded()) ?? []
         for (g, group) in plan.groups.enumerated() {
             bottlenecks.append(Self.bottleneck(group.model, seed: plan.seed &+ UInt64(g)))
-            jpegs.append(group.modes.contains { $0.mode == .offload } ? try Self.jpegs(group, seed: plan.seed &+ UInt64(g)) : [])
+            if group.modes.contains(where: { $0.mode == .offload }) {
+                if group.fashionMNIST {
+                    let (files, classes) = try Self.fashionMNIST(group)
+                    jpegs.append(files)
+                    labels.append(classes)
+                } else {
+                    jpegs.append(try Self.jpegs(group, seed: plan.seed &+ UInt64(g)))
+                    labels.append([])
+                }
+            } else {
+                jpegs.append([])
+                labels.append([])
+            }
         }
     }
 
@@ -76,6 +90,28 @@ final class LoadgenEngine {
         var random = SeededGenerator(seed: seed)
         let data = (0..<model.bottleneckBytes).map { _ in UInt8.random(in: 0...255, using: &random) }
         return QuantizedTensor(shape: model.bottleneckShape, data: data, parameters: QuantizationParameters(scale: 0.05, zeroPoint: 128))
+    }
+
+    /// The first `images` test images of Fashion-MNIST, JPEG-encoded once, and their labels.
+    static func fashionMNIST(_ group: LoadgenPlan.Group) throws(LoadgenError) -> ([[UInt8]], [Int]) {
+        do {
+            var source = try FashionMNISTFrameSource(jpegQuality: group.jpegQuality)
+            var files: [[UInt8]] = [], classes: [Int] = []
+            while files.count < group.images, let frame = source.next(), let jpeg = frame.jpeg, let label = frame.label {
+                files.append(jpeg)
+                classes.append(label)
+            }
+            return (files, classes)
+        } catch {
+            throw LoadgenError("group \(group.name): source fashion-mnist: \(error)")
+        }
+    }
+
+    /// The label sent with offload frame `sequence` of `camera`, if its payloads are labelled.
+    func label(camera: EmulatedCamera, sequence: UInt64, route: FrameRoute) -> Int? {
+        let list = labels[camera.group]
+        guard route == .offload, !list.isEmpty else { return nil }
+        return list[Int(sequence % UInt64(list.count))]
     }
 
     /// Distinct synthetic images at the model's input size, each JPEG-encoded once with the project's
@@ -121,7 +157,8 @@ final class LoadgenEngine {
         }
         let message = FrameMessage(
             cameraID: camera.id, sequence: sequence, model: plan.groups[camera.group].modelName, payload: payload,
-            deadline: frame.giveUpAt, sentAt: frame.scheduled / 1000)
+            deadline: frame.giveUpAt, sentAt: frame.scheduled / 1000,
+            label: label(camera: camera, sequence: sequence, route: frame.route))
         return try? message.encoded()
     }
 
@@ -401,6 +438,8 @@ final class LoadgenEngine {
                 uplink: group.uplink.name, offered: counters.offered, sent: counters.sent,
                 completed: Dictionary(uniqueKeysWithValues: counters.completed.map { ($0.key.rawValue, $0.value) }),
                 dropped: counters.dropped, late: counters.late, latencyMs: latencyByPath, energy: withPerFrame,
+                labelledEdge: counters.labelledEdge,
+                edgeAccuracy: counters.labelledEdge > 0 ? Double(counters.correctEdge) / Double(counters.labelledEdge) : nil,
                 headMs: group.device.headMilliseconds(group.model), fullMs: group.device.fullMilliseconds(group.model),
                 jpegEncodeMs: group.device.jpegEncodeMilliseconds, bottleneckBytes: group.model.bottleneckBytes,
                 jpegBytes: jpegs[g].isEmpty ? 0 : jpegs[g].reduce(0) { $0 + $1.count } / jpegs[g].count))

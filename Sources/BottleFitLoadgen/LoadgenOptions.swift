@@ -58,7 +58,7 @@ public struct LoadgenOption: Sendable {
         .init(key: "schedule", perGroup: true, repeatable: false, help: "schedule: a file of `SECONDS RATE` lines (piecewise constant)", defaultValue: nil),
         .init(key: "slo_ms", perGroup: true, repeatable: false, help: "each frame's deadline after its scheduled time", defaultValue: "250"),
         .init(key: "max_in_flight", perGroup: true, repeatable: false, help: "frames a camera keeps at the edge; later ones wait (latency still counts)", defaultValue: "8"),
-        .init(key: "source", perGroup: true, repeatable: false, help: "offload payloads: synthetic (images encoded once here) or jpeg-dir:PATH (JPEG files sent as they are, up to `images` of them)", defaultValue: "synthetic"),
+        .init(key: "source", perGroup: true, repeatable: false, help: "offload payloads: synthetic (images encoded once here), jpeg-dir:PATH (JPEG files sent as they are, up to `images` of them) or fashion-mnist (Debian's dataset-fashion-mnist test images, JPEG-encoded once, sent with their labels: edge accuracy is reported)", defaultValue: "synthetic"),
         .init(key: "jpeg_quality", perGroup: true, repeatable: false, help: "offload: JPEG quality of the precomputed payloads", defaultValue: "90"),
         .init(key: "images", perGroup: true, repeatable: false, help: "offload: distinct synthetic images encoded once each", defaultValue: "8"),
     ]
@@ -207,9 +207,12 @@ extension LoadgenSettings {
                 }
             }
             var jpegDirectory: String?
-            if let s = get(map, "source"), s.value != "synthetic" {
+            var fashionMNIST = false
+            if let s = get(map, "source"), s.value == "fashion-mnist" {
+                fashionMNIST = true
+            } else if let s = get(map, "source"), s.value != "synthetic" {
                 guard s.value.hasPrefix("jpeg-dir:"), s.value.count > 9 else {
-                    throw fail(s, "source", "expected synthetic or jpeg-dir:PATH, found \(s.value)")
+                    throw fail(s, "source", "expected synthetic, jpeg-dir:PATH or fashion-mnist, found \(s.value)")
                 }
                 let dir = String(s.value.dropFirst(9))
                 jpegDirectory = dir.hasPrefix("/") || baseDirectory == nil || s.origin.hasPrefix("--") ? dir : "\(baseDirectory!)/\(dir)"
@@ -220,7 +223,7 @@ extension LoadgenSettings {
             planGroups.append(LoadgenPlan.Group(
                 name: name, cameras: cameras, shape: shape, arrivals: arrivals, modes: modes, modelName: modelName, model: model,
                 device: device, uplink: uplink, jpegQuality: try integer(map, "jpeg_quality", 1...100) ?? 90,
-                images: try integer(map, "images", 1...1024) ?? 8, jpegDirectory: jpegDirectory,
+                images: try integer(map, "images", 1...1024) ?? 8, jpegDirectory: jpegDirectory, fashionMNIST: fashionMNIST,
                 sloMilliseconds: UInt64(try integer(map, "slo_ms", 1...3_600_000) ?? 250),
                 maxInFlight: try integer(map, "max_in_flight", 1...65536) ?? 8))
         }

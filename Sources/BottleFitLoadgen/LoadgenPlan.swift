@@ -20,6 +20,8 @@ public struct LoadgenPlan: Sendable {
         public var images: Int
         /// Offload payloads from a folder of JPEG files (read once) instead of synthetic images.
         public var jpegDirectory: String?
+        /// Offload payloads from Fashion-MNIST's test split, sent with their labels ("lb").
+        public var fashionMNIST: Bool
         public var sloMilliseconds: UInt64
         public var maxInFlight: Int
 
@@ -27,9 +29,10 @@ public struct LoadgenPlan: Sendable {
             name: String, cameras: Int, shape: LoadShape, arrivals: ArrivalProcess = .constant,
             modes: [(mode: CameraMode, share: Double)] = [(.split, 1)], modelName: String, model: ModelProfile,
             device: DeviceProfile, uplink: UplinkProfile, jpegQuality: Int = 90, images: Int = 8, jpegDirectory: String? = nil,
-            sloMilliseconds: UInt64 = 250, maxInFlight: Int = 8
+            fashionMNIST: Bool = false, sloMilliseconds: UInt64 = 250, maxInFlight: Int = 8
         ) {
             self.jpegDirectory = jpegDirectory
+            self.fashionMNIST = fashionMNIST
             self.name = name
             self.cameras = cameras
             self.shape = shape

@@ -35,6 +35,9 @@ final class LoadgenRecorder {
         var dropped: [String: Int] = [:]
         var edgeErrors: [String: Int] = [:]
         var uplinkLost = 0
+        /// Edge RESULTs for labelled frames, and those whose top-1 matched the label.
+        var labelledEdge = 0
+        var correctEdge = 0
         var all = makeHistogram()
         var byPath: [LoadgenPath: LatencyHistogramHDR] = [:]
 
@@ -79,6 +82,10 @@ final class LoadgenRecorder {
     }
 
     func recordSent(group: Int) { groups[group].sent += 1 }
+    func recordEdgeAccuracy(group: Int, correct: Bool) {
+        groups[group].labelledEdge += 1
+        if correct { groups[group].correctEdge += 1 }
+    }
     func recordUplinkLoss(group: Int) { groups[group].uplinkLost += 1 }
     func recordIgnoredReply() { ignoredReplies += 1 }
     func recordUndecodable() { undecodable += 1 }

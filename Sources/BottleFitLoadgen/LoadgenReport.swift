@@ -103,6 +103,9 @@ public struct LoadgenReport: Codable, Sendable {
         public var late: Int
         public var latencyMs: [String: LatencySummary]
         public var energy: Energy
+        /// Edge RESULTs for labelled frames (source fashion-mnist, offload) and their top-1 accuracy.
+        public var labelledEdge: Int
+        public var edgeAccuracy: Double?
         /// Per frame: head, whole model, JPEG encode (ms), and payload bytes, as emulated.
         public var headMs: Double
         public var fullMs: Double

@@ -34,11 +34,12 @@ public enum LoadgenTable {
         rows.append(["scheduling error", "\(s.count)", f(s.p50, 3), f(s.p90, 3), f(s.p99, 3), f(s.p999, 3), f(s.max, 3)])
         out.append(contentsOf: table([header] + rows))
         out.append("")
-        var groupRows = [["group", "cameras", "device", "uplink", "head ms", "full ms", "payload B", "J/frame"]]
+        var groupRows = [["group", "cameras", "device", "uplink", "head ms", "full ms", "payload B", "J/frame", "edge top-1"]]
         for g in r.groups {
             let payload = g.modes.keys.contains("offload") ? "\(g.bottleneckBytes)/\(g.jpegBytes)" : "\(g.bottleneckBytes)"
             groupRows.append([g.name, "\(g.cameras)", g.device, g.uplink, f(g.headMs), f(g.fullMs), payload,
-                              g.energy.joulesPerFrame.map { f($0, 3) } ?? "-"])
+                              g.energy.joulesPerFrame.map { f($0, 3) } ?? "-",
+                              g.edgeAccuracy.map { f($0 * 100) + "% of \(g.labelledEdge)" } ?? "-"])
         }
         out.append(contentsOf: table(groupRows))
         if let w = r.emulatedWorkers {

@@ -95,3 +95,22 @@ import Testing
         #expect(throws: LoadgenError.self) { try LoadgenEngine.jpegs(g, seed: 0) }
     }
 }
+
+@Suite struct LabelledPayloadTests {
+    static let datasetPresent = FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
+
+    @Test(.enabled(if: datasetPresent, "needs Debian's dataset-fashion-mnist (scripts/setup installs it)"))
+    func fashionMNISTFramesCarryTheirLabelsAndTheEdgeIsScored() throws {
+        var g = group(cameras: 2, rate: 10, modes: [(.offload, 1)])
+        g.fashionMNIST = true
+        g.images = 20
+        let (files, labels) = try LoadgenEngine.fashionMNIST(g)
+        #expect(files.count == 20 && labels.count == 20)
+        let (report, _) = try runVirtual(LoadgenPlan(groups: [g], durationSeconds: 2))
+        let r = report.groups[0]
+        #expect(r.labelledEdge == report.totals.completedEdge && r.labelledEdge == 40)
+        // The sink answers class 1 to everything: accuracy is the share of label 1 among the images sent.
+        let ones = Double(labels.filter { $0 == 1 }.count) / 20
+        #expect(abs((r.edgeAccuracy ?? -1) - ones) < 1e-9)
+    }
+}
