@@ -57,6 +57,19 @@ final class CameraLoop {
     var nextReportAt: UInt64
     /// When the status was last handed to `run`'s `report` (Unix µs).
     var lastStatusAt: UInt64 = 0
+    /// The whole model on its own thread (nil without one), and the frames it holds.
+    let local: LocalCompute?
+    struct LocalFrame {
+        let label: Int?
+        let startMicroseconds: UInt64
+        let deadline: UInt64
+        let fellBack: Bool
+    }
+    var localFrames: [UInt64: LocalFrame] = [:]
+    var nextLocalID: UInt64 = 0
+    /// Frames waiting for the local model beyond which a frame routed local goes to the edge
+    /// instead (the camera cannot compute it in time), or, with no usable edge, no new frame is taken.
+    static let localQueueLimit = 2
 
     init(
         configuration: CameraConfiguration, source: any FrameSource, context: ZMQContext, clock: any CameraClock, logger: Logger
@@ -80,6 +93,8 @@ final class CameraLoop {
             (broker, directives) = try CameraSockets.make(context: context, configuration: configuration)
             if let broker { _ = try poller.add(broker) }
             if let directives { _ = try poller.add(directives) }
+            local = models.full == nil ? nil : try LocalCompute(models: models, clock: clock, context: context)
+            if let local { _ = try poller.add(local.wakeSocket) }
         } catch {
             throw .transport("\(error)")
         }
@@ -98,15 +113,16 @@ final class CameraLoop {
         var drainUntil: UInt64?
         while true {
             let now = clock.unixMicroseconds()
+            collectLocal()
             settleOverdue(now: now)
             let draining = sourceFinished || shouldStop()
             if draining {
                 let until = drainUntil ?? now + drainCap
                 drainUntil = until
-                if pending.isEmpty || now >= until { break }
+                if (pending.isEmpty && localFrames.isEmpty) || now >= until { break }
             }
             var waitMicroseconds = UInt64(configuration.pollTimeoutMilliseconds) * 1000
-            if !draining && pending.count < configuration.maxInFlight {
+            if !draining && pending.count < configuration.maxInFlight && !(localSaturated && !edgeUsable(at: now / 1000)) {
                 if now >= nextFrameDue {
                     takeFrame(now: now)
                     waitMicroseconds = 0  // only look at the sockets, then take the next frame
@@ -133,6 +149,13 @@ final class CameraLoop {
         }
         for _ in pending { accounting.recordDropped(.shutdown) }
         pending.removeAll()
+        if let local {
+            let abandoned = local.stop()
+            collectLocal()
+            for id in abandoned where localFrames.removeValue(forKey: id) != nil { accounting.recordDropped(.shutdown) }
+        }
+        for _ in localFrames { accounting.recordDropped(.shutdown) }
+        localFrames.removeAll()
         closeSockets()
         report(status(at: clock.unixMicroseconds()))
         return accounting
@@ -177,7 +200,10 @@ final class CameraLoop {
         }
         let nowMs = now / 1000
         let deadline = start / 1000 + configuration.sloMilliseconds
-        switch policy.decide(at: nowMs) {
+        var route = policy.decide(at: nowMs)
+        // The whole model is busy with more than it can finish in time: the edge takes the frame.
+        if route == .local, localSaturated, edgeUsable(at: nowMs) { route = configuration.mode == .offload ? .offload : .split }
+        switch route {
         case .local:
             computeLocally(frame.image, label: frame.label, start: start, deadline: deadline, fellBack: false)
         case .drop(let reason):
@@ -232,16 +258,43 @@ final class CameraLoop {
             giveUpAt: edgeDeadline, sentMicroseconds: now, epoch: epoch)
     }
 
-    /// Runs the whole model and completes the frame locally.
+    /// Hands the frame to the local model; it completes when `collectLocal` sees it done.
     func computeLocally(_ image: Image, label: Int?, start: UInt64, deadline: UInt64, fellBack: Bool) {
-        let t0 = clock.unixMicroseconds()
-        let top1 = models.runFull(image)
-        let t1 = clock.unixMicroseconds()
-        policy.recordLocalCompute(milliseconds: Double(t1 &- t0) / 1000)
-        edgeLatency.recordLocal(latencyMilliseconds: Double(t1 &- start) / 1000)
-        accounting.recordCompleted(
-            on: .local, latencyMilliseconds: Double(t1 &- start) / 1000, top1: top1, label: label,
-            late: t1 / 1000 > deadline, fellBack: fellBack)
+        guard let local else {
+            accounting.recordDropped(.inferenceError)  // unreachable: routes are local only with a whole model
+            return
+        }
+        let id = nextLocalID
+        nextLocalID += 1
+        localFrames[id] = LocalFrame(label: label, startMicroseconds: start, deadline: deadline, fellBack: fellBack)
+        local.submit(LocalCompute.Job(id: id, image: image))
+    }
+
+    /// Completes the frames the local model finished.
+    func collectLocal() {
+        guard let local, !localFrames.isEmpty else { return }
+        for done in local.collect() {
+            guard let frame = localFrames.removeValue(forKey: done.id) else { continue }
+            policy.recordLocalCompute(milliseconds: Double(done.finishedAt &- done.startedAt) / 1000)
+            let latency = Double(done.finishedAt &- frame.startMicroseconds) / 1000
+            edgeLatency.recordLocal(latencyMilliseconds: latency)
+            accounting.recordCompleted(
+                on: .local, latencyMilliseconds: latency, top1: done.top1, label: frame.label,
+                late: done.finishedAt / 1000 > frame.deadline, fellBack: frame.fellBack)
+        }
+    }
+
+    /// Whether the local model has more waiting than it can finish in time.
+    var localSaturated: Bool { (local?.waiting ?? 0) >= Self.localQueueLimit }
+
+    /// Whether a frame could go to the edge now (the mode allows it, the edge is alive, no
+    /// directive keeps the camera local).
+    func edgeUsable(at nowMs: UInt64) -> Bool {
+        guard configuration.mode != .local, !policy.obeysLocalDirective(at: nowMs) else { return false }
+        switch policy.edgeState(at: nowMs) {
+        case .dead, .incompatible: return false
+        default: return true
+        }
     }
 
     /// An edge frame failed for `reason`: compute it locally when the camera can (late if it

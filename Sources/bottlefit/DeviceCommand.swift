@@ -12,10 +12,16 @@ struct DeviceCommand: ParsableCommand {
         discussion: """
             Modes (as compared in the BottleFit paper): split runs the head and sends the uint8 \
             bottleneck; local runs the whole model on the camera; offload sends the JPEG for the edge \
-            to run the whole model. In split and offload the camera falls back to local compute on \
-            its own when the broker is silent for --liveness heartbeats, answers BUSY, or a reply \
-            would miss the frame's deadline (--slo-ms), and returns when the edge is healthy; it obeys \
-            the controller's directives (--directives). Every frame ends completed on the edge, \
+            to run the whole model. In split and offload the camera tells four states of the edge \
+            apart (docs/device.md): healthy (every frame to the edge); congested, after BUSY, EXPIRED \
+            or answers too late for the frame's deadline (--slo-ms): it sends a smaller share of its \
+            frames, computes the rest locally and still sends one at least every --probe-ms, so it \
+            is back within about 2 s of capacity returning; starting (UNKNOWN_MODEL: no worker for \
+            the model yet): local, probing every 250 ms; dead (the broker silent for --liveness \
+            heartbeats, gone, or not connected): local until the broker answers again, with no \
+            back-off. With --full a frame the edge fails is always computed locally (late if it \
+            must be), never dropped. It obeys the controller's directives (--directives), including \
+            its cap on the share of frames sent to the edge. Every frame ends completed on the edge, \
             completed locally, or dropped with a reason; the counts are printed at the end. Every \
             --latency-report-ms the camera reports the end-to-end latency of its edge frames (p50, \
             p95, p99, frames completed and missed) to the broker, which relays it to the controller.
@@ -26,7 +32,8 @@ struct DeviceCommand: ParsableCommand {
             counted), fashion-mnist (Debian's dataset-fashion-mnist, labelled: accuracy is reported).
             The run ends after --frames frames, after --duration seconds, or on SIGINT/SIGTERM.
             Defaults: --mode split, --source synthetic, as fast as possible, --slo-ms 250, \
-            --heartbeat-ms 1000, --liveness 3, --latency-report-ms 1000, --threads 1, no --metrics.
+            --heartbeat-ms 1000, --liveness 3, --probe-ms 1000, --latency-report-ms 1000, --threads 1, \
+            no --metrics.
             Example: bottlefit device --broker tcp://127.0.0.1:5555 --id cam1 --model bf12 --head head.onnx --full full.onnx --source synthetic --rate 10 --duration 30 --metrics 127.0.0.1:9520
             """
     )
@@ -45,6 +52,7 @@ struct DeviceCommand: ParsableCommand {
     @Option(help: "Latency objective per frame in milliseconds (the frame's deadline).") var sloMs: UInt64 = 250
     @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs: UInt64 = 1000
     @Option(help: "Heartbeats the broker may miss before the camera computes locally.") var liveness: UInt64 = 3
+    @Option(help: "Longest time in milliseconds without a frame to a congested edge, 1 to 1000.") var probeMs: UInt64 = 1000
     @Option(help: "Milliseconds between the latency reports sent to the broker (0: none).") var latencyReportMs: UInt64 = 1000
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var metricsOptions: MetricsOptions
@@ -70,7 +78,7 @@ struct DeviceCommand: ParsableCommand {
             cameraID: id, mode: CameraMode(rawValue: mode) ?? .split, brokerEndpoint: broker, directiveEndpoint: directives,
             modelName: model, headModel: head.map { URL(fileURLWithPath: $0) }, fullModel: full.map { URL(fileURLWithPath: $0) },
             framesPerSecond: rate, maxFrames: frames, sloMilliseconds: sloMs, heartbeatIntervalMilliseconds: heartbeatMs,
-            liveness: liveness, latencyReportIntervalMilliseconds: latencyReportMs)
+            liveness: liveness, probeIntervalMilliseconds: probeMs, latencyReportIntervalMilliseconds: latencyReportMs)
     }
 
     func run() throws {

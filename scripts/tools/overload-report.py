@@ -36,12 +36,14 @@ def main():
     p.add_argument("--capacity", default="")
     p.add_argument("--rate", default="")
     p.add_argument("--duration", default="")
+    p.add_argument("--slo", default="")
     a = p.parse_args()
     cams = ["cam1", "cam2", "cam3", "cam4"]
     report = {}
     lines = [f"# Overload study (scripts/study-overload)", "",
-             f"One tail worker (BottleFit ResNet-50 C=12, capacity {a.capacity or '?'} frames/s at batch 8), "
-             f"4 cameras with the whole model at {a.rate} frames/s each, {a.duration} s per run; figures over the run after its first 10 s.", ""]
+             f"One tail worker (BottleFit ResNet-50 C=12, capacity {a.capacity or '?'} frames/s at batch 2), "
+             f"4 cameras with the whole model at {a.rate} frames/s each (nice 10), SLO {a.slo} ms, {a.duration} s per run; "
+             f"figures over the run after its first 10 s.", ""]
     for run in a.runs.split(","):
         samples = json.load(open(f"{a.out}/series-{run}.json"))
         live = [s for s in samples if "broker" in s and all(c in s for c in cams)]
