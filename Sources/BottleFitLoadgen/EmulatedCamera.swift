@@ -54,12 +54,18 @@ final class EmulatedCamera {
     private(set) var policy: CameraPolicy
     private var nextSequence: UInt64 = 0
     private(set) var atEdge: [UInt64: EdgeFrame] = [:]
-    /// Frames due while `maxInFlight` frames were at the edge: they wait (open loop: their latency
-    /// still counts from their scheduled time), as `CameraLoop` waits before taking a frame.
+    /// Frames due while `maxInFlight` frames were at the edge, or while the local model was
+    /// saturated with no usable edge: they wait (open loop: their latency still counts from their
+    /// scheduled time), as `CameraLoop` waits before taking a frame.
     private var waiting: [UInt64] = []
     private var waitingHead = 0
-    /// The camera computes one thing at a time: head, JPEG encode or whole model.
+    /// The loop's processor: the head and JPEG encoding run on it, one at a time.
     private var busyUntil: UInt64 = 0
+    /// The whole model's own processor (`LocalCompute`'s thread): jobs in order.
+    private var localBusyUntil: UInt64 = 0
+    /// Start times of the local jobs not yet finished, in order (those after `now` are waiting).
+    private var localStarts: [UInt64] = []
+    private var localStartsHead = 0
     private(set) var busyMicroseconds: UInt64 = 0
     private(set) var bytesSent = 0
     private(set) var localRunning = 0
@@ -100,18 +106,50 @@ final class EmulatedCamera {
     /// A frame scheduled at `scheduled` is due (the loop runs this at `now` ≥ `scheduled`).
     func arrive(scheduled: UInt64, now: UInt64, engine: LoadgenEngine) {
         engine.recorder.recordOffered(group: group)
-        if atEdge.count >= maxInFlight {
+        if !canTake(now: now, engine: engine) {
             waiting.append(scheduled)
             return
         }
         take(scheduled: scheduled, now: now, engine: engine)
     }
 
+    /// CameraLoop.run: a frame is taken while fewer than `maxInFlight` are at the edge, and not
+    /// while the local model is saturated with no usable edge.
+    private func canTake(now: UInt64, engine: LoadgenEngine) -> Bool {
+        atEdge.count < maxInFlight && !(localSaturated(now: now) && !edgeUsable(now: now, engine: engine))
+    }
+
+    /// Frames waiting for the local model (not the one running), against `CameraLoop.localQueueLimit`.
+    private func localSaturated(now: UInt64) -> Bool {
+        var waitingJobs = 0
+        var i = localStarts.count - 1
+        while i >= localStartsHead, localStarts[i] > now {
+            waitingJobs += 1
+            i -= 1
+        }
+        return waitingJobs >= Self.localQueueLimit
+    }
+
+    /// `CameraLoop.localQueueLimit`.
+    static let localQueueLimit = 2
+
+    /// CameraLoop.edgeUsable: the mode allows the edge, it is alive, no directive keeps the camera local.
+    private func edgeUsable(now: UInt64, engine: LoadgenEngine) -> Bool {
+        syncHeard(engine)
+        guard mode != .local, !policy.obeysLocalDirective(at: now / 1000) else { return false }
+        switch policy.edgeState(at: now / 1000) {
+        case .dead, .incompatible: return false
+        default: return true
+        }
+    }
+
     /// CameraLoop.takeFrame: the policy routes the frame.
     private func take(scheduled: UInt64, now: UInt64, engine: LoadgenEngine) {
         syncHeard(engine)
         let deadline = scheduled / 1000 + sloMilliseconds
-        let route = policy.decide(at: now / 1000)
+        var route = policy.decide(at: now / 1000)
+        // CameraLoop.takeFrame: the local model has more than it can finish in time, so the edge takes the frame.
+        if route == .local, localSaturated(now: now), edgeUsable(now: now, engine: engine) { route = mode == .offload ? .offload : .split }
         switch route {
         case .local:
             runLocally(scheduled: scheduled, deadline: deadline, fellBack: false, now: now, engine: engine)
@@ -251,9 +289,9 @@ final class EmulatedCamera {
         pullWaiting(now: now, engine: engine)
     }
 
-    /// Frames that waited for an edge slot are taken as slots free up.
+    /// Frames that waited are taken as edge slots and the local model free up.
     private func pullWaiting(now: UInt64, engine: LoadgenEngine) {
-        while waitingHead < waiting.count, atEdge.count < maxInFlight {
+        while waitingHead < waiting.count, canTake(now: now, engine: engine) {
             let scheduled = waiting[waitingHead]
             waitingHead += 1
             take(scheduled: scheduled, now: now, engine: engine)
@@ -264,10 +302,15 @@ final class EmulatedCamera {
         }
     }
 
-    /// The whole model runs here, after whatever the camera is already computing.
+    /// The whole model runs on its own processor (CameraLoop hands it to `LocalCompute`), after
+    /// the local frames already queued there; fallbacks are always queued.
     private func runLocally(scheduled: UInt64, deadline: UInt64, fellBack: Bool, now: UInt64, engine: LoadgenEngine) {
-        let done = occupy(fullMicroseconds, from: now)
-        // CameraLoop.computeLocally: the policy's moving average of local compute time.
+        let begin = max(now, localBusyUntil)
+        let done = begin + fullMicroseconds
+        localBusyUntil = done
+        busyMicroseconds += fullMicroseconds
+        localStarts.append(begin)
+        // CameraLoop.collectLocal: the policy's moving average of local compute time.
         policy.recordLocalCompute(milliseconds: Double(fullMicroseconds) / 1000)
         localRunning += 1
         if done <= now {
@@ -279,6 +322,12 @@ final class EmulatedCamera {
 
     func finishLocal(scheduled: UInt64, deadline: UInt64, fellBack: Bool, now: UInt64, engine: LoadgenEngine) {
         localRunning -= 1
+        localStartsHead += 1
+        if localStartsHead > 64, localStartsHead * 2 > localStarts.count {
+            localStarts.removeFirst(localStartsHead)
+            localStartsHead = 0
+        }
+        defer { pullWaiting(now: now, engine: engine) }
         // CameraLoop.computeLocally: local completions go in the latency report too.
         latencyWindow.recordLocal(latencyMilliseconds: Double(now &- scheduled) / 1000)
         engine.recorder.recordCompleted(
@@ -346,5 +395,7 @@ final class EmulatedCamera {
         waiting.removeAll()
         waitingHead = 0
         localRunning = 0
+        localStarts.removeAll()
+        localStartsHead = 0
     }
 }
