@@ -35,6 +35,8 @@ final class LocalCompute: @unchecked Sendable {
     private var done: [Finished] = []
     private var stopping = false
     private var running = false
+    /// Set by `stop()`, which closes the wake socket: `collect` then reads no more from it.
+    private var closed = false
     private let finished = DispatchSemaphore(value: 0)
     private let endpoint: String
     private let context: ZMQContext
@@ -82,7 +84,7 @@ final class LocalCompute: @unchecked Sendable {
 
     /// The jobs finished since the last call, in order; drains the wake-up messages.
     func collect() -> [Finished] {
-        while (try? wakeSocket.tryReceive()) != nil {}
+        if !closed { while (try? wakeSocket.tryReceive()) != nil {} }
         condition.lock()
         let finished = done
         done.removeAll(keepingCapacity: true)
@@ -104,6 +106,7 @@ final class LocalCompute: @unchecked Sendable {
         condition.unlock()
         outstanding -= abandoned.count
         if wasRunning { finished.wait() }
+        closed = true
         try? wakeSocket.close()
         return abandoned
     }
