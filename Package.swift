@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // C libraries from Debian, one system library each, prefixed so they never clash.
@@ -59,7 +60,7 @@ let package = Package(
                 "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
                 "BottleFitWorker", "BottleFitDevice", "BottleFitImaging", "BottleFitController",
                 "BottleFitProtocol", "CBottleFitZMQ", "BottleFitTraining", "BottleFitDatasets", "BottleFitMetrics",
-                "BottleFitMetricsServer",
+                "BottleFitMetricsServer", "BottleFitLoadgen",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -82,7 +83,7 @@ let package = Package(
         // Runs the built `bottlefit` binary (scripts/test builds it first).
         .testTarget(
             name: "BottleFitCLITests",
-            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets"]
+            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets", "BottleFitLoadgen"]
         ),
         // Typed Swift wrapper over libzmq: context, sockets, options, multipart messages, poller.
         .target(name: "ZeroMQ", dependencies: ["CBottleFitZMQ"]),
@@ -167,6 +168,25 @@ let package = Package(
         .testTarget(
             name: "BottleFitMetricsTests",
             dependencies: ["BottleFitTestSupport", "BottleFitMetrics", "BottleFitMetricsServer", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The load generator: many emulated cameras on one event loop (open loop, HDR histograms), driving
+        // the real `CameraPolicy`, with device and uplink profiles, scenarios, thresholds and reports.
+        .target(
+            name: "BottleFitLoadgen",
+            dependencies: [
+                "ZeroMQ", "BottleFitProtocol", "BottleFitDevice", "BottleFitCore", "BottleFitImaging",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "BottleFitLoadgenTests",
+            dependencies: [
+                "BottleFitLoadgen", "BottleFitBroker", "BottleFitDevice", "BottleFitProtocol", "ZeroMQ", "BottleFitCore",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Real `bottlefit` processes (built next to the tests) killed, overloaded and fed garbage mid-stream.
         .testTarget(

@@ -1,0 +1,143 @@
+import ArgumentParser
+import BottleFitLoadgen
+import Foundation
+
+/// `bottlefit loadgen`: many emulated cameras against a running broker (docs/loadgen.md). Only
+/// argument parsing and wiring live here; the load generator is the BottleFitLoadgen library.
+struct LoadgenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loadgen",
+        abstract: "Drive a fleet of emulated cameras against a broker, open loop; report latency, paths, drops and energy (docs/loadgen.md).",
+        discussion: """
+            One process, one event loop, N cameras. Each camera decides every frame with the real camera \
+            policy (split, local, offload, fallback, directives); its compute time and energy come from a \
+            device profile (profiles/devices) and its network from an uplink profile (profiles/uplinks: \
+            token bucket + delay line), so payload size shows in latency. Fidelity: emulated (labelled in \
+            every report). Frames are scheduled open loop: latency counts from each frame's scheduled time, \
+            and a slow edge never slows the schedule. At the end: a table, and the accounting check \
+            offered = completed_edge + completed_local + completed_fallback + dropped.
+            Every option is also a scenario key (the flag without --, dashes as underscores); group options \
+            given here override every group of the scenario. A scenario's group keys at its top level are \
+            defaults for its groups.
+            Exit status: 0 ok; 1 refused before any frame (bad option, scenario or profile); 2 unaccounted \
+            frames; 3 a --fail-if threshold failed. SIGINT/SIGTERM ends the arrivals early and drains.
+            Thresholds (--fail-if): METRIC OP VALUE[ms|s|us|%] with OP in < <= > >= == !=; metrics: \
+            p50 p90 p99 p999 max mean, edge_/local_/fallback_/sched_ + those, offered completed \
+            completed_edge completed_local completed_fallback dropped dropped_REASON unaccounted, \
+            edge_fraction local_fraction drop_fraction, throughput offered_rate, energy_per_frame, mode_changes (per camera per minute), edge_utilisation (STATS ut).
+            Examples:
+              bottlefit loadgen --broker tcp://127.0.0.1:5555 --cameras 50 --rate 5 --device raspberry-pi-4 --uplink wifi-20mbit --duration 60 --report out/run.json --html out/run.html --fail-if 'p99<250ms' --fail-if 'unaccounted==0'
+              bottlefit loadgen --scenario scenarios/overload-2x.yaml --directives tcp://127.0.0.1:5558 --stats tcp://127.0.0.1:5557
+              bottlefit loadgen --sink --cameras 1000 --rate 20 --device ideal --uplink ideal --duration 10   (the load generator's own speed)
+            """
+    )
+
+    static func help(_ key: String) -> ArgumentHelp {
+        let option = LoadgenOption.all.first { $0.key == key }!
+        let d = option.defaultValue.map { " (default: \($0))" } ?? ""
+        return ArgumentHelp(option.help + d + " [scenario key: \(key)]")
+    }
+
+    @Option(help: "A scenario YAML file (docs/loadgen.md); options given here override its keys.") var scenario: String?
+    @Option(help: help("broker")) var broker: String?
+    @Option(help: help("directives")) var directives: String?
+    @Option(help: help("stats")) var stats: String?
+    @Flag(help: help("sink")) var sink = false
+    @Option(help: help("duration")) var duration: String?
+    @Option(help: help("drain_ms")) var drainMs: String?
+    @Option(help: help("connections")) var connections: String?
+    @Option(help: help("seed")) var seed: String?
+    @Option(help: help("sample_ms")) var sampleMs: String?
+    @Option(help: help("latency_report_ms")) var latencyReportMs: String?
+    @Option(help: help("profiles")) var profiles: String?
+    @Option(help: help("report")) var report: String?
+    @Option(help: help("html")) var html: String?
+    @Option(help: help("fail_if")) var failIf: [String] = []
+    @Flag(inversion: .prefixedNo, help: help("progress")) var progress: Bool?
+    @Option(help: help("emulate_workers")) var emulateWorkers: String?
+    @Option(help: help("worker_backend")) var workerBackend: String?
+    @Option(help: help("worker_service_ms")) var workerServiceMs: String?
+    @Option(help: help("worker_batch_extra_ms")) var workerBatchExtraMs: String?
+    @Option(help: help("worker_max_batch")) var workerMaxBatch: String?
+    @Option(help: help("worker_service")) var workerService: String?
+    @Option(help: help("name")) var name: String?
+    @Option(help: help("cameras")) var cameras: String?
+    @Option(help: help("rate")) var rate: String?
+    @Option(help: help("arrivals")) var arrivals: String?
+    @Option(help: help("mode")) var mode: String?
+    @Option(help: help("model")) var model: String?
+    @Option(help: help("model_profile")) var modelProfile: String?
+    @Option(help: help("device")) var device: String?
+    @Option(help: help("uplink")) var uplink: String?
+    @Option(help: help("shape")) var shape: String?
+    @Option(help: help("ramp_to")) var rampTo: String?
+    @Option(help: help("ramp_seconds")) var rampSeconds: String?
+    @Option(help: help("step_at")) var stepAt: String?
+    @Option(help: help("step_rate")) var stepRate: String?
+    @Option(help: help("burst_on")) var burstOn: String?
+    @Option(help: help("burst_off")) var burstOff: String?
+    @Option(help: help("burst_off_rate")) var burstOffRate: String?
+    @Option(help: help("schedule")) var schedule: String?
+    @Option(help: help("slo_ms")) var sloMs: String?
+    @Option(help: help("max_in_flight")) var maxInFlight: String?
+    @Option(help: help("source")) var source: String?
+    @Option(help: help("jpeg_quality")) var jpegQuality: String?
+    @Option(help: help("images")) var images: String?
+
+    /// The options given, by scenario key.
+    var commandLine: [String: [String]] {
+        var out: [String: [String]] = [:]
+        func put(_ key: String, _ value: String?) { if let value { out[key] = [value] } }
+        put("broker", broker); put("directives", directives); put("stats", stats)
+        if sink { out["sink"] = ["true"] }
+        put("duration", duration); put("drain_ms", drainMs); put("connections", connections); put("seed", seed)
+        put("sample_ms", sampleMs); put("latency_report_ms", latencyReportMs); put("profiles", profiles)
+        put("report", report); put("html", html)
+        if !failIf.isEmpty { out["fail_if"] = failIf }
+        put("progress", progress.map { $0 ? "true" : "false" })
+        put("emulate_workers", emulateWorkers); put("worker_backend", workerBackend); put("worker_service_ms", workerServiceMs)
+        put("worker_batch_extra_ms", workerBatchExtraMs); put("worker_max_batch", workerMaxBatch); put("worker_service", workerService)
+        put("name", name); put("cameras", cameras); put("rate", rate); put("arrivals", arrivals); put("mode", mode)
+        put("model", model); put("model_profile", modelProfile); put("device", device); put("uplink", uplink)
+        put("shape", shape); put("ramp_to", rampTo); put("ramp_seconds", rampSeconds); put("step_at", stepAt)
+        put("step_rate", stepRate); put("burst_on", burstOn); put("burst_off", burstOff); put("burst_off_rate", burstOffRate)
+        put("schedule", schedule); put("slo_ms", sloMs); put("max_in_flight", maxInFlight); put("jpeg_quality", jpegQuality)
+        put("images", images); put("source", source)
+        return out
+    }
+
+    func run() throws {
+        let stop = StopRequest.install()
+        let plan: LoadgenPlan, options: LoadgenRunOptions
+        do {
+            var settings = try scenario.map { path throws(LoadgenError) in try LoadgenScenario.load(path: path) } ?? LoadgenSettings()
+            settings.apply(commandLine: commandLine)
+            (plan, options) = try settings.resolve()
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(Loadgen.Status.invalid.rawValue)
+        }
+        let interactive = isatty(STDERR_FILENO) == 1
+        let progressLine: ((LoadgenProgress) -> Void)? = options.progress ? { p in
+            let line = LoadgenTable.progressLine(p)
+            FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+        } : nil
+        let result: LoadgenReport
+        do {
+            result = try Loadgen.run(
+                plan: plan, options: options, command: CommandLine.arguments, progress: progressLine,
+                shouldStop: { stop.isRequested })
+            if options.progress && interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            try Loadgen.write(result, options: options)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(Loadgen.Status.invalid.rawValue)
+        }
+        print(LoadgenTable.render(result))
+        let status = Loadgen.status(of: result)
+        if status == .unaccounted {
+            FileHandle.standardError.write(Data("error: \(result.totals.unaccounted) frames unaccounted for\n".utf8))
+        }
+        if status != .ok { throw ExitCode(status.rawValue) }
+    }
+}
