@@ -301,7 +301,15 @@ final class CameraLoop {
     /// must), else drop it for that reason.
     func fallBack(image: Image, label: Int?, start: UInt64, deadline: UInt64, reason: DropReason, now: UInt64) {
         switch policy.fallback(after: reason) {
-        case .local: computeLocally(image, label: label, start: start, deadline: deadline, fellBack: true)
+        case .local:
+            // The one bound on fallbacks: a local backlog longer than twice the SLO (a board whose
+            // whole model is far slower than its frame rate, under a failing edge) would only grow.
+            let backlog = Double(local?.waiting ?? 0) * (policy.localEstimateMilliseconds ?? 0)
+            if backlog > 2 * Double(configuration.sloMilliseconds) {
+                accounting.recordDropped(.overloaded)
+                return
+            }
+            computeLocally(image, label: label, start: start, deadline: deadline, fellBack: true)
         case .drop(let r): accounting.recordDropped(r)
         case .split, .offload: accounting.recordDropped(reason)  // `fallback` never sends again
         }

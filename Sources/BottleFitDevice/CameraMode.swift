@@ -51,6 +51,9 @@ public struct DropReason: RawRepresentable, Hashable, Sendable, Comparable, Cust
     public static let noWorker = DropReason(rawValue: "no_worker")
     /// Any other ERROR (BAD_REQUEST, TOO_LARGE, INTERNAL, UNSUPPORTED_VERSION), and no local model.
     public static let rejected = DropReason(rawValue: "rejected")
+    /// The edge failed the frame and the camera's own model already has more queued than it can
+    /// finish within twice the SLO: neither side can take it in useful time.
+    public static let overloaded = DropReason(rawValue: "overloaded")
     /// A reply for the frame could not be decoded, and the camera has no local model.
     public static let decodeError = DropReason(rawValue: "decode_error")
     /// The frame source skipped an input it could not read (counted as an offered frame).
@@ -64,7 +67,7 @@ public struct DropReason: RawRepresentable, Hashable, Sendable, Comparable, Cust
 
     /// Every reason a camera records (what `/metrics` lists, at 0 when nothing was dropped for it).
     public static let all: [DropReason] = [
-        .busy, .edgeDownNoLocal, .expired, .workerLost, .timeout, .noWorker, .rejected, .decodeError,
+        .busy, .edgeDownNoLocal, .expired, .workerLost, .timeout, .noWorker, .rejected, .overloaded, .decodeError,
         .sourceSkipped, .sendFailed, .inferenceError, .shutdown,
     ]
 

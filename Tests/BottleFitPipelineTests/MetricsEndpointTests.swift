@@ -114,7 +114,7 @@ extension PipelineTests {
         let edge = d2.value("bottlefit_camera_frames_completed_total", camID.merging(["path": "edge"]) { a, _ in a }) ?? 0
         #expect(edge > 0)
         let reasons = d2.families.first { $0.name == "bottlefit_camera_frames_dropped_total" }?.samples ?? []
-        #expect(reasons.count == 12, "every drop reason is listed")
+        #expect(reasons.count == 13, "every drop reason is listed (DropReason.all)")
         let settled = edge + (d2.value("bottlefit_camera_frames_completed_total", camID.merging(["path": "local"]) { a, _ in a }) ?? 0)
             + reasons.reduce(0) { $0 + $1.value } + (d2.value("bottlefit_camera_frames_in_flight", camID) ?? 0)
         #expect(settled == offered2, "offered = completed + dropped + in flight, as exported")
