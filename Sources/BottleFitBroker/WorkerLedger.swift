@@ -145,8 +145,13 @@ struct WorkerLedger: Sendable {
             workers[routingID]?.lastAnswer = now
             return
         }
-        workers[routingID]?.serviceMilliseconds = 0.8 * old + 0.2 * milliseconds
-        workers[routingID]?.lastAnswer = now
+        // The smoothed mean, not mean + 2 deviations (as TCP's RTO): measured with the load
+        // generator at 2x overload, the cautious estimate expired 4x more frames at dispatch,
+        // cameras took each EXPIRED as congestion, and the edge served 40 % fewer frames in time.
+        guard var worker = workers[routingID] else { return }
+        worker.serviceMilliseconds = 0.8 * old + 0.2 * milliseconds
+        worker.lastAnswer = now
+        workers[routingID] = worker
     }
 
     /// How long a frame dispatched to the worker now is expected to take, ms: its smoothed
