@@ -94,15 +94,17 @@ import Testing
         let sent = p.epoch
         // Three frames that were in flight together are answered BUSY: one signal, not three.
         for i in 0..<3 { #expect(p.record(.error(.busy, retryAfterMilliseconds: 2000), epoch: sent, at: Self.t0 + UInt64(i)) == .busy) }
-        #expect(p.share == 0.75)
-        #expect(p.edgeState(at: Self.t0 + 10) == .congested(share: 0.75))
+        let d = p.configuration.shareDecrease
+        #expect(p.share == d)
+        #expect(p.edgeState(at: Self.t0 + 10) == .congested(share: d))
         // A frame sent after the signal counts again.
         p.record(.error(.expired), epoch: p.epoch, at: Self.t0 + 20)
-        #expect(abs(p.share - 0.5625) < 1e-9)
-        // The retry hint is not a pause: frames still go to the edge, at the share.
+        #expect(abs(p.share - d * d) < 1e-9)
+        // The retry hint is not a pause: frames still go to the edge, at the share (and a probe).
         var edge = 0
         for i in 0..<100 where p.decide(at: Self.t0 + 30 + UInt64(i)) == .split { edge += 1 }
-        #expect((55...58).contains(edge))
+        let expected = Int(100 * d * d)
+        #expect((expected - 1)...(expected + 3) ~= edge, "\(edge) of 100 at share \(d * d)")
     }
 
     @Test func congestedEdgeIsProbedAtLeastEverySecond() {
@@ -146,8 +148,9 @@ import Testing
         var p = policy()
         p.record(.result(latencyMilliseconds: 150, budgetMilliseconds: 200), epoch: p.epoch, at: Self.t0)
         #expect(p.share == 1)
-        p.record(.result(latencyMilliseconds: 170, budgetMilliseconds: 200), epoch: p.epoch, at: Self.t0 + 1)
-        #expect(p.share == 0.75)
+        // Past 95 % of the budget: late.
+        p.record(.result(latencyMilliseconds: 195, budgetMilliseconds: 200), epoch: p.epoch, at: Self.t0 + 1)
+        #expect(p.share == p.configuration.shareDecrease)
     }
 
     @Test func timeoutFallsBackLocallyEvenPastTheDeadline() {
@@ -243,7 +246,7 @@ import Testing
         for n in edge { #expect((39...41).contains(n)) }
         #expect(cameras[0].effectiveShare(at: Self.t0 + 200) == 0.4)
         // The camera's own lower share wins over a higher cap.
-        for i in 0..<4 { cameras[0].record(.error(.busy), epoch: cameras[0].epoch, at: Self.t0 + 300 + UInt64(i)) }  // 0.75^4 < 0.4
+        for i in 0..<8 { cameras[0].record(.error(.busy), epoch: cameras[0].epoch, at: Self.t0 + 300 + UInt64(i)) }  // 0.85^8 < 0.4
         #expect(cameras[0].effectiveShare(at: Self.t0 + 303) < 0.4)
         // A newer directive without a share lifts the cap.
         cameras[1].apply(directive(2, .fraction(1), .split, until: Self.t0 + 100_000), at: Self.t0 + 400)
