@@ -123,7 +123,12 @@ struct SignalReading {
                 if camera.missed > 0 {
                     notLow.append("cameras missed \(camera.missed) edge frames")
                     text += ", \(camera.missed) missed = \(ControllerPolicy.percent(camera.missRatio))"
-                    if camera.missRatio > missLimit { over.append(.cameraMisses) }
+                    // With the edge's utilisation known, misses are the cameras' own congestion
+                    // signal (each lowers its share at once, and a camera with the whole model
+                    // loses nothing): the controller raising on them as well reacted twice and,
+                    // measured at 2x overload, cut edge utilisation from 91 % to 77 %. They still
+                    // block recovery. From an older broker (no `ut`) they raise as before.
+                    if camera.missRatio > missLimit && stats.utilisation == nil { over.append(.cameraMisses) }
                     pressure = max(pressure, camera.missRatio / missLimit)
                 }
                 parts.append(text + ")")

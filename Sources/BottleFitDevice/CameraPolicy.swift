@@ -67,7 +67,7 @@ public struct CameraPolicy: Sendable {
             cameraID: String, mode: CameraMode = .split, canComputeLocally: Bool = true,
             heartbeatIntervalMilliseconds: UInt64 = 1000, liveness: UInt64 = 3,
             probeIntervalMilliseconds: UInt64 = 1000, startingProbeIntervalMilliseconds: UInt64 = 250,
-            shareDecrease: Double = 0.85, shareIncreasePerSecond: Double = 0.1, calmShareIncreasePerSecond: Double = 1.0,
+            shareDecrease: Double = 0.85, shareIncreasePerSecond: Double = 0.25, calmShareIncreasePerSecond: Double = 1.0,
             calmMilliseconds: UInt64 = 1000, healthyAfterMilliseconds: UInt64 = 3000, lateFraction: Double = 0.95,
             framePeriodMilliseconds: Double? = nil
         ) {

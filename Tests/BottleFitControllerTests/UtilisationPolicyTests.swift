@@ -88,13 +88,27 @@ struct LocalLatencyPolicyTests {
 
 @Suite("ControllerPolicy: latency without load")
 struct LatencyWithoutLoadTests {
-    /// Misses with idle workers and a short queue: the frames' budgets are too short for the edge,
-    /// not the edge too busy; sending frames local would not help the edge, so no raise.
-    @Test func missesOnAnIdleEdgeAreNotLoad() {
+    /// With utilisation known, misses are the cameras' own congestion signal: no raise on them,
+    /// but they keep the edge from counting as healthy.
+    @Test func missesAreLeftToTheCamerasWhenUtilisationIsKnown() {
+        var h = PolicyHarness()
+        h.feed(count: 12) {
+            var s = loadStats(q95: 5, utilisation: 0.95, edge: 50, local: 10)
+            s.cameraLatency?.missed = 50
+            return s
+        }
+        #expect(h.policy.fraction == 0)
+        #expect(h.decisions.last?.condition == .steady)
+        #expect(h.decisions.last?.reason.contains("cameras missed 50 edge frames") == true)
+    }
+
+    /// Late edge frames with idle workers and a short queue: the frames' budgets are too short for
+    /// the edge, not the edge too busy; sending frames local would not make it faster, so no raise.
+    @Test func latencyOnAnIdleEdgeIsNotLoad() {
         var h = PolicyHarness()
         h.feed(count: 12) {
             var s = loadStats(q95: 5, utilisation: 0.3, edge: 50, local: 10)
-            s.cameraLatency?.missed = 50
+            s.cameraLatency?.percentiles = LatencyPercentiles(p50: 300, p95: 900, p99: 1000)
             return s
         }
         #expect(h.policy.fraction == 0)
