@@ -97,7 +97,7 @@ public enum GraphOptimizer {
         let producers = g.producers()
         var removed = Set<Int>()
         for (ai, node) in g.nodes.enumerated() {
-            guard ["Relu", "LeakyRelu", "Sigmoid", "Clip"].contains(node.opType), let x = node.input(0),
+            guard ["Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip"].contains(node.opType), let x = node.input(0),
                 let pi = producers[x], fusibleProducers.contains(g.nodes[pi].opType), g.nodes[pi].attributes["_act"] == nil,
                 g.nodes[pi].outputs.count == 1, consumers[x]?.count == 1, !outputs.contains(x)
             else { continue }

@@ -8,6 +8,10 @@ enum Activation: Equatable {
     case leakyRelu(alpha: Float)
     case clip(min: Float, max: Float)
     case sigmoid
+    /// max(0, min(1, alpha·x + beta)) (ONNX HardSigmoid; PyTorch's is alpha 1/6, beta 1/2).
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// x · max(0, min(1, x/6 + 1/2)) (ONNX HardSwish, MobileNetV3).
+    case hardSwish
 
     /// Applies the activation in place to `count` floats.
     func apply(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
@@ -25,6 +29,10 @@ enum Activation: Equatable {
                 // Split by sign so exp never overflows.
                 if v >= 0 { p[i] = 1 / (1 + expf(-v)) } else { let e = expf(v); p[i] = e / (1 + e) }
             }
+        case .hardSigmoid(let a, let b):
+            for i in 0..<count { p[i] = Swift.min(Swift.max(a * p[i] + b, 0), 1) }
+        case .hardSwish:
+            for i in 0..<count { let v = p[i]; p[i] = v * Swift.min(Swift.max(v * (1 / 6) + 0.5, 0), 1) }
         }
     }
 
@@ -40,6 +48,8 @@ enum Activation: Equatable {
         case "LeakyRelu": return .leakyRelu(alpha: f("_alpha", 0.01))
         case "Clip": return .clip(min: f("_min", -.infinity), max: f("_max", .infinity))
         case "Sigmoid": return .sigmoid
+        case "HardSigmoid": return .hardSigmoid(alpha: f("_alpha", 0.2), beta: f("_beta", 0.5))
+        case "HardSwish": return .hardSwish
         default: return .none
         }
     }
@@ -52,6 +62,8 @@ enum Activation: Equatable {
         case .leakyRelu(let a): ["_act": .string("LeakyRelu"), "_alpha": .float(a)]
         case .clip(let lo, let hi): ["_act": .string("Clip"), "_min": .float(lo), "_max": .float(hi)]
         case .sigmoid: ["_act": .string("Sigmoid")]
+        case .hardSigmoid(let a, let b): ["_act": .string("HardSigmoid"), "_alpha": .float(a), "_beta": .float(b)]
+        case .hardSwish: ["_act": .string("HardSwish")]
         }
     }
 
@@ -60,6 +72,12 @@ enum Activation: Equatable {
         switch node.opType {
         case "Relu": return .relu
         case "Sigmoid": return .sigmoid
+        case "HardSwish": return .hardSwish
+        case "HardSigmoid":
+            var alpha: Float = 0.2, beta: Float = 0.5
+            if case .float(let a)? = node.attributes["alpha"] { alpha = a }
+            if case .float(let b)? = node.attributes["beta"] { beta = b }
+            return .hardSigmoid(alpha: alpha, beta: beta)
         case "LeakyRelu":
             if case .float(let a)? = node.attributes["alpha"] { return .leakyRelu(alpha: a) }
             return .leakyRelu(alpha: 0.01)
@@ -82,9 +100,9 @@ enum Activation: Equatable {
     }
 }
 
-/// Relu, LeakyRelu, Sigmoid and Clip as standalone nodes (float32).
+/// Relu, LeakyRelu, Sigmoid, HardSigmoid, HardSwish and Clip as standalone nodes (float32).
 enum ActivationOperator: Operator {
-    static let attributes: Set<String> = ["alpha", "min", "max"]
+    static let attributes: Set<String> = ["alpha", "beta", "min", "max"]
 
     static func infer(_ ctx: NodeContext) throws(EngineError) -> [ValueType] {
         let x = try ctx.requireType(0, [.float32])

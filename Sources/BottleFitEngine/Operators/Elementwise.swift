@@ -1,4 +1,5 @@
 import BottleFitCore
+import Foundation
 
 /// Element types binary arithmetic is defined on (float32, and wrapping uint8/int64 for
 /// integer tensors and shape arithmetic; integer division by zero gives 0, never a trap).
@@ -7,6 +8,8 @@ protocol ArithmeticElement {
     static func sub(_ a: Self, _ b: Self) -> Self
     static func mul(_ a: Self, _ b: Self) -> Self
     static func div(_ a: Self, _ b: Self) -> Self
+    static func pow(_ a: Self, _ b: Self) -> Self
+    static func prelu(_ a: Self, _ b: Self) -> Self
 }
 
 extension Float: ArithmeticElement {
@@ -14,6 +17,8 @@ extension Float: ArithmeticElement {
     @inline(__always) static func sub(_ a: Float, _ b: Float) -> Float { a - b }
     @inline(__always) static func mul(_ a: Float, _ b: Float) -> Float { a * b }
     @inline(__always) static func div(_ a: Float, _ b: Float) -> Float { a / b }
+    @inline(__always) static func pow(_ a: Float, _ b: Float) -> Float { powf(a, b) }
+    @inline(__always) static func prelu(_ a: Float, _ b: Float) -> Float { a < 0 ? a * b : a }
 }
 
 extension UInt8: ArithmeticElement {
@@ -21,6 +26,9 @@ extension UInt8: ArithmeticElement {
     @inline(__always) static func sub(_ a: UInt8, _ b: UInt8) -> UInt8 { a &- b }
     @inline(__always) static func mul(_ a: UInt8, _ b: UInt8) -> UInt8 { a &* b }
     @inline(__always) static func div(_ a: UInt8, _ b: UInt8) -> UInt8 { b == 0 ? 0 : a / b }
+    // Pow and PRelu are float-only (BinaryOperator.infer); these are never called.
+    static func pow(_ a: UInt8, _ b: UInt8) -> UInt8 { 0 }
+    static func prelu(_ a: UInt8, _ b: UInt8) -> UInt8 { a }
 }
 
 extension Int64: ArithmeticElement {
@@ -31,6 +39,8 @@ extension Int64: ArithmeticElement {
         // Floor division would differ from ONNX's truncation; Int64.min / -1 would trap.
         b == 0 || (a == .min && b == -1) ? 0 : a / b
     }
+    static func pow(_ a: Int64, _ b: Int64) -> Int64 { 0 }
+    static func prelu(_ a: Int64, _ b: Int64) -> Int64 { a < 0 ? a &* b : a }
 }
 
 /// NumPy-style broadcast of two shapes.
@@ -58,17 +68,37 @@ func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {
     return strides
 }
 
-/// ONNX Add, Sub, Mul, Div with multidirectional broadcasting (float32, uint8, int64).
+/// ONNX Add, Sub, Mul, Div (float32, uint8, int64), Pow and PRelu (float32) with
+/// multidirectional broadcasting (PRelu's slope broadcasts to X), and the legacy form
+/// before opset 7 (`broadcast` = 1 with `axis`: B's shape matches A's from `axis` on).
 enum BinaryOperator: Operator {
-    static let attributes: Set<String> = []
+    static let attributes: Set<String> = ["broadcast", "axis"]
+
+    /// B's shape as multidirectional broadcasting must see it.
+    static func effectiveShapeB(_ ctx: NodeContext, a: [Int], b: [Int]) throws(EngineError) -> [Int] {
+        guard ctx.opset < 7 else { return b }
+        if try ctx.int("broadcast", default: 0) == 0 {
+            guard a == b else { throw .shapeMismatch("\(ctx.op) node '\(ctx.name)': shapes \(a) and \(b) differ and broadcast is 0") }
+            return b
+        }
+        guard ctx.node.attributes["axis"] != nil else { return b }
+        let axis = try normalizeAxis(try ctx.int("axis", default: 0), rank: a.count, ctx)
+        guard axis + b.count <= a.count else {
+            throw .shapeMismatch("\(ctx.op) node '\(ctx.name)': \(b) does not fit \(a) from axis \(axis)")
+        }
+        return b + [Int](repeating: 1, count: a.count - axis - b.count)
+    }
 
     static func infer(_ ctx: NodeContext) throws(EngineError) -> [ValueType] {
-        let a = try ctx.requireType(0, [.float32, .uint8, .int64])
-        let b = try ctx.requireType(1, [.float32, .uint8, .int64])
+        let floatOnly = ctx.op == "Pow" || ctx.op == "PRelu"
+        let allowed: Set<ElementType> = floatOnly ? [.float32] : [.float32, .uint8, .int64]
+        let a = try ctx.requireType(0, allowed)
+        let b = try ctx.requireType(1, allowed)
         guard a.elementType == b.elementType else {
             throw .invalidModel("\(ctx.op) node '\(ctx.name)': operand types differ (\(a.elementType.rawValue), \(b.elementType.rawValue))")
         }
-        guard let shape = broadcastShapes(a.shape, b.shape) else {
+        let bShape = try effectiveShapeB(ctx, a: a.shape, b: b.shape)
+        guard let shape = broadcastShapes(a.shape, bShape), ctx.op != "PRelu" || shape == a.shape else {
             throw .shapeMismatch("\(ctx.op) node '\(ctx.name)': cannot broadcast \(a.shape) with \(b.shape)")
         }
         return [ValueType(a.elementType, shape)]
@@ -77,13 +107,19 @@ enum BinaryOperator: Operator {
     static func kernel(_ ctx: NodeContext, inputs: [Operand?], outputs: [Operand], workspace: UnsafeMutableRawPointer)
         throws(EngineError) -> any Kernel
     {
-        let a = inputs[0]!, b = inputs[1]!, y = outputs[0]
-        let op: BinaryKind = switch ctx.op {
+        let a = inputs[0]!, y = outputs[0]
+        var b = inputs[1]!
+        b.type.shape = try effectiveShapeB(ctx, a: a.shape, b: b.shape)
+        var op: BinaryKind = switch ctx.op {
         case "Add": .add
         case "Sub": .sub
         case "Mul": .mul
+        case "Pow": .pow
+        case "PRelu": .prelu
         default: .div
         }
+        // x^2 (decomposed LayerNorm's variance) without powf.
+        if op == .pow, let e = b.constant?.floats, e.count == 1, e[0] == 2 { op = .square }
         let act = Activation.fused(in: ctx.node)
         switch y.type.elementType {
         case .float32: return BinaryKernel<Float>(op, a, b, y, activation: act)
@@ -93,7 +129,7 @@ enum BinaryOperator: Operator {
     }
 }
 
-enum BinaryKind { case add, sub, mul, div }
+enum BinaryKind { case add, sub, mul, div, pow, prelu, square }
 
 final class BinaryKernel<T: ArithmeticElement>: Kernel {
     let op: BinaryKind
@@ -123,6 +159,9 @@ final class BinaryKernel<T: ArithmeticElement>: Kernel {
         case .sub: run(T.sub)
         case .mul: run(T.mul)
         case .div: run(T.div)
+        case .pow: run(T.pow)
+        case .prelu: run(T.prelu)
+        case .square: run { a, _ in T.mul(a, a) }
         }
         if T.self == Float.self && activation != .none {
             activation.apply(UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self), count)
