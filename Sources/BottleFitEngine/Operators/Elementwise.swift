@@ -72,7 +72,7 @@ func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {
 /// multidirectional broadcasting (PRelu's slope broadcasts to X), and the legacy form
 /// before opset 7 (`broadcast` = 1 with `axis`: B's shape matches A's from `axis` on).
 enum BinaryOperator: Operator {
-    static let attributes: Set<String> = ["broadcast", "axis"]
+    static let attributes: Set<String> = ["broadcast", "axis", "consumed_inputs"]
 
     /// B's shape as multidirectional broadcasting must see it.
     static func effectiveShapeB(_ ctx: NodeContext, a: [Int], b: [Int]) throws(EngineError) -> [Int] {

@@ -3,7 +3,8 @@ import BottleFitKernels
 
 /// ONNX Gemm: Y = alpha·A'·B' + beta·C (C broadcast to [M, N]), float32, via `cblas_sgemm`.
 enum GemmOperator: Operator {
-    static let attributes: Set<String> = ["alpha", "beta", "transA", "transB"]
+    /// `broadcast` (before opset 7) only allowed what multidirectional broadcasting of C does.
+    static let attributes: Set<String> = ["alpha", "beta", "transA", "transB", "broadcast"]
 
     struct Shape { var m: Int, n: Int, k: Int, transA: Bool, transB: Bool, alpha: Float, beta: Float }
 

@@ -3,8 +3,10 @@ import Foundation
 
 /// ONNX BatchNormalization in inference mode (running statistics), any rank ≥ 2, float32.
 /// In a planned model it is usually folded into the preceding Conv and never runs.
+/// Legacy attributes (before opset 7) are read: `is_test` and `consumed_inputs` change nothing
+/// for inference with one output; `spatial` must be 1.
 enum BatchNormOperator: Operator {
-    static let attributes: Set<String> = ["epsilon", "momentum", "training_mode", "spatial"]
+    static let attributes: Set<String> = ["epsilon", "momentum", "training_mode", "spatial", "is_test", "consumed_inputs"]
 
     static func infer(_ ctx: NodeContext) throws(EngineError) -> [ValueType] {
         let x = try ctx.requireType(0, [.float32])
