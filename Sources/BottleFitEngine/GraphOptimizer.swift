@@ -7,6 +7,7 @@ import BottleFitCore
 public enum GraphOptimizer {
     public static func optimize(_ input: Graph) -> Graph {
         var g = input
+        foldConstantNodes(&g)
         removePassThrough(&g)
         foldBatchNorm(&g)
         fuseActivations(&g)
@@ -19,6 +20,28 @@ public enum GraphOptimizer {
     static func rename(_ old: String, to new: String, in g: inout Graph) {
         for i in g.nodes.indices {
             for j in g.nodes[i].inputs.indices where g.nodes[i].inputs[j] == old { g.nodes[i].inputs[j] = new }
+        }
+    }
+
+    /// Constant nodes become initializers, so that what reads them sees constants at load time
+    /// (torch exports Clip's bounds for ReLU6 as Constant nodes; the Clip then fuses).
+    static func foldConstantNodes(_ g: inout Graph) {
+        let outputs = graphOutputs(g)
+        g.nodes.removeAll { n in
+            guard n.opType == "Constant", n.outputs.count == 1, !outputs.contains(n.outputs[0]), g.initializers[n.outputs[0]] == nil,
+                n.attributes.count == 1, let value = n.attributes.first?.value
+            else { return false }
+            let t: Tensor
+            switch value {
+            case .tensor(let v): t = v
+            case .float(let v): t = Tensor(shape: [], floats: [v])
+            case .floats(let v): t = Tensor(shape: [v.count], floats: v)
+            case .int(let v): t = Tensor(shape: [], int64s: [Int64(v)])
+            case .ints(let v): t = Tensor(shape: [v.count], int64s: v.map { Int64($0) })
+            default: return false
+            }
+            g.initializers[n.outputs[0]] = t
+            return true
         }
     }
 
