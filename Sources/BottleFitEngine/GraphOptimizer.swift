@@ -10,6 +10,7 @@ public enum GraphOptimizer {
         foldConstantNodes(&g)
         removePassThrough(&g)
         foldBatchNorm(&g)
+        fuseSiLU(&g)
         fuseActivations(&g)
         removeUnused(&g)
         return g
@@ -107,6 +108,30 @@ public enum GraphOptimizer {
             removed.insert(bi)
             producers[bn.outputs[0]] = ci
             consumers[x] = nil
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// x · Sigmoid(x) (SiLU, as torch exports it: EfficientNet) is applied in the epilogue of
+    /// the node producing x when x is read by nothing else.
+    static func fuseSiLU(_ g: inout Graph) {
+        let outputs = graphOutputs(g)
+        let consumers = g.consumers()
+        let producers = g.producers()
+        var removed = Set<Int>()
+        for (mi, mul) in g.nodes.enumerated() where mul.opType == "Mul" && mul.inputs.count == 2 {
+            for (xs, ss) in [(0, 1), (1, 0)] {
+                let x = mul.inputs[xs], sig = mul.inputs[ss]
+                guard let si = producers[sig], g.nodes[si].opType == "Sigmoid", g.nodes[si].inputs == [x],
+                    consumers[sig]?.count == 1, !outputs.contains(sig), !outputs.contains(x),
+                    let pi = producers[x], fusibleProducers.contains(g.nodes[pi].opType), g.nodes[pi].attributes["_act"] == nil,
+                    g.nodes[pi].outputs.count == 1, Set(consumers[x] ?? []) == [si, mi], !removed.contains(pi)
+                else { continue }
+                for (k, v) in Activation.silu.fusedAttributes { g.nodes[pi].attributes[k] = v }
+                g.nodes[pi].outputs = mul.outputs
+                removed.formUnion([si, mi])
+                break
+            }
         }
         g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     }

@@ -209,6 +209,27 @@ import Testing
         }
     }
 
+    /// EfficientNet's block: Conv → SiLU (Sigmoid, Mul; fused into the Conv) → squeeze-and-
+    /// excitation (GlobalAveragePool → 1x1 Conv → Sigmoid → Mul broadcast over H·W).
+    @Test func siluAndSqueezeExcitation() throws {
+        var rng = SeededGenerator(seed: 6)
+        let w = Tensor(shape: [8, 4, 3, 3], floats: (0..<288).map { _ in rng.nextNormal() * 0.3 })
+        let se = Tensor(shape: [8, 8, 1, 1], floats: (0..<64).map { _ in rng.nextNormal() * 0.3 })
+        let g = Self.model(
+            [
+                Self.node("Conv", ["x", "w"], ["pads": .ints([1, 1, 1, 1])], outputs: ["c"]),
+                Self.node("Sigmoid", ["c"], outputs: ["s"]),
+                Self.node("Mul", ["s", "c"], outputs: ["silu"]),
+                Self.node("GlobalAveragePool", ["silu"], outputs: ["pool"]),
+                Self.node("Conv", ["pool", "se"], outputs: ["e"]),
+                Self.node("Sigmoid", ["e"], outputs: ["gate"]),
+                Self.node("Mul", ["silu", "gate"]),
+            ], shape: [2, 4, 9, 9], constants: ["w": w, "se": se])
+        let session = try InferenceSession(graph: g)
+        #expect(session.optimizedGraph.nodes.map(\.opType) == ["Conv", "GlobalAveragePool", "Conv", "Mul"])
+        try Self.check(g, "silu-se")
+    }
+
     /// Before opset 7: Add with broadcast = 1 and axis aligns B with A from that axis on; the
     /// legacy BatchNormalization and Gemm attributes load.
     @Test func legacyAttributes() throws {

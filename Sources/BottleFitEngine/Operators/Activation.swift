@@ -12,6 +12,8 @@ enum Activation: Equatable {
     case hardSigmoid(alpha: Float, beta: Float)
     /// x · max(0, min(1, x/6 + 1/2)) (ONNX HardSwish, MobileNetV3).
     case hardSwish
+    /// x · sigmoid(x) (SiLU/Swish: exported as Sigmoid and Mul, fused by `GraphOptimizer`).
+    case silu
 
     /// Applies the activation in place to `count` floats.
     func apply(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
@@ -33,6 +35,9 @@ enum Activation: Equatable {
             for i in 0..<count { p[i] = Swift.min(Swift.max(a * p[i] + b, 0), 1) }
         case .hardSwish:
             for i in 0..<count { let v = p[i]; p[i] = v * Swift.min(Swift.max(v * (1 / 6) + 0.5, 0), 1) }
+        case .silu:
+            // x / (1 + e^-x): for very negative x, e^-x is inf and the result −0, as x·sigmoid(x).
+            for i in 0..<count { let v = p[i]; p[i] = v / (1 + expf(-v)) }
         }
     }
 
@@ -50,6 +55,7 @@ enum Activation: Equatable {
         case "Sigmoid": return .sigmoid
         case "HardSigmoid": return .hardSigmoid(alpha: f("_alpha", 0.2), beta: f("_beta", 0.5))
         case "HardSwish": return .hardSwish
+        case "SiLU": return .silu
         default: return .none
         }
     }
@@ -64,6 +70,7 @@ enum Activation: Equatable {
         case .sigmoid: ["_act": .string("Sigmoid")]
         case .hardSigmoid(let a, let b): ["_act": .string("HardSigmoid"), "_alpha": .float(a), "_beta": .float(b)]
         case .hardSwish: ["_act": .string("HardSwish")]
+        case .silu: ["_act": .string("SiLU")]
         }
     }
 
@@ -150,8 +157,12 @@ final class ActivationKernel: Kernel {
     }
 
     func execute() {
-        if input != output { output.update(from: input, count: count) }
-        activation.apply(output, count)
+        let input = input, output = output, activation = activation
+        Parallel.forEach(count, minimumPerThread: 16384) { range in
+            let src = input + range.lowerBound, dst = output + range.lowerBound
+            if src != dst { dst.update(from: src, count: range.count) }
+            activation.apply(dst, range.count)
+        }
     }
 }
 
