@@ -187,6 +187,20 @@ import Testing
         }
     }
 
+    /// ConvNeXt's pointwise layers: NCHW → NHWC (Transpose), a Linear layer as MatMul of a rank-4
+    /// activation by a 2-D weight (one GEMM over all rows), back to NCHW.
+    @Test func transposeAndMatMulOverNHWC() throws {
+        var rng = SeededGenerator(seed: 8)
+        let w = Tensor(shape: [6, 10], floats: (0..<60).map { _ in rng.nextNormal() })
+        let g = Self.model(
+            [
+                Self.node("Transpose", ["x"], ["perm": .ints([0, 2, 3, 1])], outputs: ["t"]),
+                Self.node("MatMul", ["t", "w"], outputs: ["m"]),
+                Self.node("Transpose", ["m"], ["perm": .ints([0, 3, 1, 2])]),
+            ], shape: [2, 6, 5, 7], constants: ["w": w])
+        try Self.check(g, "nhwc-linear")
+    }
+
     /// Gather on constant indices (torch's x[:, idx]) of an activation.
     @Test func gatherConstantIndices() throws {
         let g = Self.model(
