@@ -108,6 +108,22 @@ import Testing
         try Self.check(Self.model([Self.node(op, ["x"])], shape: [2, 3, 7, 9], opset: 14), op, positive: positive)
     }
 
+    /// Sigmoid and SiLU run a vectorised exponential: against double precision from −100 to 100.
+    @Test func sigmoidAndSiLUOverWideRange() throws {
+        let xs = (0..<4001).map { Float($0 - 2000) / 20 }
+        for (op, exact) in [("Sigmoid", { (x: Double) in 1 / (1 + Foundation.exp(-x)) }), ("SiLU", { (x: Double) in x / (1 + Foundation.exp(-x)) })] {
+            let nodes = op == "Sigmoid"
+                ? [Self.node("Sigmoid", ["x"])]
+                : [Self.node("Conv", ["x", "w"], outputs: ["c"]), Self.node("Sigmoid", ["c"], outputs: ["s"]), Self.node("Mul", ["c", "s"])]
+            let g = Self.model(nodes, shape: [1, 1, 1, xs.count], constants: ["w": Tensor(shape: [1, 1, 1, 1], floats: [1])])
+            let y = try InferenceSession(graph: g).run(Tensor(shape: [1, 1, 1, xs.count], floats: xs)).floats!
+            for (x, v) in zip(xs, y) {
+                let e = exact(Double(x))
+                #expect(abs(Double(v) - e) <= 1e-6 * max(abs(e), 1e-3), "\(op)(\(x)) = \(v), expected \(e)")
+            }
+        }
+    }
+
     @Test func eluSeluWithAttributes() throws {
         try Self.check(Self.model([Self.node("Elu", ["x"], ["alpha": .float(0.3)])], shape: [3, 17]), "elu-alpha")
         try Self.check(Self.model([Self.node("Selu", ["x"], ["alpha": .float(1.5), "gamma": .float(2)])], shape: [3, 17]), "selu-attrs")

@@ -26,18 +26,32 @@ enum Activation: Equatable {
         case .clip(let lo, let hi):
             for i in 0..<count { p[i] = Swift.min(Swift.max(p[i], lo), hi) }
         case .sigmoid:
-            for i in 0..<count {
+            // 1 / (1 + e^-x); e^-x is clamped (vectorExp), so it never overflows to inf.
+            var i = 0
+            while i + 8 <= count {
+                let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(p + i).storeBytes(of: 1 / (1 + vectorExp(-v)), as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < count {
                 let v = p[i]
                 // Split by sign so exp never overflows.
                 if v >= 0 { p[i] = 1 / (1 + expf(-v)) } else { let e = expf(v); p[i] = e / (1 + e) }
+                i += 1
             }
         case .hardSigmoid(let a, let b):
             for i in 0..<count { p[i] = Swift.min(Swift.max(a * p[i] + b, 0), 1) }
         case .hardSwish:
             for i in 0..<count { let v = p[i]; p[i] = v * Swift.min(Swift.max(v * (1 / 6) + 0.5, 0), 1) }
         case .silu:
-            // x / (1 + e^-x): for very negative x, e^-x is inf and the result −0, as x·sigmoid(x).
-            for i in 0..<count { let v = p[i]; p[i] = v / (1 + expf(-v)) }
+            // x / (1 + e^-x): for very negative x, e^-x is huge and the result −0, as x·sigmoid(x).
+            var i = 0
+            while i + 8 <= count {
+                let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(p + i).storeBytes(of: v / (1 + vectorExp(-v)), as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < count { let v = p[i]; p[i] = v / (1 + expf(-v)); i += 1 }
         }
     }
 
@@ -190,4 +204,24 @@ final class ClipKernel: Kernel {
         if input != output { output.update(from: input, count: count) }
         Activation.clip(min: minPointer?.pointee ?? lo, max: maxPointer?.pointee ?? hi).apply(output, count)
     }
+}
+/// e^x for eight floats at once (Cephes' expf: range reduction by ln 2, degree-5 polynomial,
+/// about 1 ulp), so Sigmoid and SiLU epilogues vectorise instead of calling libm per element.
+/// Inputs are clamped to [−87.3, 88] (e^x stays a finite, normal float; nearer the ends it is
+/// 0 or huge to the precision Sigmoid and SiLU need).
+@inline(__always)
+func vectorExp(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    let x = v.clamped(lowerBound: SIMD8(repeating: -87.33654), upperBound: SIMD8(repeating: 88))
+    let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+    var r = x - n * 0.693359375
+    r = r + n * 2.12194440e-4
+    var p = SIMD8<Float>(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    let y = p * (r * r) + r + 1
+    let e = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+    return y * unsafeBitCast(e, to: SIMD8<Float>.self)
 }
