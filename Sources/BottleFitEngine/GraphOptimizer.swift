@@ -112,8 +112,9 @@ public enum GraphOptimizer {
         g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     }
 
-    /// x · Sigmoid(x) (SiLU, as torch exports it: EfficientNet) is applied in the epilogue of
-    /// the node producing x when x is read by nothing else.
+    /// x · Sigmoid(x) (SiLU, as torch exports it: EfficientNet) and x · HardSigmoid(x) with
+    /// alpha 1/6, beta 1/2 (HardSwish, as torch exports it before opset 14: MobileNetV3) are
+    /// applied in the epilogue of the node producing x when x is read by nothing else.
     static func fuseSiLU(_ g: inout Graph) {
         let outputs = graphOutputs(g)
         let consumers = g.consumers()
@@ -122,18 +123,27 @@ public enum GraphOptimizer {
         for (mi, mul) in g.nodes.enumerated() where mul.opType == "Mul" && mul.inputs.count == 2 {
             for (xs, ss) in [(0, 1), (1, 0)] {
                 let x = mul.inputs[xs], sig = mul.inputs[ss]
-                guard let si = producers[sig], g.nodes[si].opType == "Sigmoid", g.nodes[si].inputs == [x],
+                guard let si = producers[sig], let act = gatedActivation(g.nodes[si]), g.nodes[si].inputs == [x],
                     consumers[sig]?.count == 1, !outputs.contains(sig), !outputs.contains(x),
                     let pi = producers[x], fusibleProducers.contains(g.nodes[pi].opType), g.nodes[pi].attributes["_act"] == nil,
                     g.nodes[pi].outputs.count == 1, Set(consumers[x] ?? []) == [si, mi], !removed.contains(pi)
                 else { continue }
-                for (k, v) in Activation.silu.fusedAttributes { g.nodes[pi].attributes[k] = v }
+                for (k, v) in act.fusedAttributes { g.nodes[pi].attributes[k] = v }
                 g.nodes[pi].outputs = mul.outputs
                 removed.formUnion([si, mi])
                 break
             }
         }
         g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// The activation x · gate(x) computes, for the gates that make a known one.
+    static func gatedActivation(_ gate: Node) -> Activation? {
+        switch Activation.of(gate, constants: []) {
+        case .sigmoid?: return .silu
+        case .hardSigmoid(let a, let b)? where abs(a - 1 / 6) < 1e-6 && b == 0.5: return .hardSwish
+        default: return nil
+        }
     }
 
     static let fusibleProducers: Set<String> = ["Conv", "ConvTranspose", "Gemm", "Add", "BatchNormalization"]

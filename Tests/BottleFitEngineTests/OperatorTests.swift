@@ -260,6 +260,23 @@ import Testing
         try Self.check(g, "silu-se")
     }
 
+    /// HardSwish as torch writes it before opset 14 (x · HardSigmoid(x), alpha 1/6) fuses into
+    /// the Conv; another alpha is left alone.
+    @Test func decomposedHardSwishFuses() throws {
+        var rng = SeededGenerator(seed: 7)
+        let w = Tensor(shape: [6, 3, 3, 3], floats: (0..<162).map { _ in rng.nextNormal() * 0.5 })
+        for (alpha, fused) in [(Float(1.0 / 6), true), (Float(0.2), false)] {
+            let g = Self.model(
+                [
+                    Self.node("Conv", ["x", "w"], ["pads": .ints([1, 1, 1, 1])], outputs: ["c"]),
+                    Self.node("HardSigmoid", ["c"], ["alpha": .float(alpha), "beta": .float(0.5)], outputs: ["h"]),
+                    Self.node("Mul", ["c", "h"]),
+                ], shape: [2, 3, 8, 8], constants: ["w": w])
+            #expect(try InferenceSession(graph: g).optimizedGraph.nodes.count == (fused ? 1 : 3))
+            try Self.check(g, "hardswish-decomposed-\(alpha)")
+        }
+    }
+
     /// Before opset 7: Add with broadcast = 1 and axis aligns B with A from that axis on; the
     /// legacy BatchNormalization and Gemm attributes load.
     @Test func legacyAttributes() throws {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Results of scripts/check-model-zoo: one JSON line per model, and docs/model-zoo.md from them.
 
-usage: report.py record RESULTS LABEL MODEL RUN_DIR ERROR [OURS_B1 OURS_B8] -- [ORT_B1 ORT_B8]
+usage: report.py record RESULTS COMMIT LABEL MODEL RUN_DIR ERROR [OURS_B1 OURS_B8] -- [ORT_B1 ORT_B8]
        report.py write RESULTS DOC THREADS ROUNDS RUNS
 Runs under the project's .venv Python (numpy, onnx).
 """
@@ -26,13 +26,13 @@ def medians(text):
 
 
 def record(args):
-    results, label, model, run, error = args[:5]
-    rest = args[5:]
+    results, commit, label, model, run, error = args[:6]
+    rest = args[6:]
     split = rest.index("--") if "--" in rest else len(rest)
     ours, theirs = [r for r in rest[:split] if r], [r for r in rest[split + 1:] if r]
     m = onnx.load(model, load_external_data=False)
     ops = collections.Counter(n.op_type for n in m.graph.node)
-    row = {"label": label, "opset": m.opset_import[0].version, "ops": sorted(ops), "error": error or None,
+    row = {"label": label, "commit": commit, "opset": m.opset_import[0].version, "ops": sorted(ops), "error": error or None,
            "parameters": int(sum(np.prod(t.dims) for t in m.graph.initializer))}
     if not error:
         for b in (1, 8):
@@ -44,8 +44,11 @@ def record(args):
         for i, b in enumerate((1, 8)):
             if i < len(ours) and i < len(theirs):
                 row[f"ours_ms_b{b}"], row[f"ort_ms_b{b}"] = medians(ours[i]), medians(theirs[i])
-    with open(results, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    # A model measured again replaces its earlier row, in place.
+    rows = [json.loads(l) for l in open(results) if l.strip()] if os.path.exists(results) else []
+    rows = [row if r["label"] == label else r for r in rows] + ([] if any(r["label"] == label for r in rows) else [row])
+    with open(results, "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
     status = row["error"] or " ".join(f"b{b}: parity {row[f'parity_b{b}']:.1e}" +
                                       (f", {row[f'ours_ms_b{b}']:.1f} vs {row[f'ort_ms_b{b}']:.1f} ms" if f"ours_ms_b{b}" in row else "")
                                       for b in (1, 8))
@@ -65,7 +68,9 @@ def write(args):
            f"- parity: max|bottlefit − ORT| / max|ORT| over the output, batch 1 and batch 8; bound {BOUND:g}.",
            f"- ratio: bottlefit median latency / ORT median latency (lower is better), {threads} threads each,",
            f"  median of {rounds} rounds of {runs} timed runs, the runtimes alternated (as `scripts/bench-vs-onnxruntime`).",
-           f"- machine: {cpu}, {os.cpu_count()} cores, shared; {datetime.date.today().isoformat()}.", "",
+           f"- machine: {cpu}, {os.cpu_count()} cores, shared with other work while measured (the absolute",
+           "  times vary a lot between runs; the ratios, measured alternately, less so);",
+           f"  {datetime.date.today().isoformat()}; engine built from commit {', '.join(sorted(set(r.get('commit', '?') for r in rows)))}.", "",
            "| model | opset | params (M) | runs | parity b1 | parity b8 | bottlefit ms b1 | ORT ms b1 | ratio b1 | bottlefit ms b8 | ORT ms b8 | ratio b8 |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
