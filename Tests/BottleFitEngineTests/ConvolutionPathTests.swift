@@ -53,6 +53,11 @@ import Testing
         Case(batch: 2, channels: 5, outChannels: 5, size: 9, kernel: 7, stride: 1, pad: 3, groups: 5, leaky: true),
         Case(batch: 1, channels: 4, outChannels: 4, size: 10, kernel: 3, stride: 3, pad: 2, groups: 4),
         Case(batch: 1, channels: 3, outChannels: 3, size: 6, kernel: 1, stride: 1, pad: 1, groups: 3),
+        // Grouped, items split over threads: RegNet's 3x3/2 with groups of 8 channels, a grouped 1x1,
+        // and more groups than threads at batch 3.
+        Case(batch: 1, channels: 24, outChannels: 24, size: 13, kernel: 3, stride: 2, pad: 1, groups: 3),
+        Case(batch: 2, channels: 8, outChannels: 12, size: 7, kernel: 1, stride: 1, pad: 0, groups: 4),
+        Case(batch: 3, channels: 10, outChannels: 15, size: 9, kernel: 3, stride: 1, pad: 1, groups: 5, leaky: true),
     ]
 
     /// out = relu(conv(x) + bias + residual), computed directly.

@@ -193,6 +193,39 @@ final class ConvKernel: Kernel {
                 for p in planes { depthwise(plane: p) }
             }
             return
+        } else if s.groups > 1 {
+            // Grouped (RegNet, ResNeXt): each thread takes whole (image, group) items, with its
+            // im2col blocks in its own workspace and single-threaded GEMMs, so there is no
+            // fork-join per group (RegNetY-400MF has up to 55 groups per convolution).
+            let parts = Swift.min(plannedThreads, Parallel.threads)
+            let items = s.batch * s.groups
+            let block = ConvOperator.columnBlock(s)
+            let ws = workspace, input = input, output = output, weight = weight
+            let channels = s.channels, outChannels = s.outChannels, groups = s.groups
+            Parallel.forEach(parts) { threads in
+                for t in threads {
+                    let mine = ws + t * k * block
+                    for item in (items * t / parts)..<(items * (t + 1) / parts) {
+                        let n = item / groups, grp = item % groups
+                        let x = input + (n * channels + grp * cg) * inArea
+                        let y = output + (n * outChannels + grp * mg) * outArea
+                        let w = weight + grp * mg * k
+                        if g.isPointwise {
+                            sgemm(m: mg, n: outArea, k: k, a: w, lda: k, b: x, ldb: outArea, c: y, ldc: outArea, parallel: false)
+                            continue
+                        }
+                        var p0 = 0
+                        while p0 < outArea {
+                            let columns = p0..<Swift.min(outArea, p0 + block)
+                            g.im2col(x, rows: 0..<k, columns: columns, into: mine, ldc: columns.count)
+                            sgemm(
+                                m: mg, n: columns.count, k: k, a: w, lda: k, b: mine, ldb: columns.count, c: y + p0, ldc: outArea,
+                                parallel: false)
+                            p0 = columns.upperBound
+                        }
+                    }
+                }
+            }
         } else if ConvOperator.usesBatchedColumns(s) {
             // All images side by side: one large GEMM [M, K] x [K, N*OHW].
             let columns = s.batch * outArea
