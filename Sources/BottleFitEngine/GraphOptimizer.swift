@@ -7,8 +7,10 @@ import BottleFitCore
 public enum GraphOptimizer {
     public static func optimize(_ input: Graph) -> Graph {
         var g = input
+        foldConstantNodes(&g)
         removePassThrough(&g)
         foldBatchNorm(&g)
+        fuseSiLU(&g)
         fuseActivations(&g)
         removeUnused(&g)
         return g
@@ -19,6 +21,28 @@ public enum GraphOptimizer {
     static func rename(_ old: String, to new: String, in g: inout Graph) {
         for i in g.nodes.indices {
             for j in g.nodes[i].inputs.indices where g.nodes[i].inputs[j] == old { g.nodes[i].inputs[j] = new }
+        }
+    }
+
+    /// Constant nodes become initializers, so that what reads them sees constants at load time
+    /// (torch exports Clip's bounds for ReLU6 as Constant nodes; the Clip then fuses).
+    static func foldConstantNodes(_ g: inout Graph) {
+        let outputs = graphOutputs(g)
+        g.nodes.removeAll { n in
+            guard n.opType == "Constant", n.outputs.count == 1, !outputs.contains(n.outputs[0]), g.initializers[n.outputs[0]] == nil,
+                n.attributes.count == 1, let value = n.attributes.first?.value
+            else { return false }
+            let t: Tensor
+            switch value {
+            case .tensor(let v): t = v
+            case .float(let v): t = Tensor(shape: [], floats: [v])
+            case .floats(let v): t = Tensor(shape: [v.count], floats: v)
+            case .int(let v): t = Tensor(shape: [], int64s: [Int64(v)])
+            case .ints(let v): t = Tensor(shape: [v.count], int64s: v.map { Int64($0) })
+            default: return false
+            }
+            g.initializers[n.outputs[0]] = t
+            return true
         }
     }
 
@@ -88,6 +112,40 @@ public enum GraphOptimizer {
         g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     }
 
+    /// x · Sigmoid(x) (SiLU, as torch exports it: EfficientNet) and x · HardSigmoid(x) with
+    /// alpha 1/6, beta 1/2 (HardSwish, as torch exports it before opset 14: MobileNetV3) are
+    /// applied in the epilogue of the node producing x when x is read by nothing else.
+    static func fuseSiLU(_ g: inout Graph) {
+        let outputs = graphOutputs(g)
+        let consumers = g.consumers()
+        let producers = g.producers()
+        var removed = Set<Int>()
+        for (mi, mul) in g.nodes.enumerated() where mul.opType == "Mul" && mul.inputs.count == 2 {
+            for (xs, ss) in [(0, 1), (1, 0)] {
+                let x = mul.inputs[xs], sig = mul.inputs[ss]
+                guard let si = producers[sig], let act = gatedActivation(g.nodes[si]), g.nodes[si].inputs == [x],
+                    consumers[sig]?.count == 1, !outputs.contains(sig), !outputs.contains(x),
+                    let pi = producers[x], fusibleProducers.contains(g.nodes[pi].opType), g.nodes[pi].attributes["_act"] == nil,
+                    g.nodes[pi].outputs.count == 1, Set(consumers[x] ?? []) == [si, mi], !removed.contains(pi)
+                else { continue }
+                for (k, v) in act.fusedAttributes { g.nodes[pi].attributes[k] = v }
+                g.nodes[pi].outputs = mul.outputs
+                removed.formUnion([si, mi])
+                break
+            }
+        }
+        g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    }
+
+    /// The activation x · gate(x) computes, for the gates that make a known one.
+    static func gatedActivation(_ gate: Node) -> Activation? {
+        switch Activation.of(gate, constants: []) {
+        case .sigmoid?: return .silu
+        case .hardSigmoid(let a, let b)? where abs(a - 1 / 6) < 1e-6 && b == 0.5: return .hardSwish
+        default: return nil
+        }
+    }
+
     static let fusibleProducers: Set<String> = ["Conv", "ConvTranspose", "Gemm", "Add", "BatchNormalization"]
 
     /// An activation whose input has a single consumer is applied in its producer's epilogue.
@@ -97,7 +155,7 @@ public enum GraphOptimizer {
         let producers = g.producers()
         var removed = Set<Int>()
         for (ai, node) in g.nodes.enumerated() {
-            guard ["Relu", "LeakyRelu", "Sigmoid", "Clip"].contains(node.opType), let x = node.input(0),
+            guard ["Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip"].contains(node.opType), let x = node.input(0),
                 let pi = producers[x], fusibleProducers.contains(g.nodes[pi].opType), g.nodes[pi].attributes["_act"] == nil,
                 g.nodes[pi].outputs.count == 1, consumers[x]?.count == 1, !outputs.contains(x)
             else { continue }

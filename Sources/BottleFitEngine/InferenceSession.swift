@@ -96,6 +96,19 @@ public final class InferenceSession {
         openblas_set_num_threads(1)
     }()
 
+    /// Float graph inputs that a node reads as a parameter its plan depends on (Resize's
+    /// scales, Pad's constant value): like int64 inputs, plans are made per value.
+    private lazy var floatParameterInputs: Set<String> = {
+        let inputs = Set(optimizedGraph.inputs.map(\.name))
+        var found = Set<String>()
+        for n in optimizedGraph.nodes {
+            for i in OperatorRegistry.floatParameterSlots[n.opType] ?? [] {
+                if let name = n.input(i), inputs.contains(name) { found.insert(name) }
+            }
+        }
+        return found
+    }()
+
     /// Runs the model on named inputs and returns every graph output by name.
     public func run(_ inputs: [String: Tensor]) throws(EngineError) -> [String: Tensor] {
         var shapes: [[Int]] = []
@@ -104,7 +117,9 @@ public final class InferenceSession {
             shapes.append(t.shape)
         }
         var byValue: [String: Tensor] = [:]
-        for v in optimizedGraph.inputs where v.elementType == .int64 { byValue[v.name] = inputs[v.name] }
+        for v in optimizedGraph.inputs where v.elementType == .int64 || floatParameterInputs.contains(v.name) {
+            byValue[v.name] = inputs[v.name]
+        }
         let p = try plan(inputShapes: shapes, constantInputs: byValue)
         for v in optimizedGraph.inputs { try p.setInput(v.name, inputs[v.name]!) }
         p.execute()

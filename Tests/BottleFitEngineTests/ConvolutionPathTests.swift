@@ -46,6 +46,18 @@ import Testing
         Case(batch: 1, channels: 8, outChannels: 12, size: 57, kernel: 2, stride: 2, pad: 1, groups: 1),
         // Batched columns across image boundaries, 5 x 25 columns, 19 rows, leaky.
         Case(batch: 5, channels: 7, outChannels: 19, size: 11, kernel: 3, stride: 2, pad: 1, groups: 1, leaky: true),
+        // Depthwise (direct rows, epilogue fused): stride 2 (MobileNet), 5x5/2 (EfficientNet), 7x7 pad 3
+        // (ConvNeXt), stride 3 (the general strided loop), 1x1 with padding (rows that read only padding).
+        Case(batch: 2, channels: 12, outChannels: 12, size: 11, kernel: 3, stride: 2, pad: 1, groups: 12),
+        Case(batch: 1, channels: 6, outChannels: 6, size: 13, kernel: 5, stride: 2, pad: 2, groups: 6),
+        Case(batch: 2, channels: 5, outChannels: 5, size: 9, kernel: 7, stride: 1, pad: 3, groups: 5, leaky: true),
+        Case(batch: 1, channels: 4, outChannels: 4, size: 10, kernel: 3, stride: 3, pad: 2, groups: 4),
+        Case(batch: 1, channels: 3, outChannels: 3, size: 6, kernel: 1, stride: 1, pad: 1, groups: 3),
+        // Grouped, items split over threads: RegNet's 3x3/2 with groups of 8 channels, a grouped 1x1,
+        // and more groups than threads at batch 3.
+        Case(batch: 1, channels: 24, outChannels: 24, size: 13, kernel: 3, stride: 2, pad: 1, groups: 3),
+        Case(batch: 2, channels: 8, outChannels: 12, size: 7, kernel: 1, stride: 1, pad: 0, groups: 4),
+        Case(batch: 3, channels: 10, outChannels: 15, size: 9, kernel: 3, stride: 1, pad: 1, groups: 5, leaky: true),
     ]
 
     /// out = relu(conv(x) + bias + residual), computed directly.

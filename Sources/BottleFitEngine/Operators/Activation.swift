@@ -8,6 +8,12 @@ enum Activation: Equatable {
     case leakyRelu(alpha: Float)
     case clip(min: Float, max: Float)
     case sigmoid
+    /// max(0, min(1, alpha·x + beta)) (ONNX HardSigmoid; PyTorch's is alpha 1/6, beta 1/2).
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// x · max(0, min(1, x/6 + 1/2)) (ONNX HardSwish, MobileNetV3).
+    case hardSwish
+    /// x · sigmoid(x) (SiLU/Swish: exported as Sigmoid and Mul, fused by `GraphOptimizer`).
+    case silu
 
     /// Applies the activation in place to `count` floats.
     func apply(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
@@ -20,11 +26,32 @@ enum Activation: Equatable {
         case .clip(let lo, let hi):
             for i in 0..<count { p[i] = Swift.min(Swift.max(p[i], lo), hi) }
         case .sigmoid:
-            for i in 0..<count {
+            // 1 / (1 + e^-x); e^-x is clamped (vectorExp), so it never overflows to inf.
+            var i = 0
+            while i + 8 <= count {
+                let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(p + i).storeBytes(of: 1 / (1 + vectorExp(-v)), as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < count {
                 let v = p[i]
                 // Split by sign so exp never overflows.
                 if v >= 0 { p[i] = 1 / (1 + expf(-v)) } else { let e = expf(v); p[i] = e / (1 + e) }
+                i += 1
             }
+        case .hardSigmoid(let a, let b):
+            for i in 0..<count { p[i] = Swift.min(Swift.max(a * p[i] + b, 0), 1) }
+        case .hardSwish:
+            for i in 0..<count { let v = p[i]; p[i] = v * Swift.min(Swift.max(v * (1 / 6) + 0.5, 0), 1) }
+        case .silu:
+            // x / (1 + e^-x): for very negative x, e^-x is huge and the result −0, as x·sigmoid(x).
+            var i = 0
+            while i + 8 <= count {
+                let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(p + i).storeBytes(of: v / (1 + vectorExp(-v)), as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < count { let v = p[i]; p[i] = v / (1 + expf(-v)); i += 1 }
         }
     }
 
@@ -40,6 +67,9 @@ enum Activation: Equatable {
         case "LeakyRelu": return .leakyRelu(alpha: f("_alpha", 0.01))
         case "Clip": return .clip(min: f("_min", -.infinity), max: f("_max", .infinity))
         case "Sigmoid": return .sigmoid
+        case "HardSigmoid": return .hardSigmoid(alpha: f("_alpha", 0.2), beta: f("_beta", 0.5))
+        case "HardSwish": return .hardSwish
+        case "SiLU": return .silu
         default: return .none
         }
     }
@@ -52,6 +82,9 @@ enum Activation: Equatable {
         case .leakyRelu(let a): ["_act": .string("LeakyRelu"), "_alpha": .float(a)]
         case .clip(let lo, let hi): ["_act": .string("Clip"), "_min": .float(lo), "_max": .float(hi)]
         case .sigmoid: ["_act": .string("Sigmoid")]
+        case .hardSigmoid(let a, let b): ["_act": .string("HardSigmoid"), "_alpha": .float(a), "_beta": .float(b)]
+        case .hardSwish: ["_act": .string("HardSwish")]
+        case .silu: ["_act": .string("SiLU")]
         }
     }
 
@@ -60,6 +93,12 @@ enum Activation: Equatable {
         switch node.opType {
         case "Relu": return .relu
         case "Sigmoid": return .sigmoid
+        case "HardSwish": return .hardSwish
+        case "HardSigmoid":
+            var alpha: Float = 0.2, beta: Float = 0.5
+            if case .float(let a)? = node.attributes["alpha"] { alpha = a }
+            if case .float(let b)? = node.attributes["beta"] { beta = b }
+            return .hardSigmoid(alpha: alpha, beta: beta)
         case "LeakyRelu":
             if case .float(let a)? = node.attributes["alpha"] { return .leakyRelu(alpha: a) }
             return .leakyRelu(alpha: 0.01)
@@ -82,9 +121,9 @@ enum Activation: Equatable {
     }
 }
 
-/// Relu, LeakyRelu, Sigmoid and Clip as standalone nodes (float32).
+/// Relu, LeakyRelu, Sigmoid, HardSigmoid, HardSwish and Clip as standalone nodes (float32).
 enum ActivationOperator: Operator {
-    static let attributes: Set<String> = ["alpha", "min", "max"]
+    static let attributes: Set<String> = ["alpha", "beta", "min", "max"]
 
     static func infer(_ ctx: NodeContext) throws(EngineError) -> [ValueType] {
         let x = try ctx.requireType(0, [.float32])
@@ -132,8 +171,12 @@ final class ActivationKernel: Kernel {
     }
 
     func execute() {
-        if input != output { output.update(from: input, count: count) }
-        activation.apply(output, count)
+        let input = input, output = output, activation = activation
+        Parallel.forEach(count, minimumPerThread: 16384) { range in
+            let src = input + range.lowerBound, dst = output + range.lowerBound
+            if src != dst { dst.update(from: src, count: range.count) }
+            activation.apply(dst, range.count)
+        }
     }
 }
 
@@ -161,4 +204,24 @@ final class ClipKernel: Kernel {
         if input != output { output.update(from: input, count: count) }
         Activation.clip(min: minPointer?.pointee ?? lo, max: maxPointer?.pointee ?? hi).apply(output, count)
     }
+}
+/// e^x for eight floats at once (Cephes' expf: range reduction by ln 2, degree-5 polynomial,
+/// about 1 ulp), so Sigmoid and SiLU epilogues vectorise instead of calling libm per element.
+/// Inputs are clamped to [−87.3, 88] (e^x stays a finite, normal float; nearer the ends it is
+/// 0 or huge to the precision Sigmoid and SiLU need).
+@inline(__always)
+func vectorExp(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    let x = v.clamped(lowerBound: SIMD8(repeating: -87.33654), upperBound: SIMD8(repeating: 88))
+    let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+    var r = x - n * 0.693359375
+    r = r + n * 2.12194440e-4
+    var p = SIMD8<Float>(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    let y = p * (r * r) + r + 1
+    let e = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+    return y * unsafeBitCast(e, to: SIMD8<Float>.self)
 }

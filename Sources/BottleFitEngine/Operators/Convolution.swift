@@ -6,7 +6,7 @@ import CBottleFitOpenBLAS
 ///
 /// Each group is one `cblas_sgemm`: weights [M/g, C/g·kh·kw] times the im2col matrix
 /// [C/g·kh·kw, OH·OW]. Pointwise convolutions use the input as the matrix directly.
-/// Depthwise convolutions run a direct loop. The epilogue adds the bias, an optional
+/// Depthwise convolutions run a direct loop with the epilogue fused (DepthwiseConvolution.swift). The epilogue adds the bias, an optional
 /// fused residual (input 3, from Add fusion) and the fused activation in one pass.
 /// With `KernelSelection.gemm == .packed` and constant weights (ungrouped), the weights are
 /// packed once per session and the GEMMs run on BottleFitKernels' microkernel instead, with
@@ -188,8 +188,43 @@ final class ConvKernel: Kernel {
         let outArea = g.outputArea
         let inArea = g.inputArea
         if s.groups > 1 && cg == 1 && mg == 1 {
+            // Bias, residual and activation are applied row by row inside.
             Parallel.forEach(s.batch * s.channels) { planes in
                 for p in planes { depthwise(plane: p) }
+            }
+            return
+        } else if s.groups > 1 {
+            // Grouped (RegNet, ResNeXt): each thread takes whole (image, group) items, with its
+            // im2col blocks in its own workspace and single-threaded GEMMs, so there is no
+            // fork-join per group (RegNetY-400MF has up to 55 groups per convolution).
+            let parts = Swift.min(plannedThreads, Parallel.threads)
+            let items = s.batch * s.groups
+            let block = ConvOperator.columnBlock(s)
+            let ws = workspace, input = input, output = output, weight = weight
+            let channels = s.channels, outChannels = s.outChannels, groups = s.groups
+            Parallel.forEach(parts) { threads in
+                for t in threads {
+                    let mine = ws + t * k * block
+                    for item in (items * t / parts)..<(items * (t + 1) / parts) {
+                        let n = item / groups, grp = item % groups
+                        let x = input + (n * channels + grp * cg) * inArea
+                        let y = output + (n * outChannels + grp * mg) * outArea
+                        let w = weight + grp * mg * k
+                        if g.isPointwise {
+                            sgemm(m: mg, n: outArea, k: k, a: w, lda: k, b: x, ldb: outArea, c: y, ldc: outArea, parallel: false)
+                            continue
+                        }
+                        var p0 = 0
+                        while p0 < outArea {
+                            let columns = p0..<Swift.min(outArea, p0 + block)
+                            g.im2col(x, rows: 0..<k, columns: columns, into: mine, ldc: columns.count)
+                            sgemm(
+                                m: mg, n: columns.count, k: k, a: w, lda: k, b: mine, ldb: columns.count, c: y + p0, ldc: outArea,
+                                parallel: false)
+                            p0 = columns.upperBound
+                        }
+                    }
+                }
             }
         } else if ConvOperator.usesBatchedColumns(s) {
             // All images side by side: one large GEMM [M, K] x [K, N*OHW].
@@ -333,28 +368,11 @@ final class ConvKernel: Kernel {
     }
 
     private func depthwise(plane p: Int) {
-        let g = s.geometry
-        let (ih, iw) = g.input
-        let (oh, ow) = g.output
         let c = p % s.channels
-        let x = input + p * ih * iw
-        let y = output + p * oh * ow
-        let w = weight + c * g.kernelArea
-        for oy in 0..<oh {
-            for ox in 0..<ow {
-                var acc: Float = 0
-                for ki in 0..<g.kernel.h {
-                    let iy = oy * g.stride.h - g.padTop + ki * g.dilation.h
-                    if iy < 0 || iy >= ih { continue }
-                    for kj in 0..<g.kernel.w {
-                        let ix = ox * g.stride.w - g.padLeft + kj * g.dilation.w
-                        if ix < 0 || ix >= iw { continue }
-                        acc += x[iy * iw + ix] * w[ki * g.kernel.w + kj]
-                    }
-                }
-                y[oy * ow + ox] = acc
-            }
-        }
+        let area = s.geometry.outputArea
+        depthwiseConvolutionPlane(
+            x: input + p * s.geometry.inputArea, y: output + p * area, w: weight + c * s.geometry.kernelArea, geometry: s.geometry,
+            bias: bias?[c] ?? 0, residual: residual.map { $0 + p * area }, activation: activation)
     }
 }
 

@@ -3,7 +3,8 @@ import BottleFitKernels
 
 /// ONNX Gemm: Y = alpha·A'·B' + beta·C (C broadcast to [M, N]), float32, via `cblas_sgemm`.
 enum GemmOperator: Operator {
-    static let attributes: Set<String> = ["alpha", "beta", "transA", "transB"]
+    /// `broadcast` (before opset 7) only allowed what multidirectional broadcasting of C does.
+    static let attributes: Set<String> = ["alpha", "beta", "transA", "transB", "broadcast"]
 
     struct Shape { var m: Int, n: Int, k: Int, transA: Bool, transB: Bool, alpha: Float, beta: Float }
 
@@ -179,7 +180,13 @@ enum MatMulOperator: Operator {
     static func kernel(_ ctx: NodeContext, inputs: [Operand?], outputs: [Operand], workspace: UnsafeMutableRawPointer)
         throws(EngineError) -> any Kernel
     {
-        let s = try shape(ctx)
+        var s = try shape(ctx)
+        if s.bShape.count == 2 && s.aShape.count > 2 {
+            // One weight matrix for every batch item (a Linear layer over NHWC, as in ConvNeXt):
+            // A's batch dimensions are rows of one GEMM.
+            s.m *= s.batch.reduce(1, *)
+            return MatMulKernel(s, a: inputs[0]!.floats, b: inputs[1]!.floats, y: outputs[0].floats, offsets: [(0, 0)])
+        }
         // Offsets of each batch item's A and B matrices under broadcasting.
         let batchCount = s.batch.reduce(1, *)
         let sa = broadcastStrides(Array(s.aShape.dropLast(2)), to: s.batch)

@@ -221,10 +221,36 @@ final class TransposeKernel: Kernel {
         let r = outShape.count
         if r == 0 { y.copyMemory(from: x, byteCount: element); return }
         for i in 0..<r { index[i] = 0 }
+        if element == 4 {
+            run(x.assumingMemoryBound(to: UInt32.self), y.assumingMemoryBound(to: UInt32.self), count)
+            return
+        }
         var src = 0
         for o in 0..<count {
             (y + o * element).copyMemory(from: x + src * element, byteCount: element)
             var axis = r - 1
+            while axis >= 0 {
+                index[axis] += 1
+                src += strides[axis]
+                if index[axis] < outShape[axis] { break }
+                src -= strides[axis] * outShape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+    }
+
+    /// The same walk for 4-byte elements (float32): a load and a store instead of a copy
+    /// call per element; the last axis runs as a strided loop.
+    private func run<T>(_ x: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>, _ count: Int) {
+        let r = outShape.count
+        let inner = outShape[r - 1], innerStride = strides[r - 1]
+        var src = 0
+        var o = 0
+        while o < count {
+            for j in 0..<inner { y[o + j] = x[src + j * innerStride] }
+            o += inner
+            var axis = r - 2
             while axis >= 0 {
                 index[axis] += 1
                 src += strides[axis]

@@ -1,7 +1,7 @@
 import BottleFitCore
 import Foundation
 
-/// ONNX Softmax, float32. Opset ≥ 13 normalises along `axis` (default -1); earlier opsets
+/// ONNX Softmax and LogSoftmax, float32. Opset ≥ 13 normalises along `axis` (default -1); earlier opsets
 /// flatten to 2-D at `axis` (default 1) and normalise each row.
 enum SoftmaxOperator: Operator {
     static let attributes: Set<String> = ["axis"]
@@ -20,17 +20,23 @@ enum SoftmaxOperator: Operator {
         let axis = try normalizeAxis(try ctx.int("axis", default: ctx.opset >= 13 ? -1 : 1), rank: shape.count, ctx)
         let outer = shape[..<axis].reduce(1, *)
         if ctx.opset >= 13 {
-            return SoftmaxKernel(x: x.floats, y: outputs[0].floats, outer: outer, length: shape[axis], inner: shape[(axis + 1)...].reduce(1, *))
+            return SoftmaxKernel(
+                x: x.floats, y: outputs[0].floats, outer: outer, length: shape[axis], inner: shape[(axis + 1)...].reduce(1, *),
+                log: ctx.op == "LogSoftmax")
         }
-        return SoftmaxKernel(x: x.floats, y: outputs[0].floats, outer: outer, length: shape[axis...].reduce(1, *), inner: 1)
+        return SoftmaxKernel(
+            x: x.floats, y: outputs[0].floats, outer: outer, length: shape[axis...].reduce(1, *), inner: 1, log: ctx.op == "LogSoftmax")
     }
 }
 
 final class SoftmaxKernel: Kernel {
     let x, y: UnsafeMutablePointer<Float>
     let outer, length, inner: Int
+    /// LogSoftmax: x − max − log Σ exp(x − max).
+    let log: Bool
 
-    init(x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, outer: Int, length: Int, inner: Int) {
+    init(x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, outer: Int, length: Int, inner: Int, log: Bool = false) {
+        self.log = log
         self.x = x
         self.y = y
         self.outer = outer
@@ -45,6 +51,12 @@ final class SoftmaxKernel: Kernel {
                 var m = -Float.infinity
                 for j in 0..<length { m = Swift.max(m, x[base + j * inner]) }
                 var sum: Float = 0
+                if log {
+                    for j in 0..<length { sum += expf(x[base + j * inner] - m) }
+                    let shift = m + logf(sum)
+                    for j in 0..<length { y[base + j * inner] = x[base + j * inner] - shift }
+                    continue
+                }
                 for j in 0..<length {
                     let e = expf(x[base + j * inner] - m)
                     y[base + j * inner] = e
