@@ -22,13 +22,17 @@ public struct EmulatedWorkerSettings: Sendable, Equatable {
     /// Each further frame of a batch adds this, ms (equal to the service time: no gain from batching).
     public var batchExtraMilliseconds: Double
     public var maxBatch: Int
+    /// READY credit: frames the broker may hand a worker at once (2 × `maxBatch` by default, so
+    /// the next batch is ready; 1 leaves the queue, and its deadline checks, to the broker).
+    public var credit: Int
     public var distribution: Distribution
     public var seed: UInt64
 
     public init(
         count: Int, backend: String, models: [String], serviceMilliseconds: Double, batchExtraMilliseconds: Double? = nil,
-        maxBatch: Int = 1, distribution: Distribution = .constant, seed: UInt64 = 1
+        maxBatch: Int = 1, credit: Int? = nil, distribution: Distribution = .constant, seed: UInt64 = 1
     ) {
+        self.credit = credit ?? 2 * maxBatch
         self.count = count
         self.backend = backend
         self.models = models
@@ -46,7 +50,7 @@ public struct EmulatedWorkerSettings: Sendable, Equatable {
 }
 
 /// Tail workers replaced by a service-time distribution, speaking the real worker protocol to the
-/// broker (docs/protocol.md sections 7, 9, 10): READY with credit `2 × max_batch`, micro-batches
+/// broker (docs/protocol.md sections 7, 9, 10): READY with credit `worker_credit` (2 × max_batch by default), micro-batches
 /// of what is waiting (up to `max_batch`), a RESULT per frame and a CREDIT per batch, EXPIRED for a
 /// frame whose `dl` passed before its batch began, HEARTBEAT when idle, READY again after a
 /// DISCONNECT. For broker-only capacity studies: no engine runs. One thread, one DEALER per worker.
@@ -114,7 +118,7 @@ public final class EmulatedWorkers: @unchecked Sendable {
         let poller = ZMQPoller()
         let ready: [UInt8]
         do {
-            ready = try ReadyMessage(workerID: "x", models: settings.models, credit: 2 * settings.maxBatch).encoded()
+            ready = try ReadyMessage(workerID: "x", models: settings.models, credit: settings.credit).encoded()
             for i in 0..<settings.count {
                 let socket = try ZMQSocket(context, type: .dealer, linger: 0)
                 try socket.setOption(.maxMessageSize, Int64(ProtocolLimits.default.maxMessageBytes))
@@ -128,7 +132,7 @@ public final class EmulatedWorkers: @unchecked Sendable {
             return
         }
         func readyMessage(_ w: Worker) -> [UInt8] {
-            (try? ReadyMessage(workerID: w.id, models: settings.models, credit: 2 * settings.maxBatch).encoded()) ?? ready
+            (try? ReadyMessage(workerID: w.id, models: settings.models, credit: settings.credit).encoded()) ?? ready
         }
         for i in workers.indices { _ = try? workers[i].socket.trySend([[], readyMessage(workers[i])]) }
         started.signal()

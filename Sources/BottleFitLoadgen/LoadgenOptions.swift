@@ -35,7 +35,8 @@ public struct LoadgenOption: Sendable {
         .init(key: "worker_backend", perGroup: false, repeatable: false, help: "the broker's backend, for emulated workers", defaultValue: nil),
         .init(key: "worker_service_ms", perGroup: false, repeatable: false, help: "emulated workers: service time of a batch of one frame (86 ms: one ResNet-50 tail worker's 11.6 frames/s, issue 10)", defaultValue: "86"),
         .init(key: "worker_batch_extra_ms", perGroup: false, repeatable: false, help: "emulated workers: time each further frame adds to a batch", defaultValue: "worker_service_ms"),
-        .init(key: "worker_max_batch", perGroup: false, repeatable: false, help: "emulated workers: largest batch (credit is twice this)", defaultValue: "1"),
+        .init(key: "worker_max_batch", perGroup: false, repeatable: false, help: "emulated workers: largest batch", defaultValue: "1"),
+        .init(key: "worker_credit", perGroup: false, repeatable: false, help: "emulated workers: READY credit, 1...65536 (frames a worker holds at once)", defaultValue: "2 x worker_max_batch"),
         .init(key: "worker_service", perGroup: false, repeatable: false, help: "emulated workers: constant or exponential service times", defaultValue: "constant"),
         // Per camera group (at the top level of a scenario they are defaults for every group).
         .init(key: "name", perGroup: true, repeatable: false, help: "the group's name (camera ids are NAME-0000, ...; cam-0000, ... with one group)", defaultValue: "fleet"),
@@ -262,7 +263,8 @@ extension LoadgenSettings {
             for g in planGroups where !models.contains(g.modelName) { models.append(g.modelName) }
             workers = EmulatedWorkerSettings(
                 count: count, backend: backend, models: models, serviceMilliseconds: service, batchExtraMilliseconds: extra,
-                maxBatch: try integer([:], "worker_max_batch", 1...4096) ?? 1, distribution: distribution, seed: plan.seed &+ 99)
+                maxBatch: try integer([:], "worker_max_batch", 1...4096) ?? 1, credit: try integer([:], "worker_credit", 1...65536),
+                distribution: distribution, seed: plan.seed &+ 99)
         }
         let options = LoadgenRunOptions(
             broker: broker, directives: top["directives"]?.value, stats: top["stats"]?.value, sink: sink,

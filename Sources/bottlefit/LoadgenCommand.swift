@@ -59,6 +59,7 @@ struct LoadgenCommand: ParsableCommand {
     @Option(help: help("worker_service_ms")) var workerServiceMs: String?
     @Option(help: help("worker_batch_extra_ms")) var workerBatchExtraMs: String?
     @Option(help: help("worker_max_batch")) var workerMaxBatch: String?
+    @Option(help: help("worker_credit")) var workerCredit: String?
     @Option(help: help("worker_service")) var workerService: String?
     @Option(help: help("name")) var name: String?
     @Option(help: help("cameras")) var cameras: String?
@@ -96,7 +97,7 @@ struct LoadgenCommand: ParsableCommand {
         if !failIf.isEmpty { out["fail_if"] = failIf }
         put("progress", progress.map { $0 ? "true" : "false" })
         put("emulate_workers", emulateWorkers); put("worker_backend", workerBackend); put("worker_service_ms", workerServiceMs)
-        put("worker_batch_extra_ms", workerBatchExtraMs); put("worker_max_batch", workerMaxBatch); put("worker_service", workerService)
+        put("worker_batch_extra_ms", workerBatchExtraMs); put("worker_max_batch", workerMaxBatch); put("worker_credit", workerCredit); put("worker_service", workerService)
         put("name", name); put("cameras", cameras); put("rate", rate); put("arrivals", arrivals); put("mode", mode)
         put("model", model); put("model_profile", modelProfile); put("device", device); put("uplink", uplink)
         put("shape", shape); put("ramp_to", rampTo); put("ramp_seconds", rampSeconds); put("step_at", stepAt)
