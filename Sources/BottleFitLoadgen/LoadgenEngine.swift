@@ -363,7 +363,9 @@ final class LoadgenEngine {
 
     // MARK: Measuring
 
-    private func seconds(_ t: UInt64) -> Double { Double(t &- start) / 1e6 }
+    /// Seconds since the run's start; negative for a STATS or DIRECTIVE read before the first
+    /// arrival (an unsigned difference wrapped to 1.8e13 s there and broke the plots' time axis).
+    private func seconds(_ t: UInt64) -> Double { (Double(t) - Double(start)) / 1e6 }
 
     private func takeSample(now: UInt64, final: Bool) {
         // The last interval (the drain's tail) is kept only if long enough to give meaningful rates.
