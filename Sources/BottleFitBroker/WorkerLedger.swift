@@ -138,29 +138,30 @@ struct WorkerLedger: Sendable {
         }
     }
 
-    /// An answer came `milliseconds` after its frame was dispatched.
-    mutating func recordService(_ milliseconds: Double, of routingID: [UInt8], now: Duration) {
-        guard milliseconds.isFinite, milliseconds >= 0, let old = workers[routingID]?.serviceMilliseconds else {
-            if milliseconds.isFinite, milliseconds >= 0 { workers[routingID]?.serviceMilliseconds = milliseconds }
-            workers[routingID]?.lastAnswer = now
-            return
-        }
-        // The smoothed mean, not mean + 2 deviations (as TCP's RTO): measured with the load
-        // generator at 2x overload, the cautious estimate expired 4x more frames at dispatch,
-        // cameras took each EXPIRED as congestion, and the edge served 40 % fewer frames in time.
+    /// An answer came at `now` for a frame dispatched at `dispatchedAt`. The sample is the time
+    /// the worker spent on this frame alone: from its dispatch, or from the worker's previous
+    /// answer if that came later (the frame waited behind it). Answers of one batch share its
+    /// time, so the mean is the worker's cost per frame.
+    mutating func recordService(dispatchedAt: Duration, of routingID: [UInt8], now: Duration) {
         guard var worker = workers[routingID] else { return }
-        worker.serviceMilliseconds = 0.8 * old + 0.2 * milliseconds
+        let began = max(dispatchedAt, worker.lastAnswer ?? dispatchedAt)
+        let sample = max(0, (now - began).fractionalMilliseconds)
+        worker.serviceMilliseconds = worker.serviceMilliseconds.map { 0.8 * $0 + 0.2 * sample } ?? sample
         worker.lastAnswer = now
         workers[routingID] = worker
     }
 
-    /// How long a frame dispatched to the worker now is expected to take, ms: its smoothed
-    /// service time, halved for every second without an answer, so a worker that was slow (or
-    /// stopped) and then idle is tried again instead of being written off for good.
+    /// How long a frame dispatched to the worker now is expected to take, ms: its cost per frame
+    /// for this frame and each frame already at the worker, less what the one in progress has
+    /// already had (since the last answer). Halved for every second without an answer, so a
+    /// worker that was slow (or stopped) and then idle is tried again, never written off.
+    /// Measured against the plain dispatch-to-answer mean (docs/results/overload.md).
     func expectedService(of routingID: [UInt8], now: Duration) -> Double {
-        guard let worker = workers[routingID], let service = worker.serviceMilliseconds, let last = worker.lastAnswer else { return 0 }
-        let quiet = max(0, (now - last).fractionalMilliseconds / 1000)
-        return service * pow(0.5, quiet)
+        guard let worker = workers[routingID], let perFrame = worker.serviceMilliseconds, let last = worker.lastAnswer else { return 0 }
+        let sinceAnswer = max(0, (now - last).fractionalMilliseconds)
+        let ahead = worker.inFlight.count
+        let expected = ahead == 0 ? perFrame : perFrame * Double(ahead + 1) - min(perFrame, sinceAnswer)
+        return expected * pow(0.5, sinceAnswer / 1000)
     }
 
     /// Adds credit from CREDIT, capped at `maximum` (the protocol's 65536) so STATS stays valid.

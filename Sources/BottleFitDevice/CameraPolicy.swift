@@ -68,7 +68,7 @@ public struct CameraPolicy: Sendable {
             heartbeatIntervalMilliseconds: UInt64 = 1000, liveness: UInt64 = 3,
             probeIntervalMilliseconds: UInt64 = 1000, startingProbeIntervalMilliseconds: UInt64 = 250,
             shareDecrease: Double = 0.85, shareIncreasePerSecond: Double = 0.25, calmShareIncreasePerSecond: Double = 1.0,
-            calmMilliseconds: UInt64 = 1000, healthyAfterMilliseconds: UInt64 = 3000, lateFraction: Double = 0.95,
+            calmMilliseconds: UInt64 = 1000, healthyAfterMilliseconds: UInt64 = 10_000, lateFraction: Double = 0.95,
             framePeriodMilliseconds: Double? = nil
         ) {
             self.healthyAfterMilliseconds = max(calmMilliseconds, healthyAfterMilliseconds)

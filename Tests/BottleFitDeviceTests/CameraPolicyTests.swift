@@ -136,12 +136,12 @@ import Testing
         now += 10_000
         #expect(p.share < 0.05)
         // Capacity is back: every edge frame is answered in time from now on. Within 3 s every
-        // frame goes to the edge again; the state reads healthy after 3 s more without a signal.
+        // frame goes to the edge again; the state reads healthy 10 s after the last signal.
         _ = drive(&p, from: now, to: now + 3000, every: 50)
         #expect(p.share == 1)
         #expect(p.decide(at: now + 3000) == .split)
-        _ = drive(&p, from: now + 3000, to: now + 6000, every: 50)
-        #expect(p.edgeState(at: now + 6000) == .healthy)
+        _ = drive(&p, from: now + 3000, to: now + 11_000, every: 50)
+        #expect(p.edgeState(at: now + 11_000) == .healthy)
     }
 
     @Test func lateResultIsCongestionAndTimelyOneIsNot() {
