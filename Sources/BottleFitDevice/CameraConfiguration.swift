@@ -82,11 +82,14 @@ public struct CameraConfiguration: Sendable {
         case .local:
             guard fullModel != nil else { throw fail("local mode needs the whole model") }
         }
-        if let fps = framesPerSecond, !(fps > 0 && fps.isFinite) { throw fail("frames per second must be positive, not \(fps)") }
+        if let fps = framesPerSecond, !(fps >= 0.001 && fps <= 100_000) { throw fail("frames per second must be between 0.001 and 100000, not \(fps)") }
         if let n = maxFrames, n < 0 { throw fail("max frames must not be negative") }
-        guard sloMilliseconds > 0 else { throw fail("the SLO must be positive") }
+        guard (1...86_400_000).contains(sloMilliseconds) else { throw fail("the SLO must be between 1 ms and one day (86400000 ms), not \(sloMilliseconds)") }
         guard (1...65536).contains(maxInFlight) else { throw fail("max in flight must be 1...65536") }
-        guard heartbeatIntervalMilliseconds > 0, liveness > 0 else { throw fail("heartbeat interval and liveness must be positive") }
+        guard (1...3_600_000).contains(heartbeatIntervalMilliseconds), (1...1000).contains(liveness) else {
+            throw fail("the heartbeat interval must be 1...3600000 ms and liveness 1...1000")
+        }
+        guard latencyReportIntervalMilliseconds <= 3_600_000 else { throw fail("the latency report interval must be at most 3600000 ms") }
         guard (1...1000).contains(probeIntervalMilliseconds) else { throw fail("the probe interval must be 1...1000 ms") }
         guard (1...10_000).contains(pollTimeoutMilliseconds) else { throw fail("poll timeout must be 1...10000 ms") }
         guard (1...100).contains(jpegQuality) else { throw fail("JPEG quality must be 1...100") }

@@ -42,7 +42,7 @@ struct BrokerCommand: ParsableCommand {
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-        guard reportWindowS > 0, reportWindowS.isFinite else { throw ValidationError("--report-window-s must be positive") }
+        guard reportWindowS > 0, reportWindowS <= 3600 else { throw ValidationError("--report-window-s must be more than 0 and at most 3600") }
         let problems = makeConfiguration().problems
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
     }

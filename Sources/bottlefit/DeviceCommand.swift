@@ -63,7 +63,7 @@ struct DeviceCommand: ParsableCommand {
         guard CameraMode(rawValue: mode) != nil else { throw ValidationError("--mode must be split, local or offload") }
         if let rate { guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be positive") } }
         if let frames { guard frames >= 1 else { throw ValidationError("--frames must be at least 1") } }
-        if let duration { guard duration > 0 else { throw ValidationError("--duration must be positive") } }
+        if let duration { guard duration > 0, duration <= 31_536_000 else { throw ValidationError("--duration must be more than 0 and at most a year (31536000 s)") } }
         for (flag, path) in [("--head", head), ("--full", full)] {
             if let path, !FileManager.default.fileExists(atPath: path) { throw ValidationError("\(flag): no file \(path)") }
         }

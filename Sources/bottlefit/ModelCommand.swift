@@ -115,8 +115,8 @@ struct CreateModelCommand: ParsableCommand {
             guard part == .full else { throw ValidationError("--part applies to bottlefit-* and autoencoder-resnet only; split \(name) with `bottlefit model split`") }
         }
         if let width { guard (1...1024).contains(width) else { throw ValidationError("--width must be between 1 and 1024") } }
-        if let classes { guard classes >= 1 else { throw ValidationError("--classes must be at least 1") } }
-        if let imageSize { guard imageSize >= 8 else { throw ValidationError("--image-size must be at least 8") } }
+        if let classes { guard (1...100_000).contains(classes) else { throw ValidationError("--classes must be between 1 and 100000") } }
+        if let imageSize { guard (8...4096).contains(imageSize) else { throw ValidationError("--image-size must be between 8 and 4096") } }
         // The builders' own checks (e.g. the decoder must restore layer2's size), as messages.
         let config = try resnetConfiguration()
         do {

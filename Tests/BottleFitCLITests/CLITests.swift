@@ -146,7 +146,7 @@ import Testing
         #expect(r.stderr.contains("invalid model"))
         r = try Self.run(["bench", "--model", model, "--batch", "0"])
         #expect(r.status != 0)
-        #expect(r.stderr.contains("--batch must be at least 1"))
+        #expect(r.stderr.contains("--batch must be between 1 and 4096"))
         r = try Self.run(["model", "split", model, "--at", "layer1.0.relu1", "--head", "/dev/null", "--tail", "/dev/null"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("also crossed by"))
@@ -191,6 +191,27 @@ import Testing
         #expect(r.status == 1)
         #expect(r.stdout.contains("FAIL test_sigmoid"))
         #expect(r.stdout.hasSuffix("1 passed, 1 failed, 1 skipped\n"))
+    }
+
+    /// Numbers that used to trap the runtime (issue 13): each is refused before any work, with a
+    /// one-line usage error and exit 64.
+    @Test func oversizedNumbersAreUsageErrors() throws {
+        // A split camera with some existing file as its head passes every check but the number's.
+        let camera = ["device", "--model", "m", "--broker", "tcp://127.0.0.1:1", "--head", "/etc/passwd"]
+        let cases: [([String], String)] = [
+            (["bench", "--model", "/nonexistent.onnx", "--batch", "1000000000"], "--batch must be between 1 and 4096"),
+            (camera + ["--rate", "1e-300"], "frames per second must be between 0.001 and 100000"),
+            (camera + ["--slo-ms", "18446744073709551615"], "the SLO must be between 1 ms and one day"),
+            (camera + ["--duration", "1e300"], "--duration must be more than 0 and at most a year"),
+            (["broker", "--report-window-s", "1e300"], "--report-window-s must be more than 0 and at most 3600"),
+            (["model", "create", "resnet50", "--classes", "1000000000", "--out", "/tmp/never-written.onnx"], "--classes must be between 1 and 100000"),
+        ]
+        for (arguments, message) in cases {
+            let r = try Self.run(arguments)
+            #expect(r.status == 64, "\(arguments): exit \(r.status), \(r.stderr)")
+            #expect(r.stderr.contains("Error: ") && r.stderr.contains(message), "\(arguments): \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/never-written.onnx"))
     }
 
     @Test func everySubcommandHasHelp() throws {
