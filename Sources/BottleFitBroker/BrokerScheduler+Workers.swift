@@ -81,7 +81,7 @@ extension BrokerScheduler {
         let key = answer.frame
         if let entry = inFlight[key], entry.worker == worker || entry.frame.previousWorker == worker {
             if entry.worker == worker, let sent = entry.frame.dispatchedAt {
-                workers.recordService(dispatchedAt: sent, of: worker, now: now.monotonic)
+                workers.recordService(dispatchedAt: sent, model: entry.frame.model, of: worker, now: now.monotonic)
             }
             inFlight[key] = nil
             workers.release(key, from: entry.worker, now: now.monotonic)

@@ -186,7 +186,8 @@ public struct BrokerScheduler: Sendable {
             }
             // Deadline-aware: a frame the worker would answer only after its deadline is not worth
             // the worker's time (the camera has computed it itself by then); answer it now.
-            let expected = workers.expectedService(of: worker, now: now.monotonic)
+            let ahead = workers[worker]?.inFlight.compactMap { inFlight[$0]?.frame.model } ?? []
+            let expected = workers.expectedService(of: worker, model: head.model, ahead: ahead, now: now.monotonic)
             if expected > 0, Double(now.unixMilliseconds) + expected > Double(head.deadline) {
                 _ = queue.dropCurrent()
                 recordQueueTime(now.monotonic - head.enqueuedAt, at: now.monotonic)

@@ -28,9 +28,9 @@ struct WorkerRecord: Sendable {
     /// frames before that since the last STATS: its utilisation.
     var busySince: Duration?
     var busyTime: Duration = .zero
-    /// Smoothed time from dispatch to answer, ms (batching and the worker's own queue included),
-    /// and when the last answer came: how long a frame sent to it now will take.
-    var serviceMilliseconds: Double?
+    /// The worker's smoothed cost per frame of each model, ms (`recordService`), and when its last
+    /// answer came: how long a frame sent to it now will take.
+    var serviceByModel: [String: Double] = [:]
     var lastAnswer: Duration?
 }
 
@@ -138,30 +138,32 @@ struct WorkerLedger: Sendable {
         }
     }
 
-    /// An answer came at `now` for a frame dispatched at `dispatchedAt`. The sample is the time
-    /// the worker spent on this frame alone: from its dispatch, or from the worker's previous
-    /// answer if that came later (the frame waited behind it). Answers of one batch share its
-    /// time, so the mean is the worker's cost per frame.
-    mutating func recordService(dispatchedAt: Duration, of routingID: [UInt8], now: Duration) {
+    /// An answer came at `now` for a frame of `model` dispatched at `dispatchedAt`. The sample is
+    /// the time the worker spent on this frame alone: from its dispatch, or from the worker's
+    /// previous answer if that came later (the frame waited behind it). Answers of one batch
+    /// share its time, so the mean is the worker's cost per frame, kept per model (a worker
+    /// serving a ResNet-50 tail and a tiny model spends very different times on each).
+    mutating func recordService(dispatchedAt: Duration, model: String, of routingID: [UInt8], now: Duration) {
         guard var worker = workers[routingID] else { return }
         let began = max(dispatchedAt, worker.lastAnswer ?? dispatchedAt)
         let sample = max(0, (now - began).fractionalMilliseconds)
-        worker.serviceMilliseconds = worker.serviceMilliseconds.map { 0.8 * $0 + 0.2 * sample } ?? sample
+        worker.serviceByModel[model] = worker.serviceByModel[model].map { 0.8 * $0 + 0.2 * sample } ?? sample
         worker.lastAnswer = now
         workers[routingID] = worker
     }
 
-    /// How long a frame dispatched to the worker now is expected to take, ms: its cost per frame
-    /// for this frame and each frame already at the worker, less what the one in progress has
-    /// already had (since the last answer). Halved for every second without an answer, so a
-    /// worker that was slow (or stopped) and then idle is tried again, never written off.
-    /// Measured against the plain dispatch-to-answer mean (docs/results/overload.md).
-    func expectedService(of routingID: [UInt8], now: Duration) -> Double {
-        guard let worker = workers[routingID], let perFrame = worker.serviceMilliseconds, let last = worker.lastAnswer else { return 0 }
+    /// How long a frame of `model` dispatched to the worker now is expected to take, ms: the
+    /// worker's cost for it and for each frame already there (`ahead`, their models), less what
+    /// the one in progress has had (since the last answer). 0 while the model's cost is unknown.
+    /// Halved for every second without an answer, so a worker that was slow (or stopped) and
+    /// then idle is tried again, never written off. Measured against the plain mean
+    /// dispatch-to-answer time in docs/results/overload.md.
+    func expectedService(of routingID: [UInt8], model: String, ahead: [String], now: Duration) -> Double {
+        guard let worker = workers[routingID], let own = worker.serviceByModel[model], let last = worker.lastAnswer else { return 0 }
         let sinceAnswer = max(0, (now - last).fractionalMilliseconds)
-        let ahead = worker.inFlight.count
-        let expected = ahead == 0 ? perFrame : perFrame * Double(ahead + 1) - min(perFrame, sinceAnswer)
-        return expected * pow(0.5, sinceAnswer / 1000)
+        let costs = ahead.map { worker.serviceByModel[$0] ?? own }
+        let queued = costs.reduce(0, +) - min(costs.max() ?? 0, sinceAnswer)
+        return (own + queued) * pow(0.5, sinceAnswer / 1000)
     }
 
     /// Adds credit from CREDIT, capped at `maximum` (the protocol's 65536) so STATS stays valid.
