@@ -2,6 +2,21 @@
 // BottleFit: split-computing inference in Swift. See README.md and docs/architecture.md.
 import PackageDescription
 
+// CPU flags for the host the package is built on. On x86-64 the kernels are compiled for AVX-512
+// and the loops around them for AVX2 (the engine uses the AVX-512 GEMM only on a CPU whose
+// /proc/cpuinfo lists it, else OpenBLAS). On any other architecture (the cameras' ARM boards, or
+// an arm64 root under QEMU) no CPU flag is set: the kernels are portable Swift SIMD and the C
+// shims guard their x86 builtins, so they compile for the baseline and the engine takes OpenBLAS.
+// Not yet checked by an arm64 build (scripts/check-arm64, issue 12), and not yet per-function
+// run-time selection on x86-64: a binary built there still needs AVX2.
+#if arch(x86_64)
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]
+let engineFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
+#else
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+let engineFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+#endif
+
 let package = Package(
     name: "BottleFit",
     platforms: [.macOS(.v15)],
@@ -40,14 +55,14 @@ let package = Package(
         .target(
             name: "BottleFitKernels",
             dependencies: ["CBottleFitCPUHints"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]
+            swiftSettings: kernelFlags
         ),
         // The inference engine: graph, ONNX in and out, optimiser, kernels, model builders.
         .target(
             name: "BottleFitEngine",
             dependencies: ["BottleFitCore", "ONNXProto", "CBottleFitOpenBLAS", "BottleFitKernels", "CBottleFitCPUHints"],
             // Release builds assume AVX2/FMA (Haswell or newer) for the loops around the GEMMs.
-            swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
+            swiftSettings: engineFlags
         ),
         // Versions of the linked system libraries (ZeroMQ, msgpack-c, libjpeg, OpenBLAS).
         .target(
@@ -70,7 +85,7 @@ let package = Package(
         .target(
             name: "BottleFitTraining",
             dependencies: ["BottleFitCore", "BottleFitEngine", "CBottleFitOpenBLAS"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
+            swiftSettings: engineFlags
         ),
         .testTarget(name: "BottleFitTrainingTests", dependencies: ["BottleFitTraining", "BottleFitEngine", "BottleFitCore"]),
         // Test helpers shared by test targets (a hand-written msgpack encoder for documented and garbage inputs).
