@@ -116,6 +116,62 @@ import Testing
         #expect(int(summary(line, prefix: "received="), "received") >= 30, "\(line)")
     }
 
+    // MARK: A slow edge
+
+    /// A slow edge: the worker gets a sixth of the CPU time it asks for (SIGSTOP 250 ms, SIGCONT
+    /// 50 ms, for 6 s), so its answers come late or the broker expires frames it cannot serve in
+    /// time. The camera lowers its share and keeps sending (the worker completes frames in every
+    /// 2 s window: the edge never idles while the camera computes locally), loses nothing, never
+    /// takes the edge for a dead one, and is back to a calm edge once the worker runs freely.
+    @Test func aSlowEdgeKeepsItsShareAndTheCameraReturns() throws {
+        try #require(models.problem == nil, "\(models.problem ?? "")")
+        let t0 = Date()
+        let fleet = try Fleet()
+        defer { fleet.stopAll() }
+        // Liveness long enough that a stopped quarter of a second is never taken for a lost worker.
+        let b = broker(fleet, extra: ["--liveness", "100"])
+        try #require(b.waitForStderr("broker serving", timeout: 30) != nil, "\(b.stderr)")
+        let w = worker(fleet, id: "w1", extra: ["--liveness", "100", "--metrics", "127.0.0.1:0"])
+        let workerPort = try #require(Scrape.port(of: w), "\(w.stderr)")
+        try #require(b.waitForStderr("worker joined", timeout: 60) != nil, "\(fleet.transcript)")
+        let cam = camera(fleet, id: "cam1", rate: 20, extra: ["--slo-ms", "300"])
+        try #require(cam.waitForStderr("camera started", timeout: 60) != nil, "\(cam.stderr)")
+        let offset = cam.stderrCount
+        var completed: [Double] = []
+        func scrape() {
+            if let m = Scrape.metrics(port: workerPort, "worker") {
+                completed.append(m.value("bottlefit_worker_frames_completed_total", ["worker": "w1"]) ?? -1)
+            }
+        }
+        scrape()
+        note("worker slowed", since: t0)
+        for step in 1...20 {  // 6 s: a stopped worker a sixth of the time running
+            w.signal(SIGSTOP)
+            Thread.sleep(forTimeInterval: 0.25)
+            w.signal(SIGCONT)
+            Thread.sleep(forTimeInterval: 0.05)
+            if step % 7 == 0 { scrape() }  // about every 2 s
+        }
+        scrape()
+        note("worker runs freely again; completed frames at each scrape \(completed)", since: t0)
+        #expect(cam.waitForStderr(matching: /edge [a-z]+ -> congested/, after: offset, timeout: 30) != nil,
+                "a slow edge never made the camera congested: \(cam.stderr(after: offset).suffix(2000))")
+        #expect(completed.count == 4, "\(completed)")
+        // The edge never idled: the worker completed frames in every window of the slow phase.
+        #expect(zip(completed, completed.dropFirst()).allSatisfy { $0 >= 0 && $1 > $0 }, "an idle edge while slow: \(completed)")
+        let freed = cam.stderrCount
+        let back = cam.waitForStderr(matching: /edge [a-z]+ -> healthy/, after: freed, timeout: 60)
+        #expect(back != nil, "the camera never returned to a calm edge: \(cam.stderr(after: freed).suffix(2000))")
+        if let back { note("camera healthy \(String(format: "%.1f", back.timeIntervalSince(t0))) s in", since: t0) }
+        #expect(cam.stop() == 0)
+        let s = checkCamera(cam, "cam1")
+        #expect(int(s, "dropped") == 0, "a slow edge cost frames: \(cam.stdout)")
+        #expect(int(s, "completed_edge") > 0 && int(s, "completed_local") + int(s, "fell_back") > 0, "\(cam.stdout)")
+        #expect(!cam.stderr.contains("-> dead"), "a slow edge was taken for a dead one: \(cam.stderr.suffix(1500))")
+        #expect(w.stop() == 0)
+        #expect(b.stop() == 0)
+    }
+
     // MARK: A full edge, shared
 
     /// Three cameras offer several times what one slow worker can do: no camera is starved (each
