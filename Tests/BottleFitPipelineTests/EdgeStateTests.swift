@@ -26,6 +26,16 @@ import Testing
                     + ["--rate", "\(rate)", "--heartbeat-ms", "\(Self.heartbeat)", "--liveness", "\(Self.liveness)"] + extra)
     }
 
+    /// A broker and one worker whose liveness is long enough that a stopped worker is never
+    /// declared lost: a hung or slow worker, not a dead one. Returns once the worker joined.
+    func patientEdge(_ fleet: Fleet, workerExtra: [String] = []) throws -> (broker: Running, worker: Running) {
+        let b = broker(fleet, extra: ["--liveness", "100"])
+        try #require(b.waitForStderr("broker serving", timeout: 30) != nil, "\(b.stderr)")
+        let w = worker(fleet, id: "w1", extra: ["--liveness", "100"] + workerExtra)
+        try #require(b.waitForStderr("worker joined", timeout: 60) != nil, "\(fleet.transcript)")
+        return (b, w)
+    }
+
     // MARK: Start order
 
     /// Cameras started before any worker: with the whole model they lose nothing (computed
@@ -78,11 +88,7 @@ import Testing
         let t0 = Date()
         let fleet = try Fleet()
         defer { fleet.stopAll() }
-        // Liveness long enough that the stopped worker is not declared lost: a hung worker, not a dead one.
-        let b = broker(fleet, extra: ["--liveness", "100"])
-        try #require(b.waitForStderr("broker serving", timeout: 30) != nil, "\(b.stderr)")
-        let w = worker(fleet, id: "w1", extra: ["--liveness", "100"])
-        try #require(b.waitForStderr("worker joined", timeout: 60) != nil, "\(fleet.transcript)")
+        let (b, w) = try patientEdge(fleet)
         // A generous SLO: on a busy machine answers are not late before the worker stops.
         let cam = camera(fleet, id: "cam1", rate: 20, extra: ["--slo-ms", "1000"])
         try #require(cam.waitForStderr("camera started", timeout: 60) != nil, "\(cam.stderr)")
@@ -128,12 +134,8 @@ import Testing
         let t0 = Date()
         let fleet = try Fleet()
         defer { fleet.stopAll() }
-        // Liveness long enough that a stopped quarter of a second is never taken for a lost worker.
-        let b = broker(fleet, extra: ["--liveness", "100"])
-        try #require(b.waitForStderr("broker serving", timeout: 30) != nil, "\(b.stderr)")
-        let w = worker(fleet, id: "w1", extra: ["--liveness", "100", "--metrics", "127.0.0.1:0"])
+        let (b, w) = try patientEdge(fleet, workerExtra: ["--metrics", "127.0.0.1:0"])
         let workerPort = try #require(Scrape.port(of: w), "\(w.stderr)")
-        try #require(b.waitForStderr("worker joined", timeout: 60) != nil, "\(fleet.transcript)")
         let cam = camera(fleet, id: "cam1", rate: 20, extra: ["--slo-ms", "300"])
         try #require(cam.waitForStderr("camera started", timeout: 60) != nil, "\(cam.stderr)")
         let offset = cam.stderrCount
