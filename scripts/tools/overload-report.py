@@ -38,6 +38,7 @@ def main():
     p.add_argument("--duration", default="")
     p.add_argument("--slo", default="")
     p.add_argument("--emulated", action="store_true")
+    p.add_argument("--step-at", type=float, default=None, help="emulated run 'step': seconds at which the load stepped down")
     a = p.parse_args()
     if a.emulated:
         return emulated(a)
@@ -130,6 +131,14 @@ def main():
     open(f"{a.out}/overload.md", "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
+def return_time(series, step_at):
+    """Seconds from the step until the fleet's local share stays under 5 % for 3 samples (1 s each)."""
+    after = [s for s in series if s["t"] >= step_at]
+    for i in range(len(after) - 2):
+        if all(s.get("local_fraction", 1) <= 0.05 for s in after[i:i + 3]):
+            return after[i]["t"] - step_at
+    return None
+
 def emulated(a):
     """The same figures from the load generator's JSON reports (docs/loadgen.md schema 1)."""
     lines = ["# Overload study, emulated cameras (scripts/study-overload --fidelity emulated)", "",
@@ -140,8 +149,9 @@ def emulated(a):
     for run in a.runs.split(","):
         r = json.load(open(f"{a.out}/emulated-{run}.json"))
         t = r["totals"]
-        series = [s for s in r.get("timeseries", []) if s["t"] >= 10]
-        stats = [s for s in r.get("stats", []) if s["t"] >= 10 and s.get("utilisation") is not None]
+        end = a.step_at if run == "step" and a.step_at else float("inf")  # the overload phase only
+        series = [s for s in r.get("timeseries", []) if 10 <= s["t"] < end]
+        stats = [s for s in r.get("stats", []) if 10 <= s["t"] < end and s.get("utilisation") is not None]
         util = sum(s["utilisation"] for s in stats) / len(stats) if stats else None
         edge_p99 = r["latency_ms"].get("edge", {}).get("p99")
         frames = sum(s.get("edge_per_s", 0) + s.get("local_per_s", 0) + s.get("fallback_per_s", 0) for s in series)
@@ -151,15 +161,23 @@ def emulated(a):
                "unaccounted": t.get("unaccounted"), "dropped": t.get("dropped"), "offered": t.get("offered"),
                "completed_edge": t.get("completed_edge"), "completed_local": t.get("completed_local"),
                "completed_fallback": t.get("completed_fallback"), "edge_utilisation_whole_run": t.get("edge_utilisation")}
+        if run == "step" and a.step_at:
+            fig["return_after_step_s"] = return_time(r.get("timeseries", []), a.step_at)
         out[run] = fig
-        lines += [f"## Controller {run}", "", "| figure | value |", "|---|---|",
+        title = f"Controller {run}" if run != "step" else f"Controller on, then a step to 0.5x at {a.step_at:g} s (figures before the step)"
+        lines += [f"## {title}", "", "| figure | value |", "|---|---|",
                   f"| edge utilisation (STATS ut, mean after 10 s) | {util:.1%} |" if util is not None else "| edge utilisation | ? |",
                   f"| edge-served p99, whole run | {edge_p99} ms |",
                   f"| local share (local + fallback, after 10 s) | {fig['local_share_after_10s']:.1%} |" if fig["local_share_after_10s"] is not None else "| local share | ? |",
                   f"| edge-state changes per camera per minute | {fig['state_changes_per_camera_per_minute']} |",
                   f"| offered / edge / local / fallback | {t.get('offered')} / {t.get('completed_edge')} / {t.get('completed_local')} / {t.get('completed_fallback')} |",
                   f"| dropped | {t.get('dropped')} |",
-                  f"| unaccounted | {t.get('unaccounted')} |", ""]
+                  f"| unaccounted | {t.get('unaccounted')} |"]
+        if "return_after_step_s" in fig:
+            back = fig["return_after_step_s"]
+            lines.append(f"| back on the edge after the step (local share under 5 % for 3 s) | "
+                         + (f"{back:.1f} s |" if back is not None else "never |"))
+        lines.append("")
     json.dump(out, open(f"{a.out}/emulated.json", "w"), indent=1)
     open(f"{a.out}/emulated.md", "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
