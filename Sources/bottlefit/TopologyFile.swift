@@ -1,3 +1,4 @@
+import BottleFitLoadgen
 import BottleFitMetricsServer
 import Foundation
 import Yams
@@ -28,6 +29,9 @@ struct TopologyFile {
         let node: Node
         do {
             guard let root = try Yams.compose(yaml: text) else { throw TopologyError("\(path): the topology is empty") }
+            if let d = YAMLDuplicateKeys.first(in: root) {
+                throw TopologyError("\(path):\(d.line): duplicate key '\(d.key)' (first at line \(d.firstLine)); a key may appear once per mapping")
+            }
             node = root
         } catch let error as TopologyError {
             throw error

@@ -97,6 +97,11 @@ import Testing
         try refuse(yaml, mentioning: ["t.yaml:8: cameras.frame_rate: unknown key frame_rate"])
     }
 
+    @Test func duplicateKeysAreRefusedWithBothLines() throws {
+        try refuse(Self.valid.replacingOccurrences(of: "  mode: local", with: "  mode: local\n  mode: split"),
+                   mentioning: ["t.yaml:8: duplicate key 'mode' (first at line 7)"])
+    }
+
     @Test func badModeAndNegativeCountAreRefused() throws {
         try refuse(Self.valid.replacingOccurrences(of: "mode: local", with: "mode: cloud"),
                    mentioning: ["t.yaml:7: cameras.mode: mode must be split, local or offload"])
