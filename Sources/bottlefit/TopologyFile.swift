@@ -20,11 +20,18 @@ struct TopologyFile {
 
     /// Reads, decodes and checks the file; relative model, source and ipc:// paths are taken from its folder.
     init(contentsOf path: String) throws(TopologyError) {
-        self.path = path
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw TopologyError("\(path): cannot read the topology: \(error.localizedDescription)")
         }
+        try self.init(text: text, path: path, base: URL(fileURLWithPath: path).deletingLastPathComponent())
+    }
+
+    /// Decodes and checks `text` as if read from `path`, relative paths taken from `base`. With
+    /// `checkFiles` false, model and source files need not exist yet (a dry run of the default
+    /// fleet, whose models `up` creates on its first real run).
+    init(text: String, path: String, base: URL, checkFiles: Bool = true) throws(TopologyError) {
+        self.path = path
         // Composing first gives libyaml's syntax errors with their line; decoding then checks the structure.
         let node: Node
         do {
@@ -45,8 +52,7 @@ struct TopologyFile {
         } catch {
             throw TopologyError("\(path): \(error)")
         }
-        let base = URL(fileURLWithPath: path).deletingLastPathComponent().standardizedFileURL
-        roles = try Self.plan(topology, base: base, path: path, node: node)
+        roles = try Self.plan(topology, base: base.standardizedFileURL, path: path, node: node, checkFiles: checkFiles)
     }
 
     /// "FILE:LINE: key.path: reason" for a decoding error, the line found by walking the composed YAML.
@@ -117,11 +123,11 @@ struct TopologyFile {
 
     // MARK: - From topology to command lines
 
-    static func plan(_ t: Topology, base: URL, path: String, node: Node) throws(TopologyError) -> [Role] {
+    static func plan(_ t: Topology, base: URL, path: String, node: Node, checkFiles: Bool = true) throws(TopologyError) -> [Role] {
         func file(_ value: String, _ origin: [any CodingKey], _ keys: [String]) throws(TopologyError) -> String {
             let url = value.hasPrefix("/") ? URL(fileURLWithPath: value) : base.appendingPathComponent(value)
             let resolved = url.standardizedFileURL.path
-            guard FileManager.default.fileExists(atPath: resolved) else {
+            guard !checkFiles || FileManager.default.fileExists(atPath: resolved) else {
                 let part = keys.last ?? "full"
                 let at = locate(origin + keys.map { AnyKey(stringValue: $0) }, path: path, node: node)
                 throw TopologyError("""

@@ -39,8 +39,21 @@ struct UpCommand: ParsableCommand {
 
     func run() throws {
         let file: TopologyFile
-        let path = try topology ?? DefaultFleet.prepare(in: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-        do { file = try TopologyFile(contentsOf: path) } catch { throw CommandError(error.description) }
+        let root = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        do {
+            if let topology {
+                file = try TopologyFile(contentsOf: topology)
+            } else if dryRun {
+                // A dry run writes nothing: not the default fleet's models (about 200 MB), not its topology file.
+                let (folder, present, text) = DefaultFleet.plan(in: root)
+                if !present { print("[up] dry run: \(folder.path) has no models yet; a real run creates them there (nothing is written now)") }
+                file = try TopologyFile(text: text, path: folder.appendingPathComponent("default-topology.yaml").path, base: folder, checkFiles: present)
+            } else {
+                file = try TopologyFile(contentsOf: DefaultFleet.prepare(in: root))
+            }
+        } catch let error as TopologyError {
+            throw CommandError(error.description)
+        }
         let executable = Self.executableURL()
         if dryRun {
             for role in file.roles { print("\(role.name): \(executable.path) \(role.arguments.joined(separator: " "))") }

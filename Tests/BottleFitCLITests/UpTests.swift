@@ -18,10 +18,11 @@ import Testing
     }
 
     /// Runs the binary with a deadline, so a hung fleet fails the test instead of hanging it.
-    static func run(_ arguments: [String], timeout: Double) throws -> Result {
+    static func run(_ arguments: [String], timeout: Double, in directory: URL? = nil) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.arguments = arguments
+        if let directory { p.currentDirectoryURL = directory }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -95,6 +96,19 @@ import Testing
     @Test func unknownKeyIsRefusedWithLineAndPath() throws {
         let yaml = Self.valid.replacingOccurrences(of: "  mode: local", with: "  mode: local\n  frame_rate: 5")
         try refuse(yaml, mentioning: ["t.yaml:8: cameras.frame_rate: unknown key frame_rate"])
+    }
+
+    /// `up --dry-run` with the default fleet writes nothing: not its 200 MB of models, not its topology.
+    @Test func aDryRunOfTheDefaultFleetWritesNothing() throws {
+        let dir = try temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try Self.run(["up", "--dry-run"], timeout: 60, in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("has no models yet; a real run creates them there (nothing is written now)"), "\(r.stdout)")
+        let broker = r.stdout.split(separator: "\n").first { $0.hasPrefix("broker:") } ?? ""
+        #expect(broker.contains("--frontend tcp://127.0.0.1:5555"), "\(r.stdout)")
+        #expect(r.stdout.contains("--tail \(dir.path)/models/demo/tail.onnx") || r.stdout.contains("\(dir.path)/models/demo/tail.onnx"), "\(r.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "a dry run wrote files")
     }
 
     @Test func duplicateKeysAreRefusedWithBothLines() throws {
