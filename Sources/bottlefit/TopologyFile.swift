@@ -53,6 +53,7 @@ struct TopologyFile {
             throw TopologyError("\(path): \(error)")
         }
         roles = try Self.plan(topology, base: base.standardizedFileURL, path: path, node: node, checkFiles: checkFiles)
+        if checkFiles { try Self.checkShapes(topology, base: base.standardizedFileURL, path: path, node: node) }
     }
 
     /// "FILE:LINE: key.path: reason" for a decoding error, the line found by walking the composed YAML.

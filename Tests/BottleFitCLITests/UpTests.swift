@@ -142,7 +142,7 @@ import Testing
     @Test func metricsAddressesComeFromTheTopology() throws {
         let dir = try temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
-        for file in ["full.onnx", "tail.onnx"] { try Data("x".utf8).write(to: dir.appendingPathComponent(file)) }
+        try tinyModels(in: dir)
         let yaml = """
             broker: {frontend: ipc://front, backend: ipc://back, stats: ipc://stats, metrics: "127.0.0.1:9600"}
             workers:
@@ -175,14 +175,48 @@ import Testing
         try refuse(yaml.replacingOccurrences(of: "9610", with: "65535"), mentioning: ["2 consecutive metrics ports from 65535 go past 65535"])
     }
 
+    /// A small BottleFit model's head, tail and full model in `dir` (C = `bottleneck`), prefixed.
+    func tinyModels(in dir: URL, bottleneck: Int = 4, prefix: String = "") throws {
+        for part in ["head", "tail", "full"] {
+            let r = try Self.run(["model", "create", "bottlefit-resnet50", "--bottleneck", "\(bottleneck)", "--width", "4", "--classes", "10",
+                                  "--image-size", "64", "--out", dir.appendingPathComponent("\(prefix)\(part).onnx").path, "--part", part], timeout: 120)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+    }
+
+    /// Models that do not fit together are refused before anything starts: a head whose
+    /// bottleneck the workers' tail does not take; a camera of a model no worker serves.
+    @Test func modelsThatDoNotFitTogetherAreRefused() throws {
+        let dir = try temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try tinyModels(in: dir)
+        try tinyModels(in: dir, bottleneck: 3, prefix: "c3-")
+        func fleet(head: String, model: String = "tiny") -> String {
+            """
+            broker: {frontend: ipc://front, backend: ipc://back, stats: ipc://stats}
+            workers:
+              count: 1
+              models: {tiny: {tail: \(dir.path)/tail.onnx, full: \(dir.path)/full.onnx}}
+            cameras:
+              - {name: cam-a, model: \(model), head: \(dir.path)/\(head), full: \(dir.path)/full.onnx, rate: 5}
+
+            """
+        }
+        try refuse(fleet(head: "c3-head.onnx"), mentioning: [
+            "t.yaml:6: cameras[0].head:", "c3-head.onnx outputs 3x9x9 but the workers' tail", "takes 4x9x9: every edge frame would be refused (BAD_REQUEST)"])
+        try refuse(fleet(head: "head.onnx", model: "other"), mentioning: [
+            "cam-a sends split frames of model other but no worker serves its tail"])
+        // The fitting fleet passes the check.
+        let file = dir.appendingPathComponent("ok.yaml")
+        try Data(fleet(head: "head.onnx").utf8).write(to: file)
+        let r = try Self.run(["up", file.path, "--dry-run"], timeout: 60)
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
     @Test func smallFleetRunsAndStopsCleanly() throws {
         let dir = try temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
-        for part in ["head", "tail", "full"] {
-            let r = try Self.run(["model", "create", "bottlefit-resnet50", "--bottleneck", "4", "--width", "4", "--classes", "10",
-                                  "--image-size", "64", "--out", dir.appendingPathComponent("\(part).onnx").path, "--part", part], timeout: 120)
-            #expect(r.status == 0, "\(r.stderr)")
-        }
+        try tinyModels(in: dir)
         let yaml = """
             broker: {frontend: ipc://front, backend: ipc://back, stats: ipc://stats}
             workers:
