@@ -17,12 +17,15 @@ struct UpCommand: ParsableCommand {
             The topology is YAML (see topology/local.yaml): broker endpoints, workers and cameras as \
             a count or a list, an optional controller. Any process may set `metrics: HOST:PORT` to \
             serve /metrics and /healthz (docs/metrics.md; a count group takes consecutive ports, port \
-            0 a free one each). Paths are relative to the file; unknown keys are refused, and every \
-            error names the line and the key.
+            0 a free one each). Paths are relative to the file; unknown and duplicate keys are \
+            refused, and every error names the line and the key. Before anything starts, each split \
+            camera's head must output what the workers' tail for its model takes (else every edge \
+            frame would be refused), and some worker must serve every edge camera's model.
             With no topology argument, `up` runs the embedded default: the fleet of \
             topology/local.yaml (loopback ports 5555-5558, 2 workers, the controller, 4 split \
             cameras, metrics on 127.0.0.1:9500-9523) on BottleFit ResNet-50 (C = 12) models in \
-            models/demo/ under the current folder, creating them there on first run.
+            models/demo/ under the current folder, creating them there on first run (--dry-run \
+            writes nothing, models included).
             Example: bottlefit up --duration 30    or    bottlefit up topology/local.yaml --duration 30
             """
     )
