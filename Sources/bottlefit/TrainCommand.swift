@@ -130,7 +130,7 @@ enum TrainingRun {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(history).write(to: out.appendingPathComponent("history.json"))
+        try encoder.encode(history).write(to: out.appendingPathComponent("history.json"), options: .atomic)
         let last = history.last.map { String(format: ", test accuracy %.2f%%", 100 * $0.testAccuracy) } ?? ""
         say("wrote \(written.joined(separator: ", ")) and history.json to \(out.path)\(last)")
     }

@@ -136,11 +136,18 @@ struct Fleet {
         }
         say("started \(processes.count) processes: \(processes.map { "\($0.name) (pid \($0.pid))" }.joined(separator: ", "))")
         var lastSummary = Date()
+        var refused: String?
         while stop.reason == nil {
             Thread.sleep(forTimeInterval: 0.1)
             let elapsed = Date().timeIntervalSince(started)
             if let duration, elapsed >= duration { stop.request("--duration reached") }
             checkExits(processes, stop: stop, reported: &reported)
+            // Frames the edge refuses (a head and tail that do not fit, a payload over a limit)
+            // would be refused all run long: stop and fail now rather than "stop cleanly" later.
+            if refused == nil, let p = processes.first(where: { $0.refusals > 0 }) {
+                refused = p.name
+                stop.request("\(p.name): the edge refuses its frames (its warning above says why)")
+            }
             if Date().timeIntervalSince(lastSummary) >= 2 {
                 lastSummary = Date()
                 say(summary(processes, elapsed: elapsed, duration: duration))
@@ -148,7 +155,7 @@ struct Fleet {
         }
         say("stopping (\(stop.reason ?? "")): cameras, controller, workers, broker")
         for kind in Self.order.reversed() { stopGroup(processes.filter { $0.role.kind == kind }) }
-        return report(processes)
+        return report(processes, refused: refused)
     }
 
     /// Notes children that ended on their own; a failure stops the fleet, and so does the last camera finishing.
@@ -186,7 +193,7 @@ struct Fleet {
     }
 
     /// Prints every child's exit status and the cameras' summaries; true if any process failed.
-    private func report(_ processes: [FleetProcess]) -> Bool {
+    private func report(_ processes: [FleetProcess], refused: String?) -> Bool {
         say("exit status:")
         for p in processes { say("  \(p.name): \(p.status)") }
         let cameras = processes.filter { $0.role.kind == .camera }
@@ -194,7 +201,7 @@ struct Fleet {
             say("camera summaries:")
             for c in cameras { say("  \(c.name): \(c.lastLine ?? "(no summary)")") }
         }
-        let failed = processes.filter(\.failed).map(\.name)
+        let failed = processes.filter(\.failed).map(\.name) + (refused.map { ["\($0) (the edge refused its frames)"] } ?? [])
         say(failed.isEmpty ? "all \(processes.count) processes stopped cleanly" : "failed: \(failed.joined(separator: ", "))")
         return !failed.isEmpty || processes.count < roles.count
     }

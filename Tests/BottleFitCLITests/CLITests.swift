@@ -150,6 +150,8 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         r = try Self.run(["device", "--model", "m", "--broker", "tcp://127.0.0.1:1", "--head", path("h.onnx"), "--full", path("h.onnx"), "--frames", "1"])
         #expect(r.status != 0 && r.stderr.contains("not a vector of class scores: is it a head?"), "\(r.stderr)")
+        r = try Self.run(["eval", "--model", path("h.onnx"), "--limit", "10"])
+        #expect(r.status != 0 && r.stderr.contains("not class scores [batch, classes]: is it a head?"), "\(r.stderr)")
 
         r = try Self.run(["train", "teacher", "--out", path("never"), "--lr", "0"])
         #expect(r.status == 64 && r.stderr.contains("--lr must be above 0"), "\(r.stderr)")

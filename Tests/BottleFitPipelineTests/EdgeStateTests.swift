@@ -174,6 +174,42 @@ import Testing
         #expect(b.stop() == 0)
     }
 
+    // MARK: A head the edge's tail does not take
+
+    /// A camera whose head writes a bottleneck the workers' tail does not take (C = 3 against
+    /// C = 4): every edge frame is refused as BAD_REQUEST. The camera says so in a warning (which
+    /// `bottlefit up` stops the fleet on), and still computes every frame locally.
+    @Test func framesTheEdgeRefusesAreWarnedAboutNotSilentlyCounted() throws {
+        try #require(models.problem == nil, "\(models.problem ?? "")")
+        let dir = URL(fileURLWithPath: "/tmp/bfp-c3-\(getpid())-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for part in ["head", "full"] {
+            let p = Running(name: "model-c3-\(part)", arguments: [
+                "model", "create", "bottlefit-resnet50", "--bottleneck", "3", "--width", "4", "--classes", "10",
+                "--image-size", "64", "--out", dir.appendingPathComponent("\(part).onnx").path, "--part", part,
+            ])
+            try #require(p.waitForExit(timeout: 120) == 0, "\(p.stderr)")
+        }
+        let fleet = try Fleet()
+        defer { fleet.stopAll() }
+        let b = broker(fleet)
+        try #require(b.waitForStderr("broker serving", timeout: 30) != nil, "\(b.stderr)")
+        let w = worker(fleet, id: "w1")
+        try #require(b.waitForStderr("worker joined", timeout: 60) != nil, "\(fleet.transcript)")
+        let cam = fleet.start("cam1", ["device", "--broker", fleet.endpoint("front"), "--id", "cam1", "--model", "tiny",
+                                       "--head", dir.appendingPathComponent("head.onnx").path, "--full", dir.appendingPathComponent("full.onnx").path,
+                                       "--rate", "20", "--heartbeat-ms", "\(Self.heartbeat)", "--liveness", "\(Self.liveness)"])
+        let warned = cam.waitForStderr("the edge refuses this camera's frames", timeout: 60)
+        #expect(warned != nil, "no warning: \(cam.stderr.suffix(2000))")
+        #expect(cam.stderr.contains("BAD_REQUEST") && cam.stderr.contains("does not match model tiny"), "\(cam.stderr.suffix(2000))")
+        #expect(cam.stop() == 0)
+        let s = checkCamera(cam, "cam1")
+        #expect(int(s, "dropped") == 0 && int(s, "completed_edge") == 0, "\(cam.stdout)")
+        #expect(w.stop() == 0)
+        #expect(b.stop() == 0)
+    }
+
     // MARK: A full edge, shared
 
     /// Three cameras offer several times what one slow worker can do: no camera is starved (each
