@@ -132,12 +132,22 @@ def main():
     print("\n".join(lines))
 
 def return_time(series, step_at):
-    """Seconds from the step until the fleet's local share stays under 5 % for 3 samples (1 s each)."""
-    after = [s for s in series if s["t"] >= step_at]
-    for i in range(len(after) - 2):
-        if all(s.get("local_fraction", 1) <= 0.05 for s in after[i:i + 3]):
-            return after[i]["t"] - step_at
+    """Seconds from the step until the cameras' mean edge share (their own AIMD share, what they
+    offer the edge) is back at 0.9 or more."""
+    for s in series:
+        if s["t"] > step_at and s.get("edge_share", 0) >= 0.9:
+            return s["t"] - step_at
     return None
+
+def after_step(r, step_at):
+    """Local share and edge utilisation from 10 s after the step to the end."""
+    series = [s for s in r.get("timeseries", []) if s["t"] >= step_at + 10]
+    stats = [s for s in r.get("stats", []) if s["t"] >= step_at + 10 and s.get("utilisation") is not None]
+    frames = sum(s.get("edge_per_s", 0) + s.get("local_per_s", 0) + s.get("fallback_per_s", 0) for s in series)
+    local = sum(s.get("local_per_s", 0) + s.get("fallback_per_s", 0) for s in series)
+    fallback = sum(s.get("fallback_per_s", 0) for s in series)
+    return {"local_share": local / frames if frames else None, "fallback_share": fallback / frames if frames else None,
+            "utilisation": sum(s["utilisation"] for s in stats) / len(stats) if stats else None}
 
 def emulated(a):
     """The same figures from the load generator's JSON reports (docs/loadgen.md schema 1)."""
@@ -163,6 +173,7 @@ def emulated(a):
                "completed_fallback": t.get("completed_fallback"), "edge_utilisation_whole_run": t.get("edge_utilisation")}
         if run == "step" and a.step_at:
             fig["return_after_step_s"] = return_time(r.get("timeseries", []), a.step_at)
+            fig["after_step"] = after_step(r, a.step_at)
         out[run] = fig
         title = f"Controller {run}" if run != "step" else f"Controller on, then a step to 0.5x at {a.step_at:g} s (figures before the step)"
         lines += [f"## {title}", "", "| figure | value |", "|---|---|",
@@ -175,8 +186,13 @@ def emulated(a):
                   f"| unaccounted | {t.get('unaccounted')} |"]
         if "return_after_step_s" in fig:
             back = fig["return_after_step_s"]
-            lines.append(f"| back on the edge after the step (local share under 5 % for 3 s) | "
+            lines.append("| cameras' mean edge share back at 0.9 after the step | "
                          + (f"{back:.1f} s |" if back is not None else "never |"))
+            after = fig["after_step"]
+            if after["local_share"] is not None:
+                lines.append(f"| from 10 s after the step: local share (of it, fallbacks) | {after['local_share']:.1%} ({after['fallback_share']:.1%}) |")
+            if after["utilisation"] is not None:
+                lines.append(f"| from 10 s after the step: edge utilisation | {after['utilisation']:.1%} |")
         lines.append("")
     json.dump(out, open(f"{a.out}/emulated.json", "w"), indent=1)
     open(f"{a.out}/emulated.md", "w").write("\n".join(lines) + "\n")
