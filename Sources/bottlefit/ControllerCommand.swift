@@ -49,7 +49,7 @@ struct ControllerCommand: ParsableCommand {
     var lowerStep = ControllerSettings().lowerStep
     @Option(help: "Worker utilisation (STATS ut) the controller aims for, in (0, 1]: below it, with frames local and latency low, it releases frames to the edge.")
     var targetUtilisation = ControllerSettings().targetUtilisation
-    @Option(help: "Edge floor (DIRECTIVE ef) added per step while the edge is below --target-utilisation and frames run locally, in [0, 1]; 0 never sets a floor.")
+    @Option(help: "The most the edge floor (DIRECTIVE ef: the share every camera sends to the edge at least) rises per step, towards the share that would fill the edge to --target-utilisation, while frames run locally on an edge with room; in [0, 1]; 0 never sets a floor.")
     var floorStep = ControllerSettings().floorStep
     @Option(help: "Minimum milliseconds between two changes of the fraction or the floor.") var dwellMs = 3000
     @OptionGroup var metricsOptions: MetricsOptions
