@@ -1,5 +1,6 @@
 import ArgumentParser
 import BottleFitController
+import BottleFitSecurity
 import Dispatch
 import Foundation
 import Logging
@@ -50,19 +51,27 @@ struct ControllerCommand: ParsableCommand {
     @Option(help: "Worker utilisation (STATS ut) the controller aims for, in (0, 1]: below it, with frames local and latency low, it releases frames to the edge.")
     var targetUtilisation = ControllerSettings().targetUtilisation
     @Option(help: "Minimum milliseconds between two changes of the fraction.") var dwellMs = 3000
+    @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
+    @Option(help: CurveOptionHelp.brokerKey) var brokerKey: String?
+    @Option(help: CurveOptionHelp.allowList("the cameras allowed to subscribe to DIRECTIVEs")) var allowCameras: String?
     @OptionGroup var metricsOptions: MetricsOptions
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
+        try CurveOptionHelp.requireTogether(curveKey, [("--broker-key", brokerKey), ("--allow-cameras", allowCameras)])
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("unknown --log-level \(logLevel) (expected trace, debug, info, notice, warning, error or critical)")
         }
         guard dwellMs >= 0 else { throw ValidationError("--dwell-ms must be at least 0 (got \(dwellMs))") }
-        let problems = makeConfiguration().problems
+        let configuration = try makeConfiguration()
+        let problems = configuration.problems
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+        if let curve = configuration.curve {
+            try CurveOptionHelp.loading { () throws(SecurityError) in try CurveAuthenticator.check(curve.doors) }
+        }
     }
 
-    func makeConfiguration() -> ControllerConfiguration {
+    func makeConfiguration() throws -> ControllerConfiguration {
         var settings = ControllerSettings()
         settings.sloMilliseconds = sloMs
         settings.latencySloMilliseconds = latencySloMs
@@ -71,7 +80,13 @@ struct ControllerCommand: ParsableCommand {
         settings.lowerStep = lowerStep
         settings.targetUtilisation = targetUtilisation
         settings.dwell = .milliseconds(dwellMs)
-        return ControllerConfiguration(statsEndpoint: stats, directiveEndpoint: publish, settings: settings)
+        var configuration = ControllerConfiguration(statsEndpoint: stats, directiveEndpoint: publish, settings: settings)
+        if let curveKey, let brokerKey, let allowCameras {
+            configuration.curve = try CurveOptionHelp.loading { () throws(SecurityError) in
+                try ControllerCurve(keys: CurveKeyFile.readSecret(curveKey), brokerKey: CurveKeyFile.readPublic(brokerKey), cameraAllowList: allowCameras)
+            }
+        }
+        return configuration
     }
 
     func run() throws {
@@ -80,7 +95,10 @@ struct ControllerCommand: ParsableCommand {
         var logger = Logger(label: "bottlefit.controller")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
-        let controller = Controller(configuration: makeConfiguration(), context: context, logger: logger)
+        let controller = Controller(configuration: try makeConfiguration(), context: context, logger: logger)
+        // SIGHUP re-reads the allow-list (a revoked camera key is refused from the next handshake on).
+        let reload = ReloadSignal.install { controller.reloadAllowLists() }
+        defer { reload.cancel() }
         // SIGINT and SIGTERM stop the loop instead of killing the process.
         try metricsOptions.serve(
             role: "controller", logger: logger, stop: stop, families: { controller.metricFamilies() },
