@@ -216,7 +216,7 @@ let package = Package(
         // Real `bottlefit` processes (built next to the tests) killed, overloaded and fed garbage mid-stream.
         .testTarget(
             name: "BottleFitPipelineTests",
-            dependencies: ["BottleFitTestSupport", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitEngine", "BottleFitMetrics"]
+            dependencies: ["BottleFitTestSupport", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitEngine", "BottleFitMetrics", "BottleFitSecurity"]
         ),
     ],
     swiftLanguageModes: [.v6]
