@@ -18,7 +18,9 @@ struct UpCommand: ParsableCommand {
             a count or a list, an optional controller. Any process may set `metrics: HOST:PORT` to \
             serve /metrics and /healthz (docs/metrics.md; a count group takes consecutive ports, port \
             0 a free one each). Paths are relative to the file; unknown keys are refused, and every \
-            error names the line and the key.
+            error names the line and the key. An endpoint other machines can reach (not loopback or \
+            ipc://) needs `security: {keys: DIR}` (CURVE on every hop, each process using DIR/NAME.key; \
+            see docs/security.md) or an explicit `security: none`.
             With no topology argument, `up` runs the embedded default: the fleet of \
             topology/local.yaml (loopback ports 5555-5558, 2 workers, the controller, 4 split \
             cameras, metrics on 127.0.0.1:9500-9523) on BottleFit ResNet-50 (C = 12) models in \
