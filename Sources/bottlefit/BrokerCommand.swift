@@ -82,10 +82,10 @@ struct BrokerCommand: ParsableCommand {
         let context = try ZMQContext()
         let broker = Broker(configuration: try makeConfiguration(), context: context, logger: logger)
         // SIGHUP re-reads the allow-lists (a revoked key is refused from the next handshake on).
-        let reload = ReloadSignal.install { broker.reloadAllowLists() }
+        let reload = ReloadSignal.install { [weak broker] in broker?.reloadAllowLists() }
         defer { reload.cancel() }
         try metricsOptions.serve(
-            role: "broker", logger: logger, stop: stop, families: { broker.metricFamilies() },
+            role: "broker", logger: logger, stop: stop, families: { [weak broker] in broker?.metricFamilies() ?? [] },
             start: {
                 let endpoints: BrokerEndpoints
                 do { endpoints = try broker.start() } catch { throw CommandError("broker: \(error)") }

@@ -97,11 +97,11 @@ struct ControllerCommand: ParsableCommand {
         let context = try ZMQContext()
         let controller = Controller(configuration: try makeConfiguration(), context: context, logger: logger)
         // SIGHUP re-reads the allow-list (a revoked camera key is refused from the next handshake on).
-        let reload = ReloadSignal.install { controller.reloadAllowLists() }
+        let reload = ReloadSignal.install { [weak controller] in controller?.reloadAllowLists() }
         defer { reload.cancel() }
         // SIGINT and SIGTERM stop the loop instead of killing the process.
         try metricsOptions.serve(
-            role: "controller", logger: logger, stop: stop, families: { controller.metricFamilies() },
+            role: "controller", logger: logger, stop: stop, families: { [weak controller] in controller?.metricFamilies() ?? [] },
             start: {
                 let endpoint: String
                 do { endpoint = try controller.start() } catch { throw ControllerCommandError(description: "controller: \(error)") }

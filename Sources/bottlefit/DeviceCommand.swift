@@ -117,7 +117,7 @@ struct DeviceCommand: ParsableCommand {
         }
         var summary: CameraSummary?
         try metricsOptions.serve(
-            role: "device", logger: logger, stop: stop, families: { camera.metricFamilies() },
+            role: "device", logger: logger, stop: stop, families: { [weak camera] in camera?.metricFamilies() ?? [] },
             start: {
                 do { try camera.start() } catch { throw CommandError("device: \(error)") }
                 if let duration {

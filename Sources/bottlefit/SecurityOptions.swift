@@ -34,7 +34,8 @@ enum CurveOptionHelp {
 }
 
 /// SIGHUP calls `handler` (on a dispatch queue) instead of ending the process: the broker and the
-/// controller re-read their allow-lists. Keep the returned source alive.
+/// controller re-read their allow-lists. Keep the returned source alive; let the handler hold its
+/// role weakly, so that it never keeps the role's ZeroMQ context alive after the command ends.
 enum ReloadSignal {
     static func install(_ handler: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
         signal(SIGHUP, SIG_IGN)

@@ -90,7 +90,7 @@ struct WorkerCommand: ParsableCommand {
         let context = try ZMQContext()
         let worker = TailWorker(configuration: try makeConfiguration(), context: context, logger: logger)
         try metricsOptions.serve(
-            role: "worker", logger: logger, stop: stop, families: { worker.metricFamilies() },
+            role: "worker", logger: logger, stop: stop, families: { [weak worker] in worker?.metricFamilies() ?? [] },
             start: { do { try worker.start() } catch { throw CommandError("worker: \(error)") } },
             stopRole: { worker.stop() }, wait: { _ = worker.waitUntilStopped() })
         let c = worker.counters
