@@ -23,7 +23,9 @@ struct BrokerCommand: ParsableCommand {
             --metrics HOST:PORT serves the counters as Prometheus text on GET /metrics and GET \
             /healthz (200 while serving, 503 while stopping); see docs/metrics.md.
             Endpoints default to the ports docs/protocol.md suggests on all interfaces; give \
-            loopback or ipc:// endpoints for a single machine.
+            loopback or ipc:// endpoints for a single machine. With --curve-key (and the three \
+            allow-lists) every socket uses CURVE: only clients whose public key is on that socket's \
+            list get through; refusals are counted and logged; SIGHUP re-reads the lists (docs/security.md).
             Defaults: --queue-capacity 1024, --heartbeat-ms 1000, --liveness 3, --stats-interval-ms 250, \
             --report-window-s 3, no --metrics.
             Example: bottlefit broker --frontend tcp://127.0.0.1:5555 --backend tcp://127.0.0.1:5556 --stats tcp://127.0.0.1:5557 --metrics 127.0.0.1:9500

@@ -28,7 +28,9 @@ struct ControllerCommand: ParsableCommand {
             every second and is valid for 5 s. Every decision is logged with its reason and figures \
             (changes at notice, holds at debug). SIGINT or SIGTERM stops it and prints the counts of \
             decisions. --metrics HOST:PORT serves them, the fraction, utilisation, local share and the \
-            signals as Prometheus text on GET /metrics and GET /healthz; see docs/metrics.md.
+            signals as Prometheus text on GET /metrics and GET /healthz; see docs/metrics.md. \
+            With --curve-key, --broker-key and --allow-cameras both sockets use CURVE and only listed \
+            cameras receive DIRECTIVEs; SIGHUP re-reads the list (docs/security.md).
             Defaults: --stats tcp://localhost:5557, --publish tcp://*:5558, --slo-ms 50, \
             --latency-slo-ms 250, --min-reported-frames 10, --raise-step 0.25, --lower-step 0.1, \
             --target-utilisation 0.85, --dwell-ms 3000, no --metrics.
