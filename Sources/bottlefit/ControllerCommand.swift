@@ -52,7 +52,9 @@ struct ControllerCommand: ParsableCommand {
     var lowerStep = ControllerSettings().lowerStep
     @Option(help: "Worker utilisation (STATS ut) the controller aims for, in (0, 1]: below it, with frames local and latency low, it releases frames to the edge.")
     var targetUtilisation = ControllerSettings().targetUtilisation
-    @Option(help: "Minimum milliseconds between two changes of the fraction.") var dwellMs = 3000
+    @Option(help: "The most the edge floor (DIRECTIVE ef: the share every camera sends to the edge at least) rises per step, towards the share that would fill the edge to --target-utilisation, while frames run locally on an edge with room; in [0, 1]; 0 never sets a floor.")
+    var floorStep = ControllerSettings().floorStep
+    @Option(help: "Minimum milliseconds between two changes of the fraction or the floor.") var dwellMs = 3000
     @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
     @Option(help: CurveOptionHelp.brokerKey) var brokerKey: String?
     @Option(help: CurveOptionHelp.allowList("the cameras allowed to subscribe to DIRECTIVEs")) var allowCameras: String?
@@ -81,6 +83,7 @@ struct ControllerCommand: ParsableCommand {
         settings.raiseStep = raiseStep
         settings.lowerStep = lowerStep
         settings.targetUtilisation = targetUtilisation
+        settings.floorStep = floorStep
         settings.dwell = .milliseconds(dwellMs)
         var configuration = ControllerConfiguration(statsEndpoint: stats, directiveEndpoint: publish, settings: settings)
         if let curveKey, let brokerKey, let allowCameras {
