@@ -28,6 +28,7 @@ struct LoadgenCommand: ParsableCommand {
             Examples:
               bottlefit loadgen --broker tcp://127.0.0.1:5555 --cameras 50 --rate 5 --device raspberry-pi-4 --uplink wifi-20mbit --duration 60 --report out/run.json --html out/run.html --fail-if 'p99<250ms' --fail-if 'unaccounted==0'
               bottlefit loadgen --scenario scenarios/overload-2x.yaml --directives tcp://127.0.0.1:5558 --stats tcp://127.0.0.1:5557
+              bottlefit loadgen --topology topology/local.yaml --model bf12 --cameras 20 --rate 1 --duration 30   (starts and stops the broker, workers and controller)
               bottlefit loadgen --sink --cameras 1000 --rate 20 --device ideal --uplink ideal --duration 10   (the load generator's own speed)
             """
     )
@@ -40,6 +41,7 @@ struct LoadgenCommand: ParsableCommand {
 
     @Option(help: "A scenario YAML file (docs/loadgen.md); options given here override its keys.") var scenario: String?
     @Option(help: help("broker")) var broker: String?
+    @Option(help: help("topology")) var topology: String?
     @Option(help: help("directives")) var directives: String?
     @Option(help: help("stats")) var stats: String?
     @Flag(help: help("sink")) var sink = false
@@ -89,7 +91,7 @@ struct LoadgenCommand: ParsableCommand {
     var commandLine: [String: [String]] {
         var out: [String: [String]] = [:]
         func put(_ key: String, _ value: String?) { if let value { out[key] = [value] } }
-        put("broker", broker); put("directives", directives); put("stats", stats)
+        put("broker", broker); put("topology", topology); put("directives", directives); put("stats", stats)
         if sink { out["sink"] = ["true"] }
         put("duration", duration); put("drain_ms", drainMs); put("connections", connections); put("seed", seed)
         put("sample_ms", sampleMs); put("latency_report_ms", latencyReportMs); put("profiles", profiles)
@@ -109,15 +111,31 @@ struct LoadgenCommand: ParsableCommand {
 
     func run() throws {
         let stop = StopRequest.install()
-        let plan: LoadgenPlan, options: LoadgenRunOptions
+        let plan: LoadgenPlan
+        var options: LoadgenRunOptions
+        var fleet: LoadgenFleet?
         do {
             var settings = try scenario.map { path throws(LoadgenError) in try LoadgenScenario.load(path: path) } ?? LoadgenSettings()
             settings.apply(commandLine: commandLine)
             (plan, options) = try settings.resolve()
+            if let path = options.topology {
+                var models: [String] = []
+                for g in plan.groups where !models.contains(g.modelName) { models.append(g.modelName) }
+                fleet = try LoadgenFleet(path: path, models: options.workers == nil ? models : [])
+                options.broker = options.broker ?? fleet!.broker
+                options.stats = options.stats ?? fleet!.stats
+                options.directives = options.directives ?? fleet!.directives
+            }
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(Loadgen.Status.invalid.rawValue)
         }
+        // The topology's fleet (--topology): started before the first frame, stopped by PID at the end.
+        do { try fleet?.start() } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(Loadgen.Status.invalid.rawValue)
+        }
+        defer { fleet?.stop() }
         let interactive = isatty(STDERR_FILENO) == 1
         let progressLine: ((LoadgenProgress) -> Void)? = options.progress ? { p in
             let line = LoadgenTable.progressLine(p)
