@@ -20,9 +20,14 @@ struct LoadgenFleet {
         fleet.writer = LineWriter(allToStandardError: true)
     }
 
-    var broker: String { file.topology.broker.frontend }
-    var stats: String { file.topology.broker.stats }
-    var directives: String? { file.topology.controller?.publish }
+    /// The endpoints as the started processes see them (a relative ipc:// path is taken from the topology's folder).
+    var broker: String { resolved(file.topology.broker.frontend) }
+    var stats: String { resolved(file.topology.broker.stats) }
+    var directives: String? { file.topology.controller.map { resolved($0.publish) } }
+
+    private func resolved(_ endpoint: String) -> String {
+        Endpoint.resolving(endpoint, base: URL(fileURLWithPath: file.path).deletingLastPathComponent().standardizedFileURL)
+    }
 
     /// Starts the processes and waits, at most `seconds` in all, until the broker serves, every worker
     /// has joined it (models loaded) and the controller is up; stops them all and throws otherwise.
