@@ -17,7 +17,9 @@ import Testing
 
     /// The debug binary that `swift build --build-tests` produced next to the tests.
     static var binary: String {
-        let candidates = [
+        // The test runner's folder first (`/proc/self/exe`): with --scratch-path it is not under .build/.
+        let runner = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")).map(URL.init(fileURLWithPath:))
+        let candidates = (runner.map { [$0.deletingLastPathComponent().appendingPathComponent("bottlefit").path] } ?? []) + [
             Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("bottlefit").path,
             root.appendingPathComponent(".build/debug/bottlefit").path,
         ]
