@@ -228,7 +228,9 @@ import Testing
         try #require(b.waitForStderr("worker joined", timeout: 60) != nil, "\(fleet.transcript)")
         let ids = ["cam1", "cam2", "cam3"]
         // The SLO leaves the slow worker time to answer: the edge is full, not useless.
-        let cams = ids.map { camera(fleet, id: $0, rate: 40, extra: ["--slo-ms", "1000"]) }
+        // A long camera liveness too: on an overloaded machine a heartbeat answer 600 ms late is
+        // not a dead broker, and this test is about a full one.
+        let cams = ids.map { camera(fleet, id: $0, rate: 40, extra: ["--slo-ms", "1000", "--liveness", "30"]) }
         for c in cams { try #require(c.waitForStderr("camera started", timeout: 60) != nil, "\(fleet.transcript)") }
         for c in cams {
             #expect(c.waitForStderr(matching: /edge healthy -> congested/, after: 0, timeout: 30) != nil, "\(c.name): \(c.stderr.suffix(1500))")
