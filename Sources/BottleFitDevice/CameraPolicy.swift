@@ -149,6 +149,7 @@ public struct CameraPolicy: Sendable {
         public var validUntil: UInt64
         public var reason: String
         public var edgeShare: Double?
+        public var edgeFloor: Double?
     }
 
     public let configuration: Configuration
@@ -230,11 +231,14 @@ public struct CameraPolicy: Sendable {
         return now >= last + interval
     }
 
-    /// The share of frames that goes to the edge now: the camera's own, capped by a directive's,
-    /// and never below what the camera cannot compute itself (`localCapacityFloor`).
+    /// The share of frames that goes to the edge now: the camera's own, capped by a directive's
+    /// `es` and raised to its `ef` (the controller sees an edge with room that the cameras' own
+    /// congestion control leaves idle), and never below what the camera cannot compute itself
+    /// (`localCapacityFloor`).
     public func effectiveShare(at now: UInt64) -> Double {
-        guard let d = directive, now < d.validUntil, d.mode == .split, let cap = d.edgeShare else { return share }
-        return max(localCapacityFloor, min(share, cap))
+        guard let d = directive, now < d.validUntil, d.mode == .split, d.edgeShare != nil || d.edgeFloor != nil else { return share }
+        let capped = d.edgeShare.map { min(share, $0) } ?? share
+        return max(localCapacityFloor, d.edgeFloor.map { max(capped, $0) } ?? capped)
     }
 
     /// The smallest share of frames the edge must take because the camera cannot compute more
@@ -371,7 +375,23 @@ public struct CameraPolicy: Sendable {
     /// recovery (`tf` 0.75 → 0.5 → ...) hands cameras back to their own choice.
     @discardableResult
     public mutating func apply(_ message: DirectiveMessage, at now: UInt64) -> Bool {
-        if let last = lastObeyedDirective, message.sequence <= last { return false }
+        if let last = lastObeyedDirective, message.sequence <= last {
+            // The controller re-publishes the directive in force with the same `s` and a renewed
+            // `vu`: that renews it here (without it the directive lapsed `vu` after its first
+            // publication, 5 s, whatever the controller kept saying). Not a new one: false.
+            // Only the validity is taken from it (a same-`s` message is the same directive); one
+            // that had lapsed meanwhile (messages lost for 5 s) is taken up again.
+            if message.sequence == last, message.target.includes(cameraID: configuration.cameraID), now < message.validUntil {
+                if var d = directive, d.sequence == last {
+                    d.validUntil = max(d.validUntil, message.validUntil)
+                    directive = d
+                } else {
+                    directive = ActiveDirective(sequence: message.sequence, mode: message.mode, validUntil: message.validUntil,
+                                                reason: message.reason, edgeShare: message.edgeShare, edgeFloor: message.edgeFloor)
+                }
+            }
+            return false
+        }
         guard message.target.includes(cameraID: configuration.cameraID) else {
             if let d = directive, d.sequence < message.sequence { directive = nil }
             return false
@@ -379,7 +399,7 @@ public struct CameraPolicy: Sendable {
         lastObeyedDirective = message.sequence
         directive = now < message.validUntil
             ? ActiveDirective(sequence: message.sequence, mode: message.mode, validUntil: message.validUntil,
-                              reason: message.reason, edgeShare: message.edgeShare)
+                              reason: message.reason, edgeShare: message.edgeShare, edgeFloor: message.edgeFloor)
             : nil
         return true
     }
