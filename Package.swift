@@ -36,7 +36,7 @@ let package = Package(
         // C libraries from Debian, one system library each, prefixed so they never clash.
         .systemLibrary(name: "CBottleFitZMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CBottleFitOpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CBottleFitMsgPack", pkgConfig: "msgpack", providers: [.apt(["libmsgpack-dev"])]),
+        .systemLibrary(name: "CBottleFitMsgPack", pkgConfig: msgpackPkgConfigName(), providers: [.apt(["libmsgpack-dev"])]),
         .systemLibrary(name: "CBottleFitJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
 
         // Tensors, .npy files, the bottleneck quantizer: no C dependency.
@@ -221,3 +221,18 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+import Foundation
+
+/// The pkg-config name of msgpack-c: `msgpack` up to 4.x (Debian 12, `-lmsgpackc`), `msgpack-c` from
+/// 6.0 on (Debian 13 and sid, `-lmsgpack-c`; the same C API and `<msgpack.h>`). The newer one where
+/// its .pc file is on pkg-config's search path, else the older.
+func msgpackPkgConfigName() -> String {
+    let environment = ProcessInfo.processInfo.environment
+    var directories = (environment["PKG_CONFIG_PATH"] ?? "").split(separator: ":").map(String.init)
+    directories += ["/usr/local/lib/pkgconfig", "/usr/local/share/pkgconfig", "/usr/lib/pkgconfig", "/usr/share/pkgconfig"]
+    let multiarch = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib")) ?? []
+    directories += multiarch.filter { $0.contains("-linux-") }.map { "/usr/lib/\($0)/pkgconfig" }
+    let newer = directories.contains { FileManager.default.fileExists(atPath: "\($0)/msgpack-c.pc") }
+    return newer ? "msgpack-c" : "msgpack"
+}
