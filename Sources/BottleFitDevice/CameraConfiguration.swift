@@ -1,3 +1,4 @@
+import BottleFitEngine
 import BottleFitImaging
 import Foundation
 
@@ -39,6 +40,9 @@ public struct CameraConfiguration: Sendable {
     /// How often the camera reports the latency of its edge frames to the broker (a HEARTBEAT
     /// carrying `lr`, protocol.md section 7); 0 never reports.
     public var latencyReportIntervalMilliseconds: UInt64
+    /// How the camera's sessions compute (threads, GEMM): one thread and the CPU's best GEMM
+    /// unless given.
+    public var compute: ComputeContext = .singleThreaded
 
     public init(
         cameraID: String, mode: CameraMode = .split, brokerEndpoint: String? = nil, directiveEndpoint: String? = nil,

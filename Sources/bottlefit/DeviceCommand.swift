@@ -1,5 +1,6 @@
 import ArgumentParser
 import BottleFitDevice
+import BottleFitEngine
 import BottleFitImaging
 import Foundation
 import Logging
@@ -73,22 +74,24 @@ struct DeviceCommand: ParsableCommand {
         do { try makeConfiguration().validate() } catch { throw ValidationError(error.description) }
     }
 
-    func makeConfiguration() -> CameraConfiguration {
-        CameraConfiguration(
+    /// The camera's configuration; `compute` is the single-threaded default while validating.
+    func makeConfiguration(compute: ComputeContext = .singleThreaded) -> CameraConfiguration {
+        var configuration = CameraConfiguration(
             cameraID: id, mode: CameraMode(rawValue: mode) ?? .split, brokerEndpoint: broker, directiveEndpoint: directives,
             modelName: model, headModel: head.map { URL(fileURLWithPath: $0) }, fullModel: full.map { URL(fileURLWithPath: $0) },
             framesPerSecond: rate, maxFrames: frames, sloMilliseconds: sloMs, heartbeatIntervalMilliseconds: heartbeatMs,
             liveness: liveness, probeIntervalMilliseconds: probeMs, latencyReportIntervalMilliseconds: latencyReportMs)
+        configuration.compute = compute
+        return configuration
     }
 
     func run() throws {
-        threadOptions.configureEngine()
         let stop = StopRequest.install()
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "bottlefit.device")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
-        let config = makeConfiguration()
+        let config = makeConfiguration(compute: threadOptions.makeComputeContext())
         let camera: Camera
         do {
             switch source {

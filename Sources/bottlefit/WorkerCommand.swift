@@ -68,11 +68,10 @@ struct WorkerCommand: ParsableCommand {
     func makeConfiguration() throws -> WorkerConfiguration {
         WorkerConfiguration(
             endpoint: broker, workerID: id, models: try models(), credit: credit, maxBatch: maxBatch, topK: topK,
-            threads: threadOptions.threads, heartbeatInterval: .milliseconds(heartbeatMs), liveness: liveness)
+            compute: threadOptions.makeComputeContext(), heartbeatInterval: .milliseconds(heartbeatMs), liveness: liveness)
     }
 
     func run() throws {
-        threadOptions.configureEngine()
         let stop = StopRequest.install()
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "bottlefit.worker")
