@@ -7,8 +7,8 @@ import CBottleFitOpenBLAS
 /// [C/g·kh·kw, OH·OW]. Pointwise convolutions use the input as the matrix directly.
 /// Depthwise convolutions run a direct loop with the epilogue fused (DepthwiseConvolution.swift). The epilogue adds the bias, an optional
 /// fused residual (input 3, from Add fusion) and the fused activation in one pass.
-/// With `KernelSelection.gemm == .packed` and constant weights (ungrouped), the weights are
-/// packed once per session and the GEMMs run on BottleFitKernels' microkernel instead, with
+/// With the compute context's GEMM `.packed` and constant weights (ungrouped), the weights are
+/// packed once per session and the GEMMs run on the C microkernel (CBottleFitKernels) instead, with
 /// bias, residual and ReLU applied as each block of the output is finished.
 enum ConvOperator: Operator {
     static let attributes: Set<String> = ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"]
@@ -58,7 +58,7 @@ enum ConvOperator: Operator {
         s.batch > 1 && s.groups == 1 && s.geometry.outputArea < 256
     }
 
-    /// Whether the GEMMs use weights packed ahead of time (see `KernelSelection`).
+    /// Whether the GEMMs use weights packed ahead of time (see `ComputeContext.GEMM`).
     static func usesPackedWeights(_ s: Shape, _ ctx: NodeContext, constantWeights: Bool) -> Bool {
         constantWeights && s.groups == 1 && ctx.gemm == .packed
     }

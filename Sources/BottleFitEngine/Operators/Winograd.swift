@@ -10,7 +10,7 @@ import BottleFitCore
 ///   F(3x3, 2x2), its dual: G = [1 0; 1 1; 1 -1; 0 -1], Aᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1].
 /// A 2x2 kernel needs 16 multiplications per 9 outputs instead of 36; a 3x3 kernel 16 per 4
 /// instead of 36. The products summed over input channels are 16 GEMMs [M, C]·[C, tiles]
-/// through OpenBLAS (or, with `KernelSelection.gemm == .packed`, the packed microkernel with
+/// through OpenBLAS (or, with the context's GEMM `.packed`, the packed microkernel with
 /// the 16 transformed weight matrices packed once), one per tile element, split over the
 /// engine's threads. Weights are transformed once when the plan is made. Coefficients are 0, ±½, ±1, so rounding stays
 /// within a few ulps of the direct convolution.
