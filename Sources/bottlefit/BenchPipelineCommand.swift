@@ -255,7 +255,7 @@ struct BenchPipelineCommand: ParsableCommand {
         var errors = 0
         for round in 0..<runs {
             standalone.append(try StandaloneEngine.measure(
-                tail: tailURL, threads: workers, batch: maxBatch, warmup: warmupSeconds, duration: duration))
+                tail: tailURL, threads: workers, batch: maxBatch, warmup: warmupSeconds, duration: duration, compute: compute))
             let p = try measureEndToEnd(
                 round: round, tail: tailURL, workers: workers, maxBatch: maxBatch, credit: credit, load: load,
                 warmup: warmupSeconds, duration: duration, endpoints: endpoints, logger: logger, compute: compute)
@@ -637,7 +637,9 @@ private final class ProxyBaseline {
 /// The standalone ceiling: `threads` threads, each with its own session and plan at `batch`,
 /// executing back to back as a saturated worker would (inputs are seeded random data).
 private enum StandaloneEngine {
-    static func measure(tail: URL, threads: Int, batch: Int, warmup: Double, duration: Double) throws -> Double {
+    static func measure(
+        tail: URL, threads: Int, batch: Int, warmup: Double, duration: Double, compute: ComputeContext
+    ) throws -> Double {
         let clock = CompletionClock()
         let stop = Atomic<Bool>(false)
         let failure = Mutex<String?>(nil)
@@ -646,7 +648,7 @@ private enum StandaloneEngine {
             spawn {
                 let plan: ExecutionPlan
                 do {
-                    plan = try InferenceSession(contentsOf: tail).plan(batch: batch)
+                    plan = try InferenceSession(contentsOf: tail, compute: compute).plan(batch: batch)
                 } catch {
                     failure.withLock { $0 = "\(error)" }
                     ready.signal(); return
