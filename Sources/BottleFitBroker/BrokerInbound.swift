@@ -108,6 +108,15 @@ public enum BackendInput: Sendable, Equatable {
         do {
             message = try Message.decode(body, limits: limits)
         } catch {
+            // A RESULT that does not decode but names its frame ("c" and "s" readable): the camera
+            // gets INTERNAL for it at once, as for a worker's own failure, rather than waiting for
+            // WORKER_LOST; the broker never forwards what it could not decode.
+            if let header = try? MessageHeader.peek(body, limits: limits), header.type == MessageType.result.rawValue,
+               let cameraID = header.cameraID, let sequence = header.sequence,
+               let reply = try? Message.error(Self.malformedResult(error, header: header, limits: limits)).encoded(limits: limits) {
+                let key = FrameKey(cameraRoutingID: camera, cameraID: cameraID, sequence: sequence)
+                return .answer(worker: worker, WorkerAnswer(frame: key, body: reply, errorCode: .internal))
+            }
             return undecodable(worker: worker, body: body, error: error, limits: limits)
         }
         switch message {
@@ -124,6 +133,13 @@ public enum BackendInput: Sendable, Equatable {
             let reply = ErrorMessage(sequence: nil, cameraID: nil, code: .badRequest, text: "a \(message.type) message is not an answer")
             return .rejected(worker: worker, reply: reply, reason: .badWorkerMessage, detail: "\(message.type) on the work layout")
         }
+    }
+
+    /// INTERNAL for the camera whose RESULT the worker garbled, naming what was wrong with it.
+    private static func malformedResult(_ error: ProtocolError, header: MessageHeader, limits: ProtocolLimits) -> ErrorMessage {
+        var reply = ErrorMessage(replyingTo: error, header: header, limits: limits)
+        reply.code = .internal
+        return reply
     }
 
     /// A worker message that does not decode: answered BAD_REQUEST (or UNSUPPORTED_VERSION for a

@@ -116,6 +116,7 @@ final class ControllerLoop {
         counters.decisions += 1
         var metadata: Logger.Metadata = [
             "fraction": "\(decision.fraction)", "previous": "\(decision.previousFraction)", "condition": "\(decision.condition)",
+            "edge_floor": "\(decision.edgeFloor)",
         ]
         if !decision.signals.isEmpty { metadata["signals"] = "\(decision.signals.map(\.rawValue).joined(separator: ","))" }
         switch decision.action {
@@ -149,7 +150,8 @@ final class ControllerLoop {
             sequence: sequence, target: .fraction(1), mode: .split,
             reason: Self.truncated(directiveReason, to: configuration.limits.maxTextBytes),
             validUntil: Self.wallClockMilliseconds() + validity,
-            edgeShare: policy.fraction > 0 ? ControllerPolicy.rounded(1 - policy.fraction) : nil)
+            edgeShare: policy.fraction > 0 ? ControllerPolicy.rounded(1 - policy.fraction) : nil,
+            edgeFloor: policy.fraction == 0 && policy.edgeFloor > 0 ? policy.edgeFloor : nil)
         do {
             let body = try directive.encoded(limits: configuration.limits)
             if try directiveSocket.trySend([Array("directive".utf8), body]) {

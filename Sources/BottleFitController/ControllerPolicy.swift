@@ -31,6 +31,9 @@ public struct ControllerDecision: Sendable, Equatable, CustomStringConvertible {
     public var previousFraction: Double
     /// The fraction in force after it.
     public var fraction: Double
+    /// The edge floor in force after it (DIRECTIVE `ef`; 0: none). A floor change is a `lower`
+    /// (more frames to the edge) or a `raise` (fewer), like a fraction change.
+    public var edgeFloor: Double = 0
     /// How the edge looked.
     public var condition: EdgeCondition
     /// The signals over their objective, when overloaded (what a raise was for); empty otherwise.
@@ -180,6 +183,9 @@ public struct ControllerPolicy: Sendable {
     public let settings: ControllerSettings
     /// The share of every camera's frames the directive in force sends local, in [0, `maxFraction`].
     public private(set) var fraction: Double = 0
+    /// The smallest share of its frames every camera sends to the edge (DIRECTIVE `ef`), in [0, 1];
+    /// only ever above 0 while `fraction` is 0.
+    public private(set) var edgeFloor: Double = 0
     /// How the edge looked at the last STATS or silence check.
     public private(set) var condition: EdgeCondition = .unknown
     /// The latest STATS taken into account.
@@ -235,6 +241,12 @@ public struct ControllerPolicy: Sendable {
             healthySince = nil
             let signals = reading.over
             let what = reading.overText + (reading.over.count == 1 ? " over its objective" : " over their objectives")
+            if edgeFloor > 0 {
+                // The floor was for an edge with room; an overloaded one has none. The cameras'
+                // own congestion control takes over at once (no overload window, no dwell).
+                return changeFloor(to: 0, now: now, .raise, signals,
+                    prefix + "overloaded, \(what) (\(figures)): the edge floor is lifted, cameras send what their own congestion control allows")
+            }
             guard let streak = overload else {
                 overload = (now, reading.pressure)
                 return hold(prefix + "overload began, \(what) (\(figures)); waiting \(Self.ms(settings.overloadWindow)) before acting", signals)
@@ -273,6 +285,29 @@ public struct ControllerPolicy: Sendable {
         }
 
         overload = nil
+        if fraction == 0, settings.floorStep > 0, let u = reading.utilisation, u < settings.targetUtilisation,
+           let local = reading.localShare, local > settings.underusedLocalShare {
+            // No directive keeps frames local, yet the cameras' own congestion control keeps some
+            // there (or their EXPIRED frames fall back there) while the edge has room: raise the
+            // floor every camera sends to the edge. Drops do not stop this: at this utilisation
+            // they are frames the broker expired, which the cameras compute locally in time.
+            condition = .underused
+            let state = "edge has room: \(Self.percent(u)) busy, below the \(Self.percent(settings.targetUtilisation)) target, while \(Self.percent(local)) of frames run locally"
+            guard edgeFloor < 1 else {
+                healthySince = nil
+                return hold(prefix + state + " (\(figures)); every camera already sends every frame it can to the edge")
+            }
+            guard let since = healthySince else {
+                healthySince = now
+                return hold(prefix + state + " (\(figures)); raising the edge floor in \(Self.ms(settings.healthyWindow)) ms if it stays so")
+            }
+            guard now - since >= settings.healthyWindow, dwelt(now) else {
+                return hold(prefix + state + " for \(Self.ms(now - since)) ms (\(figures)); edge floor \(Self.percent(edgeFloor))")
+            }
+            let next = Self.rounded(min(1, edgeFloor + settings.floorStep))
+            return changeFloor(to: next, now: now, .lower, [],
+                prefix + state + " for \(Self.ms(now - since)) ms (\(figures)): every camera sends at least \(Self.percent(next)) of its frames to the edge")
+        }
         let fewDrops = stats.dropRate <= settings.healthyDropRate + settings.healthyDropShare * stats.arrivalRate
         guard reading.allLow && fewDrops else {
             condition = .steady
@@ -285,6 +320,11 @@ public struct ControllerPolicy: Sendable {
             // Busy enough and within the objectives: the point the controller aims for.
             condition = .steady
             healthySince = nil
+            if edgeFloor > 0, reading.utilisation.map({ $0 >= settings.targetUtilisation + Self.floorHysteresis }) == true, dwelt(now) {
+                let next = Self.rounded(max(0, edgeFloor - settings.floorStep))
+                return changeFloor(to: next, now: now, .raise, [],
+                    prefix + "edge busy, \(reading.utilisation.map(Self.percent) ?? "?") over the \(Self.percent(settings.targetUtilisation)) target (\(figures)): edge floor lowered to \(Self.percent(next))")
+            }
             return hold(prefix + "edge busy and within its objectives (\(figures)); fraction stays \(Self.percent(fraction))")
         }
         let localWork = (reading.localShare ?? 0) > settings.underusedLocalShare
@@ -331,7 +371,30 @@ public struct ControllerPolicy: Sendable {
     }
 
     private func hold(_ reason: String, _ signals: [ControllerSignal] = []) -> ControllerDecision {
-        ControllerDecision(action: .hold, previousFraction: fraction, fraction: fraction, condition: condition, signals: signals, reason: reason)
+        var d = ControllerDecision(action: .hold, previousFraction: fraction, fraction: fraction, condition: condition, signals: signals, reason: reason)
+        d.edgeFloor = edgeFloor
+        return d
+    }
+
+    /// Utilisation this far over the target before a floor step comes down: a floor that just
+    /// filled the edge to the target is not taken back at once.
+    static let floorHysteresis = 0.05
+
+    /// Whether the dwell since the last change of the fraction or the floor has passed.
+    private func dwelt(_ now: Duration) -> Bool {
+        lastChangeAt.map { now - $0 >= settings.dwell } ?? true
+    }
+
+    private mutating func changeFloor(
+        to next: Double, now: Duration, _ action: ControllerDecision.Action, _ signals: [ControllerSignal], _ reason: String
+    ) -> ControllerDecision {
+        edgeFloor = next
+        lastChangeAt = now
+        overload = nil
+        healthySince = nil
+        var d = ControllerDecision(action: action, previousFraction: fraction, fraction: fraction, condition: condition, signals: signals, reason: reason)
+        d.edgeFloor = next
+        return d
     }
 
     private mutating func change(
@@ -339,11 +402,15 @@ public struct ControllerPolicy: Sendable {
     ) -> ControllerDecision {
         let previous = fraction
         fraction = next
+        // A fraction sent local and a floor on the edge never stand together.
+        if next > 0 { edgeFloor = 0 }
         lastChangeAt = now
         // Each step needs fresh evidence gathered after it.
         overload = nil
         healthySince = nil
-        return ControllerDecision(action: action, previousFraction: previous, fraction: next, condition: condition, signals: signals, reason: reason)
+        var d = ControllerDecision(action: action, previousFraction: previous, fraction: next, condition: condition, signals: signals, reason: reason)
+        d.edgeFloor = edgeFloor
+        return d
     }
 
     /// Keeps fractions on a 1e-6 grid so repeated steps do not accumulate binary noise (0.75 − 0.1 × 7.5...).

@@ -39,6 +39,12 @@ public struct ControllerSettings: Sendable, Equatable {
     public var targetUtilisation: Double = 0.85
     /// A local share of the reported frames above this counts as cameras computing locally.
     public var underusedLocalShare: Double = 0.02
+    /// Edge floor (DIRECTIVE `ef`) added per step while the edge has room and frames run locally
+    /// with no fraction sent local: the cameras' own congestion control can leave the edge half
+    /// idle (a deadline under two service times makes one frame queued behind another EXPIRED
+    /// even at 50 % load, and each EXPIRED halves nothing but still cuts a share by 15 %).
+    /// 0 turns the floor off.
+    public var floorStep: Double = 0.25
     /// The broker's camera report window (`--report-window-s`, 3 s by default): STATS this far
     /// apart carry disjoint camera figures, which the controller adds up...
     public var cameraReportWindow: Duration = .seconds(3)
@@ -81,6 +87,7 @@ public struct ControllerSettings: Sendable, Equatable {
             problems.append("the target utilisation must be in (0, 1] (got \(targetUtilisation))")
         }
         if !(underusedLocalShare.isFinite && underusedLocalShare >= 0 && underusedLocalShare < 1) { problems.append("underusedLocalShare must be in [0, 1)") }
+        if !(floorStep.isFinite && floorStep >= 0 && floorStep <= 1) { problems.append("the floor step must be in [0, 1] (got \(floorStep))") }
         if cameraReportWindow <= .zero { problems.append("the camera report window must be positive") }
         if cameraHistory < .zero { problems.append("the camera history must not be negative") }
         if statsInterval <= .zero { problems.append("statsInterval must be positive") }

@@ -117,7 +117,7 @@ public enum NPY {
 
     /// Writes a tensor to a `.npy` file.
     public static func write(_ tensor: Tensor, to url: URL) throws(NPYError) {
-        do { try encode(tensor).write(to: url) } catch {
+        do { try encode(tensor).write(to: url, options: .atomic) } catch {
             throw NPYError("cannot write \(url.path): \(error.localizedDescription)")
         }
     }

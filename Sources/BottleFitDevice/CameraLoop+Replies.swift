@@ -82,8 +82,23 @@ extension CameraLoop {
             return
         }
         if error.code == .expired { edgeLatency.recordMissed() }
+        if [.badRequest, .tooLarge, .internal].contains(error.code) { logRefusal(error, now: now) }
         let reason = policy.record(.error(error.code, retryAfterMilliseconds: error.retryAfterMilliseconds), epoch: frame.epoch, at: nowMs)
         fallBack(frame, reason: reason ?? .rejected, now: now)
+    }
+
+    /// The edge refused a frame it will refuse again (a tail that does not take this head's
+    /// output, a payload over its limit): a mistake in the deployment, said at once and then at
+    /// most every 10 s with the count since, never silently counted away.
+    private func logRefusal(_ error: ErrorMessage, now: UInt64) {
+        refusalsUnlogged += 1
+        if let last = lastRefusalLog, now < last + 10_000_000 { return }
+        logger.warning("the edge refuses this camera's frames", metadata: [
+            "code": "\(error.code.rawValue)", "reason": "\(error.text)", "refused_since_last_warning": "\(refusalsUnlogged)",
+            "hint": "check that the workers' tail for model '\(configuration.modelName)' takes this head's output",
+        ])
+        refusalsUnlogged = 0
+        lastRefusalLog = now
     }
 
     func fallBack(_ frame: PendingFrame, reason: DropReason, now: UInt64) {

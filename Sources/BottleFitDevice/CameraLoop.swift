@@ -57,6 +57,9 @@ final class CameraLoop {
     var nextReportAt: UInt64
     /// When the status was last handed to `run`'s `report` (Unix µs).
     var lastStatusAt: UInt64 = 0
+    /// Refusals (BAD_REQUEST, TOO_LARGE, INTERNAL) not logged yet, and when one last was (µs).
+    var refusalsUnlogged = 0
+    var lastRefusalLog: UInt64?
     /// The whole model on its own thread (nil without one), and the frames it holds.
     let local: LocalCompute?
     struct LocalFrame {

@@ -52,6 +52,14 @@ final class CameraModels {
         if let head, let full, head.inputShape != full.inputShape {
             throw .model("head input \(head.inputShape) and whole-model input \(full.inputShape) differ")
         }
+        // The whole model answers class scores; a head given as --full would "classify" by the
+        // argmax of its bottleneck, every answer wrong and nothing said.
+        if let full, let url = configuration.fullModel, full.outputShape.filter({ $0 > 1 }).count > 1 {
+            throw .model("the whole model \(url.path) outputs \(full.outputShape), not a vector of class scores: is it a head? (--full takes the model from image to logits)")
+        }
+        if let head, let full, head.outputShape == full.outputShape {
+            throw .model("the head and the whole model both output \(head.outputShape): --full must be the whole model, not a head")
+        }
         if let preprocessor = configuration.preprocessor {
             self.preprocessor = preprocessor
         } else if let shape = (head ?? full)?.inputShape {

@@ -149,6 +149,7 @@ public struct CameraPolicy: Sendable {
         public var validUntil: UInt64
         public var reason: String
         public var edgeShare: Double?
+        public var edgeFloor: Double?
     }
 
     public let configuration: Configuration
@@ -230,11 +231,14 @@ public struct CameraPolicy: Sendable {
         return now >= last + interval
     }
 
-    /// The share of frames that goes to the edge now: the camera's own, capped by a directive's,
-    /// and never below what the camera cannot compute itself (`localCapacityFloor`).
+    /// The share of frames that goes to the edge now: the camera's own, capped by a directive's
+    /// `es` and raised to its `ef` (the controller sees an edge with room that the cameras' own
+    /// congestion control leaves idle), and never below what the camera cannot compute itself
+    /// (`localCapacityFloor`).
     public func effectiveShare(at now: UInt64) -> Double {
-        guard let d = directive, now < d.validUntil, d.mode == .split, let cap = d.edgeShare else { return share }
-        return max(localCapacityFloor, min(share, cap))
+        guard let d = directive, now < d.validUntil, d.mode == .split, d.edgeShare != nil || d.edgeFloor != nil else { return share }
+        let capped = d.edgeShare.map { min(share, $0) } ?? share
+        return max(localCapacityFloor, d.edgeFloor.map { max(capped, $0) } ?? capped)
     }
 
     /// The smallest share of frames the edge must take because the camera cannot compute more
@@ -379,7 +383,7 @@ public struct CameraPolicy: Sendable {
         lastObeyedDirective = message.sequence
         directive = now < message.validUntil
             ? ActiveDirective(sequence: message.sequence, mode: message.mode, validUntil: message.validUntil,
-                              reason: message.reason, edgeShare: message.edgeShare)
+                              reason: message.reason, edgeShare: message.edgeShare, edgeFloor: message.edgeFloor)
             : nil
         return true
     }

@@ -13,6 +13,9 @@ public enum ModelSplitter {
         guard !graphInputs.contains(tensor) else {
             throw .invalidModel("'\(tensor)' is a graph input: the head would be empty")
         }
+        guard !graph.outputs.contains(where: { $0.name == tensor }) else {
+            throw .invalidModel("'\(tensor)' is a graph output: the tail would be empty; cut at a tensor inside the model")
+        }
         // The head: every node the tensor depends on.
         var headNodes = Set<Int>()
         var stack = [tensor]

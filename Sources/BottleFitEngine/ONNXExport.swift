@@ -54,7 +54,7 @@ public enum ONNXExporter {
     /// Writes a graph to an `.onnx` file.
     public static func write(_ graph: Graph, to url: URL) throws(EngineError) {
         let data = try encode(graph)
-        do { try data.write(to: url) } catch {
+        do { try data.write(to: url, options: .atomic) } catch {
             throw .io("cannot write \(url.path): \(error.localizedDescription)")
         }
     }

@@ -24,38 +24,53 @@ struct ArrivalSchedule {
     static let idleStepMicroseconds: UInt64 = 10_000
 
     /// The first arrival: a random phase within the first gap, so cameras of a group do not fire together.
-    mutating func first() -> UInt64? {
-        var t = start
+    mutating func first() -> UInt64? { arrival(from: start) }
+
+    /// The arrival after one scheduled at `previous` (µs), or nil when the run is over.
+    ///
+    /// When the rate jumps (a step, a burst's edge, a schedule point) before the next arrival is
+    /// due, the next one is drawn afresh from the jump, at a random phase within the new gap, as
+    /// the first arrival is: cameras that change rate together do not stay bunched together (four
+    /// cameras stepping from 5.8 to 1.45 frames/s would otherwise keep arriving within 172 ms of
+    /// each other every 690 ms, a burst the edge must expire although it is half idle).
+    mutating func next(after previous: UInt64) -> UInt64? {
+        var t = previous
         while t < end {
-            let rate = shape.rate(at: Double(t - start) / 1e6)
+            let seconds = Double(t - start) / 1e6
+            let rate = shape.rate(at: seconds)
             if rate > 0 {
-                let phase = Double.random(in: 0..<1, using: &random) * 1e6 / rate
-                let first = t + UInt64(phase)
-                return first < end ? first : nil
+                let next = t + max(1, UInt64(gap(rate).rounded()))
+                if let jump = shape.nextJump(after: seconds), start + UInt64(jump * 1e6) < next {
+                    return arrival(from: start + UInt64((jump * 1e6).rounded(.up)))
+                }
+                return next < end ? next : nil
             }
             t += Self.idleStepMicroseconds
         }
         return nil
     }
 
-    /// The arrival after one scheduled at `previous` (µs), or nil when the run is over.
-    mutating func next(after previous: UInt64) -> UInt64? {
-        var t = previous
+    /// The first arrival at or after `t` (µs): a random phase within the gap at the rate there
+    /// (constant arrivals), or an exponential gap from `t` (Poisson arrivals, memoryless).
+    private mutating func arrival(from t: UInt64) -> UInt64? {
+        var t = t
         while t < end {
             let rate = shape.rate(at: Double(t - start) / 1e6)
             if rate > 0 {
-                let gap: Double
-                switch process {
-                case .constant: gap = 1e6 / rate
-                case .poisson:
-                    let u = Double.random(in: Double.ulpOfOne..<1, using: &random)
-                    gap = -log(u) * 1e6 / rate
-                }
-                let next = t + max(1, UInt64(gap.rounded()))
+                let phase = process == .constant ? Double.random(in: 0..<1, using: &random) * 1e6 / rate : gap(rate)
+                let next = t + UInt64(phase)
                 return next < end ? next : nil
             }
             t += Self.idleStepMicroseconds
         }
         return nil
+    }
+
+    /// The gap to the next arrival at `rate` frames/s, µs: fixed, or exponential for Poisson arrivals.
+    private mutating func gap(_ rate: Double) -> Double {
+        switch process {
+        case .constant: return 1e6 / rate
+        case .poisson: return -log(Double.random(in: Double.ulpOfOne..<1, using: &random)) * 1e6 / rate
+        }
     }
 }

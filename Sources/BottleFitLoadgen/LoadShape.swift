@@ -47,6 +47,30 @@ public enum LoadShape: Sendable, Equatable {
         }
     }
 
+    /// The first time after `t` (seconds) at which the rate jumps: a step, either edge of a burst,
+    /// a schedule point. Nil for a steady or ramp shape, or when no jump follows `t`.
+    public func nextJump(after t: Double) -> Double? {
+        switch self {
+        case .steady, .ramp:
+            return nil
+        case .step(let before, let at, let after):
+            return t < at && before != after ? at : nil
+        case .burst(let onRate, let onSeconds, let offRate, let offSeconds):
+            let period = onSeconds + offSeconds
+            guard period > 0, onRate != offRate else { return nil }
+            let cycle = (t / period).rounded(.down) * period
+            for edge in [cycle + onSeconds, cycle + period, cycle + period + onSeconds] where edge > t { return edge }
+            return nil
+        case .schedule(let points):
+            var previous = 0.0
+            for p in points {
+                if p.at > t, p.rate != previous { return p.at }
+                previous = p.rate
+            }
+            return nil
+        }
+    }
+
     /// The highest rate the shape reaches (what the payload and heap sizing plan for).
     public var peakRate: Double {
         switch self {

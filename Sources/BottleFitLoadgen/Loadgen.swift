@@ -69,7 +69,7 @@ public enum Loadgen {
     /// Writes the JSON and HTML outputs that `options` asks for.
     public static func write(_ report: LoadgenReport, options: LoadgenRunOptions) throws(LoadgenError) {
         do {
-            if let path = options.report { try report.json().write(to: URL(fileURLWithPath: path)) }
+            if let path = options.report { try report.json().write(to: URL(fileURLWithPath: path), options: .atomic) }
             if let path = options.html { try LoadgenHTML.render(report).write(toFile: path, atomically: true, encoding: .utf8) }
         } catch {
             throw LoadgenError("cannot write the report: \(error)")

@@ -17,6 +17,9 @@ struct YAMLFields {
             throw LoadgenError("\(file):\(withoutSnippet("\(error)")) (not valid YAML)")
         }
         guard let root else { throw LoadgenError("\(file): the file is empty") }
+        if let d = YAMLDuplicateKeys.first(in: root) {
+            throw LoadgenError("\(file):\(d.line): duplicate key '\(d.key)' (first at line \(d.firstLine)); a key may appear once per mapping")
+        }
         let fields = YAMLFields(node: root, file: file, keyPath: [])
         guard root.mapping != nil else { throw fields.error(nil, "expected a mapping at the top level") }
         return fields

@@ -40,14 +40,21 @@ public struct DirectiveMessage: WireMessage {
     /// edge, in [0, 1]; the rest it computes locally (a camera without the whole model ignores it).
     /// `nil`: no cap.
     public var edgeShare: Double?
+    /// "ef", with mode `split` only: the smallest share of its frames a targeted camera sends to
+    /// the edge, in [0, 1] and not above `es`, whatever its own congestion control would send
+    /// (the controller's way to fill an edge that has room). `nil`: no floor.
+    public var edgeFloor: Double?
 
-    public init(sequence: UInt64, target: Target, mode: Mode, reason: String, validUntil: UInt64, edgeShare: Double? = nil) {
+    public init(
+        sequence: UInt64, target: Target, mode: Mode, reason: String, validUntil: UInt64, edgeShare: Double? = nil, edgeFloor: Double? = nil
+    ) {
         self.sequence = sequence
         self.target = target
         self.mode = mode
         self.reason = reason
         self.validUntil = validUntil
         self.edgeShare = edgeShare
+        self.edgeFloor = edgeFloor
     }
 
     /// A camera's stable place in [0, 1) for fraction targets. The 64-bit FNV-1a hash of the id's
@@ -76,7 +83,7 @@ public struct DirectiveMessage: WireMessage {
 }
 
 extension DirectiveMessage: MessageBody {
-    var fieldCount: Int { 5 + (edgeShare == nil ? 0 : 1) }
+    var fieldCount: Int { 5 + (edgeShare == nil ? 0 : 1) + (edgeFloor == nil ? 0 : 1) }
 
     func write(to w: MessagePackWriter) throws(ProtocolError) {
         try w.key("s"); try w.unsigned(sequence)
@@ -91,6 +98,7 @@ extension DirectiveMessage: MessageBody {
         try w.key("r"); try w.string(reason)
         try w.key("vu"); try w.unsigned(validUntil)
         if let edgeShare { try w.key("es"); try w.float64(edgeShare) }
+        if let edgeFloor { try w.key("ef"); try w.float64(edgeFloor) }
     }
 
     init(fields f: FieldMap, limits: ProtocolLimits) throws(ProtocolError) {
@@ -115,6 +123,7 @@ extension DirectiveMessage: MessageBody {
         reason = try FieldValue.string(f.required("r"), "r", maxBytes: limits.maxTextBytes)
         validUntil = try FieldValue.unsigned(f.required("vu"), "vu")
         edgeShare = try f.optional("es").map { (o) throws(ProtocolError) in try FieldValue.double(o, "es") }
+        edgeFloor = try f.optional("ef").map { (o) throws(ProtocolError) in try FieldValue.double(o, "ef") }
         try validate(limits: limits)
     }
 
@@ -130,6 +139,13 @@ extension DirectiveMessage: MessageBody {
         if let share = edgeShare {
             guard share.isFinite, (0...1).contains(share) else { throw .invalidValue(field: "es", reason: "edge share \(share) outside [0, 1]") }
             guard mode == .split else { throw .invalidValue(field: "es", reason: "an edge share goes with mode split only") }
+        }
+        if let floor = edgeFloor {
+            guard floor.isFinite, (0...1).contains(floor) else { throw .invalidValue(field: "ef", reason: "edge floor \(floor) outside [0, 1]") }
+            guard mode == .split else { throw .invalidValue(field: "ef", reason: "an edge floor goes with mode split only") }
+            if let share = edgeShare, floor > share {
+                throw .invalidValue(field: "ef", reason: "edge floor \(floor) above the edge share \(share)")
+            }
         }
     }
 }

@@ -49,7 +49,9 @@ struct ControllerCommand: ParsableCommand {
     var lowerStep = ControllerSettings().lowerStep
     @Option(help: "Worker utilisation (STATS ut) the controller aims for, in (0, 1]: below it, with frames local and latency low, it releases frames to the edge.")
     var targetUtilisation = ControllerSettings().targetUtilisation
-    @Option(help: "Minimum milliseconds between two changes of the fraction.") var dwellMs = 3000
+    @Option(help: "Edge floor (DIRECTIVE ef) added per step while the edge is below --target-utilisation and frames run locally, in [0, 1]; 0 never sets a floor.")
+    var floorStep = ControllerSettings().floorStep
+    @Option(help: "Minimum milliseconds between two changes of the fraction or the floor.") var dwellMs = 3000
     @OptionGroup var metricsOptions: MetricsOptions
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
@@ -70,6 +72,7 @@ struct ControllerCommand: ParsableCommand {
         settings.raiseStep = raiseStep
         settings.lowerStep = lowerStep
         settings.targetUtilisation = targetUtilisation
+        settings.floorStep = floorStep
         settings.dwell = .milliseconds(dwellMs)
         return ControllerConfiguration(statsEndpoint: stats, directiveEndpoint: publish, settings: settings)
     }

@@ -76,18 +76,12 @@ enum DefaultFleet {
             """
     }
 
-    /// Makes models/demo/ under `root` (models and the topology file) and returns the topology's path.
-    static func prepare(in root: URL) throws -> String {
+    /// The default fleet under `root`: its folder (models/demo/), whether its ResNet-50 models
+    /// are there yet, and the topology text (nothing is written).
+    static func plan(in root: URL) -> (folder: URL, modelsPresent: Bool, topology: String) {
         let folder = root.appendingPathComponent("models/demo")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let files = ["full", "head", "tail"].map { folder.appendingPathComponent("\($0).onnx") }
-        if !files.allSatisfy({ FileManager.default.fileExists(atPath: $0.path) }) {
-            print("[up] creating BottleFit ResNet-50 (C = 12) in \(folder.path)")
-            let full = ModelFactory.bottleFitResNet(bottleneck: 12)
-            let (head, tail) = try ModelSplitter.split(full, at: ModelFactory.bottleneckName)
-            try ONNXExporter.write(full, to: files[0])
-            try ONNXExporter.write(head, to: files[1])
-            try ONNXExporter.write(tail, to: files[2])
+        let present = ["full", "head", "tail"].allSatisfy {
+            FileManager.default.fileExists(atPath: folder.appendingPathComponent("\($0).onnx").path)
         }
         let trained = root.appendingPathComponent(fashionMNISTModel)
         let haveTrained = ["head", "tail", "full"].allSatisfy {
@@ -98,8 +92,23 @@ enum DefaultFleet {
         } else {
             print("[up] no trained Fashion-MNIST model at \(trained.path) (run from the repository root for it); ResNet-50 cameras only")
         }
+        return (folder, present, topology(fashionMNIST: haveTrained ? trained : nil))
+    }
+
+    /// Makes models/demo/ under `root` (models and the topology file) and returns the topology's path.
+    static func prepare(in root: URL) throws -> String {
+        let (folder, present, text) = plan(in: root)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        if !present {
+            print("[up] creating BottleFit ResNet-50 (C = 12) in \(folder.path)")
+            let full = ModelFactory.bottleFitResNet(bottleneck: 12)
+            let (head, tail) = try ModelSplitter.split(full, at: ModelFactory.bottleneckName)
+            for (graph, name) in [(full, "full"), (head, "head"), (tail, "tail")] {
+                try ONNXExporter.write(graph, to: folder.appendingPathComponent("\(name).onnx"))
+            }
+        }
         let path = folder.appendingPathComponent("default-topology.yaml")
-        try topology(fashionMNIST: haveTrained ? trained : nil).write(to: path, atomically: true, encoding: .utf8)
+        try text.write(to: path, atomically: true, encoding: .utf8)
         return path.path
     }
 }

@@ -41,6 +41,11 @@ struct EvalCommand: ParsableCommand {
         guard let dims = graph.inputs.first?.shape?.dropFirst().compactMap(\.fixedValue), dims.count == 3 else {
             throw CommandError("\(model): the input must be [batch, C, H, W] with fixed C, H, W")
         }
+        // Class scores are one number per class; a head's bottleneck (C x H x W) is not, and its
+        // "accuracy" would be the argmax of a feature map.
+        if let out = graph.outputs.first?.shape?.dropFirst(), out.compactMap(\.fixedValue).filter({ $0 > 1 }).count > 1 {
+            throw CommandError("\(model) outputs \(graph.outputs[0].shapeDescription), not class scores [batch, classes]: is it a head? (--model takes a full model, image in, logits out)")
+        }
         let source: any LabelledImageSource
         let transform: TransformPipeline
         if dataset == "fashion-mnist" {

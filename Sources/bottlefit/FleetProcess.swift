@@ -24,6 +24,7 @@ final class FleetProcess: @unchecked Sendable {
     private var lineCount = 0
     private var warningCount = 0
     private var errorCount = 0
+    private var refusalCount = 0
     private var lastStdoutLine: String?
     private var wasKilled = false
     private let readers = DispatchGroup()
@@ -89,6 +90,7 @@ final class FleetProcess: @unchecked Sendable {
         lineCount += 1
         if level == "warning" { warningCount += 1 }
         if level == "error" || level == "critical" { errorCount += 1 }
+        if level == "warning", line.contains(Self.refusalWarning) { refusalCount += 1 }
         if !isError { lastStdoutLine = line }
     }
 
@@ -97,6 +99,16 @@ final class FleetProcess: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return (lineCount, warningCount, errorCount)
+    }
+
+    /// The camera's warning that the edge refuses its frames (BAD_REQUEST, TOO_LARGE, INTERNAL).
+    static let refusalWarning = "the edge refuses this camera's frames"
+
+    /// How many times the process warned that the edge refuses its frames: a deployment mistake.
+    var refusals: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return refusalCount
     }
 
     /// The last line the process wrote to standard output (a camera's summary once it has stopped).

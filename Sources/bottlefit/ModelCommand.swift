@@ -171,11 +171,30 @@ struct SplitModelCommand: ParsableCommand {
     @Option(help: "Output file for the head.") var head: String
     @Option(help: "Output file for the tail.") var tail: String
 
+    func validate() throws {
+        let paths = [model, head, tail].map { URL(fileURLWithPath: $0).standardizedFileURL.resolvingSymlinksInPath().path }
+        guard paths[1] != paths[2] else { throw ValidationError("--head and --tail are the same file (\(head)); the tail would overwrite the head") }
+        guard !paths[1...].contains(paths[0]) else { throw ValidationError("--head or --tail is the model being split (\(model)); write the parts elsewhere") }
+    }
+
     func run() throws {
         let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
         let (h, t) = try ModelSplitter.split(graph, at: at)
-        try ONNXExporter.write(h, to: URL(fileURLWithPath: head))
-        try ONNXExporter.write(t, to: URL(fileURLWithPath: tail))
+        // Both parts are written to temporary files beside their destinations and renamed into
+        // place only when both are complete: a failure leaves neither part behind, nor half a file.
+        let fm = FileManager.default
+        var written: [(temporary: String, path: String)] = []
+        defer { for w in written { try? fm.removeItem(atPath: w.temporary) } }
+        for (graph, path) in [(h, head), (t, tail)] {
+            let temporary = path + ".partial-\(getpid())"
+            written.append((temporary, path))
+            try ONNXExporter.write(graph, to: URL(fileURLWithPath: temporary))
+        }
+        for w in written {
+            guard rename(w.temporary, w.path) == 0 else {
+                throw ValidationError("cannot move \(w.temporary) to \(w.path): \(String(cString: strerror(errno)))")
+            }
+        }
         print("wrote \(head) (\(h.nodes.count) nodes) and \(tail) (\(t.nodes.count) nodes); cut '\(at)' is \(h.outputs[0].shapeDescription)")
     }
 }

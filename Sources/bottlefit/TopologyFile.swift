@@ -1,3 +1,4 @@
+import BottleFitLoadgen
 import BottleFitMetricsServer
 import Foundation
 import Yams
@@ -19,15 +20,25 @@ struct TopologyFile {
 
     /// Reads, decodes and checks the file; relative model, source and ipc:// paths are taken from its folder.
     init(contentsOf path: String) throws(TopologyError) {
-        self.path = path
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw TopologyError("\(path): cannot read the topology: \(error.localizedDescription)")
         }
+        try self.init(text: text, path: path, base: URL(fileURLWithPath: path).deletingLastPathComponent())
+    }
+
+    /// Decodes and checks `text` as if read from `path`, relative paths taken from `base`. With
+    /// `checkFiles` false, model and source files need not exist yet (a dry run of the default
+    /// fleet, whose models `up` creates on its first real run).
+    init(text: String, path: String, base: URL, checkFiles: Bool = true) throws(TopologyError) {
+        self.path = path
         // Composing first gives libyaml's syntax errors with their line; decoding then checks the structure.
         let node: Node
         do {
             guard let root = try Yams.compose(yaml: text) else { throw TopologyError("\(path): the topology is empty") }
+            if let d = YAMLDuplicateKeys.first(in: root) {
+                throw TopologyError("\(path):\(d.line): duplicate key '\(d.key)' (first at line \(d.firstLine)); a key may appear once per mapping")
+            }
             node = root
         } catch let error as TopologyError {
             throw error
@@ -41,8 +52,8 @@ struct TopologyFile {
         } catch {
             throw TopologyError("\(path): \(error)")
         }
-        let base = URL(fileURLWithPath: path).deletingLastPathComponent().standardizedFileURL
-        roles = try Self.plan(topology, base: base, path: path, node: node)
+        roles = try Self.plan(topology, base: base.standardizedFileURL, path: path, node: node, checkFiles: checkFiles)
+        if checkFiles { try Self.checkShapes(topology, base: base.standardizedFileURL, path: path, node: node) }
     }
 
     /// "FILE:LINE: key.path: reason" for a decoding error, the line found by walking the composed YAML.
@@ -113,11 +124,11 @@ struct TopologyFile {
 
     // MARK: - From topology to command lines
 
-    static func plan(_ t: Topology, base: URL, path: String, node: Node) throws(TopologyError) -> [Role] {
+    static func plan(_ t: Topology, base: URL, path: String, node: Node, checkFiles: Bool = true) throws(TopologyError) -> [Role] {
         func file(_ value: String, _ origin: [any CodingKey], _ keys: [String]) throws(TopologyError) -> String {
             let url = value.hasPrefix("/") ? URL(fileURLWithPath: value) : base.appendingPathComponent(value)
             let resolved = url.standardizedFileURL.path
-            guard FileManager.default.fileExists(atPath: resolved) else {
+            guard !checkFiles || FileManager.default.fileExists(atPath: resolved) else {
                 let part = keys.last ?? "full"
                 let at = locate(origin + keys.map { AnyKey(stringValue: $0) }, path: path, node: node)
                 throw TopologyError("""

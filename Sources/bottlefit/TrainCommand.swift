@@ -60,6 +60,7 @@ struct TrainingOptions: ParsableArguments {
         if dataset == "fashion-mnist" && preset != "fashion-mnist" { throw ValidationError("--dataset fashion-mnist needs --preset fashion-mnist (1x28x28 input)") }
         if let limit, limit < batch { throw ValidationError("--limit must be at least the batch size") }
         if let evalLimit, evalLimit < 1 { throw ValidationError("--eval-limit must be positive") }
+        guard progressInterval > 0, progressInterval <= 86_400 else { throw ValidationError("--progress-interval must be above 0 and at most 86400 seconds") }
     }
 
     func data() throws -> DatasetBatches {
@@ -129,7 +130,7 @@ enum TrainingRun {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(history).write(to: out.appendingPathComponent("history.json"))
+        try encoder.encode(history).write(to: out.appendingPathComponent("history.json"), options: .atomic)
         let last = history.last.map { String(format: ", test accuracy %.2f%%", 100 * $0.testAccuracy) } ?? ""
         say("wrote \(written.joined(separator: ", ")) and history.json to \(out.path)\(last)")
     }
@@ -157,7 +158,11 @@ struct TrainTeacherCommand: ParsableCommand {
     @Option(help: "Epochs.") var epochs: Int = 10
     @Option(help: "Initial learning rate.") var lr: Float = 0.1
 
-    func validate() throws { guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") } }
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        // lr 0 trains nothing and reports success; a NaN or huge one diverges at once.
+        guard lr > 0, lr <= 10 else { throw ValidationError("--lr must be above 0 and at most 10 (got \(lr))") }
+    }
 
     func run() throws {
         let classes = try options.data().classCount
@@ -194,7 +199,7 @@ struct TrainBottleFitCommand: ParsableCommand {
     func validate() throws {
         guard bottleneck >= 1 else { throw ValidationError("--bottleneck must be at least 1") }
         guard stage1Epochs >= 1 || fromStage1 != nil, stage2Epochs >= 1 else { throw ValidationError("each stage needs at least one epoch") }
-        guard stage2Lr > 0, stage2Lr.isFinite else { throw ValidationError("--stage2-lr must be positive") }
+        guard stage2Lr > 0, stage2Lr <= 10 else { throw ValidationError("--stage2-lr must be above 0 and at most 10 (got \(stage2Lr))") }
     }
 
     func run() throws {

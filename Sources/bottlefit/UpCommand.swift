@@ -17,12 +17,15 @@ struct UpCommand: ParsableCommand {
             The topology is YAML (see topology/local.yaml): broker endpoints, workers and cameras as \
             a count or a list, an optional controller. Any process may set `metrics: HOST:PORT` to \
             serve /metrics and /healthz (docs/metrics.md; a count group takes consecutive ports, port \
-            0 a free one each). Paths are relative to the file; unknown keys are refused, and every \
-            error names the line and the key.
+            0 a free one each). Paths are relative to the file; unknown and duplicate keys are \
+            refused, and every error names the line and the key. Before anything starts, each split \
+            camera's head must output what the workers' tail for its model takes (else every edge \
+            frame would be refused), and some worker must serve every edge camera's model.
             With no topology argument, `up` runs the embedded default: the fleet of \
             topology/local.yaml (loopback ports 5555-5558, 2 workers, the controller, 4 split \
             cameras, metrics on 127.0.0.1:9500-9523) on BottleFit ResNet-50 (C = 12) models in \
-            models/demo/ under the current folder, creating them there on first run.
+            models/demo/ under the current folder, creating them there on first run (--dry-run \
+            writes nothing, models included).
             Example: bottlefit up --duration 30    or    bottlefit up topology/local.yaml --duration 30
             """
     )
@@ -39,8 +42,21 @@ struct UpCommand: ParsableCommand {
 
     func run() throws {
         let file: TopologyFile
-        let path = try topology ?? DefaultFleet.prepare(in: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-        do { file = try TopologyFile(contentsOf: path) } catch { throw CommandError(error.description) }
+        let root = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        do {
+            if let topology {
+                file = try TopologyFile(contentsOf: topology)
+            } else if dryRun {
+                // A dry run writes nothing: not the default fleet's models (about 200 MB), not its topology file.
+                let (folder, present, text) = DefaultFleet.plan(in: root)
+                if !present { print("[up] dry run: \(folder.path) has no models yet; a real run creates them there (nothing is written now)") }
+                file = try TopologyFile(text: text, path: folder.appendingPathComponent("default-topology.yaml").path, base: folder, checkFiles: present)
+            } else {
+                file = try TopologyFile(contentsOf: DefaultFleet.prepare(in: root))
+            }
+        } catch let error as TopologyError {
+            throw CommandError(error.description)
+        }
         let executable = Self.executableURL()
         if dryRun {
             for role in file.roles { print("\(role.name): \(executable.path) \(role.arguments.joined(separator: " "))") }
@@ -120,11 +136,18 @@ struct Fleet {
         }
         say("started \(processes.count) processes: \(processes.map { "\($0.name) (pid \($0.pid))" }.joined(separator: ", "))")
         var lastSummary = Date()
+        var refused: String?
         while stop.reason == nil {
             Thread.sleep(forTimeInterval: 0.1)
             let elapsed = Date().timeIntervalSince(started)
             if let duration, elapsed >= duration { stop.request("--duration reached") }
             checkExits(processes, stop: stop, reported: &reported)
+            // Frames the edge refuses (a head and tail that do not fit, a payload over a limit)
+            // would be refused all run long: stop and fail now rather than "stop cleanly" later.
+            if refused == nil, let p = processes.first(where: { $0.refusals > 0 }) {
+                refused = p.name
+                stop.request("\(p.name): the edge refuses its frames (its warning above says why)")
+            }
             if Date().timeIntervalSince(lastSummary) >= 2 {
                 lastSummary = Date()
                 say(summary(processes, elapsed: elapsed, duration: duration))
@@ -132,7 +155,7 @@ struct Fleet {
         }
         say("stopping (\(stop.reason ?? "")): cameras, controller, workers, broker")
         for kind in Self.order.reversed() { stopGroup(processes.filter { $0.role.kind == kind }) }
-        return report(processes)
+        return report(processes, refused: refused)
     }
 
     /// Notes children that ended on their own; a failure stops the fleet, and so does the last camera finishing.
@@ -170,7 +193,7 @@ struct Fleet {
     }
 
     /// Prints every child's exit status and the cameras' summaries; true if any process failed.
-    private func report(_ processes: [FleetProcess]) -> Bool {
+    private func report(_ processes: [FleetProcess], refused: String?) -> Bool {
         say("exit status:")
         for p in processes { say("  \(p.name): \(p.status)") }
         let cameras = processes.filter { $0.role.kind == .camera }
@@ -178,7 +201,7 @@ struct Fleet {
             say("camera summaries:")
             for c in cameras { say("  \(c.name): \(c.lastLine ?? "(no summary)")") }
         }
-        let failed = processes.filter(\.failed).map(\.name)
+        let failed = processes.filter(\.failed).map(\.name) + (refused.map { ["\($0) (the edge refused its frames)"] } ?? [])
         say(failed.isEmpty ? "all \(processes.count) processes stopped cleanly" : "failed: \(failed.joined(separator: ", "))")
         return !failed.isEmpty || processes.count < roles.count
     }

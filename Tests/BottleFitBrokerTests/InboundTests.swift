@@ -101,6 +101,24 @@ import Testing
             worker: Self.worker, WorkerAnswer(frame: FrameKey(cameraRoutingID: Self.camera, cameraID: "cam", sequence: 4), body: error, errorCode: .expired)))
     }
 
+    /// A RESULT that names its frame but does not decode answers that frame's camera with
+    /// INTERNAL at once (the camera computes it locally) instead of leaving it to WORKER_LOST.
+    @Test func aMalformedResultNamingItsFrameAnswersTheCameraAtOnce() throws {
+        let broken = MP.map([("v", .uint(1)), ("t", .str("result")), ("s", .uint(4)), ("c", .str("cam")), ("k", .str("not a list"))]).bytes
+        let input = BackendInput.classify([Self.worker, [], Self.camera, [], broken])
+        guard case .answer(let worker, let answer) = input else {
+            Issue.record("not answered: \(input)")
+            return
+        }
+        #expect(worker == Self.worker && answer.errorCode == .internal)
+        #expect(answer.frame == FrameKey(cameraRoutingID: Self.camera, cameraID: "cam", sequence: 4))
+        guard case .error(let e) = try Message.decode(answer.body) else {
+            Issue.record("the camera would not get an ERROR")
+            return
+        }
+        #expect(e.code == .internal && e.sequence == 4 && e.cameraID == "cam" && !e.text.isEmpty, "\(e)")
+    }
+
     @Test func garbageFromAWorkerIsCountedAndAnsweredWhenItDeservesIt() throws {
         let result = try ResultMessage(
             cameraID: "cam", sequence: 4, classIndices: [1], scores: [0.5], queuedMilliseconds: 1,

@@ -126,6 +126,40 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: path("x.onnx")))
     }
 
+    /// Mistakes that used to pass with exit 0 (issue 13): an empty tail, a head overwritten by its
+    /// tail, a split that failed half-way leaving one part behind, a head given as the whole
+    /// model, a learning rate of 0.
+    @Test func silentMistakesAreErrors() throws {
+        let dir = try temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        var r = try Self.run(["model", "create", "bottlefit-resnet", "--preset", "fashion-mnist", "--bottleneck", "2", "--out", path("bf.onnx")])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try Self.run(["model", "split", path("bf.onnx"), "--at", "logits", "--head", path("h.onnx"), "--tail", path("t.onnx")])
+        #expect(r.status != 0 && r.stderr.contains("'logits' is a graph output: the tail would be empty"), "\(r.stderr)")
+        r = try Self.run(["model", "split", path("bf.onnx"), "--at", "bottleneck", "--head", path("h.onnx"), "--tail", dir.path + "/./h.onnx"])
+        #expect(r.status == 64 && r.stderr.contains("--head and --tail are the same file"), "\(r.stderr)")
+        r = try Self.run(["model", "split", path("bf.onnx"), "--at", "bottleneck", "--head", path("h.onnx"), "--tail", path("bf.onnx")])
+        #expect(r.status == 64 && r.stderr.contains("is the model being split"), "\(r.stderr)")
+        r = try Self.run(["model", "split", path("bf.onnx"), "--at", "bottleneck", "--head", path("h.onnx"), "--tail", path("missing/t.onnx")])
+        #expect(r.status != 0 && r.stderr.contains("missing/t.onnx"), "\(r.stderr)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        #expect(left == ["bf.onnx"], "a failed split left files behind: \(left)")
+
+        r = try Self.run(["model", "split", path("bf.onnx"), "--at", "bottleneck", "--head", path("h.onnx"), "--tail", path("t.onnx")])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try Self.run(["device", "--model", "m", "--broker", "tcp://127.0.0.1:1", "--head", path("h.onnx"), "--full", path("h.onnx"), "--frames", "1"])
+        #expect(r.status != 0 && r.stderr.contains("not a vector of class scores: is it a head?"), "\(r.stderr)")
+        r = try Self.run(["eval", "--model", path("h.onnx"), "--limit", "10"])
+        #expect(r.status != 0 && r.stderr.contains("not class scores [batch, classes]: is it a head?"), "\(r.stderr)")
+
+        r = try Self.run(["train", "teacher", "--out", path("never"), "--lr", "0"])
+        #expect(r.status == 64 && r.stderr.contains("--lr must be above 0"), "\(r.stderr)")
+        r = try Self.run(["train", "bottlefit", "--teacher", path("bf.onnx"), "--bottleneck", "2", "--out", path("never"), "--stage2-lr", "nan"])
+        #expect(r.status == 64 && r.stderr.contains("--stage2-lr must be above 0"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: path("never")))
+    }
+
     @Test func badInputsAreClearErrors() throws {
         let dir = try temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -147,7 +181,7 @@ import Testing
         r = try Self.run(["bench", "--model", model, "--batch", "0"])
         #expect(r.status != 0)
         #expect(r.stderr.contains("--batch must be between 1 and 4096"))
-        r = try Self.run(["model", "split", model, "--at", "layer1.0.relu1", "--head", "/dev/null", "--tail", "/dev/null"])
+        r = try Self.run(["model", "split", model, "--at", "layer1.0.relu1", "--head", dir.appendingPathComponent("h.onnx").path, "--tail", dir.appendingPathComponent("t.onnx").path])
         #expect(r.status == 1)
         #expect(r.stderr.contains("also crossed by"))
     }

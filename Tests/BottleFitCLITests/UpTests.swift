@@ -18,10 +18,11 @@ import Testing
     }
 
     /// Runs the binary with a deadline, so a hung fleet fails the test instead of hanging it.
-    static func run(_ arguments: [String], timeout: Double) throws -> Result {
+    static func run(_ arguments: [String], timeout: Double, in directory: URL? = nil) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.arguments = arguments
+        if let directory { p.currentDirectoryURL = directory }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -97,6 +98,24 @@ import Testing
         try refuse(yaml, mentioning: ["t.yaml:8: cameras.frame_rate: unknown key frame_rate"])
     }
 
+    /// `up --dry-run` with the default fleet writes nothing: not its 200 MB of models, not its topology.
+    @Test func aDryRunOfTheDefaultFleetWritesNothing() throws {
+        let dir = try temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try Self.run(["up", "--dry-run"], timeout: 60, in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("has no models yet; a real run creates them there (nothing is written now)"), "\(r.stdout)")
+        let broker = r.stdout.split(separator: "\n").first { $0.hasPrefix("broker:") } ?? ""
+        #expect(broker.contains("--frontend tcp://127.0.0.1:5555"), "\(r.stdout)")
+        #expect(r.stdout.contains("--tail \(dir.path)/models/demo/tail.onnx") || r.stdout.contains("\(dir.path)/models/demo/tail.onnx"), "\(r.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "a dry run wrote files")
+    }
+
+    @Test func duplicateKeysAreRefusedWithBothLines() throws {
+        try refuse(Self.valid.replacingOccurrences(of: "  mode: local", with: "  mode: local\n  mode: split"),
+                   mentioning: ["t.yaml:8: duplicate key 'mode' (first at line 7)"])
+    }
+
     @Test func badModeAndNegativeCountAreRefused() throws {
         try refuse(Self.valid.replacingOccurrences(of: "mode: local", with: "mode: cloud"),
                    mentioning: ["t.yaml:7: cameras.mode: mode must be split, local or offload"])
@@ -123,7 +142,7 @@ import Testing
     @Test func metricsAddressesComeFromTheTopology() throws {
         let dir = try temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
-        for file in ["full.onnx", "tail.onnx"] { try Data("x".utf8).write(to: dir.appendingPathComponent(file)) }
+        try tinyModels(in: dir)
         let yaml = """
             broker: {frontend: ipc://front, backend: ipc://back, stats: ipc://stats, metrics: "127.0.0.1:9600"}
             workers:
@@ -156,14 +175,48 @@ import Testing
         try refuse(yaml.replacingOccurrences(of: "9610", with: "65535"), mentioning: ["2 consecutive metrics ports from 65535 go past 65535"])
     }
 
+    /// A small BottleFit model's head, tail and full model in `dir` (C = `bottleneck`), prefixed.
+    func tinyModels(in dir: URL, bottleneck: Int = 4, prefix: String = "") throws {
+        for part in ["head", "tail", "full"] {
+            let r = try Self.run(["model", "create", "bottlefit-resnet50", "--bottleneck", "\(bottleneck)", "--width", "4", "--classes", "10",
+                                  "--image-size", "64", "--out", dir.appendingPathComponent("\(prefix)\(part).onnx").path, "--part", part], timeout: 120)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+    }
+
+    /// Models that do not fit together are refused before anything starts: a head whose
+    /// bottleneck the workers' tail does not take; a camera of a model no worker serves.
+    @Test func modelsThatDoNotFitTogetherAreRefused() throws {
+        let dir = try temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try tinyModels(in: dir)
+        try tinyModels(in: dir, bottleneck: 3, prefix: "c3-")
+        func fleet(head: String, model: String = "tiny") -> String {
+            """
+            broker: {frontend: ipc://front, backend: ipc://back, stats: ipc://stats}
+            workers:
+              count: 1
+              models: {tiny: {tail: \(dir.path)/tail.onnx, full: \(dir.path)/full.onnx}}
+            cameras:
+              - {name: cam-a, model: \(model), head: \(dir.path)/\(head), full: \(dir.path)/full.onnx, rate: 5}
+
+            """
+        }
+        try refuse(fleet(head: "c3-head.onnx"), mentioning: [
+            "t.yaml:6: cameras[0].head:", "c3-head.onnx outputs 3x9x9 but the workers' tail", "takes 4x9x9: every edge frame would be refused (BAD_REQUEST)"])
+        try refuse(fleet(head: "head.onnx", model: "other"), mentioning: [
+            "cam-a sends split frames of model other but no worker serves its tail"])
+        // The fitting fleet passes the check.
+        let file = dir.appendingPathComponent("ok.yaml")
+        try Data(fleet(head: "head.onnx").utf8).write(to: file)
+        let r = try Self.run(["up", file.path, "--dry-run"], timeout: 60)
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
     @Test func smallFleetRunsAndStopsCleanly() throws {
         let dir = try temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
-        for part in ["head", "tail", "full"] {
-            let r = try Self.run(["model", "create", "bottlefit-resnet50", "--bottleneck", "4", "--width", "4", "--classes", "10",
-                                  "--image-size", "64", "--out", dir.appendingPathComponent("\(part).onnx").path, "--part", part], timeout: 120)
-            #expect(r.status == 0, "\(r.stderr)")
-        }
+        try tinyModels(in: dir)
         let yaml = """
             broker: {frontend: ipc://front, backend: ipc://back, stats: ipc://stats}
             workers:

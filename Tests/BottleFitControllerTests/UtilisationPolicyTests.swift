@@ -126,3 +126,47 @@ struct LatencyWithoutLoadTests {
         #expect(h.policy.fraction == 0.5)
     }
 }
+
+/// The edge floor (DIRECTIVE `ef`): an edge with room while the cameras' own congestion control
+/// keeps frames local (issue 10's step back to 0.5x: 36 % busy, 40 % of frames local).
+@Suite("ControllerPolicy edge floor")
+struct EdgeFloorTests {
+    /// Room and local work with no fraction sent local: the floor rises a step per dwell, even
+    /// with the broker expiring frames (the cameras compute those in time), up to every frame.
+    @Test func roomWithFramesLocalRaisesTheFloorToTheWholeShare() {
+        var h = PolicyHarness()
+        h.feed(count: 4) { loadStats(utilisation: 0.36, edge: 60, local: 40, drops: 1.5) }
+        #expect(h.policy.edgeFloor == 0, "one window is not a trend")
+        h.feed(count: 80) { loadStats(utilisation: 0.36, edge: 60, local: 40, drops: 1.5) }
+        #expect(h.policy.edgeFloor == 1 && h.policy.fraction == 0)
+        let steps = h.changes.map(\.edgeFloor)
+        #expect(steps == [0.25, 0.5, 0.75, 1], "\(steps)")
+        #expect(h.changes.allSatisfy { $0.action == .lower && $0.condition == .underused && $0.reason.contains("every camera sends at least") })
+    }
+
+    /// Overload lifts the floor at once; a busy edge lowers it a step at a time; an edge at
+    /// the target keeps it (no flapping around the target).
+    @Test func overloadLiftsTheFloorAndABusyEdgeLowersIt() {
+        var h = PolicyHarness()
+        h.feed(count: 60) { loadStats(utilisation: 0.36, edge: 60, local: 40) }
+        #expect(h.policy.edgeFloor == 1)
+        h.feed(count: 40) { loadStats(utilisation: 0.88, edge: 95, local: 5) }
+        #expect(h.policy.edgeFloor == 1, "within the hysteresis above the target: kept")
+        h.feed(count: 20) { loadStats(utilisation: 0.95, edge: 95, local: 5) }
+        #expect(h.policy.edgeFloor < 1 && h.policy.edgeFloor > 0)
+        let before = h.changes.count
+        h.feed(count: 1) { loadStats(q95: 500, utilisation: 1, edge: 100) }
+        #expect(h.policy.edgeFloor == 0 && h.policy.fraction == 0)
+        #expect(h.changes.count == before + 1 && h.changes.last?.action == .raise)
+        #expect(h.changes.last?.reason.contains("the edge floor is lifted") == true)
+    }
+
+    /// A floor step of 0 turns the floor off: the old behaviour, holding.
+    @Test func aFloorStepOfZeroNeverSetsAFloor() {
+        var settings = ControllerSettings()
+        settings.floorStep = 0
+        var h = PolicyHarness(settings)
+        h.feed(count: 80) { loadStats(utilisation: 0.36, edge: 60, local: 40) }
+        #expect(h.policy.edgeFloor == 0 && h.changes.isEmpty)
+    }
+}

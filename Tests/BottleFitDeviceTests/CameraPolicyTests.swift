@@ -309,6 +309,12 @@ import Testing
         let message = DirectiveMessage(sequence: 1, target: .fraction(1), mode: .split, reason: "t", validUntil: Self.t0 + 10_000, edgeShare: 0.1)
         p.apply(message, at: Self.t0 + 100)
         #expect(abs(p.effectiveShare(at: Self.t0 + 101) - 0.55) < 1e-9)
+        // A controller's edge floor lifts the share above the camera's own (never above 1).
+        let floor = DirectiveMessage(sequence: 2, target: .fraction(1), mode: .split, reason: "room", validUntil: Self.t0 + 10_000, edgeFloor: 0.9)
+        p.apply(floor, at: Self.t0 + 200)
+        #expect(abs(p.effectiveShare(at: Self.t0 + 201) - 0.9) < 1e-9)
+        #expect(abs(p.share - 0.55) < 1e-9, "the camera's own share is unchanged")
+        #expect(p.effectiveShare(at: Self.t0 + 10_001) == p.share, "a lapsed floor no longer counts")
         // A fast local model: no floor.
         var q = CameraPolicy(.init(cameraID: "cam-2", framePeriodMilliseconds: 200), now: Self.t0)
         q.recordLocalCompute(milliseconds: 20)

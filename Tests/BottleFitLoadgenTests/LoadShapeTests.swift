@@ -44,6 +44,37 @@ import Testing
         #expect(abs(Double(n) - 10_000) < 400)  // ~4 standard deviations
     }
 
+    @Test func jumpsAreFoundWhereTheRateChanges() {
+        #expect(LoadShape.steady(rate: 5).nextJump(after: 0) == nil)
+        #expect(LoadShape.ramp(from: 1, to: 5, over: 10).nextJump(after: 0) == nil)
+        #expect(LoadShape.step(before: 5, at: 60, after: 1).nextJump(after: 10) == 60)
+        #expect(LoadShape.step(before: 5, at: 60, after: 1).nextJump(after: 60) == nil)
+        let burst = LoadShape.burst(onRate: 10, onSeconds: 2, offRate: 0, offSeconds: 3)
+        #expect(burst.nextJump(after: 1) == 2 && burst.nextJump(after: 2) == 5 && burst.nextJump(after: 6.5) == 7)
+        let schedule = LoadShape.schedule([.init(at: 1, rate: 4), .init(at: 3, rate: 4), .init(at: 5, rate: 2)])
+        #expect(schedule.nextJump(after: 0) == 1 && schedule.nextJump(after: 1) == 5 && schedule.nextJump(after: 5) == nil)
+    }
+
+    /// Twenty constant-rate cameras stepping from 5.8 to 1.45 frames/s: after the step their
+    /// arrivals spread over the new 690 ms gap instead of staying within the old 172 ms one, and
+    /// each then keeps the new rate exactly.
+    @Test func camerasThatStepTogetherDoNotStayBunched() {
+        let shape = LoadShape.step(before: 5.8, at: 10, after: 1.45)
+        var phases: [UInt64] = []
+        for seed in 1...20 {
+            var s = ArrivalSchedule(shape: shape, process: .constant, start: 0, end: 20_000_000, seed: UInt64(seed))
+            var times: [UInt64] = []
+            var t = s.first()
+            while let now = t { times.append(now); t = s.next(after: now) }
+            let after = times.filter { $0 >= 10_000_000 }
+            #expect(times.filter { $0 < 10_000_000 }.count >= 57 && after.count >= 13, "\(times.count)")
+            phases.append(after[0] - 10_000_000)
+            #expect(zip(after, after.dropFirst()).allSatisfy { $1 - $0 == 689_655 }, "\(after)")
+        }
+        #expect(phases.allSatisfy { $0 < 689_656 })
+        #expect(phases.max()! - phases.min()! > 400_000, "arrivals stayed bunched after the step: \(phases)")
+    }
+
     @Test func burstOffPhasesOfferNothing() {
         var s = ArrivalSchedule(
             shape: .burst(onRate: 100, onSeconds: 1, offRate: 0, offSeconds: 1), process: .constant, start: 0, end: 4_000_000, seed: 3)

@@ -65,6 +65,8 @@ import Testing
         #expect(message("broker: x\nmode: split=0.5,local=0.4\n") == "s.yaml:2: mode: mode shares must add up to 1, not 0.9")
         #expect(message("broker: x\nfail_if: p99~3\n").hasPrefix("s.yaml:2: fail_if: threshold p99~3"))
         #expect(message("broker: [x\n").contains("not valid YAML"))
+        #expect(message("broker: x\nrate: 5\nrate: 50\n") == "s.yaml:3: duplicate key 'rate' (first at line 2); a key may appear once per mapping")
+        #expect(message("broker: x\ngroups:\n  - cameras: 2\n    cameras: 3\n").hasPrefix("s.yaml:4: duplicate key 'cameras' (first at line 3)"))
         #expect(message("rate: 5\n") == "--broker (scenario key broker) is required unless --sink is given")
     }
 

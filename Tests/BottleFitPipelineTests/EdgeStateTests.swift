@@ -26,6 +26,16 @@ import Testing
                     + ["--rate", "\(rate)", "--heartbeat-ms", "\(Self.heartbeat)", "--liveness", "\(Self.liveness)"] + extra)
     }
 
+    /// A broker and one worker whose liveness is long enough that a stopped worker is never
+    /// declared lost: a hung or slow worker, not a dead one. Returns once the worker joined.
+    func patientEdge(_ fleet: Fleet, workerExtra: [String] = []) throws -> (broker: Running, worker: Running) {
+        let b = broker(fleet, extra: ["--liveness", "100"])
+        try #require(b.waitForStderr("broker serving", timeout: 30) != nil, "\(b.stderr)")
+        let w = worker(fleet, id: "w1", extra: ["--liveness", "100"] + workerExtra)
+        try #require(b.waitForStderr("worker joined", timeout: 60) != nil, "\(fleet.transcript)")
+        return (b, w)
+    }
+
     // MARK: Start order
 
     /// Cameras started before any worker: with the whole model they lose nothing (computed
@@ -78,11 +88,7 @@ import Testing
         let t0 = Date()
         let fleet = try Fleet()
         defer { fleet.stopAll() }
-        // Liveness long enough that the stopped worker is not declared lost: a hung worker, not a dead one.
-        let b = broker(fleet, extra: ["--liveness", "100"])
-        try #require(b.waitForStderr("broker serving", timeout: 30) != nil, "\(b.stderr)")
-        let w = worker(fleet, id: "w1", extra: ["--liveness", "100"])
-        try #require(b.waitForStderr("worker joined", timeout: 60) != nil, "\(fleet.transcript)")
+        let (b, w) = try patientEdge(fleet)
         // A generous SLO: on a busy machine answers are not late before the worker stops.
         let cam = camera(fleet, id: "cam1", rate: 20, extra: ["--slo-ms", "1000"])
         try #require(cam.waitForStderr("camera started", timeout: 60) != nil, "\(cam.stderr)")
@@ -114,6 +120,94 @@ import Testing
         // Frames kept arriving while the worker was stopped (4+ s at a probe a second at least),
         // and the broker answered EXPIRED rather than dispatching them.
         #expect(int(summary(line, prefix: "received="), "received") >= 30, "\(line)")
+    }
+
+    // MARK: A slow edge
+
+    /// A slow edge: the worker gets a sixth of the CPU time it asks for (SIGSTOP 250 ms, SIGCONT
+    /// 50 ms, for 6 s), so its answers come late or the broker expires frames it cannot serve in
+    /// time. The camera lowers its share and keeps sending (the worker completes frames in every
+    /// 2 s window: the edge never idles while the camera computes locally), loses nothing, never
+    /// takes the edge for a dead one, and is back to a calm edge once the worker runs freely.
+    @Test func aSlowEdgeKeepsItsShareAndTheCameraReturns() throws {
+        try #require(models.problem == nil, "\(models.problem ?? "")")
+        let t0 = Date()
+        let fleet = try Fleet()
+        defer { fleet.stopAll() }
+        let (b, w) = try patientEdge(fleet, workerExtra: ["--metrics", "127.0.0.1:0"])
+        let workerPort = try #require(Scrape.port(of: w), "\(w.stderr)")
+        let cam = camera(fleet, id: "cam1", rate: 20, extra: ["--slo-ms", "300"])
+        try #require(cam.waitForStderr("camera started", timeout: 60) != nil, "\(cam.stderr)")
+        let offset = cam.stderrCount
+        var completed: [Double] = []
+        func scrape() {
+            if let m = Scrape.metrics(port: workerPort, "worker") {
+                completed.append(m.value("bottlefit_worker_frames_completed_total", ["worker": "w1"]) ?? -1)
+            }
+        }
+        scrape()
+        note("worker slowed", since: t0)
+        for step in 1...20 {  // 6 s: a stopped worker a sixth of the time running
+            w.signal(SIGSTOP)
+            Thread.sleep(forTimeInterval: 0.25)
+            w.signal(SIGCONT)
+            Thread.sleep(forTimeInterval: 0.05)
+            if step % 7 == 0 { scrape() }  // about every 2 s
+        }
+        scrape()
+        note("worker runs freely again; completed frames at each scrape \(completed)", since: t0)
+        #expect(cam.waitForStderr(matching: /edge [a-z]+ -> congested/, after: offset, timeout: 30) != nil,
+                "a slow edge never made the camera congested: \(cam.stderr(after: offset).suffix(2000))")
+        #expect(completed.count == 4, "\(completed)")
+        // The edge never idled: the worker completed frames in every window of the slow phase.
+        #expect(zip(completed, completed.dropFirst()).allSatisfy { $0 >= 0 && $1 > $0 }, "an idle edge while slow: \(completed)")
+        let freed = cam.stderrCount
+        let back = cam.waitForStderr(matching: /edge [a-z]+ -> healthy/, after: freed, timeout: 60)
+        #expect(back != nil, "the camera never returned to a calm edge: \(cam.stderr(after: freed).suffix(2000))")
+        if let back { note("camera healthy \(String(format: "%.1f", back.timeIntervalSince(t0))) s in", since: t0) }
+        #expect(cam.stop() == 0)
+        let s = checkCamera(cam, "cam1")
+        #expect(int(s, "dropped") == 0, "a slow edge cost frames: \(cam.stdout)")
+        #expect(int(s, "completed_edge") > 0 && int(s, "completed_local") + int(s, "fell_back") > 0, "\(cam.stdout)")
+        #expect(!cam.stderr.contains("-> dead"), "a slow edge was taken for a dead one: \(cam.stderr.suffix(1500))")
+        #expect(w.stop() == 0)
+        #expect(b.stop() == 0)
+    }
+
+    // MARK: A head the edge's tail does not take
+
+    /// A camera whose head writes a bottleneck the workers' tail does not take (C = 3 against
+    /// C = 4): every edge frame is refused as BAD_REQUEST. The camera says so in a warning (which
+    /// `bottlefit up` stops the fleet on), and still computes every frame locally.
+    @Test func framesTheEdgeRefusesAreWarnedAboutNotSilentlyCounted() throws {
+        try #require(models.problem == nil, "\(models.problem ?? "")")
+        let dir = URL(fileURLWithPath: "/tmp/bfp-c3-\(getpid())-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for part in ["head", "full"] {
+            let p = Running(name: "model-c3-\(part)", arguments: [
+                "model", "create", "bottlefit-resnet50", "--bottleneck", "3", "--width", "4", "--classes", "10",
+                "--image-size", "64", "--out", dir.appendingPathComponent("\(part).onnx").path, "--part", part,
+            ])
+            try #require(p.waitForExit(timeout: 120) == 0, "\(p.stderr)")
+        }
+        let fleet = try Fleet()
+        defer { fleet.stopAll() }
+        let b = broker(fleet)
+        try #require(b.waitForStderr("broker serving", timeout: 30) != nil, "\(b.stderr)")
+        let w = worker(fleet, id: "w1")
+        try #require(b.waitForStderr("worker joined", timeout: 60) != nil, "\(fleet.transcript)")
+        let cam = fleet.start("cam1", ["device", "--broker", fleet.endpoint("front"), "--id", "cam1", "--model", "tiny",
+                                       "--head", dir.appendingPathComponent("head.onnx").path, "--full", dir.appendingPathComponent("full.onnx").path,
+                                       "--rate", "20", "--heartbeat-ms", "\(Self.heartbeat)", "--liveness", "\(Self.liveness)"])
+        let warned = cam.waitForStderr("the edge refuses this camera's frames", timeout: 60)
+        #expect(warned != nil, "no warning: \(cam.stderr.suffix(2000))")
+        #expect(cam.stderr.contains("BAD_REQUEST") && cam.stderr.contains("does not match model tiny"), "\(cam.stderr.suffix(2000))")
+        #expect(cam.stop() == 0)
+        let s = checkCamera(cam, "cam1")
+        #expect(int(s, "dropped") == 0 && int(s, "completed_edge") == 0, "\(cam.stdout)")
+        #expect(w.stop() == 0)
+        #expect(b.stop() == 0)
     }
 
     // MARK: A full edge, shared

@@ -149,6 +149,14 @@ enum Fixtures {
         ("tf", .f64(0.25)), ("md", .str("split")), ("r", .str("recovering")), ("vu", .uint(1_700_000_020_000)),
     ])
 
+    static let floorDirective = DirectiveMessage(
+        sequence: 11, target: .fraction(1), mode: .split, reason: "edge has room", validUntil: 1_700_000_030_000, edgeFloor: 0.75)
+
+    static let handFloorDirective = HandMessage(fields: [
+        ("v", .uint(1)), ("t", .str("directive")), ("s", .uint(11)),
+        ("tf", .f64(1)), ("md", .str("split")), ("r", .str("edge has room")), ("vu", .uint(1_700_000_030_000)), ("ef", .f64(0.75)),
+    ])
+
     /// Every fixture: the Swift value and its hand-built bytes.
     static let all: [(Message, HandMessage)] = [
         (.frame(frame), handFrame), (.frame(jpegFrame), handJPEGFrame),
@@ -158,5 +166,6 @@ enum Fixtures {
         (.stats(cameraStats), handCameraStats), (.stats(quietCameraStats), handQuietCameraStats),
         (.disconnect(disconnect), handDisconnect), (.stats(stats), handStats),
         (.directive(directive), handDirective), (.directive(fractionDirective), handFractionDirective),
+        (.directive(floorDirective), handFloorDirective),
     ]
 }

@@ -138,7 +138,7 @@ import Testing
     func everyRequiredFieldIsRequired(index: Int) {
         let hand = Fixtures.all[index].1
         let type = Fixtures.all[index].0.type
-        let optional: [MessageType: Set<String>] = [.frame: ["lb"], .error: ["s", "c", "ra"], .disconnect: ["r"], .heartbeat: ["lr"]]
+        let optional: [MessageType: Set<String>] = [.frame: ["lb"], .error: ["s", "c", "ra"], .disconnect: ["r"], .heartbeat: ["lr"], .directive: ["es", "ef"]]
         for (key, _) in hand.fields {
             let error = decodeError(hand.removing(key).bytes)
             if key == "tc" || key == "tf" {
@@ -214,6 +214,12 @@ import Testing
             == .invalidValue(field: "tc|tf", reason: "give either camera ids or a fraction, not both"))
         #expect(decodeError(Fixtures.handDirective.replacing("md", with: .str("offload")).bytes)
             == .invalidValue(field: "md", reason: "unknown mode \"offload\" (expected split or local)"))
+        #expect(decodeError(Fixtures.handFloorDirective.replacing("ef", with: .f64(1.5)).bytes)
+            == .invalidValue(field: "ef", reason: "edge floor 1.5 outside [0, 1]"))
+        #expect(decodeError(Fixtures.handFloorDirective.adding("es", .f64(0.5)).bytes)
+            == .invalidValue(field: "ef", reason: "edge floor 0.75 above the edge share 0.5"))
+        #expect(decodeError(Fixtures.handFloorDirective.replacing("md", with: .str("local")).bytes)
+            == .invalidValue(field: "ef", reason: "an edge floor goes with mode split only"))
         let longText = String(repeating: "x", count: 1025)
         #expect(decodeError(Fixtures.handError.replacing("m", with: .str(longText)).bytes) == .tooLarge(field: "m", limit: 1024))
     }

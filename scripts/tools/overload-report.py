@@ -38,6 +38,7 @@ def main():
     p.add_argument("--duration", default="")
     p.add_argument("--slo", default="")
     p.add_argument("--emulated", action="store_true")
+    p.add_argument("--step-at", type=float, default=None, help="emulated run 'step': seconds at which the load stepped down")
     a = p.parse_args()
     if a.emulated:
         return emulated(a)
@@ -130,6 +131,24 @@ def main():
     open(f"{a.out}/overload.md", "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
+def return_time(series, step_at):
+    """Seconds from the step until the cameras' mean edge share (their own AIMD share, what they
+    offer the edge) is back at 0.9 or more."""
+    for s in series:
+        if s["t"] > step_at and s.get("edge_share", 0) >= 0.9:
+            return s["t"] - step_at
+    return None
+
+def after_step(r, step_at):
+    """Local share and edge utilisation from 10 s after the step to the end."""
+    series = [s for s in r.get("timeseries", []) if s["t"] >= step_at + 10]
+    stats = [s for s in r.get("stats", []) if s["t"] >= step_at + 10 and s.get("utilisation") is not None]
+    frames = sum(s.get("edge_per_s", 0) + s.get("local_per_s", 0) + s.get("fallback_per_s", 0) for s in series)
+    local = sum(s.get("local_per_s", 0) + s.get("fallback_per_s", 0) for s in series)
+    fallback = sum(s.get("fallback_per_s", 0) for s in series)
+    return {"local_share": local / frames if frames else None, "fallback_share": fallback / frames if frames else None,
+            "utilisation": sum(s["utilisation"] for s in stats) / len(stats) if stats else None}
+
 def emulated(a):
     """The same figures from the load generator's JSON reports (docs/loadgen.md schema 1)."""
     lines = ["# Overload study, emulated cameras (scripts/study-overload --fidelity emulated)", "",
@@ -140,8 +159,9 @@ def emulated(a):
     for run in a.runs.split(","):
         r = json.load(open(f"{a.out}/emulated-{run}.json"))
         t = r["totals"]
-        series = [s for s in r.get("timeseries", []) if s["t"] >= 10]
-        stats = [s for s in r.get("stats", []) if s["t"] >= 10 and s.get("utilisation") is not None]
+        end = a.step_at if run == "step" and a.step_at else float("inf")  # the overload phase only
+        series = [s for s in r.get("timeseries", []) if 10 <= s["t"] < end]
+        stats = [s for s in r.get("stats", []) if 10 <= s["t"] < end and s.get("utilisation") is not None]
         util = sum(s["utilisation"] for s in stats) / len(stats) if stats else None
         edge_p99 = r["latency_ms"].get("edge", {}).get("p99")
         frames = sum(s.get("edge_per_s", 0) + s.get("local_per_s", 0) + s.get("fallback_per_s", 0) for s in series)
@@ -151,15 +171,29 @@ def emulated(a):
                "unaccounted": t.get("unaccounted"), "dropped": t.get("dropped"), "offered": t.get("offered"),
                "completed_edge": t.get("completed_edge"), "completed_local": t.get("completed_local"),
                "completed_fallback": t.get("completed_fallback"), "edge_utilisation_whole_run": t.get("edge_utilisation")}
+        if run == "step" and a.step_at:
+            fig["return_after_step_s"] = return_time(r.get("timeseries", []), a.step_at)
+            fig["after_step"] = after_step(r, a.step_at)
         out[run] = fig
-        lines += [f"## Controller {run}", "", "| figure | value |", "|---|---|",
+        title = f"Controller {run}" if run != "step" else f"Controller on, then a step to 0.5x at {a.step_at:g} s (figures before the step)"
+        lines += [f"## {title}", "", "| figure | value |", "|---|---|",
                   f"| edge utilisation (STATS ut, mean after 10 s) | {util:.1%} |" if util is not None else "| edge utilisation | ? |",
                   f"| edge-served p99, whole run | {edge_p99} ms |",
                   f"| local share (local + fallback, after 10 s) | {fig['local_share_after_10s']:.1%} |" if fig["local_share_after_10s"] is not None else "| local share | ? |",
                   f"| edge-state changes per camera per minute | {fig['state_changes_per_camera_per_minute']} |",
                   f"| offered / edge / local / fallback | {t.get('offered')} / {t.get('completed_edge')} / {t.get('completed_local')} / {t.get('completed_fallback')} |",
                   f"| dropped | {t.get('dropped')} |",
-                  f"| unaccounted | {t.get('unaccounted')} |", ""]
+                  f"| unaccounted | {t.get('unaccounted')} |"]
+        if "return_after_step_s" in fig:
+            back = fig["return_after_step_s"]
+            lines.append("| cameras' mean edge share back at 0.9 after the step | "
+                         + (f"{back:.1f} s |" if back is not None else "never |"))
+            after = fig["after_step"]
+            if after["local_share"] is not None:
+                lines.append(f"| from 10 s after the step: local share (of it, fallbacks) | {after['local_share']:.1%} ({after['fallback_share']:.1%}) |")
+            if after["utilisation"] is not None:
+                lines.append(f"| from 10 s after the step: edge utilisation | {after['utilisation']:.1%} |")
+        lines.append("")
     json.dump(out, open(f"{a.out}/emulated.json", "w"), indent=1)
     open(f"{a.out}/emulated.md", "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
