@@ -1,4 +1,5 @@
 import BottleFitCore
+import CBottleFitKernels
 import Testing
 
 @testable import BottleFitEngine
@@ -149,5 +150,33 @@ struct KernelAgreementTests {
                 #expect(portable[0] == expected, "\(dims) rows \(rowCount) affine \(affine): \(portable[0]) instead of \(expected)")
             }
         }
+    }
+
+    /// Depthwise rows: strides 1, 2 and 3, padding, dilation, kernels 3 and 5, widths that are
+    /// not a multiple of the vector.
+    @Test(arguments: [(56, 3, 1, 1, 1), (112, 3, 2, 1, 1), (29, 5, 2, 2, 1), (30, 3, 3, 0, 1), (33, 3, 1, 2, 2), (7, 5, 1, 2, 1)])
+    func depthwiseRows(_ dims: (Int, Int, Int, Int, Int)) {
+        let (size, kernel, stride, pad, dilation) = dims
+        let out = (size + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1
+        var rng = SeededGenerator(seed: UInt64(size * 7 + kernel))
+        let x = Self.random(size * size, &rng), w = Self.random(kernel * kernel, &rng)
+        var g = bottlefit_depthwise_geometry(
+            input_height: size, input_width: size, output_width: out, kernel_height: kernel, kernel_width: kernel,
+            stride_height: stride, stride_width: stride, dilation_height: dilation, dilation_width: dilation, pad_top: pad,
+            pad_left: pad)
+        let (portable, avx512) = Self.both(count: out * out) { isa, y in
+            for oy in 0..<out { bottlefit_depthwise_row(isa.c, x, y + oy * out, w, &g, oy) }
+        }
+        Self.expectAgree(portable, avx512, relative: 1e-5, "depthwise \(dims)")
+        // Output (1, 1) against the definition.
+        guard out > 1 else { return }
+        var expected: Float = 0
+        for ki in 0..<kernel {
+            for kj in 0..<kernel {
+                let iy = stride - pad + ki * dilation, ix = stride - pad + kj * dilation
+                if iy >= 0 && iy < size && ix >= 0 && ix < size { expected += w[ki * kernel + kj] * x[iy * size + ix] }
+            }
+        }
+        #expect(abs(portable[out + 1] - expected) <= 1e-5 * max(1, abs(expected)), "depthwise \(dims): \(portable[out + 1]) vs \(expected)")
     }
 }

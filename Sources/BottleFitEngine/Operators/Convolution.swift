@@ -142,7 +142,7 @@ enum ConvOperator: Operator {
             shape: s, input: inputs[0]!.floats, weight: weight, bias: inputs[2]?.floats,
             residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
             activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
-            packed: packed ? packedWeights() : nil, threads: ctx.threads)
+            packed: packed ? packedWeights() : nil, threads: ctx.threads, instructionSet: ctx.instructionSet)
     }
 }
 
@@ -157,15 +157,19 @@ final class ConvKernel: Kernel {
     let workspace: UnsafeMutablePointer<Float>
     /// Threads the workspace was sized for.
     let plannedThreads: Int
-    /// The weights packed for the AVX-512 microkernel.
+    /// The weights packed for the C microkernel.
     let packed: PackedWeights?
+    /// The instruction set of the depthwise row kernel (the session's).
+    let instructionSet: KernelInstructionSet
 
     init(
         shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
         bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
-        activation: Activation, workspace: UnsafeMutablePointer<Float>, packed: PackedWeights?, threads: Int
+        activation: Activation, workspace: UnsafeMutablePointer<Float>, packed: PackedWeights?, threads: Int,
+        instructionSet: KernelInstructionSet
     ) {
         self.packed = packed
+        self.instructionSet = instructionSet
         self.s = shape
         self.input = input
         self.weight = weight
@@ -375,7 +379,7 @@ final class ConvKernel: Kernel {
         let area = s.geometry.outputArea
         depthwiseConvolutionPlane(
             x: input + p * s.geometry.inputArea, y: output + p * area, w: weight + c * s.geometry.kernelArea, geometry: s.geometry,
-            bias: bias?[c] ?? 0, residual: residual.map { $0 + p * area }, activation: activation)
+            bias: bias?[c] ?? 0, residual: residual.map { $0 + p * area }, activation: activation, instructionSet: instructionSet)
     }
 }
 

@@ -111,6 +111,18 @@ void bottlefit_max_pool_row(
     ptrdiff_t input_channel_stride, const ptrdiff_t *row_offsets, ptrdiff_t row_count, float *output,
     ptrdiff_t output_channel_stride, const float *scale, const float *shift, int relu, float *scratch);
 
+/* A depthwise convolution's plane geometry (one input and one output channel). */
+typedef struct bottlefit_depthwise_geometry {
+    ptrdiff_t input_height, input_width, output_width;
+    ptrdiff_t kernel_height, kernel_width, stride_height, stride_width;
+    ptrdiff_t dilation_height, dilation_width, pad_top, pad_left;
+} bottlefit_depthwise_geometry;
+
+/* Output row oy (output_width floats) of the plane's convolution without bias: `row` =
+   sum over the kernel taps inside the input of w[tap] times the input row `x` (ih x iw). */
+void bottlefit_depthwise_row(
+    bottlefit_isa isa, const float *x, float *row, const float *w, const bottlefit_depthwise_geometry *g, ptrdiff_t oy);
+
 #ifdef __cplusplus
 }
 #endif
