@@ -54,7 +54,7 @@ let package = Package(
                 "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
                 "BottleFitWorker", "BottleFitDevice", "BottleFitImaging", "BottleFitController",
                 "BottleFitProtocol", "CBottleFitZMQ", "BottleFitTraining", "BottleFitDatasets", "BottleFitMetrics",
-                "BottleFitMetricsServer", "BottleFitLoadgen",
+                "BottleFitMetricsServer", "BottleFitLoadgen", "BottleFitSecurity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -80,6 +80,16 @@ let package = Package(
         ),
         // Typed Swift wrapper over libzmq: context, sockets, options, multipart messages, poller.
         .target(name: "ZeroMQ", dependencies: ["CBottleFitZMQ"]),
+        .target(
+            name: "BottleFitSecurity",
+            dependencies: ["ZeroMQ", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "BottleFitSecurityTests",
+            dependencies: [
+                "BottleFitSecurity", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The pipeline's wire messages (FRAME, RESULT, ERROR, ...) as msgpack, with bounded decoding.
         .target(name: "BottleFitProtocol", dependencies: ["BottleFitCore", "CBottleFitMsgPack"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
@@ -99,7 +109,7 @@ let package = Package(
         .target(
             name: "BottleFitWorker",
             dependencies: [
-                "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
+                "ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -115,7 +125,7 @@ let package = Package(
         .target(
             name: "BottleFitDevice",
             dependencies: [
-                "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
+                "ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -130,22 +140,22 @@ let package = Package(
         // scheduler (fair bounded queue, credit, deadlines, liveness) driven by a socket loop.
         .target(
             name: "BottleFitBroker",
-            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "BottleFitBrokerTests",
-            dependencies: ["BottleFitTestSupport", "BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["BottleFitTestSupport", "BottleFitBroker", "BottleFitSecurity", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         // The controller: a pure control law (STATS in, fraction of cameras sent local out) and a loop
         // owning a SUB (broker STATS) and a PUB (DIRECTIVEs to cameras).
         .target(
             name: "BottleFitController",
-            dependencies: ["ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "BottleFitControllerTests",
             dependencies: [
-                "BottleFitController", "BottleFitBroker", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics",
+                "BottleFitController", "BottleFitBroker", "BottleFitSecurity", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -184,7 +194,7 @@ let package = Package(
         // Real `bottlefit` processes (built next to the tests) killed, overloaded and fed garbage mid-stream.
         .testTarget(
             name: "BottleFitPipelineTests",
-            dependencies: ["BottleFitTestSupport", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitEngine", "BottleFitMetrics"]
+            dependencies: ["BottleFitTestSupport", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitEngine", "BottleFitMetrics", "BottleFitSecurity"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import BottleFitMetrics
 import BottleFitProtocol
+import BottleFitSecurity
 import Dispatch
 import Logging
 import Synchronization
@@ -21,12 +22,15 @@ public enum BrokerError: Error, Equatable, CustomStringConvertible {
     case alreadyStarted
     /// A socket could not be made or bound.
     case socket(ZMQError)
+    /// CURVE is asked for but a key file or allow-list cannot be used, or libzmq lacks CURVE.
+    case security(SecurityError)
 
     public var description: String {
         switch self {
         case .invalidConfiguration(let problems): "invalid broker configuration: " + problems.joined(separator: "; ")
         case .alreadyStarted: "the broker was already started"
         case .socket(let error): "broker socket: \(error)"
+        case .security(let error): "broker security: \(error)"
         }
     }
 }
@@ -73,15 +77,21 @@ public final class Broker: Sendable {
         let problems = configuration.problems
         guard problems.isEmpty else { throw .invalidConfiguration(problems) }
         let (configuration, context, logger, shared) = (self.configuration, self.context, self.logger, self.shared)
+        let authenticator = try Self.makeAuthenticator(configuration, logger: logger)
         let service = shared.service
         let result = service.start(name: "bf-broker") { ready in
             let loop: BrokerLoop
             do throws(ZMQError) {
-                loop = try BrokerLoop(configuration: configuration, context: context, logger: logger)
+                // The ZAP handler is bound before the sockets, or libzmq would let every client in.
+                let domains = try authenticator?.start(in: context)
+                loop = try BrokerLoop(configuration: configuration, context: context, zapDomains: domains, logger: logger)
             } catch {
+                authenticator?.stop()
                 ready(.failure(.socket(error)))
                 return
             }
+            shared.state.withLock { $0.authenticator = authenticator }
+            defer { authenticator?.stop() }
             ready(.success(loop.endpoints))
             loop.run(
                 shouldStop: { service.stopRequested },
@@ -95,6 +105,22 @@ public final class Broker: Sendable {
         guard let result else { throw .alreadyStarted }
         return try result.get()
     }
+
+    /// The authenticator of a CURVE configuration, its allow-lists read; nil without CURVE.
+    private static func makeAuthenticator(_ configuration: BrokerConfiguration, logger: Logger) throws(BrokerError) -> CurveAuthenticator? {
+        guard let curve = configuration.curve else { return nil }
+        do { return try CurveAuthenticator(doors: curve.doors, logger: logger) } catch { throw .security(error) }
+    }
+
+    /// Re-reads the allow-lists (what SIGHUP does). Returns the problem when a file cannot be
+    /// used; the lists in force then stay as they were. Nil too when CURVE is off.
+    @discardableResult
+    public func reloadAllowLists() -> SecurityError? {
+        shared.state.withLock { $0.authenticator }?.reload()
+    }
+
+    /// Counts of CURVE handshakes accepted and refused; nil when CURVE is off or before `start()`.
+    public var authCounters: CurveAuthCounters? { shared.state.withLock { $0.authenticator }?.counters }
 
     /// Asks the loop to stop; returns at once. The loop exits within about one `pollTimeout`.
     public func stop() { shared.service.stop() }
@@ -111,8 +137,8 @@ public final class Broker: Sendable {
 
     /// The families of `/metrics`: the counters and the latest STATS, read together.
     public func metricFamilies() -> [MetricFamily] {
-        let (counters, stats) = shared.state.withLock { ($0.counters, $0.latestStats) }
-        return counters.metricFamilies(latestStats: stats)
+        let (counters, stats, authenticator) = shared.state.withLock { ($0.counters, $0.latestStats, $0.authenticator) }
+        return counters.metricFamilies(latestStats: stats) + (authenticator?.metricFamilies(prefix: "bottlefit_broker") ?? [])
     }
 
 }
@@ -123,6 +149,7 @@ private final class SharedState: Sendable {
     struct State {
         var counters = BrokerCounters()
         var latestStats: StatsMessage?
+        var authenticator: CurveAuthenticator?
     }
 
     let service = SocketService<BrokerEndpoints, BrokerError>()

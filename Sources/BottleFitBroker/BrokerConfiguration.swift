@@ -1,4 +1,6 @@
 import BottleFitProtocol
+import BottleFitSecurity
+import ZeroMQ
 
 /// How the broker schedules: queue bound, heartbeats, stats cadence and the hints it gives.
 ///
@@ -40,6 +42,31 @@ public struct BrokerPolicy: Sendable, Equatable {
     public var workerExpiry: Duration { heartbeatInterval * max(1, liveness) }
 }
 
+/// The broker's CURVE settings: its key pair (it is the CURVE server of all three sockets) and
+/// one allow-list file per socket, so a camera's key cannot pose as a worker's.
+public struct BrokerCurve: Sendable, Equatable {
+    public var keys: ZMQCurveKeyPair
+    /// Public keys of the cameras (frontend).
+    public var cameraAllowList: String
+    /// Public keys of the tail workers (backend).
+    public var workerAllowList: String
+    /// Public keys of the STATS subscribers (the controller, a load generator).
+    public var statsAllowList: String
+
+    public init(keys: ZMQCurveKeyPair, cameraAllowList: String, workerAllowList: String, statsAllowList: String) {
+        self.keys = keys
+        self.cameraAllowList = cameraAllowList
+        self.workerAllowList = workerAllowList
+        self.statsAllowList = statsAllowList
+    }
+
+    /// The doors of the broker's authenticator, named as the `socket` label of its metrics.
+    public var doors: [CurveDoor] {
+        [CurveDoor(name: "frontend", allowListPath: cameraAllowList), CurveDoor(name: "backend", allowListPath: workerAllowList),
+         CurveDoor(name: "stats", allowListPath: statsAllowList)]
+    }
+}
+
 /// Where the broker listens and how its sockets and loop are tuned; `policy` says how it schedules.
 public struct BrokerConfiguration: Sendable, Equatable {
     /// ROUTER for cameras, e.g. `tcp://*:5555`.
@@ -60,6 +87,9 @@ public struct BrokerConfiguration: Sendable, Equatable {
     public var receiveBatch: Int = 256
     /// `ZMQ_LINGER` of every socket, in milliseconds: how long closing waits for unsent messages.
     public var linger: Int32 = 1000
+    /// CURVE on all three sockets, each with its allow-list (docs/security.md); nil: plain text,
+    /// anyone who reaches an endpoint is served.
+    public var curve: BrokerCurve?
 
     public init(frontendEndpoint: String, backendEndpoint: String, statsEndpoint: String, policy: BrokerPolicy = BrokerPolicy()) {
         self.frontendEndpoint = frontendEndpoint

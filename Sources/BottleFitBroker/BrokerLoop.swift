@@ -39,7 +39,8 @@ final class BrokerLoop {
     let endpoints: BrokerEndpoints
 
     /// Makes and binds the sockets. Throws if an endpoint cannot be bound.
-    init(configuration: BrokerConfiguration, context: ZMQContext, logger: Logger) throws(ZMQError) {
+    /// `zapDomains` (CURVE on) names the ZAP domain of each socket ("frontend", "backend", "stats").
+    init(configuration: BrokerConfiguration, context: ZMQContext, zapDomains: [String: String]?, logger: Logger) throws(ZMQError) {
         self.configuration = configuration
         self.logger = logger
         origin = clock.now
@@ -49,6 +50,12 @@ final class BrokerLoop {
         backend = try Self.makeRouter(context, configuration)
         statsSocket = try ZMQSocket(context, type: .pub, linger: configuration.linger)
         try statsSocket.setOption(.sendHighWaterMark, 1000)
+        if let curve = configuration.curve, let zapDomains {
+            // Set before binding: only connections made afterwards take the options.
+            for (socket, name) in [(frontend, "frontend"), (backend, "backend"), (statsSocket, "stats")] {
+                try socket.makeCurveServer(curve.keys, zapDomain: zapDomains[name] ?? "")
+            }
+        }
         try frontend.bind(configuration.frontendEndpoint)
         try backend.bind(configuration.backendEndpoint)
         try statsSocket.bind(configuration.statsEndpoint)

@@ -1,5 +1,6 @@
 import BottleFitMetrics
 import BottleFitProtocol
+import BottleFitSecurity
 import Dispatch
 import Logging
 import Synchronization
@@ -21,12 +22,15 @@ public enum ControllerError: Error, Equatable, CustomStringConvertible {
     case alreadyStarted
     /// A socket could not be made, bound or connected.
     case socket(ZMQError)
+    /// CURVE is asked for but an allow-list cannot be used, or libzmq lacks CURVE.
+    case security(SecurityError)
 
     public var description: String {
         switch self {
         case .invalidConfiguration(let problems): "invalid controller configuration: " + problems.joined(separator: "; ")
         case .alreadyStarted: "the controller was already started"
         case .socket(let error): "controller socket: \(error)"
+        case .security(let error): "controller security: \(error)"
         }
     }
 }
@@ -71,15 +75,24 @@ public final class Controller: Sendable {
         let problems = configuration.problems
         guard problems.isEmpty else { throw .invalidConfiguration(problems) }
         let (configuration, context, logger, shared) = (self.configuration, self.context, self.logger, self.shared)
+        var authenticator: CurveAuthenticator?
+        if let curve = configuration.curve {
+            do { authenticator = try CurveAuthenticator(doors: curve.doors, logger: logger) } catch { throw .security(error) }
+        }
         let service = shared.service
-        let result = service.start(name: "bf-controller") { ready in
+        let result = service.start(name: "bf-controller") { [authenticator] ready in
             let loop: ControllerLoop
             do throws(ZMQError) {
-                loop = try ControllerLoop(configuration: configuration, context: context, logger: logger)
+                // The ZAP handler is bound before the PUB socket, or libzmq would let every subscriber in.
+                let domain = try authenticator?.start(in: context)["directives"]
+                loop = try ControllerLoop(configuration: configuration, context: context, zapDomain: domain, logger: logger)
             } catch {
+                authenticator?.stop()
                 ready(.failure(.socket(error)))
                 return
             }
+            shared.state.withLock { $0.authenticator = authenticator }
+            defer { authenticator?.stop() }
             ready(.success(loop.directiveEndpoint))
             loop.run(
                 shouldStop: { service.stopRequested },
@@ -96,6 +109,16 @@ public final class Controller: Sendable {
         guard let result else { throw .alreadyStarted }
         return try result.get()
     }
+
+    /// Re-reads the allow-list (what SIGHUP does). Returns the problem when the file cannot be
+    /// used; the list in force then stays as it was. Nil too when CURVE is off.
+    @discardableResult
+    public func reloadAllowLists() -> SecurityError? {
+        shared.state.withLock { $0.authenticator }?.reload()
+    }
+
+    /// Counts of CURVE handshakes accepted and refused; nil when CURVE is off or before `start()`.
+    public var authCounters: CurveAuthCounters? { shared.state.withLock { $0.authenticator }?.counters }
 
     /// Asks the loop to stop; returns at once. The loop exits within about one `pollTimeout`.
     public func stop() { shared.service.stop() }
@@ -116,6 +139,7 @@ public final class Controller: Sendable {
         let s = shared.state.withLock { $0 }
         return s.counters.metricFamilies(
             fraction: s.fraction, condition: s.condition, latestStats: s.latestStats, settings: configuration.settings)
+            + (s.authenticator?.metricFamilies(prefix: "bottlefit_controller") ?? [])
     }
 
 }
@@ -129,6 +153,7 @@ private final class SharedState: Sendable {
         var condition = EdgeCondition.unknown
         var latestStats: StatsMessage?
         var lastDecision: ControllerDecision?
+        var authenticator: CurveAuthenticator?
     }
 
     let service = SocketService<String, ControllerError>()

@@ -1,4 +1,26 @@
 import BottleFitProtocol
+import BottleFitSecurity
+import ZeroMQ
+
+/// The controller's CURVE settings: it is a CURVE client of the broker's STATS (with its own key
+/// pair, on the broker's STATS allow-list) and the CURVE server of its DIRECTIVE publisher,
+/// which lets in the cameras on its allow-list.
+public struct ControllerCurve: Sendable, Equatable {
+    public var keys: ZMQCurveKeyPair
+    /// The broker's public key (the server of the STATS socket).
+    public var brokerKey: String
+    /// Public keys of the cameras allowed to subscribe to DIRECTIVEs.
+    public var cameraAllowList: String
+
+    public init(keys: ZMQCurveKeyPair, brokerKey: String, cameraAllowList: String) {
+        self.keys = keys
+        self.brokerKey = brokerKey
+        self.cameraAllowList = cameraAllowList
+    }
+
+    /// The one door of the controller's authenticator, named as the `socket` label of its metrics.
+    public var doors: [CurveDoor] { [CurveDoor(name: "directives", allowListPath: cameraAllowList)] }
+}
 
 /// Where the controller listens and publishes, and how often.
 public struct ControllerConfiguration: Sendable, Equatable {
@@ -21,6 +43,8 @@ public struct ControllerConfiguration: Sendable, Equatable {
     public var highWaterMark: Int32 = 1000
     /// Message size limits (for `ZMQ_MAXMSGSIZE` and decoding).
     public var limits: ProtocolLimits = .default
+    /// CURVE on both sockets (docs/security.md); nil: plain text.
+    public var curve: ControllerCurve?
 
     /// Endpoints as docs/protocol.md suggests: STATS from `tcp://localhost:5557`, directives on `tcp://*:5558`.
     public static let suggested = ControllerConfiguration(statsEndpoint: "tcp://localhost:5557", directiveEndpoint: "tcp://*:5558")

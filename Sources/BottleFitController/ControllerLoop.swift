@@ -22,7 +22,8 @@ final class ControllerLoop {
     private var directiveReason = "controller started: no frame is sent local"
     private var lastPublishedAt: Duration?
 
-    init(configuration: ControllerConfiguration, context: ZMQContext, logger: Logger) throws(ZMQError) {
+    /// `zapDomain` (CURVE on) is the ZAP domain of the DIRECTIVE publisher.
+    init(configuration: ControllerConfiguration, context: ZMQContext, zapDomain: String?, logger: Logger) throws(ZMQError) {
         self.configuration = configuration
         self.logger = logger
         origin = clock.now
@@ -32,6 +33,11 @@ final class ControllerLoop {
         try statsSocket.setOption(.subscribe, Array("stats".utf8))
         directiveSocket = try Self.makeSocket(context, .pub, configuration)
         try directiveSocket.setOption(.sendHighWaterMark, configuration.highWaterMark)
+        if let curve = configuration.curve {
+            // Before bind and connect: only connections made afterwards take the options.
+            try statsSocket.makeCurveClient(curve.keys, serverKey: curve.brokerKey)
+            try directiveSocket.makeCurveServer(curve.keys, zapDomain: zapDomain ?? "")
+        }
         try directiveSocket.bind(configuration.directiveEndpoint)
         try statsSocket.connect(configuration.statsEndpoint)
         directiveEndpoint = try directiveSocket.option(.lastEndpoint)

@@ -286,16 +286,19 @@ public struct ControllerPolicy: Sendable {
 
         overload = nil
         if fraction == 0, settings.floorStep > 0, let u = reading.utilisation, u < settings.targetUtilisation,
-           let local = reading.localShare, local > settings.underusedLocalShare {
+           let local = reading.localShare, local > settings.underusedLocalShare,
+           case let wanted = Self.floorFilling(utilisation: u, localShare: local, target: settings.targetUtilisation),
+           wanted >= 1 - local + Self.floorMargin {
             // No directive keeps frames local, yet the cameras' own congestion control keeps some
-            // there (or their EXPIRED frames fall back there) while the edge has room: raise the
-            // floor every camera sends to the edge. Drops do not stop this: at this utilisation
-            // they are frames the broker expired, which the cameras compute locally in time.
+            // there (or their EXPIRED frames fall back there) while the edge has room a floor
+            // would fill: raise the floor every camera sends to the edge. Drops do not stop this:
+            // at this utilisation they are frames the broker expired, which the cameras compute
+            // locally in time.
             condition = .underused
             let state = "edge has room: \(Self.percent(u)) busy, below the \(Self.percent(settings.targetUtilisation)) target, while \(Self.percent(local)) of frames run locally"
-            guard edgeFloor < 1 else {
+            guard edgeFloor < wanted else {
                 healthySince = nil
-                return hold(prefix + state + " (\(figures)); every camera already sends every frame it can to the edge")
+                return hold(prefix + state + " (\(figures)); the edge floor \(Self.percent(edgeFloor)) already asks for what would fill it")
             }
             guard let since = healthySince else {
                 healthySince = now
@@ -304,7 +307,7 @@ public struct ControllerPolicy: Sendable {
             guard now - since >= settings.healthyWindow, dwelt(now) else {
                 return hold(prefix + state + " for \(Self.ms(now - since)) ms (\(figures)); edge floor \(Self.percent(edgeFloor))")
             }
-            let next = Self.rounded(min(1, edgeFloor + settings.floorStep))
+            let next = Self.rounded(min(wanted, edgeFloor + settings.floorStep))
             return changeFloor(to: next, now: now, .lower, [],
                 prefix + state + " for \(Self.ms(now - since)) ms (\(figures)): every camera sends at least \(Self.percent(next)) of its frames to the edge")
         }
@@ -379,6 +382,18 @@ public struct ControllerPolicy: Sendable {
     /// Utilisation this far over the target before a floor step comes down: a floor that just
     /// filled the edge to the target is not taken back at once.
     static let floorHysteresis = 0.05
+
+    /// A floor is set only when it would send at least this much more of the frames to the edge
+    /// than the cameras send now: a floor at what they already do would change nothing.
+    static let floorMargin = 0.1
+
+    /// The edge share that would bring the workers to `target`: the share the cameras send now,
+    /// taken as 1 − the local share (an underestimate, since fallbacks went to the edge first,
+    /// so the floor errs low), scaled by target ÷ utilisation; at most 1, on a 0.05 grid.
+    static func floorFilling(utilisation u: Double, localShare local: Double, target: Double) -> Double {
+        let share = min(1, (1 - local) * target / max(u, 0.01))
+        return (share * 20).rounded(.down) / 20
+    }
 
     /// Whether the dwell since the last change of the fraction or the floor has passed.
     private func dwelt(_ now: Duration) -> Bool {

@@ -39,12 +39,13 @@ public struct ControllerSettings: Sendable, Equatable {
     public var targetUtilisation: Double = 0.85
     /// A local share of the reported frames above this counts as cameras computing locally.
     public var underusedLocalShare: Double = 0.02
-    /// Edge floor (DIRECTIVE `ef`) added per step while the edge has room and frames run locally
-    /// with no fraction sent local: the cameras' own congestion control can leave the edge half
+    /// The most the edge floor (DIRECTIVE `ef`) rises per step, towards the share that would fill
+    /// the edge to `targetUtilisation`, while the edge has room and frames run locally with no
+    /// fraction sent local: the cameras' own congestion control can leave the edge half
     /// idle (a deadline under two service times makes one frame queued behind another EXPIRED
     /// even at 50 % load, and each EXPIRED halves nothing but still cuts a share by 15 %).
     /// 0 turns the floor off.
-    public var floorStep: Double = 0.25
+    public var floorStep: Double = 0.5
     /// The broker's camera report window (`--report-window-s`, 3 s by default): STATS this far
     /// apart carry disjoint camera figures, which the controller adds up...
     public var cameraReportWindow: Duration = .seconds(3)

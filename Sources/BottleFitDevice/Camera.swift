@@ -62,7 +62,10 @@ public final class Camera: Sendable {
         guard let source else { throw .alreadyStarted }
         let setup = DispatchSemaphore(value: 0)
         let setupError = Mutex<CameraError?>(nil)
-        let thread = Thread { [self] in
+        // `finished` is signalled once the thread has released the loop, its sockets and this
+        // camera (and so its context): the DISCONNECT the loop queued is flushed when the last
+        // owner releases the context, before the process can exit (SocketThread.spawn).
+        SocketThread.spawn(name: "camera \(configuration.cameraID)", { [self] in
             let startedAt = clock.unixMicroseconds()
             let loop: CameraLoop
             do throws(CameraError) {
@@ -71,7 +74,6 @@ public final class Camera: Sendable {
                 logger.error("camera failed to start", metadata: ["error": "\(error)"])
                 setupError.withLock { $0 = error }
                 setup.signal()
-                finished.signal()
                 return
             }
             setup.signal()
@@ -87,10 +89,7 @@ public final class Camera: Sendable {
                 "dropped": "\(a.droppedTotal)", "seconds": "\(summary.elapsedSeconds)",
             ])
             state.withLock { $0.summary = summary }
-            finished.signal()
-        }
-        thread.name = "camera \(configuration.cameraID)"
-        thread.start()
+        }, finished: { [finished] in finished.signal() })
         setup.wait()
         if let error = setupError.withLock({ $0 }) { throw error }
     }

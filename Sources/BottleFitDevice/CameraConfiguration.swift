@@ -1,5 +1,22 @@
 import BottleFitEngine
 import BottleFitImaging
+import BottleFitSecurity
+import ZeroMQ
+
+/// A camera's CURVE settings: its key pair (on the broker's camera allow-list and the
+/// controller's) and the public keys of the broker and the controller.
+public struct CameraCurve: Sendable, Equatable {
+    public var keys: ZMQCurveKeyPair
+    public var brokerKey: String
+    /// Needed only when the camera subscribes to directives.
+    public var controllerKey: String?
+
+    public init(keys: ZMQCurveKeyPair, brokerKey: String, controllerKey: String?) {
+        self.keys = keys
+        self.brokerKey = brokerKey
+        self.controllerKey = controllerKey
+    }
+}
 import Foundation
 
 /// Everything one camera needs to run: identity, mode, endpoints, models and pacing.
@@ -43,6 +60,8 @@ public struct CameraConfiguration: Sendable {
     /// How the camera's sessions compute (threads, GEMM): one thread and the CPU's best GEMM
     /// unless given.
     public var compute: ComputeContext = .singleThreaded
+    /// CURVE to the broker and the controller (docs/security.md); nil: plain text.
+    public var curve: CameraCurve?
 
     public init(
         cameraID: String, mode: CameraMode = .split, brokerEndpoint: String? = nil, directiveEndpoint: String? = nil,
@@ -99,6 +118,9 @@ public struct CameraConfiguration: Sendable {
         guard (1...100).contains(jpegQuality) else { throw fail("JPEG quality must be 1...100") }
         guard latencyReportIntervalMilliseconds == 0 || latencyReportIntervalMilliseconds >= 100 else {
             throw fail("the latency report interval must be 0 (never) or at least 100 ms")
+        }
+        if let curve, directiveEndpoint != nil, mode != .local, curve.controllerKey == nil {
+            throw fail("with CURVE, subscribing to directives needs the controller's public key")
         }
     }
 

@@ -127,13 +127,14 @@ extension CameraLoop {
     }
 }
 
-/// Where the camera's sockets are made and configured, so that turning on CURVE later is one change.
+/// Where the camera's sockets are made and configured, CURVE included.
 enum CameraSockets {
     static func make(context: ZMQContext, configuration: CameraConfiguration) throws(ZMQError) -> (broker: ZMQSocket?, directives: ZMQSocket?) {
         let maxMessage = Int64(ProtocolLimits.default.maxMessageBytes)
         var broker: ZMQSocket?
         if configuration.mode != .local, let endpoint = configuration.brokerEndpoint {
             let socket = try ZMQSocket(context, type: .dealer, linger: 1000)
+            if let curve = configuration.curve { try socket.makeCurveClient(curve.keys, serverKey: curve.brokerKey) }
             // Not queued for a broker that is not connected: the camera learns at once and computes locally.
             try socket.setOption(.immediate, true)
             try socket.setOption(.maxMessageSize, maxMessage)
@@ -146,6 +147,9 @@ enum CameraSockets {
         // A local camera is the paper's baseline and obeys no directive: no subscription.
         if configuration.mode != .local, let endpoint = configuration.directiveEndpoint {
             let socket = try ZMQSocket(context, type: .sub, linger: 0)
+            if let curve = configuration.curve, let controllerKey = curve.controllerKey {
+                try socket.makeCurveClient(curve.keys, serverKey: controllerKey)
+            }
             try socket.setOption(.maxMessageSize, maxMessage)
             try socket.setOption(.subscribe, Array("directive".utf8))
             try socket.connect(endpoint)

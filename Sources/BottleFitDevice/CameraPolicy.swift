@@ -375,7 +375,23 @@ public struct CameraPolicy: Sendable {
     /// recovery (`tf` 0.75 → 0.5 → ...) hands cameras back to their own choice.
     @discardableResult
     public mutating func apply(_ message: DirectiveMessage, at now: UInt64) -> Bool {
-        if let last = lastObeyedDirective, message.sequence <= last { return false }
+        if let last = lastObeyedDirective, message.sequence <= last {
+            // The controller re-publishes the directive in force with the same `s` and a renewed
+            // `vu`: that renews it here (without it the directive lapsed `vu` after its first
+            // publication, 5 s, whatever the controller kept saying). Not a new one: false.
+            // Only the validity is taken from it (a same-`s` message is the same directive); one
+            // that had lapsed meanwhile (messages lost for 5 s) is taken up again.
+            if message.sequence == last, message.target.includes(cameraID: configuration.cameraID), now < message.validUntil {
+                if var d = directive, d.sequence == last {
+                    d.validUntil = max(d.validUntil, message.validUntil)
+                    directive = d
+                } else {
+                    directive = ActiveDirective(sequence: message.sequence, mode: message.mode, validUntil: message.validUntil,
+                                                reason: message.reason, edgeShare: message.edgeShare, edgeFloor: message.edgeFloor)
+                }
+            }
+            return false
+        }
         guard message.target.includes(cameraID: configuration.cameraID) else {
             if let d = directive, d.sequence < message.sequence { directive = nil }
             return false

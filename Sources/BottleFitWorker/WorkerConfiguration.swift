@@ -1,5 +1,6 @@
 import BottleFitEngine
 import BottleFitProtocol
+import BottleFitSecurity
 import Foundation
 
 /// The ONNX files a worker runs for one model name.
@@ -54,6 +55,8 @@ public struct WorkerConfiguration: Sendable {
     public var pollTimeout: Duration
     /// Wire limits for decoding and encoding (and `ZMQ_MAXMSGSIZE` of the socket).
     public var limits: ProtocolLimits
+    /// CURVE to the broker (the worker's key pair and the broker's public key); nil: plain text.
+    public var curve: CurveClient?
 
     public init(
         endpoint: String, workerID: String, models: [String: WorkerModelFiles],

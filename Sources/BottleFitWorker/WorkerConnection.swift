@@ -1,4 +1,5 @@
 import BottleFitProtocol
+import BottleFitSecurity
 import ZeroMQ
 
 /// The worker's DEALER to the broker's backend and the envelopes of protocol.md section 9.
@@ -20,9 +21,10 @@ final class WorkerConnection {
     private(set) var lastHeard: ContinuousClock.Instant
 
     /// Creates and connects the socket. Every option of the worker's socket is set here, so
-    /// turning on CURVE later is a change to this one place.
-    init(context: ZMQContext, endpoint: String, limits: ProtocolLimits) throws(ZMQError) {
+    /// CURVE (when configured) is set here too.
+    init(context: ZMQContext, endpoint: String, limits: ProtocolLimits, curve: CurveClient?) throws(ZMQError) {
         socket = try ZMQSocket(context, type: .dealer, linger: 1000)
+        try curve?.apply(to: socket)
         // Nothing is queued for a broker that is not connected: sends say "would block" instead.
         try socket.setOption(.immediate, true)
         // libzmq drops a peer that sends more than a whole message may hold, before allocating.

@@ -103,7 +103,8 @@ final class WorkerLoop {
 
     /// Makes a new socket and announces the worker with READY (credit is set, not added).
     private func connect() throws(ZMQError) {
-        let connection = try WorkerConnection(context: context, endpoint: configuration.endpoint, limits: configuration.limits)
+        let connection = try WorkerConnection(
+            context: context, endpoint: configuration.endpoint, limits: configuration.limits, curve: configuration.curve)
         self.connection = connection
         creditToReturn = 0
         try sendReady(connection)

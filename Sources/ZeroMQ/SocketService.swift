@@ -31,8 +31,9 @@ public final class SocketService<Started: Sendable, Failure: Error>: Sendable {
             return !s.started
         }) else { return nil }
         let readySignal = DispatchSemaphore(value: 0)
-        SocketThread.spawn(name: name) { [self] in
-            defer { exited.signal() }
+        // `exited` is signalled only after the thread has released `body` and what it captured
+        // (the context, the loop's sockets): see `SocketThread.spawn`.
+        SocketThread.spawn(name: name, { [self] in
             var signalled = false
             body { result in
                 guard !signalled else { return }
@@ -41,12 +42,13 @@ public final class SocketService<Started: Sendable, Failure: Error>: Sendable {
                 readySignal.signal()
             }
             if !signalled { readySignal.signal() }
-        }
+        }, finished: { [exited] in exited.signal() })
         readySignal.wait()
         return state.withLock { $0.result }
     }
 
-    /// Blocks until the thread has ended, or `timeout` passes; returns whether it ended. Returns
+    /// Blocks until the thread has ended and released everything its body held, or `timeout`
+    /// passes; returns whether it ended. Returns
     /// true at once when the service never started successfully. Not for Swift's cooperative pool.
     @discardableResult
     public func waitUntilStopped(timeout: Duration? = nil) -> Bool {

@@ -80,6 +80,11 @@ public struct ZMQCurveKeyPair: Sendable, Equatable {
     public var publicKey: String
     public var secretKey: String
 
+    public init(publicKey: String, secretKey: String) {
+        self.publicKey = publicKey
+        self.secretKey = secretKey
+    }
+
     /// Generates a new key pair. Fails with `ENOTSUP` when libzmq was built without CURVE.
     /// The corresponding C function is `zmq_curve_keypair`.
     public static func generate() throws(ZMQError) -> ZMQCurveKeyPair {

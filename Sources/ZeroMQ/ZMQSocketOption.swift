@@ -81,6 +81,9 @@ extension ZMQSocketOption where Value == [UInt8] {
     public static var routingID: Self { Self(rawValue: ZMQ_ROUTING_ID) }
     /// `ZMQ_SUBSCRIBE` (write only): a SUB socket receives messages whose first frame starts with this prefix.
     public static var subscribe: Self { Self(rawValue: ZMQ_SUBSCRIBE) }
+    /// `ZMQ_CONNECT_ROUTING_ID` (write only): the id a ROUTER or STREAM socket gives the
+    /// connection made by its next `connect`, so it can address that peer at once.
+    public static var connectRoutingID: Self { Self(rawValue: ZMQ_CONNECT_ROUTING_ID) }
     /// `ZMQ_UNSUBSCRIBE` (write only): removes one earlier `subscribe` of the same prefix.
     public static var unsubscribe: Self { Self(rawValue: ZMQ_UNSUBSCRIBE) }
 }

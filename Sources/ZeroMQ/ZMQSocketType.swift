@@ -23,6 +23,8 @@ public struct ZMQSocketType: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let pull = ZMQSocketType(rawValue: ZMQ_PULL)
     /// Pipeline source.
     public static let push = ZMQSocketType(rawValue: ZMQ_PUSH)
+    /// Raw TCP: each message is `[connection id, bytes]`; for proxies and protocol tests.
+    public static let stream = ZMQSocketType(rawValue: ZMQ_STREAM)
 
     public var description: String {
         switch self {
@@ -35,6 +37,7 @@ public struct ZMQSocketType: RawRepresentable, Hashable, Sendable, CustomStringC
         case .router: "ROUTER"
         case .pull: "PULL"
         case .push: "PUSH"
+        case .stream: "STREAM"
         default: "socket type \(rawValue)"
         }
     }

@@ -16,7 +16,7 @@ struct BottleFitCommand: ParsableCommand {
         subcommands: [
             InferCommand.self, BenchCommand.self, CheckONNXCommand.self, ModelCommand.self, BrokerCommand.self,
             WorkerCommand.self, DeviceCommand.self, ControllerCommand.self, BenchPipelineCommand.self, VersionCommand.self, UpCommand.self,
-            BenchTrainCommand.self, TrainCommand.self, EvalCommand.self, DatasetCommand.self, LoadgenCommand.self,
+            BenchTrainCommand.self, TrainCommand.self, EvalCommand.self, DatasetCommand.self, LoadgenCommand.self, KeysCommand.self,
         ]
     )
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BottleFitBroker
+import BottleFitSecurity
 import Dispatch
 import Foundation
 import Logging
@@ -22,7 +23,9 @@ struct BrokerCommand: ParsableCommand {
             --metrics HOST:PORT serves the counters as Prometheus text on GET /metrics and GET \
             /healthz (200 while serving, 503 while stopping); see docs/metrics.md.
             Endpoints default to the ports docs/protocol.md suggests on all interfaces; give \
-            loopback or ipc:// endpoints for a single machine.
+            loopback or ipc:// endpoints for a single machine. With --curve-key (and the three \
+            allow-lists) every socket uses CURVE: only clients whose public key is on that socket's \
+            list get through; refusals are counted and logged; SIGHUP re-reads the lists (docs/security.md).
             Defaults: --queue-capacity 1024, --heartbeat-ms 1000, --liveness 3, --stats-interval-ms 250, \
             --report-window-s 3, no --metrics.
             Example: bottlefit broker --frontend tcp://127.0.0.1:5555 --backend tcp://127.0.0.1:5556 --stats tcp://127.0.0.1:5557 --metrics 127.0.0.1:9500
@@ -37,24 +40,40 @@ struct BrokerCommand: ParsableCommand {
     @Option(help: "Heartbeats a worker may miss before it is declared lost.") var liveness = BrokerPolicy().liveness
     @Option(help: "STATS interval in milliseconds.") var statsIntervalMs = 250
     @Option(help: "Seconds of camera latency reports STATS aggregate (lc, ln, lm, l50...l99).") var reportWindowS = 3.0
+    @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
+    @Option(help: CurveOptionHelp.allowList("the cameras (frontend)")) var allowCameras: String?
+    @Option(help: CurveOptionHelp.allowList("the tail workers (backend)")) var allowWorkers: String?
+    @Option(help: CurveOptionHelp.allowList("the STATS subscribers (the controller)")) var allowStats: String?
     @OptionGroup var metricsOptions: MetricsOptions
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        try CurveOptionHelp.requireTogether(
+            curveKey, [("--allow-cameras", allowCameras), ("--allow-workers", allowWorkers), ("--allow-stats", allowStats)])
         guard reportWindowS > 0, reportWindowS <= 3600 else { throw ValidationError("--report-window-s must be more than 0 and at most 3600") }
-        let problems = makeConfiguration().problems
+        let configuration = try makeConfiguration()
+        let problems = configuration.problems
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+        // The allow-lists are read here too, so a bad line is a usage error before anything binds.
+        if let curve = configuration.curve {
+            try CurveOptionHelp.loading { () throws(SecurityError) in try CurveAuthenticator.check(curve.doors) }
+        }
     }
 
-    func makeConfiguration() -> BrokerConfiguration {
+    func makeConfiguration() throws -> BrokerConfiguration {
         var policy = BrokerPolicy()
         policy.queueCapacity = queueCapacity
         policy.heartbeatInterval = .milliseconds(heartbeatMs)
         policy.liveness = liveness
         policy.statsInterval = .milliseconds(statsIntervalMs)
         policy.cameraReportWindow = .milliseconds(Int64((reportWindowS * 1000).rounded()))
-        return BrokerConfiguration(frontendEndpoint: frontend, backendEndpoint: backend, statsEndpoint: stats, policy: policy)
+        var configuration = BrokerConfiguration(frontendEndpoint: frontend, backendEndpoint: backend, statsEndpoint: stats, policy: policy)
+        if let curveKey, let allowCameras, let allowWorkers, let allowStats {
+            let keys = try CurveOptionHelp.loading { () throws(SecurityError) in try CurveKeyFile.readSecret(curveKey) }
+            configuration.curve = BrokerCurve(keys: keys, cameraAllowList: allowCameras, workerAllowList: allowWorkers, statsAllowList: allowStats)
+        }
+        return configuration
     }
 
     func run() throws {
@@ -63,14 +82,18 @@ struct BrokerCommand: ParsableCommand {
         var logger = Logger(label: "bottlefit.broker")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
-        let broker = Broker(configuration: makeConfiguration(), context: context, logger: logger)
+        let broker = Broker(configuration: try makeConfiguration(), context: context, logger: logger)
+        // SIGHUP re-reads the allow-lists (a revoked key is refused from the next handshake on).
+        let reload = ReloadSignal.install { [weak broker] in broker?.reloadAllowLists() }
+        defer { reload.cancel() }
         try metricsOptions.serve(
-            role: "broker", logger: logger, stop: stop, families: { broker.metricFamilies() },
+            role: "broker", logger: logger, stop: stop, families: { [weak broker] in broker?.metricFamilies() ?? [] },
             start: {
                 let endpoints: BrokerEndpoints
                 do { endpoints = try broker.start() } catch { throw CommandError("broker: \(error)") }
                 logger.info("broker up", metadata: [
                     "frontend": "\(endpoints.frontend)", "backend": "\(endpoints.backend)", "stats": "\(endpoints.stats)",
+                    "curve": "\(broker.configuration.curve == nil ? "off" : "on")",
                 ])
             },
             stopRole: { broker.stop() }, wait: { broker.waitUntilStopped() })

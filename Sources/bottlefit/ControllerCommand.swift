@@ -1,5 +1,6 @@
 import ArgumentParser
 import BottleFitController
+import BottleFitSecurity
 import Dispatch
 import Foundation
 import Logging
@@ -27,7 +28,9 @@ struct ControllerCommand: ParsableCommand {
             every second and is valid for 5 s. Every decision is logged with its reason and figures \
             (changes at notice, holds at debug). SIGINT or SIGTERM stops it and prints the counts of \
             decisions. --metrics HOST:PORT serves them, the fraction, utilisation, local share and the \
-            signals as Prometheus text on GET /metrics and GET /healthz; see docs/metrics.md.
+            signals as Prometheus text on GET /metrics and GET /healthz; see docs/metrics.md. \
+            With --curve-key, --broker-key and --allow-cameras both sockets use CURVE and only listed \
+            cameras receive DIRECTIVEs; SIGHUP re-reads the list (docs/security.md).
             Defaults: --stats tcp://localhost:5557, --publish tcp://*:5558, --slo-ms 50, \
             --latency-slo-ms 250, --min-reported-frames 10, --raise-step 0.25, --lower-step 0.1, \
             --target-utilisation 0.85, --dwell-ms 3000, no --metrics.
@@ -49,22 +52,30 @@ struct ControllerCommand: ParsableCommand {
     var lowerStep = ControllerSettings().lowerStep
     @Option(help: "Worker utilisation (STATS ut) the controller aims for, in (0, 1]: below it, with frames local and latency low, it releases frames to the edge.")
     var targetUtilisation = ControllerSettings().targetUtilisation
-    @Option(help: "Edge floor (DIRECTIVE ef) added per step while the edge is below --target-utilisation and frames run locally, in [0, 1]; 0 never sets a floor.")
+    @Option(help: "The most the edge floor (DIRECTIVE ef: the share every camera sends to the edge at least) rises per step, towards the share that would fill the edge to --target-utilisation, while frames run locally on an edge with room; in [0, 1]; 0 never sets a floor.")
     var floorStep = ControllerSettings().floorStep
     @Option(help: "Minimum milliseconds between two changes of the fraction or the floor.") var dwellMs = 3000
+    @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
+    @Option(help: CurveOptionHelp.brokerKey) var brokerKey: String?
+    @Option(help: CurveOptionHelp.allowList("the cameras allowed to subscribe to DIRECTIVEs")) var allowCameras: String?
     @OptionGroup var metricsOptions: MetricsOptions
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
+        try CurveOptionHelp.requireTogether(curveKey, [("--broker-key", brokerKey), ("--allow-cameras", allowCameras)])
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("unknown --log-level \(logLevel) (expected trace, debug, info, notice, warning, error or critical)")
         }
         guard dwellMs >= 0 else { throw ValidationError("--dwell-ms must be at least 0 (got \(dwellMs))") }
-        let problems = makeConfiguration().problems
+        let configuration = try makeConfiguration()
+        let problems = configuration.problems
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+        if let curve = configuration.curve {
+            try CurveOptionHelp.loading { () throws(SecurityError) in try CurveAuthenticator.check(curve.doors) }
+        }
     }
 
-    func makeConfiguration() -> ControllerConfiguration {
+    func makeConfiguration() throws -> ControllerConfiguration {
         var settings = ControllerSettings()
         settings.sloMilliseconds = sloMs
         settings.latencySloMilliseconds = latencySloMs
@@ -74,7 +85,13 @@ struct ControllerCommand: ParsableCommand {
         settings.targetUtilisation = targetUtilisation
         settings.floorStep = floorStep
         settings.dwell = .milliseconds(dwellMs)
-        return ControllerConfiguration(statsEndpoint: stats, directiveEndpoint: publish, settings: settings)
+        var configuration = ControllerConfiguration(statsEndpoint: stats, directiveEndpoint: publish, settings: settings)
+        if let curveKey, let brokerKey, let allowCameras {
+            configuration.curve = try CurveOptionHelp.loading { () throws(SecurityError) in
+                try ControllerCurve(keys: CurveKeyFile.readSecret(curveKey), brokerKey: CurveKeyFile.readPublic(brokerKey), cameraAllowList: allowCameras)
+            }
+        }
+        return configuration
     }
 
     func run() throws {
@@ -83,10 +100,13 @@ struct ControllerCommand: ParsableCommand {
         var logger = Logger(label: "bottlefit.controller")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
-        let controller = Controller(configuration: makeConfiguration(), context: context, logger: logger)
+        let controller = Controller(configuration: try makeConfiguration(), context: context, logger: logger)
+        // SIGHUP re-reads the allow-list (a revoked camera key is refused from the next handshake on).
+        let reload = ReloadSignal.install { [weak controller] in controller?.reloadAllowLists() }
+        defer { reload.cancel() }
         // SIGINT and SIGTERM stop the loop instead of killing the process.
         try metricsOptions.serve(
-            role: "controller", logger: logger, stop: stop, families: { controller.metricFamilies() },
+            role: "controller", logger: logger, stop: stop, families: { [weak controller] in controller?.metricFamilies() ?? [] },
             start: {
                 let endpoint: String
                 do { endpoint = try controller.start() } catch { throw ControllerCommandError(description: "controller: \(error)") }

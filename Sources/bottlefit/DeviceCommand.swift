@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitSecurity
 import BottleFitDevice
 import BottleFitEngine
 import BottleFitImaging
@@ -55,12 +56,16 @@ struct DeviceCommand: ParsableCommand {
     @Option(help: "Heartbeats the broker may miss before the camera computes locally.") var liveness: UInt64 = 3
     @Option(help: "Longest time in milliseconds without a frame to a congested edge, 1 to 1000.") var probeMs: UInt64 = 1000
     @Option(help: "Milliseconds between the latency reports sent to the broker (0: none).") var latencyReportMs: UInt64 = 1000
+    @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
+    @Option(help: CurveOptionHelp.brokerKey) var brokerKey: String?
+    @Option(help: CurveOptionHelp.controllerKey) var controllerKey: String?
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var metricsOptions: MetricsOptions
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        try CurveOptionHelp.requireTogether(curveKey, [("--broker-key", brokerKey)] + (directives == nil ? [] : [("--controller-key", controllerKey)]))
         guard CameraMode(rawValue: mode) != nil else { throw ValidationError("--mode must be split, local or offload") }
         if let rate { guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be positive") } }
         if let frames { guard frames >= 1 else { throw ValidationError("--frames must be at least 1") } }
@@ -71,17 +76,24 @@ struct DeviceCommand: ParsableCommand {
         guard source == "synthetic" || source == "fashion-mnist" || source.hasPrefix("dir:") else {
             throw ValidationError("--source must be synthetic, dir:PATH or fashion-mnist")
         }
-        do { try makeConfiguration().validate() } catch { throw ValidationError(error.description) }
+        do { try makeConfiguration().validate() } catch let error as CameraError { throw ValidationError(error.description) }
     }
 
     /// The camera's configuration; `compute` is the single-threaded default while validating.
-    func makeConfiguration(compute: ComputeContext = .singleThreaded) -> CameraConfiguration {
+    func makeConfiguration(compute: ComputeContext = .singleThreaded) throws -> CameraConfiguration {
         var configuration = CameraConfiguration(
             cameraID: id, mode: CameraMode(rawValue: mode) ?? .split, brokerEndpoint: broker, directiveEndpoint: directives,
             modelName: model, headModel: head.map { URL(fileURLWithPath: $0) }, fullModel: full.map { URL(fileURLWithPath: $0) },
             framesPerSecond: rate, maxFrames: frames, sloMilliseconds: sloMs, heartbeatIntervalMilliseconds: heartbeatMs,
             liveness: liveness, probeIntervalMilliseconds: probeMs, latencyReportIntervalMilliseconds: latencyReportMs)
         configuration.compute = compute
+        if let curveKey, let brokerKey {
+            configuration.curve = try CurveOptionHelp.loading { () throws(SecurityError) in
+                try CameraCurve(
+                    keys: CurveKeyFile.readSecret(curveKey), brokerKey: CurveKeyFile.readPublic(brokerKey),
+                    controllerKey: controllerKey.map { k throws(SecurityError) in try CurveKeyFile.readPublic(k) })
+            }
+        }
         return configuration
     }
 
@@ -91,7 +103,7 @@ struct DeviceCommand: ParsableCommand {
         var logger = Logger(label: "bottlefit.device")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
-        let config = makeConfiguration(compute: threadOptions.makeComputeContext())
+        let config = try makeConfiguration(compute: threadOptions.makeComputeContext())
         let camera: Camera
         do {
             switch source {
@@ -107,7 +119,7 @@ struct DeviceCommand: ParsableCommand {
         }
         var summary: CameraSummary?
         try metricsOptions.serve(
-            role: "device", logger: logger, stop: stop, families: { camera.metricFamilies() },
+            role: "device", logger: logger, stop: stop, families: { [weak camera] in camera?.metricFamilies() ?? [] },
             start: {
                 do { try camera.start() } catch { throw CommandError("device: \(error)") }
                 if let duration {

@@ -12,9 +12,11 @@ struct Topology: Decodable {
     var workers: [WorkerSpec]
     var controller: ControllerSpec?
     var cameras: [CameraSpec]
+    /// nil: not written (plain text if every endpoint is local, refused otherwise).
+    var security: SecuritySpec?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case logLevel = "log_level", broker, workers, controller, cameras
+        case logLevel = "log_level", broker, workers, controller, cameras, security
     }
 
     init(from decoder: any Decoder) throws {
@@ -27,6 +29,15 @@ struct Topology: Decodable {
         workers = try c.decodeIfPresent(Group<WorkerSpec>.self, forKey: .workers)?.members ?? []
         controller = try c.decodeIfPresent(ControllerSpec.self, forKey: .controller)
         cameras = try c.decode(Group<CameraSpec>.self, forKey: .cameras).members
+        security = try c.decodeIfPresent(SecuritySpec.self, forKey: .security)
+        let endpoints = [broker.frontend, broker.backend, broker.stats] + [controller?.stats, controller?.publish].compactMap { $0 }
+        let open = endpoints.filter { !SecuritySpec.isLocal($0) }
+        if security == nil, !open.isEmpty {
+            throw semantic(c.codingPath + [CodingKeys.security], """
+                \(open.joined(separator: ", ")) can be reached from other machines, where CURVE is the default: add \
+                `security: {keys: DIR}` with keys from `bottlefit keys generate` (docs/security.md), or `security: none` to run in plain text
+                """)
+        }
         let names = ["broker"] + workers.map(\.name) + (controller == nil ? [] : ["controller"]) + cameras.map(\.name)
         if let dup = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw semantic(c.codingPath, "the name \(dup) is used twice")

@@ -139,12 +139,19 @@ struct TopologyFile {
             return resolved
         }
         let level = ["--log-level", t.logLevel]
+        var curve: CurvePlan?
+        if case .curve(let spec) = t.security {
+            let plan = CurvePlan(spec, base: base)
+            let edgeCameras = t.cameras.filter { $0.mode != "local" }.map(\.name)
+            try plan.check(names: ["broker"] + t.workers.map(\.name) + (t.controller == nil ? [] : ["controller"]) + edgeCameras, path: path)
+            curve = plan
+        }
         let b = t.broker
         var roles = [Role(
             name: "broker", kind: .broker,
             arguments: ["broker", "--frontend", Endpoint.resolving(b.frontend, base: base),
                         "--backend", Endpoint.resolving(b.backend, base: base), "--stats", Endpoint.resolving(b.stats, base: base)]
-                + (b.queueCapacity.map { ["--queue-capacity", "\($0)"] } ?? []) + metrics(b.metrics) + level)]
+                + (b.queueCapacity.map { ["--queue-capacity", "\($0)"] } ?? []) + metrics(b.metrics) + (curve?.broker() ?? []) + level)]
         for w in t.workers {
             var args = ["worker", "--broker", Endpoint.connectable(b.backend, base: base), "--id", w.name]
             for (model, files) in w.models.sorted(by: { $0.key < $1.key }) {
@@ -153,7 +160,7 @@ struct TopologyFile {
                 args += ["--model", "\(model)=\(tail)" + (full.map { ",\($0)" } ?? "")]
             }
             args += optional("--credit", w.credit) + optional("--max-batch", w.maxBatch) + optional("--threads", w.threads)
-            args += metrics(w.metrics)
+            args += metrics(w.metrics) + (curve?.worker(w.name) ?? [])
             roles.append(Role(name: w.name, kind: .worker, arguments: args + level))
         }
         if let c = t.controller {
@@ -161,7 +168,7 @@ struct TopologyFile {
                 name: "controller", kind: .controller,
                 arguments: ["controller", "--stats", Endpoint.connectable(c.stats, base: base),
                             "--publish", Endpoint.resolving(c.publish, base: base)] + optional("--slo-ms", c.sloMs)
-                    + optional("--latency-slo-ms", c.latencySloMs) + metrics(c.metrics) + level))
+                    + optional("--latency-slo-ms", c.latencySloMs) + metrics(c.metrics) + (curve?.controller() ?? []) + level))
         }
         for cam in t.cameras {
             var args = ["device", "--id", cam.name, "--mode", cam.mode, "--model", cam.model]
@@ -176,6 +183,7 @@ struct TopologyFile {
             }
             args += ["--source", source] + (cam.rate.map { ["--rate", "\($0)"] } ?? [])
             args += optional("--slo-ms", cam.sloMs) + optional("--threads", cam.threads) + metrics(cam.metrics)
+            if cam.mode != "local", let curve { args += curve.camera(cam.name, directives: t.controller != nil) }
             roles.append(Role(name: cam.name, kind: .camera, arguments: args + level))
         }
         return roles

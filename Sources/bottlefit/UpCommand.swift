@@ -20,7 +20,10 @@ struct UpCommand: ParsableCommand {
             0 a free one each). Paths are relative to the file; unknown and duplicate keys are \
             refused, and every error names the line and the key. Before anything starts, each split \
             camera's head must output what the workers' tail for its model takes (else every edge \
-            frame would be refused), and some worker must serve every edge camera's model.
+            frame would be refused), and some worker must serve every edge camera's model. An \
+            endpoint other machines can reach (not loopback or ipc://) needs `security: {keys: DIR}` \
+            (CURVE on every hop, each process using DIR/NAME.key; see docs/security.md) or an \
+            explicit `security: none`.
             With no topology argument, `up` runs the embedded default: the fleet of \
             topology/local.yaml (loopback ports 5555-5558, 2 workers, the controller, 4 split \
             cameras, metrics on 127.0.0.1:9500-9523) on BottleFit ResNet-50 (C = 12) models in \

@@ -1,4 +1,6 @@
 import ArgumentParser
+import BottleFitEngine
+import BottleFitSecurity
 import BottleFitWorker
 import Foundation
 import Logging
@@ -32,12 +34,15 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Classes per RESULT.") var topK = 5
     @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs = 1000
     @Option(help: "Heartbeats the broker may miss before the worker reconnects.") var liveness = 3
+    @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
+    @Option(help: CurveOptionHelp.brokerKey) var brokerKey: String?
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var metricsOptions: MetricsOptions
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        try CurveOptionHelp.requireTogether(curveKey, [("--broker-key", brokerKey)])
         guard !model.isEmpty else { throw ValidationError("give at least one --model NAME=TAIL.onnx[,FULL.onnx]") }
         let problems = try makeConfiguration().problems
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
@@ -65,10 +70,17 @@ struct WorkerCommand: ParsableCommand {
         return out
     }
 
-    func makeConfiguration() throws -> WorkerConfiguration {
-        WorkerConfiguration(
+    /// The worker's configuration; `compute` is the single-threaded default while validating.
+    func makeConfiguration(compute: ComputeContext = .singleThreaded) throws -> WorkerConfiguration {
+        var configuration = WorkerConfiguration(
             endpoint: broker, workerID: id, models: try models(), credit: credit, maxBatch: maxBatch, topK: topK,
-            compute: threadOptions.makeComputeContext(), heartbeatInterval: .milliseconds(heartbeatMs), liveness: liveness)
+            compute: compute, heartbeatInterval: .milliseconds(heartbeatMs), liveness: liveness)
+        if let curveKey, let brokerKey {
+            configuration.curve = try CurveOptionHelp.loading { () throws(SecurityError) in
+                try CurveClient(secretKeyFile: curveKey, serverKeyFile: brokerKey)
+            }
+        }
+        return configuration
     }
 
     func run() throws {
@@ -77,9 +89,10 @@ struct WorkerCommand: ParsableCommand {
         var logger = Logger(label: "bottlefit.worker")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
-        let worker = TailWorker(configuration: try makeConfiguration(), context: context, logger: logger)
+        let worker = TailWorker(
+            configuration: try makeConfiguration(compute: threadOptions.makeComputeContext()), context: context, logger: logger)
         try metricsOptions.serve(
-            role: "worker", logger: logger, stop: stop, families: { worker.metricFamilies() },
+            role: "worker", logger: logger, stop: stop, families: { [weak worker] in worker?.metricFamilies() ?? [] },
             start: { do { try worker.start() } catch { throw CommandError("worker: \(error)") } },
             stopRole: { worker.stop() }, wait: { _ = worker.waitUntilStopped() })
         let c = worker.counters

@@ -1,6 +1,7 @@
 import BottleFitBroker
 import BottleFitCore
 import BottleFitProtocol
+import BottleFitSecurity
 import Foundation
 import Logging
 import Testing
@@ -55,10 +56,11 @@ final class FakeWorker {
     var heartbeats = true
     private var lastSent = ContinuousClock.now
 
-    init(_ context: ZMQContext, endpoint: String, name: String, models: [String] = ["m"], credit: Int) throws {
+    init(_ context: ZMQContext, endpoint: String, name: String, models: [String] = ["m"], credit: Int, curve: CurveClient? = nil) throws {
         self.name = name
         socket = try ZMQSocket(context, type: .dealer, linger: 0)
         try socket.setOption(.sendTimeout, 2000)  // a broken test fails instead of hanging
+        try curve?.apply(to: socket)
         try socket.connect(endpoint)
         try send(.ready(ReadyMessage(workerID: name, models: models, credit: credit)))
     }
@@ -104,9 +106,16 @@ final class FakeCamera {
     /// Answers that did not decode or had the wrong layout.
     private(set) var malformed = 0
 
-    init(_ context: ZMQContext, endpoint: String, name: String) throws {
+    convenience init(_ context: ZMQContext, endpoint: String, name: String, curve: CurveClient? = nil) throws {
+        let socket = try ZMQSocket(context, type: .dealer, linger: 0)
+        try curve?.apply(to: socket)
+        try self.init(socket: socket, endpoint: endpoint, name: name)
+    }
+
+    /// A camera on a DEALER the test made (and configured, or watches) itself.
+    init(socket: ZMQSocket, endpoint: String, name: String) throws {
         self.name = name
-        socket = try ZMQSocket(context, type: .dealer, linger: 0)
+        self.socket = socket
         try socket.setOption(.sendTimeout, 2000)
         try socket.connect(endpoint)
     }

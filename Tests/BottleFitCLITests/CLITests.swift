@@ -15,13 +15,15 @@ import Testing
         var stderr: String
     }
 
-    /// The debug binary that `swift build --build-tests` produced next to the tests.
+    /// The debug binary that `swift build --build-tests` produced next to the tests (whatever --scratch-path).
     static var binary: String {
+        let runner = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")).map(URL.init(fileURLWithPath:))
         let candidates = [
+            runner?.deletingLastPathComponent().appendingPathComponent("bottlefit").path ?? "",
             Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("bottlefit").path,
             root.appendingPathComponent(".build/debug/bottlefit").path,
         ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[2]
     }
 
     static func run(_ arguments: [String]) throws -> Result {

@@ -140,7 +140,7 @@ struct EdgeFloorTests {
         h.feed(count: 80) { loadStats(utilisation: 0.36, edge: 60, local: 40, drops: 1.5) }
         #expect(h.policy.edgeFloor == 1 && h.policy.fraction == 0)
         let steps = h.changes.map(\.edgeFloor)
-        #expect(steps == [0.25, 0.5, 0.75, 1], "\(steps)")
+        #expect(steps == [0.5, 1], "\(steps)")  // 60 % sent at 36 % busy: 1.4x the edge takes to reach 85 %
         #expect(h.changes.allSatisfy { $0.action == .lower && $0.condition == .underused && $0.reason.contains("every camera sends at least") })
     }
 
@@ -152,13 +152,24 @@ struct EdgeFloorTests {
         #expect(h.policy.edgeFloor == 1)
         h.feed(count: 40) { loadStats(utilisation: 0.88, edge: 95, local: 5) }
         #expect(h.policy.edgeFloor == 1, "within the hysteresis above the target: kept")
-        h.feed(count: 20) { loadStats(utilisation: 0.95, edge: 95, local: 5) }
+        h.feed(count: 4) { loadStats(utilisation: 0.95, edge: 95, local: 5) }
         #expect(h.policy.edgeFloor < 1 && h.policy.edgeFloor > 0)
         let before = h.changes.count
         h.feed(count: 1) { loadStats(q95: 500, utilisation: 1, edge: 100) }
         #expect(h.policy.edgeFloor == 0 && h.policy.fraction == 0)
         #expect(h.changes.count == before + 1 && h.changes.last?.action == .raise)
         #expect(h.changes.last?.reason.contains("the edge floor is lifted") == true)
+    }
+
+    /// The floor asks only for what would fill the edge to the target, and none when that is
+    /// about what the cameras send already (an edge at 80 % under a 2x load, half the frames local).
+    @Test func theFloorFillsTheEdgeToItsTargetAndNoFurther() {
+        var h = PolicyHarness()
+        h.feed(count: 80) { loadStats(utilisation: 0.6, edge: 70, local: 30) }
+        #expect(h.policy.edgeFloor == 0.95, "0.7 x 0.85 / 0.6 = 0.99, on the 0.05 grid below")
+        var g = PolicyHarness()
+        g.feed(count: 80) { loadStats(utilisation: 0.8, edge: 43, local: 57) }
+        #expect(g.policy.edgeFloor == 0 && g.changes.isEmpty, "0.43 x 0.85 / 0.8 = 0.46: no room a floor would fill")
     }
 
     /// A floor step of 0 turns the floor off: the old behaviour, holding.

@@ -235,6 +235,23 @@ import Testing
         #expect(p.decide(at: Self.t0 + 3) == .split)
     }
 
+    /// The controller re-publishes the directive in force every second with the same `s` and a
+    /// renewed `vu`: it stays in force as long as that goes on (it lapsed 5 s after its first
+    /// publication before), and lapses 5 s after the last one.
+    @Test func aRepublishedDirectiveStaysInForce() {
+        var p = policy()
+        let first = p.apply(directive(7, .fraction(1), .local, until: Self.t0 + 5000), at: Self.t0)
+        #expect(first)
+        for second in 1...20 {
+            let now = Self.t0 + UInt64(second) * 1000
+            let renewed = p.apply(directive(7, .fraction(1), .local, until: now + 5000), at: now)
+            #expect(!renewed, "a re-publication is not a new directive")
+            #expect(p.obeysLocalDirective(at: now + 1), "lapsed at \(second) s")
+        }
+        #expect(p.obeysLocalDirective(at: Self.t0 + 24_000))
+        #expect(!p.obeysLocalDirective(at: Self.t0 + 25_001), "5 s after the last publication it lapses")
+    }
+
     @Test func directiveEdgeShareCapsEveryCameraAlike() {
         var cameras = (0..<8).map { policy(id: "cam-\($0)") }
         var edge = Array(repeating: 0, count: cameras.count)

@@ -132,9 +132,10 @@ import ZeroMQ
         #expect(b2.waitForStderr("worker joined", timeout: 20) != nil, "the worker never rejoined: \(w.stderr.suffix(2000))")
         note("worker rejoined", since: t0)
         // A dead edge has no back-off: the camera's next HEARTBEAT (every second) is answered and
-        // it is back (docs/device.md); 30 s is only a bound for a very busy machine.
+        // it is back (docs/device.md); 30 s is only a bound for a very busy machine. Healthy, or
+        // congested when a loaded machine makes the first answers late: on the edge either way.
         for (c, offset) in zip(cams, restarted) {
-            let back = c.waitForStderr(matching: /edge [a-z]+ -> healthy/, after: offset, timeout: 30)
+            let back = c.waitForStderr(matching: /edge [a-z]+ -> (healthy|congested)/, after: offset, timeout: 30)
             #expect(back != nil, "\(c.name) never returned to the edge: \(c.stderr(after: offset).suffix(2000))")
             note("\(c.name) back", since: t0)
         }
