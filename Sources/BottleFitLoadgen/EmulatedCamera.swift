@@ -67,6 +67,9 @@ final class EmulatedCamera {
     private var localStarts: [UInt64] = []
     private var localStartsHead = 0
     private(set) var busyMicroseconds: UInt64 = 0
+    /// Frames offered to this camera and those the edge answered (the fairness measure's counts).
+    private(set) var offeredFrames = 0
+    private(set) var edgeFrames = 0
     private(set) var bytesSent = 0
     private(set) var localRunning = 0
     private var latencyWindow: EdgeLatencyWindow
@@ -106,6 +109,7 @@ final class EmulatedCamera {
     /// A frame scheduled at `scheduled` is due (the loop runs this at `now` ≥ `scheduled`).
     func arrive(scheduled: UInt64, now: UInt64, engine: LoadgenEngine) {
         engine.recorder.recordOffered(group: group)
+        offeredFrames += 1
         if !canTake(now: now, engine: engine) {
             waiting.append(scheduled)
             return
@@ -262,6 +266,7 @@ final class EmulatedCamera {
             policy.record(.result(latencyMilliseconds: edgeTime, budgetMilliseconds: edgeBudget), epoch: frame.epoch, at: nowMs)
             latencyWindow.recordCompleted(latencyMilliseconds: Double(latency) / 1000)
             engine.recorder.recordCompleted(group: group, path: .edge, latencyMicroseconds: latency, late: nowMs > frame.deadline)
+            edgeFrames += 1
             pullWaiting(now: now, engine: engine)
             return
         case .error(let error):

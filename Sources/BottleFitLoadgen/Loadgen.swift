@@ -20,6 +20,28 @@ public enum Loadgen {
         plan: LoadgenPlan, options: LoadgenRunOptions, context: ZMQContext? = nil, command: [String] = [],
         progress: ((LoadgenProgress) -> Void)? = nil, shouldStop: () -> Bool = { false }
     ) throws(LoadgenError) -> LoadgenReport {
+        if plan.fidelity == .real {
+            guard !options.sink else { throw LoadgenError("fidelity real needs a broker, not the sink") }
+            let ctx: ZMQContext
+            do { ctx = try context ?? ZMQContext() } catch { throw LoadgenError("cannot make a ZeroMQ context: \(error)") }
+            var workers: EmulatedWorkers?
+            if let settings = options.workers {
+                let pool = EmulatedWorkers(settings: settings, context: ctx)
+                try pool.start()
+                workers = pool
+            }
+            defer { workers?.stop() }
+            var report = try RealFleet.run(plan: plan, options: options, context: ctx, command: command, progress: progress, shouldStop: shouldStop)
+            if let workers, let s = options.workers {
+                report.fidelity = "real (emulated workers)"
+                report.emulatedWorkers = LoadgenReport.EmulatedWorkersReport(
+                    count: s.count, serviceMs: s.serviceMilliseconds, batchExtraMs: s.batchExtraMilliseconds, maxBatch: s.maxBatch,
+                    distribution: s.distribution.rawValue, capacityPerS: s.capacity, served: workers.served, expired: workers.expired)
+            }
+            report.thresholds = options.thresholds.map { $0.evaluate(report) }
+            if context == nil { try? ctx.shutdown() }
+            return report
+        }
         let transport: any LoadgenTransport
         var ownContext: ZMQContext?
         if options.sink {

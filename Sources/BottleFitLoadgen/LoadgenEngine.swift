@@ -45,6 +45,8 @@ final class LoadgenEngine {
     private var labels: [[Int]] = []
     private let heartbeat: [UInt8]
     private var samples: [LoadgenReport.Sample] = []
+    /// Issue 10's fairness measure over the time-series samples.
+    private lazy var fairness = FairnessWindows(sampleSeconds: Double(plan.sampleMilliseconds) / 1000)
     private var statsSamples: [LoadgenReport.StatsSample] = []
     private var directiveSamples: [LoadgenReport.DirectiveSample] = []
     private var parked: [UInt64: (camera: Int, message: Message)] = [:]
@@ -131,6 +133,15 @@ final class LoadgenEngine {
             return files
         }
         let size = group.model.inputSize
+        if group.textured {
+            do {
+                return try (0..<group.images).map { i throws(ImagingError) in
+                    try JPEGCodec.encode(TexturedFrames.image(side: size, seed: seed &+ UInt64(i)), quality: group.jpegQuality)
+                }
+            } catch {
+                throw LoadgenError("group \(group.name): cannot make JPEG payloads: \(error)")
+            }
+        }
         do {
             let source = try SyntheticFrameSource(width: size, height: size, seed: seed)
             return try (0..<group.images).map { i throws(ImagingError) in try JPEGCodec.encode(source.image(at: i), quality: group.jpegQuality) }
@@ -386,6 +397,8 @@ final class LoadgenEngine {
             shares += camera.edgeShare(now: now)
             edgeCameras += 1
         }
+        let window = fairness.sample(
+            t: seconds(now), offered: cameras.map(\.offeredFrames), edge: cameras.map(\.edgeFrames), eligible: cameras.map { $0.mode != .local })
         let sample = LoadgenReport.Sample(
             t: seconds(now), offeredPerS: rate(i.offered), completedPerS: rate(completed), edgePerS: rate(edge), localPerS: rate(local),
             fallbackPerS: rate(fallback), droppedPerS: rate(i.dropped), p50: ms(i.latency, 50), p90: ms(i.latency, 90),
@@ -393,7 +406,7 @@ final class LoadgenEngine {
             localFraction: completed > 0 ? Double(local + fallback) / Double(completed) : nil,
             obeyingLocal: cameras.isEmpty ? 0 : Double(obeying) / Double(cameras.count),
             edgeShare: edgeCameras > 0 ? shares / Double(edgeCameras) : nil, edgeStates: states,
-            schedulingP99: ms(i.schedulingError, 99))
+            schedulingP99: ms(i.schedulingError, 99), fairnessMin: window?.min, fairnessMax: window?.max)
         samples.append(sample)
         if final { return }
         onProgress?(LoadgenProgress(
@@ -401,6 +414,14 @@ final class LoadgenEngine {
             p99SoFar: recorder.overall.totalCount > 0 ? Double(recorder.overall.valueAtPercentile(99)) / 1000 : nil,
             localFraction: sample.localFraction, dropped: recorder.droppedTotal, errors: recorder.edgeErrorTotal,
             draining: now >= end && !final))
+    }
+
+    private func fairnessReport() -> LoadgenReport.Fairness {
+        let f = fairness
+        return LoadgenReport.Fairness(
+            windowS: f.windowSeconds, warmupS: f.warmupSeconds, windows: f.windows, minRatio: f.minRatio, maxRatio: f.maxRatio,
+            worstCamera: f.worst.map { cameras[$0.camera].id }, worstAtS: f.worst?.t,
+            fair: f.windows > 0 ? (f.minRatio ?? 0) >= 0.5 && (f.maxRatio ?? .infinity) <= 2 : nil)
     }
 
     private func report(command: [String], elapsed: UInt64, cpu: UInt64) -> LoadgenReport {
@@ -471,6 +492,11 @@ final class LoadgenEngine {
         return LoadgenReport(
             fidelity: "emulated", startedAtMs: start / 1000, durationS: seconds, elapsedS: Double(elapsed) / 1e6, command: command,
             totals: totals, latencyMs: latency, schedulingErrorMs: .init(r.schedulingError), groups: groupReports, timeseries: samples,
-            stats: statsSamples, directives: directiveSamples, cdf: cdf, thresholds: [], cpuS: Double(cpu) / 1e6)
+            stats: statsSamples, directives: directiveSamples, cdf: cdf, thresholds: [], cpuS: Double(cpu) / 1e6,
+            fairness: fairnessReport(), cameras: cameras.map { c in
+                LoadgenReport.CameraReport(
+                    id: c.id, group: plan.groups[c.group].name, mode: c.mode.rawValue, offered: c.offeredFrames, edge: c.edgeFrames,
+                    edgeShare: c.offeredFrames > 0 ? Double(c.edgeFrames) / Double(c.offeredFrames) : nil)
+            })
     }
 }

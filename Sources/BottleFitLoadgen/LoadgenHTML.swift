@@ -105,6 +105,16 @@ chart("Directives (controller): fraction sent local, edge share cap", [
   {name: "es (edge share)", points: R.directives.map(d => [d.t, d.edge_share === undefined ? null : d.edge_share])},
   {name: "cameras obeyed / all", points: fresh.map(d => [d.t, d.obeyed / Math.max(1, R.groups.reduce((a, g) => a + g.cameras, 0))])}],
   {yLabel: "fraction", yMax: 1});
+chart("Fairness (issue 10): per-camera edge share / fleet mean, lowest and highest, 10 s windows", [
+  {name: "lowest", points: pick(ts, "fairness_min")}, {name: "highest", points: pick(ts, "fairness_max")},
+  {name: "0.5 (bound)", points: ts.filter(r => r.fairness_min !== undefined && r.fairness_min !== null).map(r => [r.t, 0.5])},
+  {name: "2 (bound)", points: ts.filter(r => r.fairness_min !== undefined && r.fairness_min !== null).map(r => [r.t, 2])}],
+  {yLabel: "ratio", marks});
+if (R.cameras && R.cameras.length) {
+  const cams = R.cameras.filter(c => c.mode !== "local" && c.edge_share !== undefined && c.edge_share !== null);
+  chart("Edge share per camera, whole run (cameras by index)", [
+    {name: "edge share", points: cams.map((c, i) => [i, c.edge_share])}], {xLabel: "camera", yLabel: "fraction", yMax: 1});
+}
 const cdfSeries = ["all", "edge", "local", "fallback"].filter(k => R.cdf[k] && R.cdf[k].length).map(k => ({name: k, points: R.cdf[k]}));
 chart("Latency CDF per path (ms, log scale)", cdfSeries, {logX: true, xLabel: "latency ms", yMax: 1});
 // Summary table.
@@ -120,7 +130,12 @@ html += "</table><table><tr><th>group</th><th>cameras</th><th>device</th><th>upl
 for (const g of R.groups) html += `<tr><td>${g.name}</td><td>${g.cameras}</td><td>${g.device}</td><td>${g.uplink}</td><td>${g.energy.joules_per_frame === undefined || g.energy.joules_per_frame === null ? "-" : g.energy.joules_per_frame.toFixed(3)}</td></tr>`;
 html += "</table>";
 for (const th of R.thresholds) html += `<div class="${th.passed ? "ok" : "fail"}">${th.passed ? "ok" : "FAIL"} ${th.expression}</div>`;
-html += `<p>Emulated cameras (fidelity: ${R.fidelity}); schema ${R.schema} v${R.schema_version}.</p>`;
+if (R.fairness) {
+  const f = R.fairness;
+  html += f.windows > 0 ? `<div class="${f.fair ? "ok" : "fail"}">fairness: edge share / fleet mean ${f.min_ratio.toFixed(2)}...${f.max_ratio.toFixed(2)} over ${f.windows} windows of ${f.window_s} s (${f.fair ? "fair" : "unfair"}: 0.5...2)${f.worst_camera ? ", worst " + f.worst_camera : ""}</div>`
+    : `<div>fairness: no ${f.window_s} s window after ${f.warmup_s} s</div>`;
+}
+html += `<p>Cameras (fidelity: ${R.fidelity}); schema ${R.schema} v${R.schema_version}.</p>`;
 document.getElementById("summary").innerHTML = html;
 </script>
 </body></html>

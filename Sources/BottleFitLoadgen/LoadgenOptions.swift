@@ -16,9 +16,11 @@ public struct LoadgenOption: Sendable {
 
     public static let all: [LoadgenOption] = [
         // The run.
-        .init(key: "broker", perGroup: false, repeatable: false, help: "the broker's frontend (cameras connect here); required unless sink is on", defaultValue: nil),
+        .init(key: "broker", perGroup: false, repeatable: false, help: "the broker's frontend (cameras connect here); required unless sink or topology is given", defaultValue: nil),
+        .init(key: "topology", perGroup: false, repeatable: false, help: "a topology file (as `bottlefit up` reads): its broker, workers and controller are started before the first frame and stopped by PID at the end (its cameras are left out: the load generator is the fleet); broker, stats and directives default to its endpoints", defaultValue: nil),
         .init(key: "directives", perGroup: false, repeatable: false, help: "the controller's directive PUB: cameras obey DIRECTIVEs and the report records them", defaultValue: nil),
         .init(key: "stats", perGroup: false, repeatable: false, help: "the broker's STATS PUB: the report records queue depth and queue time over time", defaultValue: nil),
+        .init(key: "fidelity", perGroup: false, repeatable: false, help: "emulated (cameras modelled from device and uplink profiles, hundreds in one loop) or real (real cameras in this process run their head and whole model with the engine: needs head/full, shape steady, arrivals constant, uplink ideal)", defaultValue: "emulated"),
         .init(key: "sink", perGroup: false, repeatable: false, help: "answer every FRAME in-process at once (no broker): measures the load generator itself", defaultValue: "false"),
         .init(key: "duration", perGroup: false, repeatable: false, help: "seconds of arrivals (a drain follows)", defaultValue: "30"),
         .init(key: "drain_ms", perGroup: false, repeatable: false, help: "how long to wait for frames still out after the last arrival", defaultValue: "largest slo_ms + 1000"),
@@ -59,8 +61,10 @@ public struct LoadgenOption: Sendable {
         .init(key: "schedule", perGroup: true, repeatable: false, help: "schedule: a file of `SECONDS RATE` lines (piecewise constant)", defaultValue: nil),
         .init(key: "slo_ms", perGroup: true, repeatable: false, help: "each frame's deadline after its scheduled time", defaultValue: "250"),
         .init(key: "max_in_flight", perGroup: true, repeatable: false, help: "frames a camera keeps at the edge; later ones wait (latency still counts)", defaultValue: "8"),
-        .init(key: "source", perGroup: true, repeatable: false, help: "offload payloads: synthetic (images encoded once here), jpeg-dir:PATH (JPEG files sent as they are, up to `images` of them) or fashion-mnist (Debian's dataset-fashion-mnist test images, JPEG-encoded once, sent with their labels: edge accuracy is reported)", defaultValue: "synthetic"),
+        .init(key: "source", perGroup: true, repeatable: false, help: "offload payloads: synthetic (images encoded once here; flat, so their JPEGs are small), textured (1/f-noise frames whose JPEGs are as large as photographs'), jpeg-dir:PATH (JPEG files sent as they are, up to `images` of them) or fashion-mnist (Debian's dataset-fashion-mnist test images, JPEG-encoded once, sent with their labels: edge accuracy is reported)", defaultValue: "synthetic"),
         .init(key: "jpeg_quality", perGroup: true, repeatable: false, help: "offload: JPEG quality of the precomputed payloads", defaultValue: "90"),
+        .init(key: "head", perGroup: true, repeatable: false, help: "fidelity real: the head ONNX model the cameras run (split mode)", defaultValue: nil),
+        .init(key: "full", perGroup: true, repeatable: false, help: "fidelity real: the whole ONNX model the cameras run (local mode and fallback)", defaultValue: nil),
         .init(key: "images", perGroup: true, repeatable: false, help: "offload: distinct synthetic images encoded once each", defaultValue: "8"),
     ]
 
@@ -107,6 +111,8 @@ public struct LoadgenSettings: Sendable {
 /// Everything a run needs besides the plan: where to connect and what to write.
 public struct LoadgenRunOptions: Sendable {
     public var broker: String?
+    /// A topology file whose broker, workers and controller the command starts and stops around the run.
+    public var topology: String?
     public var directives: String?
     public var stats: String?
     public var sink: Bool
@@ -160,6 +166,13 @@ extension LoadgenSettings {
         let library = ProfileLibrary(directory: top["profiles"]?.value ?? "profiles")
         let duration = try positive([:], "duration") ?? 30
         let groupMaps = groups.isEmpty ? [[:]] : groups
+        let fidelityText = top["fidelity"]?.value ?? "emulated"
+        guard let fidelity = LoadgenPlan.Fidelity(rawValue: fidelityText) else {
+            throw fail(top["fidelity"]!, "fidelity", "expected emulated or real, found \(fidelityText)")
+        }
+        func path(_ s: LoadgenSetting) -> String {
+            s.value.hasPrefix("/") || baseDirectory == nil || s.origin.hasPrefix("--") ? s.value : "\(baseDirectory!)/\(s.value)"
+        }
         var planGroups: [LoadgenPlan.Group] = []
         for (gi, map) in groupMaps.enumerated() {
             let name = get(map, "name")?.value ?? (groupMaps.count == 1 ? "fleet" : "group-\(gi + 1)")
@@ -208,23 +221,47 @@ extension LoadgenSettings {
                 }
             }
             var jpegDirectory: String?
-            var fashionMNIST = false
+            var fashionMNIST = false, textured = false
             if let s = get(map, "source"), s.value == "fashion-mnist" {
                 fashionMNIST = true
+            } else if let s = get(map, "source"), s.value == "textured" {
+                textured = true
             } else if let s = get(map, "source"), s.value != "synthetic" {
                 guard s.value.hasPrefix("jpeg-dir:"), s.value.count > 9 else {
-                    throw fail(s, "source", "expected synthetic, jpeg-dir:PATH or fashion-mnist, found \(s.value)")
+                    throw fail(s, "source", "expected synthetic, textured, jpeg-dir:PATH or fashion-mnist, found \(s.value)")
                 }
                 let dir = String(s.value.dropFirst(9))
                 jpegDirectory = dir.hasPrefix("/") || baseDirectory == nil || s.origin.hasPrefix("--") ? dir : "\(baseDirectory!)/\(dir)"
             }
             let model = try profile("model_profile", modelName, library.model)
             let device = try profile("device", "raspberry-pi-4", library.device)
-            let uplink = try profile("uplink", "wifi-20mbit", library.uplink)
+            let uplink = try profile("uplink", fidelity == .real ? "ideal" : "wifi-20mbit", library.uplink)
+            let head = get(map, "head").map(path), full = get(map, "full").map(path)
+            if fidelity == .real {
+                // Real cameras use real sockets and this machine's compute: nothing to emulate.
+                if let s = get(map, "uplink"), s.value != "ideal" {
+                    throw fail(s, "uplink", "fidelity real sends on real sockets: uplink must be ideal (shape a real link with netns and tc instead)")
+                }
+                if textured { throw fail(get(map, "source")!, "source", "textured payloads are emulated only; fidelity real takes synthetic, jpeg-dir:PATH or fashion-mnist") }
+                if case .steady = shape {} else { throw fail(get(map, "shape")!, "shape", "fidelity real paces frames as a camera does: shape steady only") }
+                if arrivals != .constant { throw fail(get(map, "arrivals")!, "arrivals", "fidelity real paces frames as a camera does: arrivals constant only") }
+                for (key, file) in [("head", head), ("full", full)] {
+                    if let file, !FileManager.default.fileExists(atPath: file) { throw fail(get(map, key)!, key, "no file \(file)") }
+                }
+                let needsHead = modes.contains { $0.mode == .split }
+                if needsHead && head == nil { throw LoadgenError("group \(name): fidelity real with split cameras needs head (--head HEAD.onnx)") }
+                if full == nil && modes.contains(where: { $0.mode == .local }) {
+                    throw LoadgenError("group \(name): fidelity real with local cameras needs full (--full FULL.onnx)")
+                }
+            } else {
+                for key in ["head", "full"] {
+                    if let s = get(map, key) { throw fail(s, key, "head and full are for fidelity real (emulated cameras take their times from the device profile)") }
+                }
+            }
             planGroups.append(LoadgenPlan.Group(
                 name: name, cameras: cameras, shape: shape, arrivals: arrivals, modes: modes, modelName: modelName, model: model,
                 device: device, uplink: uplink, jpegQuality: try integer(map, "jpeg_quality", 1...100) ?? 90,
-                images: try integer(map, "images", 1...1024) ?? 8, jpegDirectory: jpegDirectory, fashionMNIST: fashionMNIST,
+                images: try integer(map, "images", 1...1024) ?? 8, jpegDirectory: jpegDirectory, fashionMNIST: fashionMNIST, textured: textured, headModel: head, fullModel: full,
                 sloMilliseconds: UInt64(try integer(map, "slo_ms", 1...3_600_000) ?? 250),
                 maxInFlight: try integer(map, "max_in_flight", 1...65536) ?? 8))
         }
@@ -235,6 +272,7 @@ extension LoadgenSettings {
             seed: UInt64(try integer([:], "seed", 0...Int.max) ?? 1),
             sampleMilliseconds: UInt64(try integer([:], "sample_ms", 50...60_000) ?? 1000))
         plan.latencyReportMilliseconds = UInt64(try integer([:], "latency_report_ms", 0...60_000) ?? 1000)
+        plan.fidelity = fidelity
         if plan.latencyReportMilliseconds > 0 && plan.latencyReportMilliseconds < 100 {
             throw fail(top["latency_report_ms"]!, "latency_report_ms", "must be 0 (never) or at least 100")
         }
@@ -244,8 +282,15 @@ extension LoadgenSettings {
             do { thresholds.append(try Threshold(parsing: text)) } catch { throw fail(top["fail_if"]!, "fail_if", error.description) }
         }
         let sink = try flag("sink", default: false)
+        if sink && fidelity == .real { throw fail(top["fidelity"]!, "fidelity", "the sink answers emulated cameras only; fidelity real needs a broker") }
         let broker = top["broker"]?.value
-        if !sink && broker == nil { throw LoadgenError("--broker (scenario key broker) is required unless --sink is given") }
+        let topology = top["topology"].map { s in
+            s.value.hasPrefix("/") || baseDirectory == nil || s.origin.hasPrefix("--") ? s.value : "\(baseDirectory!)/\(s.value)"
+        }
+        if sink, let t = top["topology"] { throw fail(t, "topology", "a topology starts a broker; the sink needs none") }
+        if !sink && broker == nil && topology == nil {
+            throw LoadgenError("--broker (scenario key broker) is required unless --sink or --topology is given")
+        }
         var workers: EmulatedWorkerSettings?
         if let count = try integer([:], "emulate_workers", 0...256), count > 0 {
             guard !sink else { throw fail(top["emulate_workers"]!, "emulate_workers", "emulated workers need a broker, not the sink") }
@@ -267,7 +312,7 @@ extension LoadgenSettings {
                 distribution: distribution, seed: plan.seed &+ 99)
         }
         let options = LoadgenRunOptions(
-            broker: broker, directives: top["directives"]?.value, stats: top["stats"]?.value, sink: sink,
+            broker: broker, topology: topology, directives: top["directives"]?.value, stats: top["stats"]?.value, sink: sink,
             report: top["report"]?.value, html: top["html"]?.value, thresholds: thresholds, progress: try flag("progress", default: true),
             workers: workers)
         return (plan, options)

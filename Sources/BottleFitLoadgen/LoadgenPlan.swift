@@ -22,6 +22,11 @@ public struct LoadgenPlan: Sendable {
         public var jpegDirectory: String?
         /// Offload payloads from Fashion-MNIST's test split, sent with their labels ("lb").
         public var fashionMNIST: Bool
+        /// Fidelity real: the head and whole-model ONNX files the real cameras run.
+        public var headModel: String?
+        public var fullModel: String?
+        /// Offload payloads from photo-like 1/f-noise frames (`TexturedFrames`) instead of flat synthetic ones.
+        public var textured: Bool
         public var sloMilliseconds: UInt64
         public var maxInFlight: Int
 
@@ -29,10 +34,13 @@ public struct LoadgenPlan: Sendable {
             name: String, cameras: Int, shape: LoadShape, arrivals: ArrivalProcess = .constant,
             modes: [(mode: CameraMode, share: Double)] = [(.split, 1)], modelName: String, model: ModelProfile,
             device: DeviceProfile, uplink: UplinkProfile, jpegQuality: Int = 90, images: Int = 8, jpegDirectory: String? = nil,
-            fashionMNIST: Bool = false, sloMilliseconds: UInt64 = 250, maxInFlight: Int = 8
+            fashionMNIST: Bool = false, textured: Bool = false, headModel: String? = nil, fullModel: String? = nil, sloMilliseconds: UInt64 = 250, maxInFlight: Int = 8
         ) {
             self.jpegDirectory = jpegDirectory
             self.fashionMNIST = fashionMNIST
+            self.textured = textured
+            self.headModel = headModel
+            self.fullModel = fullModel
             self.name = name
             self.cameras = cameras
             self.shape = shape
@@ -60,6 +68,8 @@ public struct LoadgenPlan: Sendable {
     }
 
     public var groups: [Group]
+    /// `emulated` (cameras modelled from profiles, one event loop) or `real` (`RealFleet`: real cameras running their models).
+    public var fidelity: Fidelity = .emulated
     public var durationSeconds: Double
     /// How long to wait for frames still at the edge after the last arrival; default SLO + 1 s.
     public var drainMilliseconds: UInt64?
@@ -82,6 +92,11 @@ public struct LoadgenPlan: Sendable {
         self.connections = connections
         self.seed = seed
         self.sampleMilliseconds = sampleMilliseconds
+    }
+
+    /// How close the cameras are to real ones (docs/loadgen.md, "Fidelity"); every report names it.
+    public enum Fidelity: String, Sendable {
+        case emulated, real
     }
 
     public var cameraCount: Int { groups.reduce(0) { $0 + $1.cameras } }

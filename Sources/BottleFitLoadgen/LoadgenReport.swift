@@ -4,11 +4,12 @@ import Histogram
 /// The JSON report of a run (`--report`), schema in docs/loadgen.md. Keys are written in snake_case.
 /// `schemaVersion` changes whenever a key changes meaning or goes away; added keys keep it.
 public struct LoadgenReport: Codable, Sendable {
-    public static let currentSchemaVersion = 1
+    public static let currentSchemaVersion = 2
 
     public var schema = "bottlefit-loadgen-report"
     public var schemaVersion = LoadgenReport.currentSchemaVersion
-    /// "emulated" (or "sink-benchmark"); "real" is reserved for cameras running their heads.
+    /// "emulated", "emulated (instant sink)", "emulated (emulated workers)", "real" (real cameras running
+    /// their models, `RealFleet`) or "real (emulated workers)".
     public var fidelity: String
     public var startedAtMs: UInt64
     public var durationS: Double
@@ -29,6 +30,35 @@ public struct LoadgenReport: Codable, Sendable {
     public var cpuS: Double
     /// The emulated tail workers of `--emulate-workers`, when there were any.
     public var emulatedWorkers: EmulatedWorkersReport? = nil
+    /// Issue 10's fairness: per-camera edge share against the fleet's mean over sliding windows.
+    public var fairness: Fairness? = nil
+    /// Per camera: offered frames, edge answers and its edge share over the whole run.
+    public var cameras: [CameraReport]? = nil
+
+    /// Each camera's edge share (edge answers / frames offered to it) in every `window_s` window that
+    /// starts once the fleet has run `warmup_s`, divided by the mean share of the cameras that may use
+    /// the edge; `min_ratio`/`max_ratio` are the extremes over all windows. Fair: within 0.5...2.
+    public struct Fairness: Codable, Sendable {
+        public var windowS: Double
+        public var warmupS: Double
+        /// Windows measured (none in a run shorter than warm-up + window, or while the edge served nothing).
+        public var windows: Int
+        public var minRatio: Double?
+        public var maxRatio: Double?
+        public var worstCamera: String?
+        /// End of the window of the lowest ratio, s.
+        public var worstAtS: Double?
+        public var fair: Bool?
+    }
+
+    public struct CameraReport: Codable, Sendable {
+        public var id: String
+        public var group: String
+        public var mode: String
+        public var offered: Int
+        public var edge: Int
+        public var edgeShare: Double?
+    }
 
     public struct EmulatedWorkersReport: Codable, Sendable {
         public var count: Int
@@ -136,6 +166,9 @@ public struct LoadgenReport: Codable, Sendable {
         public var edgeShare: Double?
         public var edgeStates: [String: Int]
         public var schedulingP99: Double?
+        /// Lowest and highest per-camera edge share / fleet mean of the fairness window ending here.
+        public var fairnessMin: Double? = nil
+        public var fairnessMax: Double? = nil
     }
 
     public struct StatsSample: Codable, Sendable {

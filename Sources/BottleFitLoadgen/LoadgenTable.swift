@@ -20,6 +20,9 @@ public enum LoadgenTable {
             out.append("dropped  " + t.dropped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "  "))
         }
         out.append("rates    offered \(f(t.offeredPerS))/s  completed \(f(t.completedPerS))/s  edge fraction \(f(t.edgeFraction * 100))%  late completions \(t.lateCompletions)  edge-state changes \(f(t.stateChangesPerCameraPerMinute, 2))/camera/min")
+        if let fair = r.fairness {
+            out.append(fairnessLine(fair, cameras: r.cameras ?? []))
+        }
         out.append("")
         let header = ["latency ms", "count", "p50", "p90", "p99", "p99.9", "max"]
         var rows: [[String]] = []
@@ -60,6 +63,19 @@ public enum LoadgenTable {
             }
         }
         return out.joined(separator: "\n")
+    }
+
+    /// Issue 10's fairness in one line: the extremes of per-camera edge share / fleet mean, and the
+    /// cameras' whole-run shares.
+    static func fairnessLine(_ fair: LoadgenReport.Fairness, cameras: [LoadgenReport.CameraReport]) -> String {
+        let shares = cameras.compactMap { $0.mode == "local" ? nil : $0.edgeShare }
+        let whole = shares.isEmpty ? "" : "  whole run: edge share per camera \(f((shares.min() ?? 0) * 100))...\(f((shares.max() ?? 0) * 100))%"
+        guard fair.windows > 0, let lo = fair.minRatio, let hi = fair.maxRatio else {
+            return "fairness no \(f(fair.windowS, 0)) s window after \(f(fair.warmupS, 0)) s (run too short, or the edge served nothing)" + whole
+        }
+        let verdict = fair.fair == true ? "fair" : "UNFAIR"
+        return "fairness edge share / fleet mean over \(fair.windows) windows of \(f(fair.windowS, 0)) s: min \(f(lo, 2)) max \(f(hi, 2)) (\(verdict): 0.5...2)"
+            + (fair.worstCamera.map { "  worst \($0) at \(f(fair.worstAtS ?? 0)) s" } ?? "") + whole
     }
 
     static func table(_ rows: [[String]]) -> [String] {

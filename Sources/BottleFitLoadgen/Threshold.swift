@@ -36,6 +36,7 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
         ("mode_changes", "cameras' edge-state changes per camera per minute"),
         ("edge_utilisation", "mean worker utilisation from the broker's STATS (ut), 0...1"),
         ("energy_per_frame", "camera energy per completed frame over all groups, J"),
+        ("fairness_min, fairness_max", "lowest and highest per-camera edge share / fleet mean over 10 s windows after 10 s (issue 10: fair within 0.5...2)"),
     ]
 
     public init(parsing text: String) throws(LoadgenError) {
@@ -101,7 +102,7 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
         }
         let known = ["offered", "completed", "completed_edge", "completed_local", "completed_fallback", "dropped", "unaccounted",
                      "edge_fraction", "local_fraction", "drop_fraction", "throughput", "offered_rate", "energy_per_frame",
-                     "mode_changes", "edge_utilisation"]
+                     "mode_changes", "edge_utilisation", "fairness_min", "fairness_max"]
         guard known.contains(metric) else { return .unknown }
         guard let t = report?.totals else { return .missing }
         switch metric {
@@ -119,6 +120,8 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
         case "offered_rate": return .value(t.offeredPerS)
         case "mode_changes": return .value(t.stateChangesPerCameraPerMinute)
         case "edge_utilisation": return t.edgeUtilisation.map { .value($0) } ?? .missing
+        case "fairness_min": return report?.fairness?.minRatio.map { .value($0) } ?? .missing
+        case "fairness_max": return report?.fairness?.maxRatio.map { .value($0) } ?? .missing
         default:
             let groups = report!.groups
             let joules = groups.reduce(0.0) { $0 + $1.energy.computeJ + $1.energy.radioJ + $1.energy.idleJ }

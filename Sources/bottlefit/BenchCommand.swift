@@ -42,26 +42,8 @@ struct BenchCommand: ParsableCommand {
             }
             for i in buffer.indices { buffer[i] = rng.nextNormal() }
         }
-        // Warm-up: the given runs, and at least a quarter second in all, so that caches,
-        // page mappings and OpenBLAS's start-up (its idle threads spin for a while) settle.
-        let warmStart = DispatchTime.now().uptimeNanoseconds
-        var warmed = 0
-        while warmed < warmup || (warmup > 0 && DispatchTime.now().uptimeNanoseconds - warmStart < 250_000_000) {
-            plan.execute()
-            warmed += 1
-        }
-        var times: [Double] = []
-        for _ in 0..<runs {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            plan.execute()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
-        }
-        times.sort()
-        func percentile(_ p: Double) -> Double {
-            let pos = p * Double(times.count - 1)
-            let lo = Int(pos.rounded(.down)), hi = Int(pos.rounded(.up))
-            return times[lo] + (times[hi] - times[lo]) * (pos - Double(lo))
-        }
+        let times = RunTimer(warmup: warmup, runs: runs).measure { plan.execute() }
+        func percentile(_ p: Double) -> Double { RunTimer.percentile(times, p) }
         let median = percentile(0.5)
         let ips = Double(batch) / (median / 1000)
         if json {

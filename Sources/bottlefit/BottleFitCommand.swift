@@ -14,7 +14,7 @@ struct BottleFitCommand: ParsableCommand {
             """,
         version: "bottlefit 0.1.0",
         subcommands: [
-            InferCommand.self, BenchCommand.self, CheckONNXCommand.self, ModelCommand.self, BrokerCommand.self,
+            InferCommand.self, BenchCommand.self, BenchDeviceCommand.self, CheckONNXCommand.self, ModelCommand.self, BrokerCommand.self,
             WorkerCommand.self, DeviceCommand.self, ControllerCommand.self, BenchPipelineCommand.self, VersionCommand.self, UpCommand.self,
             BenchTrainCommand.self, TrainCommand.self, EvalCommand.self, DatasetCommand.self, LoadgenCommand.self, KeysCommand.self,
         ]

@@ -4,12 +4,16 @@ import Foundation
 final class LineWriter: @unchecked Sendable {
     // @unchecked: every write goes through `lock`.
     private let lock = NSLock()
+    /// Everything to standard error (the load generator keeps standard output for its table).
+    let allToStandardError: Bool
+
+    init(allToStandardError: Bool = false) { self.allToStandardError = allToStandardError }
 
     func write(_ line: String, toError: Bool = false) {
         let data = Data((line + "\n").utf8)
         lock.lock()
         defer { lock.unlock() }
-        (toError ? FileHandle.standardError : FileHandle.standardOutput).write(data)
+        (toError || allToStandardError ? FileHandle.standardError : FileHandle.standardOutput).write(data)
     }
 }
 
@@ -28,6 +32,8 @@ final class FleetProcess: @unchecked Sendable {
     private var lastStdoutLine: String?
     private var wasKilled = false
     private let readers = DispatchGroup()
+    /// Lines seen containing each watched text (`watch(_:)`), e.g. the broker's "worker joined".
+    private var matches: [String: Int] = [:]
 
     init(role: TopologyFile.Role) { self.role = role }
 
@@ -88,6 +94,7 @@ final class FleetProcess: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         lineCount += 1
+        for key in matches.keys where line.contains(key) { matches[key]! += 1 }
         if level == "warning" { warningCount += 1 }
         if level == "error" || level == "critical" { errorCount += 1 }
         if level == "warning", line.contains(Self.refusalWarning) { refusalCount += 1 }
@@ -119,6 +126,28 @@ final class FleetProcess: @unchecked Sendable {
     }
 
     var isRunning: Bool { process.isRunning }
+
+    /// Counts the lines containing `text` from now on (call before `start` to miss none).
+    func watch(_ text: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        if matches[text] == nil { matches[text] = 0 }
+    }
+
+    /// Waits until `count` lines containing the watched `text` have been seen, at most `seconds`, or the
+    /// process has ended; true if they were seen.
+    func waitForLines(containing text: String, count: Int = 1, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            lock.lock()
+            let seen = matches[text] ?? 0
+            lock.unlock()
+            if seen >= count { return true }
+            if !process.isRunning { return false }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return false
+    }
 
     /// Sends SIGTERM to this process (by its PID) if it is still running.
     func terminate() {

@@ -7,13 +7,16 @@ import Foundation
 struct LoadgenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loadgen",
-        abstract: "Drive a fleet of emulated cameras against a broker, open loop; report latency, paths, drops and energy (docs/loadgen.md).",
+        abstract: "Drive a fleet of cameras (emulated, or real ones running their models) against a broker, open loop; report latency, paths, drops, fairness and energy (docs/loadgen.md).",
         discussion: """
             One process, one event loop, N cameras. Each camera decides every frame with the real camera \
             policy (split, local, offload, fallback, directives); its compute time and energy come from a \
             device profile (profiles/devices) and its network from an uplink profile (profiles/uplinks: \
-            token bucket + delay line), so payload size shows in latency. Fidelity: emulated (labelled in \
-            every report). Frames are scheduled open loop: latency counts from each frame's scheduled time, \
+            token bucket + delay line), so payload size shows in latency. That is --fidelity emulated; with \
+            --fidelity real the cameras are real ones in this process (the code of `bottlefit device`) running \
+            --head and --full with the engine, on real sockets. Every report names its fidelity. With \
+            --topology the broker, workers and controller of a topology file are started first and stopped \
+            by PID at the end. Frames are scheduled open loop: latency counts from each frame's scheduled time, \
             and a slow edge never slows the schedule. At the end: a table, and the accounting check \
             offered = completed_edge + completed_local + completed_fallback + dropped.
             Every option is also a scenario key (the flag without --, dashes as underscores); group options \
@@ -24,10 +27,12 @@ struct LoadgenCommand: ParsableCommand {
             Thresholds (--fail-if): METRIC OP VALUE[ms|s|us|%] with OP in < <= > >= == !=; metrics: \
             p50 p90 p99 p999 max mean, edge_/local_/fallback_/sched_ + those, offered completed \
             completed_edge completed_local completed_fallback dropped dropped_REASON unaccounted, \
-            edge_fraction local_fraction drop_fraction, throughput offered_rate, energy_per_frame, mode_changes (per camera per minute), edge_utilisation (STATS ut).
+            edge_fraction local_fraction drop_fraction, throughput offered_rate, energy_per_frame, mode_changes (per camera per minute), edge_utilisation (STATS ut), \
+            fairness_min fairness_max (per-camera edge share / fleet mean over 10 s windows after 10 s; fair within 0.5...2).
             Examples:
               bottlefit loadgen --broker tcp://127.0.0.1:5555 --cameras 50 --rate 5 --device raspberry-pi-4 --uplink wifi-20mbit --duration 60 --report out/run.json --html out/run.html --fail-if 'p99<250ms' --fail-if 'unaccounted==0'
               bottlefit loadgen --scenario scenarios/overload-2x.yaml --directives tcp://127.0.0.1:5558 --stats tcp://127.0.0.1:5557
+              bottlefit loadgen --topology topology/local.yaml --model bf12 --cameras 20 --rate 1 --duration 30   (starts and stops the broker, workers and controller)
               bottlefit loadgen --sink --cameras 1000 --rate 20 --device ideal --uplink ideal --duration 10   (the load generator's own speed)
             """
     )
@@ -40,8 +45,10 @@ struct LoadgenCommand: ParsableCommand {
 
     @Option(help: "A scenario YAML file (docs/loadgen.md); options given here override its keys.") var scenario: String?
     @Option(help: help("broker")) var broker: String?
+    @Option(help: help("topology")) var topology: String?
     @Option(help: help("directives")) var directives: String?
     @Option(help: help("stats")) var stats: String?
+    @Option(help: help("fidelity")) var fidelity: String?
     @Flag(help: help("sink")) var sink = false
     @Option(help: help("duration")) var duration: String?
     @Option(help: help("drain_ms")) var drainMs: String?
@@ -84,12 +91,15 @@ struct LoadgenCommand: ParsableCommand {
     @Option(help: help("source")) var source: String?
     @Option(help: help("jpeg_quality")) var jpegQuality: String?
     @Option(help: help("images")) var images: String?
+    @Option(help: help("head")) var head: String?
+    @Option(help: help("full")) var full: String?
 
     /// The options given, by scenario key.
     var commandLine: [String: [String]] {
         var out: [String: [String]] = [:]
         func put(_ key: String, _ value: String?) { if let value { out[key] = [value] } }
-        put("broker", broker); put("directives", directives); put("stats", stats)
+        put("broker", broker); put("topology", topology); put("directives", directives); put("stats", stats)
+        put("fidelity", fidelity)
         if sink { out["sink"] = ["true"] }
         put("duration", duration); put("drain_ms", drainMs); put("connections", connections); put("seed", seed)
         put("sample_ms", sampleMs); put("latency_report_ms", latencyReportMs); put("profiles", profiles)
@@ -103,21 +113,37 @@ struct LoadgenCommand: ParsableCommand {
         put("shape", shape); put("ramp_to", rampTo); put("ramp_seconds", rampSeconds); put("step_at", stepAt)
         put("step_rate", stepRate); put("burst_on", burstOn); put("burst_off", burstOff); put("burst_off_rate", burstOffRate)
         put("schedule", schedule); put("slo_ms", sloMs); put("max_in_flight", maxInFlight); put("jpeg_quality", jpegQuality)
-        put("images", images); put("source", source)
+        put("images", images); put("source", source); put("head", head); put("full", full)
         return out
     }
 
     func run() throws {
         let stop = StopRequest.install()
-        let plan: LoadgenPlan, options: LoadgenRunOptions
+        let plan: LoadgenPlan
+        var options: LoadgenRunOptions
+        var fleet: LoadgenFleet?
         do {
             var settings = try scenario.map { path throws(LoadgenError) in try LoadgenScenario.load(path: path) } ?? LoadgenSettings()
             settings.apply(commandLine: commandLine)
             (plan, options) = try settings.resolve()
+            if let path = options.topology {
+                var models: [String] = []
+                for g in plan.groups where !models.contains(g.modelName) { models.append(g.modelName) }
+                fleet = try LoadgenFleet(path: path, models: options.workers == nil ? models : [])
+                options.broker = options.broker ?? fleet!.broker
+                options.stats = options.stats ?? fleet!.stats
+                options.directives = options.directives ?? fleet!.directives
+            }
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(Loadgen.Status.invalid.rawValue)
         }
+        // The topology's fleet (--topology): started before the first frame, stopped by PID at the end.
+        do { try fleet?.start() } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(Loadgen.Status.invalid.rawValue)
+        }
+        defer { fleet?.stop() }
         let interactive = isatty(STDERR_FILENO) == 1
         let progressLine: ((LoadgenProgress) -> Void)? = options.progress ? { p in
             let line = LoadgenTable.progressLine(p)

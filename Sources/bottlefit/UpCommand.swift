@@ -111,33 +111,15 @@ struct Fleet {
     var roles: [TopologyFile.Role]
     var executable: URL
     var grace: Double
-    let writer = LineWriter()
+    var writer = LineWriter()
     /// Start order; stopping goes the other way.
     static let order: [TopologyFile.Role.Kind] = [.broker, .worker, .controller, .camera]
 
     /// Runs until `duration`, a stop request, a failed child or every camera finishing; true if anything failed.
     func run(duration: Double?, stop: FleetStopRequest) -> Bool {
         let started = Date()
-        var processes: [FleetProcess] = []
         var reported: Set<String> = []
-        for kind in Self.order {
-            let group = roles.filter { $0.kind == kind }.map(FleetProcess.init)
-            for p in group {
-                do {
-                    try p.start(executable: executable, writer: writer)
-                    processes.append(p)
-                } catch {
-                    say("cannot start \(p.name): \(error)")
-                    stop.request("a process could not start")
-                }
-            }
-            if stop.reason != nil { break }
-            // A moment for the group to bind or connect, and to fail fast on a bad argument before the next starts.
-            if !group.isEmpty { Thread.sleep(forTimeInterval: 0.3) }
-            checkExits(processes, stop: stop, reported: &reported)
-            if stop.reason != nil { break }
-        }
-        say("started \(processes.count) processes: \(processes.map { "\($0.name) (pid \($0.pid))" }.joined(separator: ", "))")
+        let processes = start(stop: stop, reported: &reported)
         var lastSummary = Date()
         var refused: String?
         while stop.reason == nil {
@@ -156,13 +138,44 @@ struct Fleet {
                 say(summary(processes, elapsed: elapsed, duration: duration))
             }
         }
-        say("stopping (\(stop.reason ?? "")): cameras, controller, workers, broker")
-        for kind in Self.order.reversed() { stopGroup(processes.filter { $0.role.kind == kind }) }
+        stopAll(processes, reason: stop.reason ?? "")
         return report(processes, refused: refused)
     }
 
+    /// Starts the roles kind by kind (broker, workers, controller, cameras), stopping early when one
+    /// cannot start or fails at once; `prepare` runs on each process before it starts (to watch its lines).
+    func start(stop: FleetStopRequest, reported: inout Set<String>, prepare: (FleetProcess) -> Void = { _ in }) -> [FleetProcess] {
+        var processes: [FleetProcess] = []
+        for kind in Self.order {
+            let group = roles.filter { $0.kind == kind }.map(FleetProcess.init)
+            for p in group {
+                prepare(p)
+                do {
+                    try p.start(executable: executable, writer: writer)
+                    processes.append(p)
+                } catch {
+                    say("cannot start \(p.name): \(error)")
+                    stop.request("a process could not start")
+                }
+            }
+            if stop.reason != nil { break }
+            // A moment for the group to bind or connect, and to fail fast on a bad argument before the next starts.
+            if !group.isEmpty { Thread.sleep(forTimeInterval: 0.3) }
+            checkExits(processes, stop: stop, reported: &reported)
+            if stop.reason != nil { break }
+        }
+        say("started \(processes.count) processes: \(processes.map { "\($0.name) (pid \($0.pid))" }.joined(separator: ", "))")
+        return processes
+    }
+
+    /// Stops every process by its PID, in the reverse of the start order.
+    func stopAll(_ processes: [FleetProcess], reason: String) {
+        say("stopping (\(reason)): cameras, controller, workers, broker")
+        for kind in Self.order.reversed() { stopGroup(processes.filter { $0.role.kind == kind }) }
+    }
+
     /// Notes children that ended on their own; a failure stops the fleet, and so does the last camera finishing.
-    private func checkExits(_ processes: [FleetProcess], stop: FleetStopRequest, reported: inout Set<String>) {
+    func checkExits(_ processes: [FleetProcess], stop: FleetStopRequest, reported: inout Set<String>) {
         for p in processes where !p.isRunning && !reported.contains(p.name) {
             reported.insert(p.name)
             say("\(p.name) ended on its own: \(p.status)")
@@ -196,7 +209,7 @@ struct Fleet {
     }
 
     /// Prints every child's exit status and the cameras' summaries; true if any process failed.
-    private func report(_ processes: [FleetProcess], refused: String?) -> Bool {
+    func report(_ processes: [FleetProcess], refused: String? = nil) -> Bool {
         say("exit status:")
         for p in processes { say("  \(p.name): \(p.status)") }
         let cameras = processes.filter { $0.role.kind == .camera }

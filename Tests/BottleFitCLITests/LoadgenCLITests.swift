@@ -54,4 +54,46 @@ import Testing
         r = try run(["--scenario", scenario.path])
         #expect(r.status == 1 && r.stderr.contains("\(scenario.path):4: groups[0].rat: unknown key rat"), "\(r.stderr)")
     }
+
+    /// `--topology`: the load generator starts the topology's broker and worker (not its cameras) as
+    /// `up` does, runs against them, and stops them by PID at the end.
+    @Test func aTopologyIsStartedRunAgainstAndStopped() throws {
+        let dir = URL(fileURLWithPath: "/tmp/bflg-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let models = CLITests.root.appendingPathComponent("assets/fashion-mnist/bottlefit-c2").path
+        let topology = dir.appendingPathComponent("t.yaml")
+        try """
+            broker:
+              frontend: ipc://front
+              backend: ipc://back
+              stats: ipc://stats
+            workers:
+              count: 1
+              models:
+                fmnist-c2: {tail: \(models)/tail.onnx, full: \(models)/full.onnx}
+            cameras:
+              count: 1
+              model: fmnist-c2
+              head: \(models)/head.onnx
+              source: fashion-mnist
+
+            """.write(to: topology, atomically: true, encoding: .utf8)
+        let json = dir.appendingPathComponent("r.json").path
+        let r = try run(["--topology", topology.path, "--model", "fmnist-c2", "--cameras", "2", "--rate", "5", "--duration", "2",
+                         "--device", "ideal", "--uplink", "ideal", "--slo-ms", "5000", "--report", json, "--fail-if", "unaccounted==0"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try LoadgenReport.decode(Data(contentsOf: URL(fileURLWithPath: json)))
+        #expect(report.totals.offered == 20 && report.totals.completedEdge > 0, "\(r.stdout)")
+        // The topology's camera was left out; broker and worker were started, then stopped by their PIDs.
+        #expect(r.stderr.contains("started 2 processes: broker (pid "), "\(r.stderr)")
+        #expect(r.stderr.contains("all 2 processes stopped cleanly"), "\(r.stderr)")
+        let pids = r.stderr.split(separator: "(pid ").dropFirst().compactMap { Int32($0.prefix { $0.isNumber }) }
+        #expect(pids.count == 2)
+        for pid in pids { #expect(kill(pid, 0) != 0, "process \(pid) still runs") }
+        // A model the topology's workers do not serve is refused before anything starts.
+        let refused = try run(["--topology", topology.path, "--model", "bf12", "--duration", "1"])
+        #expect(refused.status == 1 && refused.stderr.contains("no worker of the topology serves model bf12"), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("started"))
+    }
 }
