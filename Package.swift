@@ -2,21 +2,6 @@
 // BottleFit: split-computing inference in Swift. See README.md and docs/architecture.md.
 import PackageDescription
 
-// CPU flags for the host the package is built on. On x86-64 the kernels are compiled for AVX-512
-// and the loops around them for AVX2 (the engine uses the AVX-512 GEMM only on a CPU whose
-// /proc/cpuinfo lists it, else OpenBLAS). On any other architecture (the cameras' ARM boards, or
-// an arm64 root under QEMU) no CPU flag is set: the kernels are portable Swift SIMD and the C
-// shims guard their x86 builtins, so they compile for the baseline and the engine takes OpenBLAS.
-// Not yet checked by an arm64 build (scripts/check-arm64, issue 12), and not yet per-function
-// run-time selection on x86-64: a binary built there still needs AVX2.
-#if arch(x86_64)
-let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]
-let engineFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
-#else
-let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
-let engineFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-#endif
-
 let package = Package(
     name: "BottleFit",
     platforms: [.macOS(.v15)],
@@ -47,22 +32,16 @@ let package = Package(
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["README.md"]
         ),
-        // AVX-512 GEMM microkernels over weights packed once. Compiled for AVX-512 and optimised
-        // in every configuration (the SIMD code is unusably slow unoptimised); the engine calls
-        // in only after checking the CPU (KernelSelection).
-        // Compiler builtins Swift cannot call (prefetch, spin-wait pause), as static inline functions.
+        // The hot kernels (packed GEMM, row max-pooling) in C, each compiled once portably and,
+        // on x86-64, once more for AVX-512 with a per-function `target` attribute; the engine's
+        // compute context picks one at run time after a CPUID check (docs/architecture.md).
+        .target(name: "CBottleFitKernels"),
+        // Compiler builtins Swift cannot call (spin-wait pause), as static inline functions.
         .systemLibrary(name: "CBottleFitCPUHints"),
-        .target(
-            name: "BottleFitKernels",
-            dependencies: ["CBottleFitCPUHints"],
-            swiftSettings: kernelFlags
-        ),
         // The inference engine: graph, ONNX in and out, optimiser, kernels, model builders.
         .target(
             name: "BottleFitEngine",
-            dependencies: ["BottleFitCore", "ONNXProto", "CBottleFitOpenBLAS", "BottleFitKernels", "CBottleFitCPUHints"],
-            // Release builds assume AVX2/FMA (Haswell or newer) for the loops around the GEMMs.
-            swiftSettings: engineFlags
+            dependencies: ["BottleFitCore", "ONNXProto", "CBottleFitOpenBLAS", "CBottleFitKernels", "CBottleFitCPUHints"]
         ),
         // Versions of the linked system libraries (ZeroMQ, msgpack-c, libjpeg, OpenBLAS).
         .target(
@@ -84,8 +63,7 @@ let package = Package(
         // Training: reverse-mode gradients over engine graphs, losses, optimisers, recipes.
         .target(
             name: "BottleFitTraining",
-            dependencies: ["BottleFitCore", "BottleFitEngine", "CBottleFitOpenBLAS"],
-            swiftSettings: engineFlags
+            dependencies: ["BottleFitCore", "BottleFitEngine", "CBottleFitOpenBLAS"]
         ),
         .testTarget(name: "BottleFitTrainingTests", dependencies: ["BottleFitTraining", "BottleFitEngine", "BottleFitCore"]),
         // Test helpers shared by test targets (a hand-written msgpack encoder for documented and garbage inputs).
@@ -93,7 +71,7 @@ let package = Package(
         .testTarget(name: "BottleFitCoreTests", dependencies: ["BottleFitCore"]),
         .testTarget(
             name: "BottleFitEngineTests",
-            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitKernels"]
+            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "CBottleFitKernels"]
         ),
         // Runs the built `bottlefit` binary (scripts/test builds it first).
         .testTarget(

@@ -1,3 +1,4 @@
+import BottleFitEngine
 import BottleFitImaging
 import BottleFitSecurity
 import ZeroMQ
@@ -56,6 +57,9 @@ public struct CameraConfiguration: Sendable {
     /// How often the camera reports the latency of its edge frames to the broker (a HEARTBEAT
     /// carrying `lr`, protocol.md section 7); 0 never reports.
     public var latencyReportIntervalMilliseconds: UInt64
+    /// How the camera's sessions compute (threads, GEMM): one thread and the CPU's best GEMM
+    /// unless given.
+    public var compute: ComputeContext = .singleThreaded
     /// CURVE to the broker and the controller (docs/security.md); nil: plain text.
     public var curve: CameraCurve?
 

@@ -18,9 +18,9 @@ final class CameraModels {
         /// Output shape without the batch dimension.
         let outputShape: [Int]
 
-        init(_ url: URL, role: String) throws(CameraError) {
+        init(_ url: URL, role: String, compute: ComputeContext) throws(CameraError) {
             do {
-                session = try InferenceSession(contentsOf: url)
+                session = try InferenceSession(contentsOf: url, compute: compute)
                 plan = try session.plan(batch: 1)
             } catch {
                 throw .model("\(role) model \(url.path): \(error)")
@@ -47,8 +47,8 @@ final class CameraModels {
 
     init(configuration: CameraConfiguration) throws(CameraError) {
         let needsHead = configuration.mode == .split
-        head = needsHead ? try configuration.headModel.map { (url) throws(CameraError) in try Planned(url, role: "head") } : nil
-        full = try configuration.fullModel.map { (url) throws(CameraError) in try Planned(url, role: "whole") }
+        head = needsHead ? try configuration.headModel.map { (url) throws(CameraError) in try Planned(url, role: "head", compute: configuration.compute) } : nil
+        full = try configuration.fullModel.map { (url) throws(CameraError) in try Planned(url, role: "whole", compute: configuration.compute) }
         if let head, let full, head.inputShape != full.inputShape {
             throw .model("head input \(head.inputShape) and whole-model input \(full.inputShape) differ")
         }

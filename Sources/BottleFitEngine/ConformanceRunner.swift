@@ -1,6 +1,6 @@
 import BottleFitCore
 import Foundation
-import ONNXProto
+internal import ONNXProto
 
 /// Runs ONNX backend test cases: a folder with `model.onnx` and `test_data_set_*/`
 /// holding `input_*.pb` and `output_*.pb` (serialized TensorProto).

@@ -1,5 +1,4 @@
 import BottleFitCore
-import CBottleFitOpenBLAS
 import Foundation
 
 /// Runs an ONNX model: float32 NCHW tensors in and out.
@@ -18,29 +17,20 @@ public final class InferenceSession {
     private var valuePlans: [String: ExecutionPlan] = [:]
     private var constantBuffers: [String: AlignedBuffer] = [:]
 
-    /// The GEMM this session's plans use for constant weights: the one given when it was
-    /// made, else `KernelSelection.gemm` when each plan is made. (`.packed` on a CPU without
-    /// AVX-512 means OpenBLAS.)
-    public let gemm: KernelSelection.GEMM?
+    /// How this session's plans compute: threads, GEMM, instruction set.
+    public let compute: ComputeContext
 
     /// Loads and validates a graph; fails naming the first unsupported operator or attribute.
-    public init(graph: Graph, optimize: Bool = true, gemm: KernelSelection.GEMM? = nil) throws(EngineError) {
+    public init(graph: Graph, optimize: Bool = true, compute: ComputeContext = .singleThreaded) throws(EngineError) {
         try OperatorRegistry.validate(graph)
         self.graph = graph
         optimizedGraph = optimize ? GraphOptimizer.optimize(graph) : graph
-        self.gemm = gemm.map { $0 == .packed && !KernelSelection.cpuSupportsPacked ? .openblas : $0 }
+        self.compute = compute
     }
 
     /// Loads an `.onnx` file.
-    public convenience init(contentsOf url: URL, optimize: Bool = true, gemm: KernelSelection.GEMM? = nil) throws(EngineError) {
-        try self.init(graph: try ONNXImporter.load(contentsOf: url), optimize: optimize, gemm: gemm)
-    }
-
-    /// Sets the number of threads the engine uses in this process. The engine splits the
-    /// work itself; OpenBLAS runs single-threaded inside each part.
-    public static func setThreadCount(_ n: Int) {
-        openBLASSingleThreaded
-        Parallel.configure(threads: Swift.max(1, n))
+    public convenience init(contentsOf url: URL, optimize: Bool = true, compute: ComputeContext = .singleThreaded) throws(EngineError) {
+        try self.init(graph: try ONNXImporter.load(contentsOf: url), optimize: optimize, compute: compute)
     }
 
     /// The plan for these input shapes (graph input order), made once and cached.
@@ -88,13 +78,6 @@ public final class InferenceSession {
         }
         return out
     }
-
-    /// OpenBLAS is made single-threaded once per process. (Its own workers, started when the
-    /// library loads, busy-wait for a fraction of a second and then sleep; stopping them with
-    /// `blas_thread_shutdown_` made later single-threaded calls slower, so they are left be.)
-    private static let openBLASSingleThreaded: Void = {
-        openblas_set_num_threads(1)
-    }()
 
     /// Float graph inputs that a node reads as a parameter its plan depends on (Resize's
     /// scales, Pad's constant value): like int64 inputs, plans are made per value.
@@ -170,6 +153,8 @@ public final class ExecutionPlan {
     public let outputTypes: [(name: String, type: ValueType)]
     let steps: [any Kernel]
     let stepNames: [String]
+    /// The session's compute context: kept alive (and its threads running) as long as the plan.
+    let compute: ComputeContext
     let pointers: [String: UnsafeMutableRawPointer]
     /// Keeps the arena, workspace and constants alive as long as the kernels that point into them.
     let owned: [AlignedBuffer]
@@ -184,8 +169,9 @@ public final class ExecutionPlan {
     init(
         inputTypes: [(String, ValueType)], outputTypes: [(String, ValueType)], steps: [any Kernel], stepNames: [String],
         pointers: [String: UnsafeMutableRawPointer], owned: [AlignedBuffer], arenaBytes: Int, unsharedBytes: Int,
-        constantBytes: Int
+        constantBytes: Int, compute: ComputeContext
     ) {
+        self.compute = compute
         self.unsharedBytes = unsharedBytes
         self.constantBytes = constantBytes
         self.inputTypes = inputTypes.map { (name: $0.0, type: $0.1) }
@@ -202,7 +188,7 @@ public final class ExecutionPlan {
 
     /// Runs every step; reads the inputs set before and leaves the outputs in place.
     public func execute() {
-        for s in steps { s.execute() }
+        for s in steps { s.execute(compute.parallel) }
     }
 
     /// Runs every step and returns the seconds each took, by node name (for profiling).
@@ -210,7 +196,7 @@ public final class ExecutionPlan {
         var out: [(String, Double)] = []
         for (s, name) in zip(steps, stepNames) {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            s.execute()
+            s.execute(compute.parallel)
             out.append((name, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
         }
         return out

@@ -1,7 +1,8 @@
 import BottleFitCore
 import Foundation
-import ONNXProto
-import SwiftProtobuf
+// The protobuf types stay inside this package (`package` access): clients see Graph and Tensor.
+package import ONNXProto
+internal import SwiftProtobuf
 
 /// Writes the engine's `Graph` as an ONNX model that ONNX Runtime loads.
 public enum ONNXExporter {
@@ -9,7 +10,7 @@ public enum ONNXExporter {
     public static let irVersion: Int64 = 8
 
     /// Builds the `ModelProto` for a graph.
-    public static func model(from graph: Graph) -> Onnx_ModelProto {
+    package static func model(from graph: Graph) -> Onnx_ModelProto {
         var model = Onnx_ModelProto()
         model.irVersion = irVersion
         model.producerName = "bottlefit"
@@ -88,7 +89,7 @@ public enum ONNXExporter {
     }
 
     /// A `TensorProto` with the elements in little-endian `raw_data`.
-    public static func tensorProto(_ t: Tensor, name: String) -> Onnx_TensorProto {
+    package static func tensorProto(_ t: Tensor, name: String) -> Onnx_TensorProto {
         var p = Onnx_TensorProto()
         p.name = name
         p.dims = t.shape.map { Int64($0) }

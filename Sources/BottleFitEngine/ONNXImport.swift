@@ -1,7 +1,8 @@
 import BottleFitCore
 import Foundation
-import ONNXProto
-import SwiftProtobuf
+// The protobuf types stay inside this package (`package` access): clients see Graph and Tensor.
+package import ONNXProto
+internal import SwiftProtobuf
 
 /// Reads ONNX models (opsets 11 to 18 of the default domain) into the engine's `Graph`.
 public enum ONNXImporter {
@@ -28,7 +29,7 @@ public enum ONNXImporter {
     }
 
     /// Converts a parsed `ModelProto`.
-    public static func graph(from model: Onnx_ModelProto, checkOpset: Bool = true) throws(EngineError) -> Graph {
+    package static func graph(from model: Onnx_ModelProto, checkOpset: Bool = true) throws(EngineError) -> Graph {
         let g = model.graph
         var initializers: [String: Tensor] = [:]
         for t in g.initializer {
@@ -99,7 +100,7 @@ public enum ONNXImporter {
     }
 
     /// Converts a `TensorProto` (raw_data or typed fields) into a tensor.
-    public static func tensor(from t: Onnx_TensorProto) throws(EngineError) -> Tensor {
+    package static func tensor(from t: Onnx_TensorProto) throws(EngineError) -> Tensor {
         let context = "tensor '\(t.name)'"
         if t.dataLocation == .external {
             throw .unsupportedDataType("external data", context: context)

@@ -1,60 +1,23 @@
-import BottleFitKernels
 import Foundation
 import Synchronization
-
-/// Which GEMM the inference kernels use for constant weights.
-///
-/// `packed`: the weights are packed once per session (by the first plan that needs them)
-/// for BottleFitKernels' AVX-512 microkernel; only the activations are packed per call.
-/// `openblas`: every call goes to `cblas_sgemm`, which packs both operands each time.
-/// Packed is the default on CPUs with AVX-512 F, CD, BW, DQ and VL; `BOTTLEFIT_GEMM=openblas`
-/// in the environment (or `KernelSelection.gemm = .openblas`, or `--gemm openblas`) selects
-/// OpenBLAS. Training always uses OpenBLAS.
-public enum KernelSelection {
-    public enum GEMM: String, Sendable, CaseIterable {
-        case packed, openblas
-    }
-
-    /// Whether this CPU (and the kernel, which hides the flags when it does not save the
-    /// ZMM registers) supports the instructions BottleFitKernels is compiled for.
-    public static let cpuSupportsPacked: Bool = {
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-            let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-        else { return false }
-        let flags = Set(line.split(separator: " ").map(String.init))
-        return ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"].allSatisfy(flags.contains)
-    }()
-
-    private static let choice = Mutex<GEMM?>(nil)
-
-    /// The GEMM used by plans made from now on. Setting `.packed` on a CPU without
-    /// AVX-512 is ignored (OpenBLAS stays in use).
-    public static var gemm: GEMM {
-        get {
-            choice.withLock { current in
-                if let current { return current }
-                let env = ProcessInfo.processInfo.environment["BOTTLEFIT_GEMM"].flatMap(GEMM.init(rawValue:))
-                let chosen: GEMM = env == .openblas || !cpuSupportsPacked ? .openblas : .packed
-                current = chosen
-                return chosen
-            }
-        }
-        set { choice.withLock { $0 = newValue == .packed && !cpuSupportsPacked ? .openblas : newValue } }
-    }
-}
 
 /// A constant weight matrix [M, K] (row-major) packed for `PackedGEMM`; immutable once made,
 /// shared by the plans of a session (`NodeContext.prepared`).
 final class PackedWeights {
     let rows: Int
     let depth: Int
+    /// The instruction set the multiplications run on (the session's).
+    let instructionSet: KernelInstructionSet
     let buffer: AlignedBuffer
     var pointer: UnsafePointer<Float> { UnsafePointer(buffer.pointer.assumingMemoryBound(to: Float.self)) }
 
     /// Packs A, or with `transposed` packs A from its transpose stored row-major (a[k·lda + row]).
-    init(_ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, transposed: Bool = false) {
+    init(
+        _ a: UnsafePointer<Float>, lda: Int, rows: Int, depth: Int, transposed: Bool = false, instructionSet: KernelInstructionSet
+    ) {
         self.rows = rows
         self.depth = depth
+        self.instructionSet = instructionSet
         buffer = AlignedBuffer(byteCount: PackedGEMM.packedCount(rows: rows, depth: depth) * 4)
         PackedGEMM.packA(
             a, lda: lda, rows: rows, depth: depth, transposed: transposed, into: buffer.pointer.assumingMemoryBound(to: Float.self))
@@ -91,7 +54,7 @@ final class PackedWeights {
     /// `workspaceFloats(rows:depth:columns:threads: parts)` floats).
     func run(
         columns n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: PackedGEMM.Epilogue, parts planned: Int,
-        workspace: UnsafeMutablePointer<Float>, fill: Fill
+        workspace: UnsafeMutablePointer<Float>, parallel: Parallel, fill: Fill
     ) {
         // Work is cut for the planned thread count (the workspace's layout); with fewer
         // threads now, a thread runs several parts in turn.
@@ -102,7 +65,7 @@ final class PackedWeights {
             let chunk = Self.chunkColumns(depth: depth, columns: n, parts: parts)
             let chunkFloats = PackedGEMM.packedBCount(depth: depth, columns: chunk)
             let panelsPerThread = ((n + 47) / 48 + parts - 1) / parts
-            Parallel.forEach(parts) { threads in
+            parallel.forEach(parts) { threads in
                 for t in threads {
                     var j = Swift.min(n, t * panelsPerThread * 48)
                     let end = Swift.min(n, (t + 1) * panelsPerThread * 48)
@@ -118,11 +81,11 @@ final class PackedWeights {
                 }
             }
         } else {
-            Parallel.forEach(depth, minimumPerThread: 16) { rows in
+            parallel.forEach(depth, minimumPerThread: 16) { rows in
                 pack(columns: 0..<n, rows: rows, into: data, fill: fill)
             }
             let panelCount = PackedGEMM.panels(rows: rows)
-            Parallel.forEach(parts) { threads in
+            parallel.forEach(parts) { threads in
                 for t in threads {
                     let p0 = panelCount * t / parts, p1 = panelCount * (t + 1) / parts
                     guard p1 > p0 else { continue }
@@ -175,7 +138,7 @@ final class PackedWeights {
         epilogue: PackedGEMM.Epilogue, panels: Range<Int>? = nil, tile: UnsafeMutablePointer<Float>
     ) {
         PackedGEMM.multiply(
-            packedA: pointer, rows: rows, depth: depth, panels: panels ?? 0..<PackedGEMM.panels(rows: rows),
+            instructionSet, packedA: pointer, rows: rows, depth: depth, panels: panels ?? 0..<PackedGEMM.panels(rows: rows),
             packedB: packedB, columns: n, c: c, ldc: ldc, epilogue: epilogue, tile: tile)
     }
 }

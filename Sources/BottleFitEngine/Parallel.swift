@@ -2,32 +2,24 @@ import CBottleFitCPUHints
 import Glibc
 import Synchronization
 
-/// The engine's threads: the caller plus `threads - 1` persistent workers.
+/// The threads of a compute context: the caller plus `threads - 1` persistent workers
+/// (`WorkerPool`), or the caller alone. A plan's kernels get it when they execute.
 ///
 /// OpenBLAS runs single-threaded inside each part; the engine splits GEMMs, im2col and
 /// pointwise loops itself, so exactly one thread runs per core and nobody spins against
 /// OpenBLAS's own pool. Idle workers spin for about 100 µs with x86 `pause` (a kernel
 /// follows another within microseconds; `pause` leaves a sibling hardware thread its issue
 /// slots) and then sleep on a condition variable.
-enum Parallel {
-    private static let current = Mutex<WorkerPool?>(nil)
-    static var pool: WorkerPool? { current.withLock { $0 } }
-    static var threads: Int { pool?.participants ?? 1 }
+struct Parallel: Sendable {
+    let pool: WorkerPool?
 
-    /// Sets the number of threads (1 means everything runs on the caller). A job already
-    /// running on the old pool finishes first; later calls on it run inline.
-    static func configure(threads: Int) {
-        let old: WorkerPool? = current.withLock { pool in
-            if (pool?.participants ?? 1) == threads { return nil }
-            let previous = pool
-            pool = threads > 1 ? WorkerPool(participants: threads) : nil
-            return previous
-        }
-        old?.shutdown()
-    }
+    /// The caller alone.
+    static let serial = Parallel(pool: nil)
+
+    var threads: Int { pool?.participants ?? 1 }
 
     /// Runs `body(range)` over disjoint contiguous ranges covering 0..<count, one per thread.
-    static func forEach(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+    func forEach(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         let t = Swift.min(threads, count / Swift.max(minimumPerThread, 1))
         guard t > 1, let pool else {
             body(0..<count)
@@ -37,7 +29,7 @@ enum Parallel {
     }
 
     /// Runs `body(part)` for part in 0..<threads, one per thread.
-    static func forEachThread(_ body: (Int) -> Void) {
+    func forEachThread(_ body: (Int) -> Void) {
         guard let pool else {
             body(0)
             return

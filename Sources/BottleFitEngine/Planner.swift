@@ -50,7 +50,7 @@ struct Planner {
             var ctx = NodeContext(
                 node: node, inputs: inTypes, constants: node.inputs.map { $0.isEmpty ? nil : constants[$0] },
                 opset: graph.opsetVersion)
-            ctx.gemm = session.gemm ?? ctx.gemm
+            ctx.compute = session.compute
             // Plans made with constant input values may fold different weights: they prepare their own.
             ctx.prepared = constantInputs.isEmpty ? session.preparedWeights : nil
             let outTypes = try op.infer(ctx)
@@ -225,7 +225,7 @@ struct Planner {
             inputTypes: graph.inputs.map { ($0.name, types[$0.name]!) },
             outputTypes: graph.outputs.map { ($0.name, types[$0.name]!) },
             steps: kernels, stepNames: steps.map { "\($0.node.opType) \($0.node.name)" }, pointers: pointers,
-            owned: owned, arenaBytes: total, unsharedBytes: unshared, constantBytes: constantBytes)
+            owned: owned, arenaBytes: total, unsharedBytes: unshared, constantBytes: constantBytes, compute: session.compute)
     }
 
     /// Conv → MaxPool (→ BatchNormalization) (→ Conv) becomes one `ConvPoolOperator` step when
@@ -289,7 +289,7 @@ struct Planner {
             return Operand(type: t, pointer: b.pointer, constant: nil)
         }
         let workspace = AlignedBuffer(byteCount: op.workspaceBytes(ctx, outputs: outTypes))
-        try op.kernel(ctx, inputs: ins, outputs: outs, workspace: workspace.pointer).execute()
+        try op.kernel(ctx, inputs: ins, outputs: outs, workspace: workspace.pointer).execute(session.compute.parallel)
         return withExtendedLifetime(keep) { outs.map { readTensor($0.type, from: $0.pointer) } }
     }
 

@@ -21,7 +21,9 @@ public enum ModelEvaluator {
     /// Evaluates `graph` (a full model: image in, logits out) on every batch.
     /// With `quantizeBottleneck`, the model is split at its bottleneck and each image's
     /// bottleneck goes through uint8 quantization (per tensor, asymmetric) in between.
-    public static func evaluate(_ graph: Graph, batches: AnyIterator<TrainingBatch>, quantizeBottleneck: Bool) throws -> Result {
+    public static func evaluate(
+        _ graph: Graph, batches: AnyIterator<TrainingBatch>, quantizeBottleneck: Bool, compute: ComputeContext = .singleThreaded
+    ) throws -> Result {
         guard graph.inputs.count == 1, graph.outputs.count == 1 else {
             throw TrainingError.invalidArgument("evaluation needs a model with one input and one output (logits); this one has \(graph.inputs.count) and \(graph.outputs.count)")
         }
@@ -32,11 +34,11 @@ public enum ModelEvaluator {
                 throw TrainingError.invalidArgument("the model has no bottleneck (metadata bottlefit.bottleneck or a value named 'bottleneck') to quantize")
             }
             let parts = try ModelSplitter.split(graph, at: name)
-            head = try InferenceSession(graph: parts.head)
-            tail = try InferenceSession(graph: parts.tail)
+            head = try InferenceSession(graph: parts.head, compute: compute)
+            tail = try InferenceSession(graph: parts.tail, compute: compute)
             cut = name
         } else {
-            tail = try InferenceSession(graph: graph)
+            tail = try InferenceSession(graph: graph, compute: compute)
         }
         let quantizer = BottleneckQuantizer()
         var correct = 0, seen = 0

@@ -19,8 +19,8 @@ final class ModelRunner {
     private var plans: [Int: ExecutionPlan] = [:]
 
     /// Loads the file and plans batch 1, so a model that cannot run fails at start, not on the first frame.
-    init(contentsOf url: URL) throws(EngineError) {
-        session = try InferenceSession(contentsOf: url)
+    init(contentsOf url: URL, compute: ComputeContext) throws(EngineError) {
+        session = try InferenceSession(contentsOf: url, compute: compute)
         let graph = session.optimizedGraph
         guard graph.inputs.count == 1, graph.outputs.count == 1 else {
             throw .invalidModel("a served model needs one input and one output, not \(graph.inputs.count) and \(graph.outputs.count)")
@@ -56,12 +56,12 @@ final class ServedModel {
     /// Turns a decoded JPEG into the full model's input; present exactly when `full` is.
     let preprocessor: ImagePreprocessor?
 
-    init(name: String, files: WorkerModelFiles) throws(WorkerError) {
+    init(name: String, files: WorkerModelFiles, compute: ComputeContext) throws(WorkerError) {
         self.name = name
         func load(_ url: URL?, _ part: String) throws(WorkerError) -> ModelRunner? {
             guard let url else { return nil }
             do throws(EngineError) {
-                return try ModelRunner(contentsOf: url)
+                return try ModelRunner(contentsOf: url, compute: compute)
             } catch {
                 throw .model(name: name, reason: "\(part) \(url.path): \(error)")
             }

@@ -1,5 +1,6 @@
-import BottleFitSecurity
+import BottleFitEngine
 import BottleFitProtocol
+import BottleFitSecurity
 import Foundation
 
 /// The ONNX files a worker runs for one model name.
@@ -40,8 +41,8 @@ public struct WorkerConfiguration: Sendable {
     public var maxBatch: Int
     /// Classes in each RESULT (fewer if the model has fewer).
     public var topK: Int
-    /// Engine threads (`InferenceSession.setThreadCount`, process-wide).
-    public var threads: Int
+    /// How the worker's sessions compute (threads, GEMM); workers in one process may share one.
+    public var compute: ComputeContext
     /// Send HEARTBEAT after this long without sending anything.
     public var heartbeatInterval: Duration
     /// The broker is dead after `liveness` × `heartbeatInterval` without a message from it.
@@ -59,7 +60,7 @@ public struct WorkerConfiguration: Sendable {
 
     public init(
         endpoint: String, workerID: String, models: [String: WorkerModelFiles],
-        credit: Int = 16, maxBatch: Int = 8, topK: Int = 5, threads: Int = 1,
+        credit: Int = 16, maxBatch: Int = 8, topK: Int = 5, compute: ComputeContext = .singleThreaded,
         heartbeatInterval: Duration = .seconds(1), liveness: Int = 3,
         reconnectDelay: Duration = .seconds(1), maxReconnectDelay: Duration = .seconds(32),
         pollTimeout: Duration = .milliseconds(100), limits: ProtocolLimits = .default
@@ -70,7 +71,7 @@ public struct WorkerConfiguration: Sendable {
         self.credit = credit
         self.maxBatch = maxBatch
         self.topK = topK
-        self.threads = threads
+        self.compute = compute
         self.heartbeatInterval = heartbeatInterval
         self.liveness = liveness
         self.reconnectDelay = reconnectDelay
@@ -99,7 +100,6 @@ public struct WorkerConfiguration: Sendable {
         if !(1...limits.maxCredit).contains(credit) { out.append("credit must be in 1...\(limits.maxCredit), not \(credit)") }
         if !(1...limits.maxCredit).contains(maxBatch) { out.append("max batch must be in 1...\(limits.maxCredit), not \(maxBatch)") }
         if !(1...limits.maxTopK).contains(topK) { out.append("top-k must be in 1...\(limits.maxTopK), not \(topK)") }
-        if threads < 1 { out.append("threads must be at least 1, not \(threads)") }
         if liveness < 1 { out.append("liveness must be at least 1, not \(liveness)") }
         for (value, what) in [(heartbeatInterval, "heartbeat interval"), (reconnectDelay, "reconnect delay"), (pollTimeout, "poll timeout")]
         where value <= .zero {

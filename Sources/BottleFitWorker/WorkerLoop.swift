@@ -35,10 +35,9 @@ final class WorkerLoop {
         self.configuration = configuration
         self.context = context
         self.logger = logger
-        InferenceSession.setThreadCount(configuration.threads)
         var models: [String: ServedModel] = [:]
         for (name, files) in configuration.models.sorted(by: { $0.key < $1.key }) {
-            models[name] = try ServedModel(name: name, files: files)
+            models[name] = try ServedModel(name: name, files: files, compute: configuration.compute)
         }
         self.models = models
         logger.info("worker models loaded", metadata: [

@@ -3,14 +3,6 @@
 
 /* CPU hints Swift cannot express, as static inline functions. */
 
-/* Start loading memory into the caches (read, keep in all levels). The GEMM microkernels in
-   BottleFitKernels prefetch packed weights a few hundred cycles before they need them; the
-   hardware prefetcher alone left them waiting on DRAM (160 instead of 225 GFLOP/s).
-   The corresponding compiler builtin is __builtin_prefetch. */
-static inline void bottlefit_prefetch(const void *address) {
-    __builtin_prefetch(address, 0, 3);
-}
-
 /* Tell the core this thread is spinning (x86 PAUSE): the engine's threads spin between
    kernels, and without it a spinning thread takes issue slots from a sibling hardware
    thread that is doing the work. Elsewhere a no-op. */

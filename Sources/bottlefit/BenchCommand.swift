@@ -32,8 +32,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        threadOptions.configureEngine()
-        let session = try InferenceSession(contentsOf: URL(fileURLWithPath: model))
+        let compute = threadOptions.makeComputeContext()
+        let session = try InferenceSession(contentsOf: URL(fileURLWithPath: model), compute: compute)
         let plan = try session.plan(batch: batch)
         var rng = SeededGenerator(seed: 1)
         for (name, type) in plan.inputTypes {
@@ -54,7 +54,7 @@ struct BenchCommand: ParsableCommand {
             ]
             print("{" + fields.joined(separator: ", ") + "}")
         } else {
-            print("model \(model)  batch \(batch)  threads \(threadOptions.threads)  gemm \(KernelSelection.gemm.rawValue)  runs \(runs) after \(warmup) warm-up")
+            print("model \(model)  batch \(batch)  threads \(threadOptions.threads)  gemm \(compute.gemm.rawValue)  kernels \(compute.instructionSet)  runs \(runs) after \(warmup) warm-up")
             print(String(format: "median %.3f ms  p10 %.3f ms  p90 %.3f ms  %.1f images/s", median, percentile(0.1), percentile(0.9), ips))
         }
         if profile {

@@ -40,10 +40,10 @@ struct BenchDeviceCommand: ParsableCommand {
     }
 
     func run() throws {
-        threadOptions.configureEngine()
+        let compute = threadOptions.makeComputeContext()
         let timer = RunTimer(warmup: warmup, runs: runs)
-        let headMs = try medianMilliseconds(model: head, timer: timer).median
-        let (fullMs, inputSize, fullMACs) = try medianMilliseconds(model: full, timer: timer)
+        let headMs = try medianMilliseconds(model: head, timer: timer, compute: compute).median
+        let (fullMs, inputSize, fullMACs) = try medianMilliseconds(model: full, timer: timer, compute: compute)
         let source = try SyntheticFrameSource(width: inputSize, height: inputSize, seed: 1)
         let frames = (0..<8).map { source.image(at: $0) }
         var i = 0
@@ -71,11 +71,13 @@ struct BenchDeviceCommand: ParsableCommand {
     }
 
     /// Median time of one batch-1 inference, the model's square input side and its MACs.
-    private func medianMilliseconds(model: String, timer: RunTimer) throws -> (median: Double, inputSize: Int, macs: Int) {
+    private func medianMilliseconds(
+        model: String, timer: RunTimer, compute: ComputeContext
+    ) throws -> (median: Double, inputSize: Int, macs: Int) {
         let graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model))
         let summary = try ModelSummary(graph)
         let shape = try summary.inputs.first.map { try InferenceSession.concreteShape($0, batch: 1) } ?? []
-        let session = try InferenceSession(graph: graph)
+        let session = try InferenceSession(graph: graph, compute: compute)
         let plan = try session.plan(batch: 1)
         var rng = SeededGenerator(seed: 1)
         for (input, type) in plan.inputTypes {

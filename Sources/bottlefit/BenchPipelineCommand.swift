@@ -237,7 +237,7 @@ struct BenchPipelineCommand: ParsableCommand {
         let (workers, runs, maxBatch, credit) = (self.workers ?? 1, self.runs ?? 3, self.maxBatch ?? 8, self.credit ?? 16)
         let (warmupSeconds, duration) = (self.warmupSeconds ?? 2, self.duration ?? 10)
         let window = self.window ?? max(1, (2 * credit * workers + cameras - 1) / cameras)
-        threadOptions.configureEngine()
+        let compute = threadOptions.makeComputeContext()
         let sampleShape: [Int]
         do {
             let session = try InferenceSession(contentsOf: tailURL)
@@ -255,10 +255,10 @@ struct BenchPipelineCommand: ParsableCommand {
         var errors = 0
         for round in 0..<runs {
             standalone.append(try StandaloneEngine.measure(
-                tail: tailURL, threads: workers, batch: maxBatch, warmup: warmupSeconds, duration: duration))
+                tail: tailURL, threads: workers, batch: maxBatch, warmup: warmupSeconds, duration: duration, compute: compute))
             let p = try measureEndToEnd(
                 round: round, tail: tailURL, workers: workers, maxBatch: maxBatch, credit: credit, load: load,
-                warmup: warmupSeconds, duration: duration, endpoints: endpoints, logger: logger)
+                warmup: warmupSeconds, duration: duration, endpoints: endpoints, logger: logger, compute: compute)
             pipeline.append(p.rate)
             batches.append(p.meanBatch)
             errors += p.errors
@@ -289,7 +289,7 @@ struct BenchPipelineCommand: ParsableCommand {
 
     private func measureEndToEnd(
         round: Int, tail: URL, workers: Int, maxBatch: Int, credit: Int, load: CameraLoad,
-        warmup: Double, duration: Double, endpoints: EndpointFactory, logger: Logger
+        warmup: Double, duration: Double, endpoints: EndpointFactory, logger: Logger, compute: ComputeContext
     ) throws -> (rate: Double, meanBatch: Double, errors: Int) {
         let context = try ZMQContext()
         var configuration = BrokerConfiguration(
@@ -305,7 +305,7 @@ struct BenchPipelineCommand: ParsableCommand {
         for i in 0..<workers {
             let worker = TailWorker(configuration: WorkerConfiguration(
                 endpoint: bound.backend, workerID: "bench-w\(i)", models: ["bench": WorkerModelFiles(tail: tail)],
-                credit: credit, maxBatch: maxBatch, threads: threadOptions.threads), context: context, logger: logger)
+                credit: credit, maxBatch: maxBatch, compute: compute), context: context, logger: logger)
             do { try worker.start() } catch { throw CommandError("worker: \(error)") }
             tailWorkers.append(worker)
         }
@@ -637,7 +637,9 @@ private final class ProxyBaseline {
 /// The standalone ceiling: `threads` threads, each with its own session and plan at `batch`,
 /// executing back to back as a saturated worker would (inputs are seeded random data).
 private enum StandaloneEngine {
-    static func measure(tail: URL, threads: Int, batch: Int, warmup: Double, duration: Double) throws -> Double {
+    static func measure(
+        tail: URL, threads: Int, batch: Int, warmup: Double, duration: Double, compute: ComputeContext
+    ) throws -> Double {
         let clock = CompletionClock()
         let stop = Atomic<Bool>(false)
         let failure = Mutex<String?>(nil)
@@ -646,7 +648,7 @@ private enum StandaloneEngine {
             spawn {
                 let plan: ExecutionPlan
                 do {
-                    plan = try InferenceSession(contentsOf: tail).plan(batch: batch)
+                    plan = try InferenceSession(contentsOf: tail, compute: compute).plan(batch: batch)
                 } catch {
                     failure.withLock { $0 = "\(error)" }
                     ready.signal(); return

@@ -43,7 +43,8 @@ struct ThreadOptions: ParsableArguments {
         name: .long,
         help: ArgumentHelp(
             "GEMM for constant weights: auto (weights packed once for the AVX-512 microkernel on CPUs that have it, "
-                + "else OpenBLAS; the environment variable BOTTLEFIT_GEMM=openblas|packed overrides auto), packed, or openblas.",
+                + "else OpenBLAS; the environment variable BOTTLEFIT_GEMM=openblas|packed overrides auto), packed (on a CPU "
+                + "without AVX-512 the portable microkernel: correct, slower than OpenBLAS), or openblas.",
             valueName: "kind"))
     var gemm: GEMMChoice = .auto
 
@@ -53,19 +54,22 @@ struct ThreadOptions: ParsableArguments {
 
     func validate() throws {
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
-        if gemm == .packed && !KernelSelection.cpuSupportsPacked {
-            throw ValidationError("--gemm packed needs a CPU with AVX-512 (F, CD, BW, DQ, VL); this one has not: use auto or openblas")
+    }
+
+    /// The GEMM asked for: nil (the best for this CPU) unless --gemm or BOTTLEFIT_GEMM names one.
+    var chosenGEMM: ComputeContext.GEMM? {
+        switch gemm {
+        case .auto: ProcessInfo.processInfo.environment["BOTTLEFIT_GEMM"].flatMap(ComputeContext.GEMM.init(rawValue:))
+        case .packed: .packed
+        case .openblas: .openblas
         }
     }
 
-    /// Sets the engine's thread count and GEMM for this process.
-    func configureEngine() {
-        InferenceSession.setThreadCount(threads)
-        switch gemm {
-        case .auto: break
-        case .packed: KernelSelection.gemm = .packed
-        case .openblas: KernelSelection.gemm = .openblas
-        }
+    /// The compute context of this command's sessions. OpenBLAS is made single-threaded for the
+    /// process first (the engine splits the work itself; `ComputeContext.useSingleThreadedOpenBLAS`).
+    func makeComputeContext() -> ComputeContext {
+        ComputeContext.useSingleThreadedOpenBLAS()
+        return ComputeContext(threads: threads, gemm: chosenGEMM)
     }
 }
 

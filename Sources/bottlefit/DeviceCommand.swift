@@ -1,6 +1,7 @@
 import ArgumentParser
 import BottleFitSecurity
 import BottleFitDevice
+import BottleFitEngine
 import BottleFitImaging
 import Foundation
 import Logging
@@ -78,12 +79,14 @@ struct DeviceCommand: ParsableCommand {
         do { try makeConfiguration().validate() } catch let error as CameraError { throw ValidationError(error.description) }
     }
 
-    func makeConfiguration() throws -> CameraConfiguration {
+    /// The camera's configuration; `compute` is the single-threaded default while validating.
+    func makeConfiguration(compute: ComputeContext = .singleThreaded) throws -> CameraConfiguration {
         var configuration = CameraConfiguration(
             cameraID: id, mode: CameraMode(rawValue: mode) ?? .split, brokerEndpoint: broker, directiveEndpoint: directives,
             modelName: model, headModel: head.map { URL(fileURLWithPath: $0) }, fullModel: full.map { URL(fileURLWithPath: $0) },
             framesPerSecond: rate, maxFrames: frames, sloMilliseconds: sloMs, heartbeatIntervalMilliseconds: heartbeatMs,
             liveness: liveness, probeIntervalMilliseconds: probeMs, latencyReportIntervalMilliseconds: latencyReportMs)
+        configuration.compute = compute
         if let curveKey, let brokerKey {
             configuration.curve = try CurveOptionHelp.loading { () throws(SecurityError) in
                 try CameraCurve(
@@ -95,13 +98,12 @@ struct DeviceCommand: ParsableCommand {
     }
 
     func run() throws {
-        threadOptions.configureEngine()
         let stop = StopRequest.install()
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "bottlefit.device")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
-        let config = try makeConfiguration()
+        let config = try makeConfiguration(compute: threadOptions.makeComputeContext())
         let camera: Camera
         do {
             switch source {

@@ -36,7 +36,6 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        threadOptions.configureEngine()
         let graph: Graph
         do { graph = try ONNXImporter.load(contentsOf: URL(fileURLWithPath: model)) } catch { throw CommandError("\(model): \(error)") }
         guard let dims = graph.inputs.first?.shape?.dropFirst().compactMap(\.fixedValue), dims.count == 3 else {
@@ -65,7 +64,7 @@ struct EvalCommand: ParsableCommand {
             remaining -= b.count
             return TrainingBatch(images: Buffer(shape: b.shape, data: b.images), labels: b.labels)
         }
-        let result = try ModelEvaluator.evaluate(graph, batches: batches, quantizeBottleneck: quantizeBottleneck)
+        let result = try ModelEvaluator.evaluate(graph, batches: batches, quantizeBottleneck: quantizeBottleneck, compute: threadOptions.makeComputeContext())
         if json {
             print(String(format: "{\"accuracy\": %.6f, \"samples\": %d, \"correct\": %d, \"quantized_bottleneck\": %@, \"dataset\": \"%@\"}",
                          result.accuracy, result.samples, result.correct, quantizeBottleneck ? "true" : "false", dataset))

@@ -20,8 +20,7 @@ struct InferCommand: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
-        threadOptions.configureEngine()
-        let session = try InferenceSession(contentsOf: URL(fileURLWithPath: model))
+        let session = try InferenceSession(contentsOf: URL(fileURLWithPath: model), compute: threadOptions.makeComputeContext())
         let graph = session.optimizedGraph
         guard graph.inputs.count == 1, graph.outputs.count == 1 else {
             throw CommandError("the model has \(graph.inputs.count) inputs and \(graph.outputs.count) outputs; infer needs exactly one of each")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitEngine
 import BottleFitSecurity
 import BottleFitWorker
 import Foundation
@@ -69,10 +70,11 @@ struct WorkerCommand: ParsableCommand {
         return out
     }
 
-    func makeConfiguration() throws -> WorkerConfiguration {
+    /// The worker's configuration; `compute` is the single-threaded default while validating.
+    func makeConfiguration(compute: ComputeContext = .singleThreaded) throws -> WorkerConfiguration {
         var configuration = WorkerConfiguration(
             endpoint: broker, workerID: id, models: try models(), credit: credit, maxBatch: maxBatch, topK: topK,
-            threads: threadOptions.threads, heartbeatInterval: .milliseconds(heartbeatMs), liveness: liveness)
+            compute: compute, heartbeatInterval: .milliseconds(heartbeatMs), liveness: liveness)
         if let curveKey, let brokerKey {
             configuration.curve = try CurveOptionHelp.loading { () throws(SecurityError) in
                 try CurveClient(secretKeyFile: curveKey, serverKeyFile: brokerKey)
@@ -82,13 +84,13 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
-        threadOptions.configureEngine()
         let stop = StopRequest.install()
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "bottlefit.worker")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let context = try ZMQContext()
-        let worker = TailWorker(configuration: try makeConfiguration(), context: context, logger: logger)
+        let worker = TailWorker(
+            configuration: try makeConfiguration(compute: threadOptions.makeComputeContext()), context: context, logger: logger)
         try metricsOptions.serve(
             role: "worker", logger: logger, stop: stop, families: { [weak worker] in worker?.metricFamilies() ?? [] },
             start: { do { try worker.start() } catch { throw CommandError("worker: \(error)") } },

@@ -186,14 +186,14 @@ import Testing
         }
         let graph = Self.graph(c, w: w, b: b, bn: bn)
         let unfusedSteps = 2 + (c.normalization == nil ? 0 : 1) + (c.trailing == nil ? 0 : 1)
-        try forEachGEMMAndThreadCount(threadCounts: [1, 2, 3]) { gemm, threads in
-            let session = try InferenceSession(graph: graph, gemm: gemm)
+        try forEachComputeContext(threadCounts: [1, 2, 3]) { compute in
+            let session = try InferenceSession(graph: graph, compute: compute)
             let plan = try session.plan(batch: c.batch)
-            #expect(plan.stepCount == (gemm == .packed ? 1 : unfusedSteps), "\(c) \(gemm): \(plan.stepCount) steps")
+            #expect(plan.stepCount == (compute.gemm == .packed ? 1 : unfusedSteps), "\(c) \(compute): \(plan.stepCount) steps")
             try plan.setInput("x", Tensor(shape: [c.batch, c.channels, c.size, c.size], floats: x))
             plan.execute()
             let got = plan.output("y")!.floats!
-            expectClose(got, expected, "\(c) \(gemm) threads \(threads)")
+            expectClose(got, expected, "\(c) \(compute)")
         }
     }
 
@@ -206,8 +206,8 @@ import Testing
         let b = (0..<c.outChannels).map { _ in rng.nextNormal() }
         var graph = Self.graph(c, w: w, b: b, bn: [])
         graph.outputs.append(ValueInfo(name: "ca", shape: nil))
-        try forEachGEMMAndThreadCount { gemm, _ in
-            let plan = try InferenceSession(graph: graph, gemm: gemm).plan(batch: 1)
+        try forEachComputeContext { compute in
+            let plan = try InferenceSession(graph: graph, compute: compute).plan(batch: 1)
             #expect(plan.stepCount == 2)
         }
     }

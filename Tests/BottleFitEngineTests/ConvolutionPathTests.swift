@@ -103,14 +103,14 @@ import Testing
                 "b": Tensor(shape: [c.outChannels], floats: b),
             ])
         let expected = Self.reference(c, x: x, w: w, b: b, r: r)
-        try forEachGEMMAndThreadCount { gemm, threads in
-            let session = try InferenceSession(graph: graph, gemm: gemm)
+        try forEachComputeContext { compute in
+            let session = try InferenceSession(graph: graph, compute: compute)
             let out = try session.run([
                 "x": Tensor(shape: [c.batch, c.channels, c.size, c.size], floats: x),
                 "r": Tensor(shape: [c.batch, c.outChannels, outSize, outSize], floats: r),
             ])["y"]!
             let got = out.floats!
-            expectClose(got, expected, "\(c) \(gemm) threads \(threads)")
+            expectClose(got, expected, "\(c) \(compute)")
         }
     }
 }

@@ -32,7 +32,7 @@ import Testing
         let shape = graph.inputs[0].shape!.map { $0.fixedValue! }
         var x = TestSupport.randomInput(shape, seed: seed)
         if positive { x = Tensor(shape: shape, floats: x.floats!.map { abs($0) + 0.1 }) }
-        let ours = try InferenceSession(contentsOf: file, gemm: .openblas).run(x)
+        let ours = try InferenceSession(contentsOf: file, compute: ComputeContext(gemm: .openblas)).run(x)
         let reference = try TestSupport.onnxRuntime(model: file, input: x, in: dir)
         #expect(ours.shape == reference.shape, "\(label): shape \(ours.shape) vs \(reference.shape)")
         let err = TestSupport.relativeError(ours, reference)

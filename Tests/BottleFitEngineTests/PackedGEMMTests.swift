@@ -1,5 +1,4 @@
 import BottleFitCore
-import BottleFitKernels
 import Testing
 
 @testable import BottleFitEngine
@@ -7,8 +6,7 @@ import Testing
 /// The packed-weight GEMM against a plain triple loop: every last-panel width (1 to 48
 /// columns past the full panels), partial row panels, one and several depth blocks, the
 /// epilogue (bias, residual, ReLU), and each way `run` splits work over threads.
-@Suite(.serialized, .enabled(if: KernelSelection.cpuSupportsPacked, "needs AVX-512"))
-struct PackedGEMMTests {
+@Suite struct PackedGEMMTests {
     struct Dims: CustomStringConvertible {
         var m, k, n: Int
         var description: String { "\(m)x\(k)x\(n)" }
@@ -30,16 +28,22 @@ struct PackedGEMMTests {
         return c
     }
 
+    /// The instruction sets this CPU runs.
+    static let instructionSets = KernelInstructionSet.allCases.filter(\.isSupported)
+
     static func check(_ d: Dims, threads: Int, epilogue: Bool, seed: UInt64) {
+        for isa in instructionSets { check(d, threads: threads, epilogue: epilogue, seed: seed, isa: isa) }
+    }
+
+    static func check(_ d: Dims, threads: Int, epilogue: Bool, seed: UInt64, isa: KernelInstructionSet) {
         var rng = SeededGenerator(seed: seed)
         let a = (0..<d.m * d.k).map { _ in rng.nextNormal() }
         let b = (0..<d.k * d.n).map { _ in rng.nextNormal() }
         let bias = epilogue ? (0..<d.m).map { _ in rng.nextNormal() } : nil
         let residual = epilogue ? (0..<d.m * d.n).map { _ in rng.nextNormal() } : nil
         let expected = reference(d, a: a, b: b, bias: bias, residual: residual, relu: epilogue)
-        InferenceSession.setThreadCount(threads)
-        defer { InferenceSession.setThreadCount(1) }
-        let packed = a.withUnsafeBufferPointer { PackedWeights($0.baseAddress!, lda: d.k, rows: d.m, depth: d.k) }
+        let compute = ComputeContext(threads: threads)
+        let packed = a.withUnsafeBufferPointer { PackedWeights($0.baseAddress!, lda: d.k, rows: d.m, depth: d.k, instructionSet: isa) }
         var c = [Float](repeating: .nan, count: d.m * d.n)
         let space = PackedWeights.workspaceFloats(rows: d.m, depth: d.k, columns: d.n, threads: threads)
         let workspace = UnsafeMutablePointer<Float>.allocate(capacity: space)
@@ -51,7 +55,10 @@ struct PackedGEMMTests {
                         bias: epilogue ? biasp.baseAddress : nil, residual: epilogue ? rp.baseAddress : nil, residualStride: d.n,
                         relu: epilogue)
                     c.withUnsafeMutableBufferPointer { cp in
-                        packed.run(columns: d.n, c: cp.baseAddress!, ldc: d.n, epilogue: e, parts: threads, workspace: workspace) {
+                        packed.run(
+                            columns: d.n, c: cp.baseAddress!, ldc: d.n, epilogue: e, parts: threads, workspace: workspace,
+                            parallel: compute.parallel
+                        ) {
                             rows, columns, dst, ldc in
                             for (i, r) in rows.enumerated() {
                                 (dst + i * ldc).update(from: bp.baseAddress! + r * d.n + columns.lowerBound, count: columns.count)
@@ -67,7 +74,7 @@ struct PackedGEMMTests {
             if c[i].isNaN { worst = .infinity }
             scale = max(scale, abs(expected[i]))
         }
-        #expect(worst <= 2e-5 * scale, "\(d) threads \(threads) epilogue \(epilogue): max error \(worst) of \(scale)")
+        #expect(worst <= 2e-5 * scale, "\(d) \(isa) threads \(threads) epilogue \(epilogue): max error \(worst) of \(scale)")
     }
 
     @Test func everyLastPanelWidth() {
@@ -125,18 +132,17 @@ struct PackedGEMMTests {
             initializers: [
                 "b": Tensor(shape: transB ? [n, k] : [k, n], floats: b), "c": Tensor(shape: [n], floats: c),
             ])
-        try forEachGEMMAndThreadCount { gemm, threads in
-            let session = try InferenceSession(graph: graph, gemm: gemm)
+        try forEachComputeContext { compute in
+            let session = try InferenceSession(graph: graph, compute: compute)
             let got = try session.run(["a": Tensor(shape: transA ? [k, m] : [m, k], floats: a)])["y"]!.floats!
             let worst = zip(got, expected).map { abs($0 - $1) }.max() ?? .infinity
-            #expect(got.count == expected.count && worst <= 1e-4, "\(gemm) threads \(threads) trans \(trans): max error \(worst)")
+            #expect(got.count == expected.count && worst <= 1e-4, "\(compute) trans \(trans): max error \(worst)")
         }
     }
 }
 
 /// A worker plans every batch size it sees: the packed weights are made once per session.
-@Suite(.serialized, .enabled(if: KernelSelection.cpuSupportsPacked, "needs AVX-512"))
-struct PreparedWeightsTests {
+@Suite struct PreparedWeightsTests {
     /// A 1x1 convolution 16 -> 24 channels, no bias, over 20x20 maps of any batch.
     static func pointwise(_ w: [Float]) -> Graph {
         Graph(
@@ -151,9 +157,9 @@ struct PreparedWeightsTests {
         var rng = SeededGenerator(seed: 5)
         let w = (0..<24 * 16).map { _ in rng.nextNormal() }
         let graph = Self.pointwise(w)
-        let session = try InferenceSession(graph: graph, gemm: .packed)
+        let session = try InferenceSession(graph: graph, compute: ComputeContext(gemm: .packed))
         for batch in 1...4 { _ = try session.plan(batch: batch) }
-        #expect(session.preparedWeights.count == (KernelSelection.cpuSupportsPacked ? 1 : 0))
+        #expect(session.preparedWeights.count == 1)
         let x = (0..<3 * 16 * 400).map { _ in rng.nextNormal() }
         let y = try session.run(["x": Tensor(shape: [3, 16, 20, 20], floats: x)])["y"]!.floats!
         var worst: Float = 0
@@ -180,34 +186,28 @@ struct PreparedWeightsTests {
         let expected = directConvolution(
             x, batch: 2, channels: 16, size: 20, weights: w, bias: [Float](repeating: 0, count: 24), outChannels: 24, kernel: 1,
             stride: 1, pad: 0)
-        try forEachGEMMAndThreadCount(threadCounts: [1]) { gemm, _ in
-            let session = try InferenceSession(graph: graph, gemm: gemm)
+        try forEachComputeContext(threadCounts: [1]) { compute in
+            let session = try InferenceSession(graph: graph, compute: compute)
             let first = try session.plan(batch: 1)
-            #expect(first.constantBytes == (gemm == .packed ? 0 : w.count * 4), "\(gemm): \(first.constantBytes) bytes kept")
+            #expect(first.constantBytes == (compute.gemm == .packed ? 0 : w.count * 4), "\(compute): \(first.constantBytes) bytes kept")
             let second = try session.plan(batch: 2)
             try second.setInput("x", Tensor(shape: [2, 16, 20, 20], floats: x))
             second.execute()
-            expectClose(second.output("y")!.floats!, expected, "\(gemm)")
+            expectClose(second.output("y")!.floats!, expected, "\(compute)")
         }
     }
 }
 
-/// Runs `body` with each GEMM this CPU has (OpenBLAS, and packed weights on AVX-512) and each
-/// engine thread count (1 and 2 unless told), restoring the selection and thread count afterwards.
-/// Suites run side by side and the selection is global: sessions that must use the GEMM
-/// given take it explicitly (`InferenceSession(graph:gemm:)`).
-func forEachGEMMAndThreadCount(threadCounts: [Int] = [1, 2], _ body: (KernelSelection.GEMM, Int) throws -> Void) rethrows {
-    let gemms: [KernelSelection.GEMM] = KernelSelection.cpuSupportsPacked ? [.openblas, .packed] : [.openblas]
-    let previous = KernelSelection.gemm
-    defer {
-        KernelSelection.gemm = previous
-        InferenceSession.setThreadCount(1)
-    }
-    for gemm in gemms {
+/// Runs `body` with a compute context for each GEMM and kernel instruction set this CPU has
+/// (OpenBLAS; the packed weights on the portable kernels; on AVX-512 also on the AVX-512 ones)
+/// and each engine thread count (1 and 2 unless told). Each session gets its context
+/// explicitly: suites run side by side and share nothing.
+func forEachComputeContext(threadCounts: [Int] = [1, 2], _ body: (ComputeContext) throws -> Void) rethrows {
+    var kinds: [(ComputeContext.GEMM, KernelInstructionSet)] = [(.openblas, .portable), (.packed, .portable)]
+    if KernelInstructionSet.avx512.isSupported { kinds.append((.packed, .avx512)) }
+    for (gemm, isa) in kinds {
         for threads in threadCounts {
-            KernelSelection.gemm = gemm
-            InferenceSession.setThreadCount(threads)
-            try body(gemm, threads)
+            try body(ComputeContext(threads: threads, gemm: gemm, instructionSet: isa))
         }
     }
 }

@@ -90,7 +90,7 @@ func randomImages(_ n: Int, size: Int = 32, seed: UInt64 = 5) -> Buffer {
     @Test func trainingLearnsAndIsReproducible() throws {
         // Bit-identical needs the same GEMM set-up in both runs. OpenBLAS starts with its own
         // thread count, and engine tests running beside this one set it to 1 at any time
-        // (InferenceSession.setThreadCount). The runs once differed in the last bits during a
+        // (a ComputeContext with more than one thread). The runs once differed in the last bits during a
         // full, loaded test run; this is the likely cause (not reproduced in 8 runs since).
         // Fix the count to 1 here first.
         TrainingThreads.configure(1)

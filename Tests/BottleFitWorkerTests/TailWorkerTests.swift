@@ -21,7 +21,7 @@ struct TailWorkerTests {
         WorkerConfiguration(
             endpoint: broker.endpoint, workerID: "worker-1",
             models: [WorkerTestModels.modelName: WorkerModelFiles(tail: models.tailURL, full: models.fullURL)],
-            credit: credit, maxBatch: maxBatch, topK: topK, threads: 1,
+            credit: credit, maxBatch: maxBatch, topK: topK,
             heartbeatInterval: heartbeat, reconnectDelay: reconnectDelay, pollTimeout: .milliseconds(20))
     }
 

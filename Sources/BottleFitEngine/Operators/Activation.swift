@@ -170,9 +170,9 @@ final class ActivationKernel: Kernel {
         self.count = count
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let input = input, output = output, activation = activation
-        Parallel.forEach(count, minimumPerThread: 16384) { range in
+        parallel.forEach(count, minimumPerThread: 16384) { range in
             let src = input + range.lowerBound, dst = output + range.lowerBound
             if src != dst { dst.update(from: src, count: range.count) }
             activation.apply(dst, range.count)
@@ -200,7 +200,7 @@ final class ClipKernel: Kernel {
         self.maxPointer = maxPointer
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         if input != output { output.update(from: input, count: count) }
         Activation.clip(min: minPointer?.pointee ?? lo, max: maxPointer?.pointee ?? hi).apply(output, count)
     }

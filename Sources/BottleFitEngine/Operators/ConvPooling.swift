@@ -1,5 +1,4 @@
 import BottleFitCore
-import BottleFitKernels
 import Synchronization
 
 /// A convolution on the direct row path, the MaxPool that alone reads it, optionally the
@@ -192,7 +191,7 @@ enum ConvPoolOperator: Operator {
 
     static func packedWeights(_ ctx: NodeContext, _ s: ConvOperator.Shape, _ weight: UnsafePointer<Float>) -> PackedWeights {
         let k = s.channels * s.geometry.kernelArea
-        return ctx.prepared("packed") { PackedWeights(weight, lda: k, rows: s.outChannels, depth: k) }
+        return ctx.prepared("packed") { PackedWeights(weight, lda: k, rows: s.outChannels, depth: k, instructionSet: ctx.instructionSet) }
     }
 
     static func kernel(_ ctx: NodeContext, inputs: [Operand?], outputs: [Operand], workspace: UnsafeMutableRawPointer)
@@ -297,12 +296,12 @@ final class ConvPoolKernel: Kernel {
         expected = sharedRows.map { layout.pooledRows(ofTrailingRow: $0).count }
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let parts = layout.parts
         for n in 0..<layout.conv.batch {
             shared.update(repeating: 0, count: sharedRows.count * layout.bufferFloats)
             for w in written { w.value.store(0, ordering: .relaxed) }
-            Parallel.forEach(parts) { threads in
+            parallel.forEach(parts) { threads in
                 for t in threads { self.run(band: t, image: n) }
             }
             for (i, oy) in sharedRows.enumerated() where expected[i] == 0 { computeTrailing(oy, image: n, window: i, thread: 0) }
@@ -393,7 +392,7 @@ final class ConvPoolKernel: Kernel {
                     scale.withUnsafeBufferPointer { a in
                         shift.withUnsafeBufferPointer { b in
                             MaxPoolRow.run(
-                                vectorised, channels: m, input: ring, inputChannelStride: kh * ow,
+                                rows.packed.instructionSet, vectorised, channels: m, input: ring, inputChannelStride: kh * ow,
                                 rowOffsets: UnsafePointer(slots.baseAddress!), rowCount: inside.count, output: target,
                                 // An empty array's buffer may still have an address: no affine is nil.
                                 outputChannelStride: targetStride, scale: affine == nil ? nil : a.baseAddress,

@@ -129,7 +129,7 @@ final class ConvTransposeKernel: Kernel {
         self.workspace = workspace
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let cg = s.channels / s.groups
         let mg = s.outChannels / s.groups
         let kArea = s.kernel.h * s.kernel.w
@@ -143,7 +143,7 @@ final class ConvTransposeKernel: Kernel {
                 // Weights of this group are [cg, mg*kh*kw]; columns = W^T [rows, cg] x X [cg, inArea].
                 sgemm(
                     m: rows, n: inArea, k: cg, a: weight + g * cg * rows, lda: rows, b: x, ldb: inArea,
-                    c: workspace, ldc: inArea, transA: true)
+                    c: workspace, ldc: inArea, transA: true, parallel: parallel)
                 let y = output + (n * s.outChannels + g * mg) * outArea
                 for m in 0..<mg {
                     for ki in 0..<s.kernel.h {
@@ -164,6 +164,7 @@ final class ConvTransposeKernel: Kernel {
                 }
             }
         }
-        epilogue(output, channels: s.outChannels, area: outArea, batch: s.batch, bias: bias, residual: nil, activation: activation)
+        epilogue(output, channels: s.outChannels, area: outArea, batch: s.batch, bias: bias, residual: nil, activation: activation,
+            parallel: parallel)
     }
 }

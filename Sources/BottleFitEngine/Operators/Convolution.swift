@@ -1,5 +1,4 @@
 import BottleFitCore
-import BottleFitKernels
 import CBottleFitOpenBLAS
 
 /// ONNX Conv (1-D and 2-D, groups, dilations, asymmetric pads, auto_pad), NCHW, float32.
@@ -8,8 +7,8 @@ import CBottleFitOpenBLAS
 /// [C/g·kh·kw, OH·OW]. Pointwise convolutions use the input as the matrix directly.
 /// Depthwise convolutions run a direct loop with the epilogue fused (DepthwiseConvolution.swift). The epilogue adds the bias, an optional
 /// fused residual (input 3, from Add fusion) and the fused activation in one pass.
-/// With `KernelSelection.gemm == .packed` and constant weights (ungrouped), the weights are
-/// packed once per session and the GEMMs run on BottleFitKernels' microkernel instead, with
+/// With the compute context's GEMM `.packed` and constant weights (ungrouped), the weights are
+/// packed once per session and the GEMMs run on the C microkernel (CBottleFitKernels) instead, with
 /// bias, residual and ReLU applied as each block of the output is finished.
 enum ConvOperator: Operator {
     static let attributes: Set<String> = ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"]
@@ -59,7 +58,7 @@ enum ConvOperator: Operator {
         s.batch > 1 && s.groups == 1 && s.geometry.outputArea < 256
     }
 
-    /// Whether the GEMMs use weights packed ahead of time (see `KernelSelection`).
+    /// Whether the GEMMs use weights packed ahead of time (see `ComputeContext.GEMM`).
     static func usesPackedWeights(_ s: Shape, _ ctx: NodeContext, constantWeights: Bool) -> Bool {
         constantWeights && s.groups == 1 && ctx.gemm == .packed
     }
@@ -118,11 +117,13 @@ enum ConvOperator: Operator {
         let k = s.channels / s.groups * s.geometry.kernelArea
         // Prepared weights are made once per session and shared by its plans.
         func packedWeights() -> PackedWeights {
-            ctx.prepared("packed") { PackedWeights(weight, lda: k, rows: s.outChannels, depth: k) }
+            ctx.prepared("packed") { PackedWeights(weight, lda: k, rows: s.outChannels, depth: k, instructionSet: ctx.instructionSet) }
         }
         if constantWeights, let tile = Winograd.outputTile(s, packed: packed) {
             let weights = ctx.prepared("winograd\(tile)\(packed ? "-packed" : "")") {
-                WinogradWeights(weight, outChannels: s.outChannels, channels: s.channels, tile: tile, packed: packed)
+                WinogradWeights(
+                    weight, outChannels: s.outChannels, channels: s.channels, tile: tile, packed: packed,
+                    instructionSet: ctx.instructionSet)
             }
             return WinogradConvKernel(
                 shape: s, tile: tile, input: inputs[0]!.floats, weight: weight, bias: inputs[2]?.floats,
@@ -141,7 +142,7 @@ enum ConvOperator: Operator {
             shape: s, input: inputs[0]!.floats, weight: weight, bias: inputs[2]?.floats,
             residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
             activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
-            packed: packed ? packedWeights() : nil, threads: ctx.threads)
+            packed: packed ? packedWeights() : nil, threads: ctx.threads, instructionSet: ctx.instructionSet)
     }
 }
 
@@ -156,15 +157,19 @@ final class ConvKernel: Kernel {
     let workspace: UnsafeMutablePointer<Float>
     /// Threads the workspace was sized for.
     let plannedThreads: Int
-    /// The weights packed for the AVX-512 microkernel.
+    /// The weights packed for the C microkernel.
     let packed: PackedWeights?
+    /// The instruction set of the depthwise row kernel (the session's).
+    let instructionSet: KernelInstructionSet
 
     init(
         shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
         bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
-        activation: Activation, workspace: UnsafeMutablePointer<Float>, packed: PackedWeights?, threads: Int
+        activation: Activation, workspace: UnsafeMutablePointer<Float>, packed: PackedWeights?, threads: Int,
+        instructionSet: KernelInstructionSet
     ) {
         self.packed = packed
+        self.instructionSet = instructionSet
         self.s = shape
         self.input = input
         self.weight = weight
@@ -176,9 +181,9 @@ final class ConvKernel: Kernel {
         plannedThreads = threads
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         if let packed {
-            executePacked(packed)
+            executePacked(packed, parallel)
             return
         }
         let g = s.geometry
@@ -189,7 +194,7 @@ final class ConvKernel: Kernel {
         let inArea = g.inputArea
         if s.groups > 1 && cg == 1 && mg == 1 {
             // Bias, residual and activation are applied row by row inside.
-            Parallel.forEach(s.batch * s.channels) { planes in
+            parallel.forEach(s.batch * s.channels) { planes in
                 for p in planes { depthwise(plane: p) }
             }
             return
@@ -197,12 +202,12 @@ final class ConvKernel: Kernel {
             // Grouped (RegNet, ResNeXt): each thread takes whole (image, group) items, with its
             // im2col blocks in its own workspace and single-threaded GEMMs, so there is no
             // fork-join per group (RegNetY-400MF has up to 55 groups per convolution).
-            let parts = Swift.min(plannedThreads, Parallel.threads)
+            let parts = Swift.min(plannedThreads, parallel.threads)
             let items = s.batch * s.groups
             let block = ConvOperator.columnBlock(s)
             let ws = workspace, input = input, output = output, weight = weight
             let channels = s.channels, outChannels = s.outChannels, groups = s.groups
-            Parallel.forEach(parts) { threads in
+            parallel.forEach(parts) { threads in
                 for t in threads {
                     let mine = ws + t * k * block
                     for item in (items * t / parts)..<(items * (t + 1) / parts) {
@@ -211,7 +216,7 @@ final class ConvKernel: Kernel {
                         let y = output + (n * outChannels + grp * mg) * outArea
                         let w = weight + grp * mg * k
                         if g.isPointwise {
-                            sgemm(m: mg, n: outArea, k: k, a: w, lda: k, b: x, ldb: outArea, c: y, ldc: outArea, parallel: false)
+                            sgemm(m: mg, n: outArea, k: k, a: w, lda: k, b: x, ldb: outArea, c: y, ldc: outArea, parallel: .serial)
                             continue
                         }
                         var p0 = 0
@@ -220,7 +225,7 @@ final class ConvKernel: Kernel {
                             g.im2col(x, rows: 0..<k, columns: columns, into: mine, ldc: columns.count)
                             sgemm(
                                 m: mg, n: columns.count, k: k, a: w, lda: k, b: mine, ldb: columns.count, c: y + p0, ldc: outArea,
-                                parallel: false)
+                                parallel: .serial)
                             p0 = columns.upperBound
                         }
                     }
@@ -231,7 +236,7 @@ final class ConvKernel: Kernel {
             let columns = s.batch * outArea
             let cols = workspace
             let tmp = workspace + k * columns
-            Parallel.forEach(k, minimumPerThread: 8) { rows in
+            parallel.forEach(k, minimumPerThread: 8) { rows in
                 for n in 0..<s.batch {
                     let x = input + n * s.channels * inArea
                     if g.isPointwise {
@@ -241,23 +246,23 @@ final class ConvKernel: Kernel {
                     }
                 }
             }
-            sgemm(m: s.outChannels, n: columns, k: k, a: weight, lda: k, b: cols, ldb: columns, c: tmp, ldc: columns)
-            scatterImages(from: tmp, columns: columns)
+            sgemm(m: s.outChannels, n: columns, k: k, a: weight, lda: k, b: cols, ldb: columns, c: tmp, ldc: columns, parallel: parallel)
+            scatterImages(from: tmp, columns: columns, parallel)
             return
         } else {
             let block = ConvOperator.columnBlock(s)
-            let parts = Swift.min(plannedThreads, Parallel.threads)
+            let parts = Swift.min(plannedThreads, parallel.threads)
             for n in 0..<s.batch {
                 for grp in 0..<s.groups {
                     let x = input + (n * s.channels + grp * cg) * inArea
                     let y = output + (n * s.outChannels + grp * mg) * outArea
                     let w = weight + grp * mg * k
                     if g.isPointwise {
-                        sgemm(m: mg, n: outArea, k: k, a: w, lda: k, b: x, ldb: outArea, c: y, ldc: outArea)
+                        sgemm(m: mg, n: outArea, k: k, a: w, lda: k, b: x, ldb: outArea, c: y, ldc: outArea, parallel: parallel)
                     } else if outArea >= parts * block {
                         // Each thread fills and multiplies its own column blocks, in its own cache.
                         let ws = workspace
-                        Parallel.forEach(parts) { threads in
+                        parallel.forEach(parts) { threads in
                             for t in threads {
                                 let mine = ws + t * k * block
                                 var p0 = outArea * t / parts
@@ -267,28 +272,30 @@ final class ConvKernel: Kernel {
                                     g.im2col(x, rows: 0..<k, columns: columns, into: mine, ldc: columns.count)
                                     sgemm(
                                         m: mg, n: columns.count, k: k, a: w, lda: k, b: mine, ldb: columns.count, c: y + p0,
-                                        ldc: outArea, parallel: false)
+                                        ldc: outArea, parallel: .serial)
                                     p0 = columns.upperBound
                                 }
                             }
                         }
                     } else {
                         let ws = workspace
-                        Parallel.forEach(k, minimumPerThread: 8) { rows in
+                        parallel.forEach(k, minimumPerThread: 8) { rows in
                             g.im2col(x, rows: rows, columns: 0..<outArea, into: ws + rows.lowerBound * outArea, ldc: outArea)
                         }
-                        sgemm(m: mg, n: outArea, k: k, a: w, lda: k, b: workspace, ldb: outArea, c: y, ldc: outArea)
+                        sgemm(m: mg, n: outArea, k: k, a: w, lda: k, b: workspace, ldb: outArea, c: y, ldc: outArea, parallel: parallel)
                     }
                 }
             }
         }
-        epilogue(output, channels: s.outChannels, area: outArea, batch: s.batch, bias: bias, residual: residual, activation: activation)
+        epilogue(
+            output, channels: s.outChannels, area: outArea, batch: s.batch, bias: bias, residual: residual, activation: activation,
+            parallel: parallel)
     }
 
     /// Ungrouped convolution with packed weights: B is packed straight from the input
     /// (pointwise) or its im2col rows, and each finished block of the output gets bias,
     /// residual and ReLU in the microkernel's epilogue.
-    private func executePacked(_ packed: PackedWeights) {
+    private func executePacked(_ packed: PackedWeights, _ parallel: Parallel) {
         let g = s.geometry
         let m = s.outChannels
         let outArea = g.outputArea
@@ -310,7 +317,7 @@ final class ConvKernel: Kernel {
             let columns = s.batch * outArea
             let tmp = workspace
             let gemmSpace = workspace + m * columns
-            packed.run(columns: columns, c: tmp, ldc: columns, epilogue: .none, parts: plannedThreads, workspace: gemmSpace) {
+            packed.run(columns: columns, c: tmp, ldc: columns, epilogue: .none, parts: plannedThreads, workspace: gemmSpace, parallel: parallel) {
                 rows, cols, dst, ldc in
                 var j = cols.lowerBound
                 while j < cols.upperBound {
@@ -320,7 +327,7 @@ final class ConvKernel: Kernel {
                     j = end
                 }
             }
-            scatterImages(from: tmp, columns: columns)
+            scatterImages(from: tmp, columns: columns, parallel)
             return
         }
         let phaseCount = ConvOperator.phaseFloats(s)
@@ -329,14 +336,14 @@ final class ConvKernel: Kernel {
         for n in 0..<s.batch {
             let x = input + n * channels * inArea
             if let phases {
-                Parallel.forEach(channels) { planes in g.splitColumnPhases(x, planes: planes, into: phases) }
+                parallel.forEach(channels) { planes in g.splitColumnPhases(x, planes: planes, into: phases) }
             }
             let epilogue = PackedGEMM.Epilogue(
                 bias: bias.map { UnsafePointer($0) }, residual: residual.map { UnsafePointer($0 + n * m * outArea) },
                 residualStride: outArea, relu: activation.packedEpilogueRelu)
             packed.run(
                 columns: outArea, c: output + n * m * outArea, ldc: outArea, epilogue: epilogue, parts: plannedThreads,
-                workspace: gemmSpace
+                workspace: gemmSpace, parallel: parallel
             ) { rows, columns, dst, ldc in
                 if let phases {
                     g.im2col(x, rows: rows, columns: columns, into: dst, ldc: ldc, phases: phases)
@@ -347,17 +354,17 @@ final class ConvKernel: Kernel {
         }
         if activation.needsPassAfterPackedEpilogue {
             let out = output, activation = activation, total = s.batch * m
-            Parallel.forEach(total, minimumPerThread: 4) { rows in
+            parallel.forEach(total, minimumPerThread: 4) { rows in
                 for i in rows { activation.apply(out + i * outArea, outArea) }
             }
         }
     }
 
     /// Copies a batched GEMM output [M, N·OHW] to NCHW with bias, residual and activation.
-    private func scatterImages(from tmp: UnsafeMutablePointer<Float>, columns: Int) {
+    private func scatterImages(from tmp: UnsafeMutablePointer<Float>, columns: Int, _ parallel: Parallel) {
         let outArea = s.geometry.outputArea
         let out = output, bias = bias, residual = residual, activation = activation, m = s.outChannels
-        Parallel.forEach(s.batch * m, minimumPerThread: 4) { range in
+        parallel.forEach(s.batch * m, minimumPerThread: 4) { range in
             for i in range {
                 let n = i / m, c = i % m
                 let dst = out + i * outArea
@@ -372,7 +379,7 @@ final class ConvKernel: Kernel {
         let area = s.geometry.outputArea
         depthwiseConvolutionPlane(
             x: input + p * s.geometry.inputArea, y: output + p * area, w: weight + c * s.geometry.kernelArea, geometry: s.geometry,
-            bias: bias?[c] ?? 0, residual: residual.map { $0 + p * area }, activation: activation)
+            bias: bias?[c] ?? 0, residual: residual.map { $0 + p * area }, activation: activation, instructionSet: instructionSet)
     }
 }
 
@@ -382,12 +389,12 @@ final class ConvKernel: Kernel {
 func sgemm(
     m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
     c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float = 0, transA: Bool = false, transB: Bool = false, alpha: Float = 1,
-    parallel: Bool = true
+    parallel: Parallel
 ) {
-    let threads = parallel ? Parallel.threads : 1
+    let threads = parallel.threads
     if threads > 1 && n >= 2 * 64 && n >= m / 2 {
         // Column slices, 16-aligned so each keeps whole micro-tiles.
-        Parallel.forEach((n + 15) / 16) { tiles in
+        parallel.forEach((n + 15) / 16) { tiles in
             let n0 = tiles.lowerBound * 16, n1 = Swift.min(n, tiles.upperBound * 16)
             guard n1 > n0 else { return }
             cblas_sgemm(
@@ -396,7 +403,7 @@ func sgemm(
                 beta, c + n0, blasint(ldc))
         }
     } else if threads > 1 && m >= 2 * 16 {
-        Parallel.forEach((m + 15) / 16) { tiles in
+        parallel.forEach((m + 15) / 16) { tiles in
             let m0 = tiles.lowerBound * 16, m1 = Swift.min(m, tiles.upperBound * 16)
             guard m1 > m0 else { return }
             cblas_sgemm(
@@ -415,10 +422,10 @@ func sgemm(
 /// activation, over an NC(area) tensor in one pass, split over the engine's threads.
 func epilogue(
     _ y: UnsafeMutablePointer<Float>, channels: Int, area: Int, batch: Int, bias: UnsafeMutablePointer<Float>?,
-    residual: UnsafeMutablePointer<Float>?, activation: Activation
+    residual: UnsafeMutablePointer<Float>?, activation: Activation, parallel: Parallel
 ) {
     if bias == nil && residual == nil && activation == .none { return }
-    Parallel.forEach(batch * channels, minimumPerThread: 4) { rows in
+    parallel.forEach(batch * channels, minimumPerThread: 4) { rows in
         for i in rows {
             epilogueRow(
                 y + i * area, area: area, bias: bias?[i % channels] ?? 0, residual: residual.map { $0 + i * area },

@@ -181,26 +181,26 @@ final class BinaryKernel<T: ArithmeticElement>: Kernel {
         self.activation = activation
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         switch op {
-        case .add: run(AddFunction.self)
-        case .sub: run(SubFunction.self)
-        case .mul: run(MulFunction.self)
-        case .div: run(DivFunction.self)
-        case .pow: run(PowFunction.self)
-        case .prelu: run(PReluFunction.self)
-        case .square: run(SquareFunction.self)
+        case .add: run(AddFunction.self, parallel)
+        case .sub: run(SubFunction.self, parallel)
+        case .mul: run(MulFunction.self, parallel)
+        case .div: run(DivFunction.self, parallel)
+        case .pow: run(PowFunction.self, parallel)
+        case .prelu: run(PReluFunction.self, parallel)
+        case .square: run(SquareFunction.self, parallel)
         }
     }
 
-    private func run<F: BinaryFunction>(_: F.Type) {
+    private func run<F: BinaryFunction>(_: F.Type, _ parallel: Parallel) {
         guard count > 0 else { return }
         let a = a, b = b, y = y, outShape = outShape, stridesA = stridesA, stridesB = stridesB, activation = activation
         let r = outShape.count
         let inner = outShape[r - 1]
         let sa = stridesA[r - 1], sb = stridesB[r - 1]
         let rows = count / inner
-        Parallel.forEach(rows, minimumPerThread: Swift.max(1, 32768 / inner)) { range in
+        parallel.forEach(rows, minimumPerThread: Swift.max(1, 32768 / inner)) { range in
             for row in range {
                 // Offsets of this row: its index over the outer axes, last axis fastest.
                 var offA = 0, offB = 0, rest = row

@@ -1,5 +1,4 @@
 import BottleFitCore
-import BottleFitKernels
 
 /// ONNX Gemm: Y = alpha·A'·B' + beta·C (C broadcast to [M, N]), float32, via `cblas_sgemm`.
 enum GemmOperator: Operator {
@@ -49,7 +48,7 @@ enum GemmOperator: Operator {
         if usesPackedWeights(s, ctx) {
             // Yᵀ = op(B)ᵀ·op(A)ᵀ: the constant op(B)ᵀ [N, K] is the packed operand.
             let b = inputs[1]!.floats
-            packed = ctx.prepared("packed") { PackedWeights(b, lda: s.transB ? s.k : s.n, rows: s.n, depth: s.k, transposed: !s.transB) }
+            packed = ctx.prepared("packed") { PackedWeights(b, lda: s.transB ? s.k : s.n, rows: s.n, depth: s.k, transposed: !s.transB, instructionSet: ctx.instructionSet) }
         }
         return GemmKernel(
             s, a: inputs[0]!.floats, b: inputs[1]!.floats, c: inputs[2]?.floats, cStrides: cStrides, y: outputs[0].floats,
@@ -102,9 +101,9 @@ final class GemmKernel: Kernel {
         self.activation = activation
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         if let packed {
-            executePacked(packed)
+            executePacked(packed, parallel)
             return
         }
         var beta: Float = 0
@@ -119,17 +118,17 @@ final class GemmKernel: Kernel {
         } else {
             sgemm(
                 m: s.m, n: s.n, k: s.k, a: a, lda: s.transA ? s.m : s.k, b: b, ldb: s.transB ? s.k : s.n, c: y, ldc: s.n,
-                beta: beta, transA: s.transA, transB: s.transB, alpha: s.alpha)
+                beta: beta, transA: s.transA, transB: s.transB, alpha: s.alpha, parallel: parallel)
         }
         activation.apply(y, s.m * s.n)
     }
 
     /// Yᵀ [N, M] = op(B)ᵀ·op(A)ᵀ with the packed weights, then Y = alpha·Yᵀᵀ + beta·C.
-    private func executePacked(_ packed: PackedWeights) {
+    private func executePacked(_ packed: PackedWeights, _ parallel: Parallel) {
         let s = s, a = a
         let tmp = workspace
         let lda = s.transA ? s.m : s.k
-        packed.run(columns: s.m, c: tmp, ldc: s.m, epilogue: .none, parts: threads, workspace: workspace + s.n * s.m) {
+        packed.run(columns: s.m, c: tmp, ldc: s.m, epilogue: .none, parts: threads, workspace: workspace + s.n * s.m, parallel: parallel) {
             rows, columns, dst, ldc in
             // dst[r, j] = op(A)[j, r]: op(A)ᵀ is A itself when transA, else a transposed read.
             for (i, r) in rows.enumerated() {
@@ -222,11 +221,11 @@ final class MatMulKernel: Kernel {
         self.offsets = offsets
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         for (i, (oa, ob)) in offsets.enumerated() {
             let out = y + i * s.m * s.n
             if s.k == 0 { out.update(repeating: 0, count: s.m * s.n); continue }
-            sgemm(m: s.m, n: s.n, k: s.k, a: a + oa, lda: s.k, b: b + ob, ldb: s.n, c: out, ldc: s.n)
+            sgemm(m: s.m, n: s.n, k: s.k, a: a + oa, lda: s.k, b: b + ob, ldb: s.n, c: out, ldc: s.n, parallel: parallel)
         }
     }
 }

@@ -65,10 +65,10 @@ final class BatchNormKernel: Kernel {
 
     /// y = x·a + b per channel (a = scale/√(var+ε), b = bias − mean·a), planes split over the
     /// engine's threads, ReLU in the same pass.
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let x = x, y = y, scale = scale, bias = bias, mean = mean, variance = variance
         let channels = channels, area = area, epsilon = epsilon, activation = activation
-        Parallel.forEach(batch * channels, minimumPerThread: 4) { planes in
+        parallel.forEach(batch * channels, minimumPerThread: 4) { planes in
             for p in planes {
                 let c = p % channels
                 let a = scale[c] / (variance[c] + epsilon).squareRoot()
@@ -170,10 +170,10 @@ final class LayerNormKernel: Kernel {
         self.bias = bias
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         prepare()
         let x = x, y = y, scale = scale, bias = bias, mean = mean, invStdDev = invStdDev, n = length, epsilon = epsilon
-        Parallel.forEach(rows, minimumPerThread: Swift.max(1, 4096 / Swift.max(n, 1))) { range in
+        parallel.forEach(rows, minimumPerThread: Swift.max(1, 4096 / Swift.max(n, 1))) { range in
             for r in range {
                 let src = x + r * n, dst = y + r * n
                 var sum: Float = 0

@@ -31,7 +31,8 @@ struct Operand {
 
 /// One planned step of an inference: all pointers and shapes fixed, `execute` allocates nothing.
 protocol Kernel: AnyObject {
-    func execute()
+    /// Runs the step, splitting its work over `parallel` (the plan's compute context's threads).
+    func execute(_ parallel: Parallel)
 }
 
 /// What an operator sees of its node while planning: attributes, input types and constants.
@@ -42,11 +43,12 @@ struct NodeContext {
     /// Input contents where known at plan time (initializers, folded values).
     var constants: [Tensor?]
     var opset: Int
-    /// The GEMM for constant weights, read once so that a node's workspace size and its
-    /// kernel agree even if the selection changes meanwhile.
-    var gemm: KernelSelection.GEMM = KernelSelection.gemm
-    /// The engine's thread count when the node was planned: workspaces are cut for it.
-    var threads: Int = Parallel.threads
+    /// The session's compute context: threads (workspaces are cut for them), GEMM and
+    /// instruction set.
+    var compute: ComputeContext = .singleThreaded
+    var gemm: ComputeContext.GEMM { compute.gemm }
+    var threads: Int { compute.threads }
+    var instructionSet: KernelInstructionSet { compute.instructionSet }
     /// The session's prepared weights (nil when a node is evaluated on its own).
     var prepared: PreparedWeights? = nil
     /// Nodes whose work this step does after its own node's, in order, when the planner

@@ -53,8 +53,8 @@ final class PoolKernel: Kernel {
         self.y = y
     }
 
-    func execute() {
-        Parallel.forEach(planes) { range in
+    func execute(_ parallel: Parallel) {
+        parallel.forEach(planes) { range in
             for p in range { pool(plane: p) }
         }
     }
@@ -254,7 +254,7 @@ final class GlobalAveragePoolKernel: Kernel {
         self.area = area
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let inv = 1 / Float(area)
         for p in 0..<planes {
             let src = x + p * area

@@ -63,7 +63,7 @@ final class QuantizeKernel: Kernel {
         self.inner = inner
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let xf = x.assumingMemoryBound(to: Float.self), xq = x.assumingMemoryBound(to: UInt8.self)
         let yf = y.assumingMemoryBound(to: Float.self), yq = y.assumingMemoryBound(to: UInt8.self)
         for o in 0..<outer {

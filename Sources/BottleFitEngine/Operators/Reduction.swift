@@ -118,7 +118,7 @@ final class ReduceKernel: Kernel {
         }
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let y = y
         let initial: Float = switch kind {
         case .max, .logSumExp: -.infinity

@@ -134,7 +134,7 @@ final class ResizeKernel: Kernel {
         terms.reserveCapacity(1 << Swift.max(0, outShape.count - 1))
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let count = outShape.reduce(1, *)
         let r = outShape.count
         guard count > 0, r > 0 else { if r == 0 { y[0] = x[0] }; return }

@@ -1,4 +1,3 @@
-import BottleFitKernels
 
 /// Direct convolution for strided convolutions with packed weights (ResNet's 7x7/2 stem,
 /// the BottleFit head's 2x2/2 bottleneck, ResNet's strided 3x3 and 1x1 convolutions).
@@ -118,13 +117,13 @@ final class RowConvKernel: Kernel {
         offsets = table
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let (oh, ow) = s.geometry.output
         let outArea = s.geometry.outputArea
         let parts = plannedThreads
         for n in 0..<s.batch {
-            splitPhases(image: n)
-            Parallel.forEach(parts) { threads in
+            splitPhases(image: n, parallel)
+            parallel.forEach(parts) { threads in
                 for t in threads {
                     for oy in oh * t / parts..<oh * (t + 1) / parts {
                         row(oy, image: n, into: output + n * s.outChannels * outArea + oy * ow, ldc: outArea, thread: t)
@@ -137,14 +136,14 @@ final class RowConvKernel: Kernel {
     /// Copies image n into the zero-padded column-phase buffer. The work is split by padded
     /// rows, not channels (the stem has 3 channels for 2 threads), and each row's padding is
     /// zeroed just before its data is written, while the row is in L1.
-    func splitPhases(image n: Int) {
+    func splitPhases(image n: Int, _ parallel: Parallel) {
         let g = s.geometry
         let (ih, iw) = g.input
         let p = phases
         let buffer = workspace
         let x = input + n * s.channels * ih * iw
         let rowFloats = p.phases * p.width
-        Parallel.forEach(s.channels * p.rows, minimumPerThread: 16) { rows in
+        parallel.forEach(s.channels * p.rows, minimumPerThread: 16) { rows in
             for i in rows {
                 let c = i / p.rows, r = i % p.rows
                 let dst = buffer + p.offset(channel: c, row: r, column: 0)
@@ -192,6 +191,7 @@ final class RowConvKernel: Kernel {
         let epilogue = PackedGEMM.Epilogue(bias: bias.map { UnsafePointer($0) }, relu: activation.packedEpilogueRelu)
         offsets.withUnsafeBufferPointer { table in
             PackedGEMM.multiplyIndirectRows(
+                packed.instructionSet,
                 packedA: packed.pointer, rows: s.outChannels, depth: packed.depth, bases: bases, offsets: table.baseAddress!,
                 columns: ow, c: c, ldc: ldc, epilogue: epilogue, tile: tiles + thread * PackedGEMM.tileCount)
         }
@@ -219,6 +219,7 @@ final class RowConvKernel: Kernel {
             residualStride: outArea, relu: activation.packedEpilogueRelu)
         offsets.withUnsafeBufferPointer { table in
             PackedGEMM.multiplyIndirect(
+                packed.instructionSet,
                 packedA: packed.pointer, rows: m, depth: packed.depth, panels: 0..<PackedGEMM.panels(rows: m),
                 base: base ?? UnsafePointer(workspace + oy * rowStride), offsets: table.baseAddress!, columns: ow, c: c, ldc: ldc,
                 epilogue: epilogue, tile: tiles + thread * PackedGEMM.tileCount)

@@ -108,7 +108,7 @@ final class CopyKernel: Kernel {
         self.bytes = bytes
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         if from != to { to.copyMemory(from: from, byteCount: bytes) }
     }
 }
@@ -158,7 +158,7 @@ final class ConcatKernel: Kernel {
         self.outer = outer
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         var dst = output
         for o in 0..<outer {
             for (src, bytes) in parts {
@@ -215,7 +215,7 @@ final class TransposeKernel: Kernel {
         index = [Int](repeating: 0, count: outShape.count)
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let count = outShape.reduce(1, *)
         guard count > 0 else { return }
         let r = outShape.count
@@ -297,7 +297,7 @@ final class FillKernel<T>: Kernel {
         self.output = output
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         for (i, v) in values.enumerated() { output[i] = v }
     }
 }
@@ -383,7 +383,7 @@ final class GatherKernel: Kernel {
         self.innerBytes = innerBytes
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         var dst = y
         for o in 0..<outer {
             for j in 0..<indexCount {
@@ -430,7 +430,7 @@ final class CastKernel: Kernel {
         self.y = y
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let n = x.count
         func value(_ i: Int) -> Double {
             switch x.type.elementType {

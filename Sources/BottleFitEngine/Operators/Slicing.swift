@@ -126,7 +126,7 @@ final class GatherMapKernel: Kernel {
         index = [Int](repeating: 0, count: outShape.count)
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let count = outShape.reduce(1, *)
         guard count > 0 else { return }
         let r = outShape.count
@@ -308,7 +308,7 @@ final class SplitKernel: Kernel {
         self.outer = outer
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         var src = x
         for o in 0..<outer {
             for (dst, bytes) in parts {

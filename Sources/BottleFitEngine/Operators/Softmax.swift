@@ -44,7 +44,7 @@ final class SoftmaxKernel: Kernel {
         self.inner = inner
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         for o in 0..<outer {
             for i in 0..<inner {
                 let base = o * length * inner + i

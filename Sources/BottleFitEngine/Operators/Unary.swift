@@ -70,9 +70,9 @@ final class UnaryKernel: Kernel {
         self.count = count
     }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let x = x, y = y, function = function
-        Parallel.forEach(count, minimumPerThread: 16384) { range in
+        parallel.forEach(count, minimumPerThread: 16384) { range in
             UnaryKernel.apply(function, x + range.lowerBound, y + range.lowerBound, range.count)
         }
     }

@@ -1,5 +1,4 @@
 import BottleFitCore
-import BottleFitKernels
 
 /// Winograd convolution on 4x4 input tiles for stride-1 convolutions:
 /// F(3x3, 2x2) for 2x2 kernels (BottleFit's decoder is made of them) and F(2x2, 3x3) for
@@ -11,7 +10,7 @@ import BottleFitKernels
 ///   F(3x3, 2x2), its dual: G = [1 0; 1 1; 1 -1; 0 -1], Aᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1].
 /// A 2x2 kernel needs 16 multiplications per 9 outputs instead of 36; a 3x3 kernel 16 per 4
 /// instead of 36. The products summed over input channels are 16 GEMMs [M, C]·[C, tiles]
-/// through OpenBLAS (or, with `KernelSelection.gemm == .packed`, the packed microkernel with
+/// through OpenBLAS (or, with the context's GEMM `.packed`, the packed microkernel with
 /// the 16 transformed weight matrices packed once), one per tile element, split over the
 /// engine's threads. Weights are transformed once when the plan is made. Coefficients are 0, ±½, ±1, so rounding stays
 /// within a few ulps of the direct convolution.
@@ -54,7 +53,10 @@ final class WinogradWeights {
     let transformed: AlignedBuffer
     let packed: [PackedWeights]
 
-    init(_ weight: UnsafePointer<Float>, outChannels m: Int, channels c: Int, tile: Int, packed: Bool) {
+    init(
+        _ weight: UnsafePointer<Float>, outChannels m: Int, channels c: Int, tile: Int, packed: Bool,
+        instructionSet: KernelInstructionSet
+    ) {
         transformed = AlignedBuffer(byteCount: 16 * m * c * 4)
         let u = transformed.pointer.assumingMemoryBound(to: Float.self)
         let r = 5 - tile  // kernel edge
@@ -81,7 +83,7 @@ final class WinogradWeights {
                 }
             }
         }
-        self.packed = packed ? (0..<16).map { e in PackedWeights(u + e * m * c, lda: c, rows: m, depth: c) } : []
+        self.packed = packed ? (0..<16).map { e in PackedWeights(u + e * m * c, lda: c, rows: m, depth: c, instructionSet: instructionSet) } : []
     }
 }
 
@@ -121,11 +123,11 @@ final class WinogradConvKernel: Kernel {
     var transformed: AlignedBuffer { weights.transformed }
     var packed: [PackedWeights] { weights.packed }
 
-    func execute() {
+    func execute(_ parallel: Parallel) {
         let c = s.channels, m = s.outChannels
         let v = workspace  // 16 x [C, columns]
         let products = workspace + 16 * c * columns  // 16 x [M, columns]
-        Parallel.forEach(s.batch * c) { planes in
+        parallel.forEach(s.batch * c) { planes in
             for p in planes { transformInput(plane: p, into: v) }
         }
         let u = transformed.pointer.assumingMemoryBound(to: Float.self)
@@ -135,7 +137,7 @@ final class WinogradConvKernel: Kernel {
             let scratch = products + 16 * m * cols
             let stride = PackedWeights.workspaceFloats(rows: m, depth: c, columns: cols, threads: 1)
             let packed = packed
-            Parallel.forEach(parts) { threads in
+            parallel.forEach(parts) { threads in
                 for t in threads {
                     for e in 16 * t / parts..<16 * (t + 1) / parts {
                         let b = v + e * c * cols
@@ -147,15 +149,15 @@ final class WinogradConvKernel: Kernel {
                 }
             }
         } else {
-        Parallel.forEach(16) { elements in
+        parallel.forEach(16) { elements in
             for e in elements {
                 sgemm(
                     m: m, n: cols, k: c, a: u + e * m * c, lda: c, b: v + e * c * cols, ldb: cols, c: products + e * m * cols,
-                    ldc: cols, parallel: false)
+                    ldc: cols, parallel: .serial)
             }
         }
         }
-        Parallel.forEach(s.batch * m) { planes in
+        parallel.forEach(s.batch * m) { planes in
             for p in planes { transformOutput(plane: p, from: products) }
         }
     }

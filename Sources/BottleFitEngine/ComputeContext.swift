@@ -1,0 +1,72 @@
+import CBottleFitOpenBLAS
+
+/// How an engine session computes: its threads, the GEMM for constant weights and the
+/// instruction set of the C kernels.
+///
+/// A process (or a test) makes one and gives it to each `InferenceSession`, as swift-nio's
+/// `EventLoopGroup` is given to a bootstrap: sessions that share a context share its threads,
+/// and two contexts never see each other's settings. The threads stop when the last session
+/// and plan holding the context are gone. Nothing here is process-wide except OpenBLAS's own
+/// thread count (`useSingleThreadedOpenBLAS`).
+public final class ComputeContext: Sendable, CustomStringConvertible {
+    /// Which GEMM the inference kernels use for constant weights.
+    ///
+    /// `packed`: the weights are packed once per session (by the first plan that needs them)
+    /// for the C microkernel (`CBottleFitKernels`); only the activations are packed per call.
+    /// `openblas`: every call goes to `cblas_sgemm`, which packs both operands each time.
+    /// Training always uses OpenBLAS.
+    public enum GEMM: String, Sendable, CaseIterable {
+        case packed, openblas
+    }
+
+    /// Threads a plan's kernels split their work over (the caller included).
+    public let threads: Int
+    public let gemm: GEMM
+    /// The instruction set the C kernels run on (one this CPU runs).
+    public let instructionSet: KernelInstructionSet
+    let parallel: Parallel
+
+    /// - Parameters:
+    ///   - threads: at least 1; with more, `threads - 1` worker threads start now.
+    ///   - gemm: default `packed` where the CPU has AVX-512, else `openblas` (the portable
+    ///     microkernel is correct everywhere but slower than OpenBLAS).
+    ///   - instructionSet: default and upper bound the best this CPU runs; one it cannot run
+    ///     (AVX-512 on an older CPU or on aarch64) means `portable`.
+    public init(threads: Int = 1, gemm: GEMM? = nil, instructionSet: KernelInstructionSet? = nil) {
+        let isa = instructionSet.map { $0.isSupported ? $0 : .portable } ?? .best
+        self.threads = Swift.max(1, threads)
+        self.instructionSet = isa
+        self.gemm = gemm ?? (isa == .avx512 ? .packed : .openblas)
+        if self.threads > 1 { Self.useSingleThreadedOpenBLAS() }
+        parallel = Parallel(pool: self.threads > 1 ? WorkerPool(participants: self.threads) : nil)
+    }
+
+    public var description: String { "threads \(threads), gemm \(gemm.rawValue), kernels \(instructionSet)" }
+
+    deinit {
+        parallel.pool?.shutdown()
+    }
+
+    /// One thread, the best GEMM and instruction set for this CPU: what a session uses when
+    /// it is given no context.
+    public static let singleThreaded = ComputeContext()
+
+    /// Makes OpenBLAS run each call on the calling thread, for the rest of the process.
+    ///
+    /// OpenBLAS's thread count is process-wide inside the library (`openblas_set_num_threads`),
+    /// so it cannot belong to a context. The inference engine keeps OpenBLAS single-threaded
+    /// and splits the work around it (docs/performance.md, "Threads": OpenBLAS's own pool and
+    /// the engine's loops left both short of the cores); a context with more than one thread
+    /// calls this when it is made, and `bottlefit` calls it at start for every inference role.
+    /// Training, which sets OpenBLAS's count for its large GEMMs (`TrainingThreads`), runs in a
+    /// process of its own. (OpenBLAS's own workers, started when the library loads, busy-wait
+    /// for a fraction of a second and then sleep; stopping them with `blas_thread_shutdown_`
+    /// made later single-threaded calls slower, so they are left be.)
+    public static func useSingleThreadedOpenBLAS() {
+        openBLASSingleThreaded
+    }
+
+    private static let openBLASSingleThreaded: Void = {
+        openblas_set_num_threads(1)
+    }()
+}
