@@ -28,6 +28,8 @@ struct BrokerCurveTests {
 
         let worker = try FakeWorker(context, endpoint: endpoints.backend, name: "w1", credit: 4, curve: keys.client(keys.worker))
         let camera = try FakeCamera(context, endpoint: endpoints.frontend, name: "cam", curve: keys.client(keys.camera))
+        // The worker's READY first (through its CURVE handshake): a frame before it is UNKNOWN_MODEL.
+        #expect(try pump([worker.service, camera.service], timeout: .seconds(60)) { broker.counters.workersJoined == 1 })
         try camera.sendFrame(1)
         let first = try pump([worker.service, camera.service], timeout: .seconds(60)) { camera.completed.contains(1) }
         #expect(first, "counters \(broker.counters), auth \(String(describing: broker.authCounters)), errors \(camera.errors)")
@@ -120,6 +122,7 @@ struct BrokerCurveTests {
 
         let worker = try FakeWorker(context, endpoint: endpoints.backend, name: "w1", credit: 4, curve: curve ? keys.client(keys.worker) : nil)
         let camera = try FakeCamera(context, endpoint: relay.endpoint, name: "cam", curve: curve ? keys.client(keys.camera) : nil)
+        #expect(try pump([worker.service, camera.service], timeout: .seconds(60)) { broker.counters.workersJoined == 1 })
         let marker = Array("BOTTLEFIT-PLAINTEXT-MARKER-".utf8)
         let data = Array((0..<8).flatMap { _ in marker })
         let frame = FrameMessage(
