@@ -324,7 +324,7 @@ public struct ControllerPolicy: Sendable {
             condition = .steady
             healthySince = nil
             if edgeFloor > 0, reading.utilisation.map({ $0 >= settings.targetUtilisation + Self.floorHysteresis }) == true, dwelt(now) {
-                let next = Self.rounded(max(0, edgeFloor - settings.floorStep))
+                let next = Self.rounded(max(0, edgeFloor - Self.floorLowerStep))
                 return changeFloor(to: next, now: now, .raise, [],
                     prefix + "edge busy, \(reading.utilisation.map(Self.percent) ?? "?") over the \(Self.percent(settings.targetUtilisation)) target (\(figures)): edge floor lowered to \(Self.percent(next))")
             }
@@ -382,6 +382,9 @@ public struct ControllerPolicy: Sendable {
     /// Utilisation this far over the target before a floor step comes down: a floor that just
     /// filled the edge to the target is not taken back at once.
     static let floorHysteresis = 0.05
+
+    /// How much a busy edge (over the target plus `floorHysteresis`) takes off the floor per dwell.
+    static let floorLowerStep = 0.25
 
     /// A floor is set only when it would send at least this much more of the frames to the edge
     /// than the cameras send now: a floor at what they already do would change nothing.

@@ -45,7 +45,7 @@ public struct ControllerSettings: Sendable, Equatable {
     /// idle (a deadline under two service times makes one frame queued behind another EXPIRED
     /// even at 50 % load, and each EXPIRED halves nothing but still cuts a share by 15 %).
     /// 0 turns the floor off.
-    public var floorStep: Double = 0.5
+    public var floorStep: Double = 1
     /// The broker's camera report window (`--report-window-s`, 3 s by default): STATS this far
     /// apart carry disjoint camera figures, which the controller adds up...
     public var cameraReportWindow: Duration = .seconds(3)
