@@ -100,6 +100,7 @@ public final class Controller: Sendable {
                     shared.state.withLock { state in
                         state.counters = counters
                         state.fraction = policy.fraction
+                        state.edgeFloor = policy.edgeFloor
                         state.condition = policy.condition
                         state.latestStats = policy.latestStats
                         if let decision { state.lastDecision = decision }
@@ -138,7 +139,7 @@ public final class Controller: Sendable {
     public func metricFamilies() -> [MetricFamily] {
         let s = shared.state.withLock { $0 }
         return s.counters.metricFamilies(
-            fraction: s.fraction, condition: s.condition, latestStats: s.latestStats, settings: configuration.settings)
+            fraction: s.fraction, edgeFloor: s.edgeFloor, condition: s.condition, latestStats: s.latestStats, settings: configuration.settings)
             + (s.authenticator?.metricFamilies(prefix: "bottlefit_controller") ?? [])
     }
 
@@ -150,6 +151,7 @@ private final class SharedState: Sendable {
     struct State {
         var counters = ControllerCounters()
         var fraction = 0.0
+        var edgeFloor = 0.0
         var condition = EdgeCondition.unknown
         var latestStats: StatsMessage?
         var lastDecision: ControllerDecision?

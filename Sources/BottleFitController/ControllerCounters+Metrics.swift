@@ -5,7 +5,7 @@ extension ControllerCounters {
     /// The controller's families for `/metrics` (docs/metrics.md): its counters, the fraction and
     /// condition in force, and the signals of the last STATS it read against their objectives.
     public func metricFamilies(
-        fraction: Double, condition: EdgeCondition, latestStats stats: StatsMessage?, settings: ControllerSettings
+        fraction: Double, edgeFloor: Double = 0, condition: EdgeCondition, latestStats stats: StatsMessage?, settings: ControllerSettings
     ) -> [MetricFamily] {
         let conditions: [EdgeCondition] = [.unknown, .overloaded, .steady, .healthy, .underused, .silent]
         var families: [MetricFamily] = [
@@ -20,6 +20,7 @@ extension ControllerCounters {
             .counter("bottlefit_controller_directives_published_total", "DIRECTIVEs handed to the PUB socket (new and re-published).", directivesPublished),
             .counter("bottlefit_controller_directives_unsent_total", "DIRECTIVEs the PUB socket refused.", directivesUnsent),
             .gauge("bottlefit_controller_local_fraction", "The share of every camera's frames the directive in force sends local (DIRECTIVE es = 1 - this).", fraction),
+            .gauge("bottlefit_controller_edge_floor", "The share of its frames every camera is told to send to the edge at least (DIRECTIVE ef; 0: no floor).", edgeFloor),
             .gauge("bottlefit_controller_condition", "1 for the edge condition of the last decision, 0 for the others.",
                    conditions.map { ([("condition", $0.rawValue)], $0 == condition ? 1 : 0) }),
             .gauge("bottlefit_controller_objective_seconds", "The objectives the signals are compared against.",
