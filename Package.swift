@@ -13,9 +13,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         // C libraries from Debian, one system library each, prefixed so they never clash.
@@ -54,8 +55,9 @@ let package = Package(
                 "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
                 "BottleFitWorker", "BottleFitDevice", "BottleFitImaging", "BottleFitController",
                 "BottleFitProtocol", "CBottleFitZMQ", "BottleFitTraining", "BottleFitDatasets", "BottleFitMetrics",
-                "BottleFitMetricsServer", "BottleFitLoadgen", "BottleFitSecurity",
+                "BottleFitMetricsServer", "BottleFitLoadgen", "BottleFitSecurity", "BottleFitLifecycle", "BottleFitLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -109,7 +111,7 @@ let package = Package(
         .target(
             name: "BottleFitWorker",
             dependencies: [
-                "ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
+                "ZeroMQ", "BottleFitLifecycle", "BottleFitSecurity", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -125,7 +127,7 @@ let package = Package(
         .target(
             name: "BottleFitDevice",
             dependencies: [
-                "ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
+                "ZeroMQ", "BottleFitLifecycle", "BottleFitSecurity", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -140,7 +142,7 @@ let package = Package(
         // scheduler (fair bounded queue, credit, deadlines, liveness) driven by a socket loop.
         .target(
             name: "BottleFitBroker",
-            dependencies: ["ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ZeroMQ", "BottleFitLifecycle", "BottleFitSecurity", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "BottleFitBrokerTests",
@@ -150,7 +152,7 @@ let package = Package(
         // owning a SUB (broker STATS) and a PUB (DIRECTIVEs to cameras).
         .target(
             name: "BottleFitController",
-            dependencies: ["ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ZeroMQ", "BottleFitLifecycle", "BottleFitSecurity", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "BottleFitControllerTests",
@@ -159,6 +161,28 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // One way to run a role: its blocking loop on a thread of its own, as a swift-service-lifecycle
+        // `Service` (start, graceful drain on SIGTERM/SIGINT, stop in reverse order in a `ServiceGroup`).
+        .target(
+            name: "BottleFitLifecycle",
+            dependencies: [
+                "ZeroMQ", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "BottleFitLifecycleTests",
+            dependencies: [
+                "BottleFitLifecycle", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Log output: a swift-log handler writing one JSON object per line (or text), and the merging of
+        // several processes' log lines into one stream in either format (`bottlefit up`).
+        .target(name: "BottleFitLogging", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "BottleFitLoggingTests", dependencies: ["BottleFitLogging", .product(name: "Logging", package: "swift-log")]),
         // Prometheus text exposition (0.0.4) of counters a process already keeps, and fixed-bucket
         // histograms: values only, no I/O, so every role library can describe its own counters.
         .target(name: "BottleFitMetrics"),

@@ -1,3 +1,4 @@
+import BottleFitLifecycle
 import BottleFitMetrics
 import BottleFitProtocol
 import BottleFitSecurity
@@ -121,6 +122,9 @@ public final class Controller: Sendable {
     /// Counts of CURVE handshakes accepted and refused; nil when CURVE is off or before `start()`.
     public var authCounters: CurveAuthCounters? { shared.state.withLock { $0.authenticator }?.counters }
 
+    /// The directive endpoint actually bound, once `start()` has returned.
+    public var directiveEndpoint: String? { shared.service.started }
+
     /// Asks the loop to stop; returns at once. The loop exits within about one `pollTimeout`.
     public func stop() { shared.service.stop() }
 
@@ -160,4 +164,10 @@ private final class SharedState: Sendable {
 
     let service = SocketService<String, ControllerError>()
     let state = Mutex(State())
+}
+
+extension Controller: ThreadedRole {
+    public func startServing() throws { try start() }
+    public func requestStop() { stop() }
+    public func waitForStop() { waitUntilStopped() }
 }

@@ -1,3 +1,5 @@
+import BottleFitLifecycle
+import BottleFitLogging
 import Foundation
 
 /// The broker, workers and controller of a topology file, started for one `bottlefit loadgen --topology`
@@ -10,14 +12,14 @@ struct LoadgenFleet {
 
     /// Reads and checks the topology; refuses it when its workers serve none of `models` (the FRAME
     /// model names of the run), before anything starts.
-    init(path: String, models: [String], grace: Double = 10) throws {
+    init(path: String, models: [String], grace: Double = 10, format: LogFormat = .text) throws {
         do { file = try TopologyFile(contentsOf: path) } catch { throw CommandError(error.description) }
         let served = Set(file.topology.workers.flatMap(\.models.keys))
         if let missing = models.first(where: { !served.contains($0) }) {
             throw CommandError("\(path): no worker of the topology serves model \(missing) (served: \(served.sorted().joined(separator: ", ")))")
         }
         fleet = Fleet(roles: file.roles.filter { $0.kind != .camera }, executable: UpCommand.executableURL(), grace: grace)
-        fleet.writer = LineWriter(allToStandardError: true)
+        fleet.writer = LineWriter(allToStandardError: true, format: format, role: "loadgen")
     }
 
     /// The endpoints as the started processes see them (a relative ipc:// path is taken from the topology's folder).

@@ -1,5 +1,8 @@
 import ArgumentParser
+import BottleFitLifecycle
+import BottleFitLogging
 import Foundation
+import Logging
 
 struct UpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,7 +16,9 @@ struct UpCommand: ParsableCommand {
             fails, the children get SIGTERM in reverse order (cameras first, so they print their \
             summaries), are waited for up to --grace seconds, and any still running is killed. Each \
             child's exit status and the cameras' summaries are printed; the exit status is non-zero \
-            if any process failed or had to be killed.
+            if any process failed or had to be killed. With --log-format json the children log JSON \
+            too and every line on either stream is one JSON object whose role is the process's name \
+            (up's own lines: role up); see docs/operations.md, "Logs".
             The topology is YAML (see topology/local.yaml): broker endpoints, workers and cameras as \
             a count or a list, an optional controller. Any process may set `metrics: HOST:PORT` to \
             serve /metrics and /healthz (docs/metrics.md; a count group takes consecutive ports, port \
@@ -37,6 +42,7 @@ struct UpCommand: ParsableCommand {
     @Option(help: "Stop after this many seconds (default: run until Ctrl-C or SIGTERM).") var duration: Double?
     @Option(help: "Seconds each group of processes gets to stop after SIGTERM before SIGKILL.") var grace: Double = 10
     @Flag(help: "Check the topology and print the command lines without starting anything.") var dryRun = false
+    @OptionGroup var logFormat: LogFormatOption
 
     func validate() throws {
         if let duration { guard duration > 0, duration.isFinite else { throw ValidationError("--duration must be positive") } }
@@ -65,11 +71,10 @@ struct UpCommand: ParsableCommand {
             for role in file.roles { print("\(role.name): \(executable.path) \(role.arguments.joined(separator: " "))") }
             return
         }
-        let fleet = Fleet(roles: file.roles, executable: executable, grace: grace)
-        let stop = FleetStopRequest()
-        let sources = StopSignals.install { stop.request("signal") }
-        let failed = fleet.run(duration: duration, stop: stop)
-        withExtendedLifetime(sources) {}
+        var fleet = Fleet(roles: file.roles, executable: executable, grace: grace)
+        fleet.writer = LineWriter(format: logFormat.format)
+        // SIGINT and SIGTERM (through the process's ServiceGroup) stop the fleet, as its end does.
+        let failed = ProcessLifecycle.runBlocking(logger: Logger(label: "bottlefit.up")) { stop in fleet.run(duration: duration, stop: stop) }
         if failed { throw ExitCode.failure }
     }
 
@@ -87,24 +92,8 @@ struct UpCommand: ParsableCommand {
     }
 }
 
-/// Why the fleet should stop, set once from a signal handler or the supervising loop.
-final class FleetStopRequest: @unchecked Sendable {
-    // @unchecked: `reason` is guarded by `lock`.
-    private let lock = NSLock()
-    private var reason_: String?
-
-    func request(_ reason: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        if reason_ == nil { reason_ = reason }
-    }
-
-    var reason: String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return reason_
-    }
-}
+/// Why the fleet should stop, set once from a signal or the supervising loop.
+typealias FleetStopRequest = StopRequest
 
 /// The processes of one topology: started in order, watched, stopped in reverse order.
 struct Fleet {
@@ -222,5 +211,5 @@ struct Fleet {
         return !failed.isEmpty || processes.count < roles.count
     }
 
-    private func say(_ line: String) { writer.write("[up] " + line) }
+    private func say(_ line: String) { writer.own(line) }
 }
