@@ -21,11 +21,8 @@ import Testing
         try up.tinyModels(in: dir)
         let yaml = """
             broker: {frontend: ipc://front, backend: ipc://back, stats: ipc://stats}
-            workers:
-              count: 1
-              models: {tiny: {tail: tail.onnx, full: full.onnx}}
-            cameras:
-              - {name: cam-a, model: tiny, head: head.onnx, full: full.onnx, rate: 5}
+            workers: {count: 1, models: {tiny: {tail: tail.onnx, full: full.onnx}}}
+            cameras: [{name: cam-a, model: tiny, head: head.onnx, full: full.onnx, rate: 5}]
 
             """
         let file = dir.appendingPathComponent("fleet.yaml")
