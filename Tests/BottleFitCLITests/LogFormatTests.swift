@@ -78,6 +78,24 @@ import Testing
         #expect(stdout.contains("received="), "the counters go to standard output: \(stdout)")
     }
 
+    @Test func loadgenWritesItsProgressAndErrorsAsJSON() throws {
+        let profiles = CLITests.root.appendingPathComponent("profiles").path
+        let base = ["loadgen", "--profiles", profiles, "--sink", "--device", "ideal", "--uplink", "ideal", "--log-format", "json"]
+        let r = try UpTests.run(base + ["--cameras", "2", "--rate", "10", "--duration", "2", "--progress"], timeout: 120)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("unaccounted 0"), "the table stays text on standard output: \(r.stdout)")
+        let progress = objects(r.stderr, "stderr")
+        for o in progress {
+            #expect(Set(o.keys) == Self.keys && o["role"] as? String == "loadgen" && o["level"] as? String == "info", "\(o)")
+        }
+        #expect(progress.contains { ($0["msg"] as? String)?.contains("offered") == true }, "\(r.stderr)")
+        let refused = try UpTests.run(base + ["--rate", "0"], timeout: 60)
+        #expect(refused.status == 1)
+        let errors = objects(refused.stderr, "stderr")
+        #expect(errors.contains { $0["level"] as? String == "error" && ($0["msg"] as? String)?.contains("--rate: the rate is 0") == true },
+                "\(refused.stderr)")
+    }
+
     @Test func anUnknownLogFormatIsAUsageError() throws {
         let r = try UpTests.run(["broker", "--log-format", "yaml"], timeout: 30)
         #expect(r.status == 64, "\(r.stderr)")
