@@ -48,23 +48,6 @@ import Testing
                          "--heartbeat-ms", "\(Self.heartbeat)", "--liveness", "\(Self.liveness)"])
     }
 
-    /// Waits (bounded) until the camera's last edge-state change after `offset` leaves it on the
-    /// edge (healthy or congested), or it logged none (it never left). The time, or nil.
-    func onEdge(_ c: Running, after offset: Int, timeout: Double) -> Date? {
-        let deadline = Date().addingTimeInterval(timeout)
-        repeat {
-            let changes = c.stderr(after: offset).matches(of: /edge [a-z]+ -> ([a-z]+)/).map { String($0.output.1) }
-            if let last = changes.last {
-                if last == "healthy" || last == "congested" { return Date() }
-            } else {
-                return Date()
-            }
-            if !c.isRunning { return nil }
-            Thread.sleep(forTimeInterval: 0.05)
-        } while Date() < deadline
-        return nil
-    }
-
     @Test func faultsAtRandomMomentsLoseNoFrameAndTheCamerasReturn() throws {
         try #require(models.problem == nil, "\(models.problem ?? "")")
         let seed = ProcessInfo.processInfo.environment["BOTTLEFIT_CHAOS_SEED"].flatMap { UInt64($0) }
