@@ -198,8 +198,10 @@ public final class FleetProcess: @unchecked Sendable {
     }
 
     /// Whether it ended badly: a non-zero exit, a signal, or a SIGKILL from `up`.
+    /// A worker drained before it handled signals (SIGTERM while still starting) held no frame: not a failure.
     public var failed: Bool {
         guard !process.isRunning else { return true }
+        if isDraining, process.terminationReason == .uncaughtSignal, process.terminationStatus == SIGTERM { return false }
         return process.terminationReason != .exit || process.terminationStatus != 0
     }
 
