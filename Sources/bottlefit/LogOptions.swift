@@ -1,11 +1,12 @@
 import ArgumentParser
+import BottleFitFleet
 import BottleFitLogging
 import Logging
 
 /// `--log-format text|json`, shared by every long-running command (broker, worker, device,
 /// controller, loadgen, up).
 struct LogFormatOption: ParsableArguments {
-    @Option(help: ArgumentHelp(
+    @Option(name: .role(CommonFlags.logFormat), help: ArgumentHelp(
         "Log lines as text (swift-log's format) or json (one object per line: ts, level, role, label, source, msg, "
             + "metadata; docs/operations.md, \"Logs\").",
         valueName: "text|json"))
