@@ -166,7 +166,7 @@ let package = Package(
         .target(
             name: "BottleFitLifecycle",
             dependencies: [
-                "ZeroMQ", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
