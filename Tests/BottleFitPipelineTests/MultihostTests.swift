@@ -6,20 +6,21 @@ import Testing
 enum Multihost {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// Why the rehearsal cannot run here, or nil when it can.
+    /// Why the rehearsal cannot run here, or nil when it can: `scripts/multihost --probe` installs
+    /// iproute2 when missing and makes (and removes) namespaces, a bridge, a veth link and a tbf shaper.
     static let unavailable: String? = {
         guard geteuid() == 0 else { return "scripts/multihost needs root (network namespaces); run the tests as root to include it" }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", "ip netns list"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return "cannot run /bin/sh" }
-        p.waitUntilExit()
-        return p.terminationStatus == 0 ? nil : "`ip netns` does not work on this machine (iproute2 or namespace support missing)"
+        guard let probe = try? Run(prefix: prefix(), arguments: ["--probe"]) else { return "cannot start scripts/multihost --probe" }
+        defer { probe.cleanUp() }
+        let status = probe.waitForExit(timeout: 600)
+        return status == 0 ? nil : "network namespaces, veth or tc tbf do not work here (scripts/multihost --probe: \(probe.text.trimmingCharacters(in: .whitespacesAndNewlines)))"
     }()
 
-    static var available: Bool { unavailable == nil }
+    /// Evaluated only when the suite is about to run (the trait's condition is an autoclosure); says why it is skipped.
+    static var available: Bool {
+        if let unavailable { FileHandle.standardError.write(Data("MultihostTests skipped: \(unavailable)\n".utf8)) }
+        return unavailable == nil
+    }
 
     /// One run of the script, its output in a log file read as it grows.
     final class Run {
@@ -67,6 +68,13 @@ enum Multihost {
             return process.terminationStatus
         }
 
+        /// A run of the rehearsal for `seconds`, once the script has printed `line`.
+        static func started(prefix: String, seconds: Int, until line: String) throws -> Run {
+            let run = try Run(prefix: prefix, arguments: ["--duration", "\(seconds)"])
+            #expect(run.waitFor(line, timeout: 600), "\(run.text)")
+            return run
+        }
+
         /// PIDs the script said it started.
         var startedPIDs: [pid_t] {
             text.split(separator: "\n").compactMap { line -> pid_t? in
@@ -103,7 +111,7 @@ enum Multihost {
     }
 }
 
-@Suite(.serialized, .enabled(if: Multihost.available, Comment(rawValue: Multihost.unavailable ?? "")))
+@Suite(.serialized, .enabled(if: Multihost.available, "needs root and working network namespaces, veth links, a bridge and tc tbf (scripts/multihost --probe says what is missing)"))
 struct MultihostTests {
     /// The whole rehearsal for 20 s: broker, controller, two workers and two camera groups in seven
     /// namespaces, CURVE on, tbf on every link; every frame accounted for, the broker's counts agree
@@ -148,9 +156,8 @@ struct MultihostTests {
     @Test func sigtermMidwayRemovesEverything() throws {
         let prefix = Multihost.prefix()
         defer { Multihost.clean(prefix) }
-        let run = try Multihost.Run(prefix: prefix, arguments: ["--duration", "600"])
+        let run = try Multihost.Run.started(prefix: prefix, seconds: 600, until: "camera groups started")
         defer { run.cleanUp() }
-        #expect(run.waitFor("camera groups started", timeout: 600), "\(run.text)")
         #expect(Multihost.namespaces(prefix).count == 7)
         kill(run.process.processIdentifier, SIGTERM)
         let status = run.waitForExit(timeout: 300)
@@ -167,9 +174,8 @@ struct MultihostTests {
     @Test func afterSigkillTheChildrenAreGoneAndCleanRemovesTheNamespaces() throws {
         let prefix = Multihost.prefix()
         defer { Multihost.clean(prefix) }
-        let run = try Multihost.Run(prefix: prefix, arguments: ["--duration", "600"])
+        let run = try Multihost.Run.started(prefix: prefix, seconds: 600, until: "edge ready")
         defer { run.cleanUp() }
-        #expect(run.waitFor("edge ready", timeout: 600), "\(run.text)")
         kill(run.process.processIdentifier, SIGKILL)
         _ = run.waitForExit(timeout: 60)
         #expect(Multihost.namespaces(prefix).count == 7)

@@ -617,6 +617,31 @@ def print_summary(s):
             print(f"cleanup: {s[k]}")
 
 
+def probe(network):
+    """Makes two namespaces, a bridge, a veth link and a tbf shaper, then removes them."""
+    try:
+        network.claim()
+        a, b = network.ns("probe"), network.ns("probe2")
+        network.add(a)
+        network.add(b)
+        run(["ip", "-n", a, "link", "add", "br0", "type", "bridge"])
+        run(["ip", "-n", a, "link", "add", "p0", "type", "veth", "peer", "name", "eth0", "netns", b])
+        run(["ip", "-n", a, "link", "set", "p0", "master", "br0"])
+        run(["ip", "-n", b, "link", "set", "eth0", "up"])
+        run(["tc", "-n", b, "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "1mbit", "burst", "32kb", "latency", "200ms"])
+        log("namespaces, veth links, a bridge and tc tbf work here")
+        status = 0
+    except Failure as e:
+        print(f"multihost: this machine cannot run the rehearsal: {e}", file=sys.stderr)
+        status = 1
+    finally:
+        left = network.remove()
+    if left:
+        print(f"multihost: LEFT BEHIND: {', '.join(left)}", file=sys.stderr)
+        return 1
+    return status
+
+
 def main():
     parser = argparse.ArgumentParser(
         prog="scripts/multihost",
@@ -629,6 +654,8 @@ def main():
     parser.add_argument("--binary", default=str(ROOT / ".build/debug/bottlefit"), help="the bottlefit binary (default: .build/debug/bottlefit)")
     parser.add_argument("--summary", help="also write the summary JSON here")
     parser.add_argument("--clean", action="store_true", help="remove the namespaces a killed run with this prefix left, and exit")
+    parser.add_argument("--probe", action="store_true",
+                        help="only check that namespaces, veth, a bridge and tc tbf work here (makes and removes two namespaces)")
     a = parser.parse_args()
     if not re.match(r"^[a-z][a-z0-9]{0,11}$", a.prefix):
         print("multihost: --prefix must be 1 to 12 lower-case letters and digits, starting with a letter", file=sys.stderr)
@@ -649,6 +676,9 @@ def main():
             return 1
         log(f"removed {len(left)} namespaces" if left else f"nothing to remove for prefix {a.prefix}")
         return 0
+
+    if a.probe:
+        return probe(network)
 
     interrupted = None
 
