@@ -279,9 +279,11 @@ class Network:
         return out
 
     def remove(self):
-        if self.namespaces:
-            remove_namespaces(self.namespaces)
-        left = self.existing()
+        """Deletes this run's namespaces; returns those still there. Another run's are never touched."""
+        if not self.namespaces:
+            return []
+        remove_namespaces(self.namespaces)
+        left = [n for n in self.existing() if n in self.namespaces]
         if not left:
             self.state.unlink(missing_ok=True)
         return left
@@ -724,8 +726,12 @@ def main():
         if fleet:
             fleet.stop_all()
         left = network.remove()
-        summary["cleanup"] = (f"removed {len(network.namespaces)} namespaces (their veth links and the bridge with them)"
-                              if not left else f"LEFT BEHIND: {', '.join(left)}")
+        if left:
+            summary["cleanup"] = f"LEFT BEHIND: {', '.join(left)}"
+        elif network.namespaces:
+            summary["cleanup"] = f"removed {len(network.namespaces)} namespaces (their veth links and the bridge with them)"
+        else:
+            summary["cleanup"] = "nothing was made, nothing to remove"
         if left:
             status = 1
         log(summary["cleanup"])
