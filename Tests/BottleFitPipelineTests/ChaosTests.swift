@@ -48,23 +48,6 @@ import Testing
                          "--heartbeat-ms", "\(Self.heartbeat)", "--liveness", "\(Self.liveness)"])
     }
 
-    /// Waits (bounded) until the camera's last edge-state change after `offset` leaves it on the
-    /// edge (healthy or congested), or it logged none (it never left). The time, or nil.
-    func onEdge(_ c: Running, after offset: Int, timeout: Double) -> Date? {
-        let deadline = Date().addingTimeInterval(timeout)
-        repeat {
-            let changes = c.stderr(after: offset).matches(of: /edge [a-z]+ -> ([a-z]+)/).map { String($0.output.1) }
-            if let last = changes.last {
-                if last == "healthy" || last == "congested" { return Date() }
-            } else {
-                return Date()
-            }
-            if !c.isRunning { return nil }
-            Thread.sleep(forTimeInterval: 0.05)
-        } while Date() < deadline
-        return nil
-    }
-
     @Test func faultsAtRandomMomentsLoseNoFrameAndTheCamerasReturn() throws {
         try #require(models.problem == nil, "\(models.problem ?? "")")
         let seed = ProcessInfo.processInfo.environment["BOTTLEFIT_CHAOS_SEED"].flatMap { UInt64($0) }
@@ -153,11 +136,7 @@ import Testing
         for w in workers { #expect(w.stop() == 0, "\(w.name) (seed \(seed)): \(w.stderr.suffix(2000))") }
         #expect(ctl.stop() == 0, "\(ctl.stderr.suffix(2000))")
         #expect(b.stop() == 0, "\(b.stderr.suffix(2000))")
-        let line = b.stdout.split(separator: "\n").last(where: { $0.hasPrefix("received=") }).map(String.init) ?? ""
-        let f = summary(line, prefix: "received=")
-        #expect(f != nil, "no broker counters: \(b.stdout)")
-        #expect(int(f, "queued") == 0 && int(f, "in_flight") == 0, "\(line)")
-        #expect(int(f, "received") == int(f, "completed") + brokerDroppedTotal(line), "broker balance (seed \(seed)): \(line)")
+        checkBrokerBalance(brokerLine(b))
         note("done", since: t0)
     }
 }
