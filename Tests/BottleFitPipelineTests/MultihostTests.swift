@@ -117,6 +117,8 @@ struct MultihostTests {
     /// namespaces, CURVE on, tbf on every link; every frame accounted for, the broker's counts agree
     /// with the cameras', nothing left behind.
     @Test func aTwentySecondRehearsalAccountsForEveryFrameAndLeavesNothing() throws {
+        NamespaceLock.acquire()
+        defer { NamespaceLock.release() }
         let prefix = Multihost.prefix()
         defer { Multihost.clean(prefix) }
         let summary = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-summary.json")
@@ -154,6 +156,8 @@ struct MultihostTests {
 
     /// SIGTERM while the cameras run: the script stops every process and removes every namespace.
     @Test func sigtermMidwayRemovesEverything() throws {
+        NamespaceLock.acquire()
+        defer { NamespaceLock.release() }
         let prefix = Multihost.prefix()
         defer { Multihost.clean(prefix) }
         let run = try Multihost.Run.started(prefix: prefix, seconds: 600, until: "camera groups started")
@@ -172,6 +176,8 @@ struct MultihostTests {
     /// SIGKILL cannot be trapped: the children die with the script (PR_SET_PDEATHSIG), the empty
     /// namespaces stay, a second run with the prefix refuses nothing it owns and `--clean` removes them.
     @Test func afterSigkillTheChildrenAreGoneAndCleanRemovesTheNamespaces() throws {
+        NamespaceLock.acquire()
+        defer { NamespaceLock.release() }
         let prefix = Multihost.prefix()
         defer { Multihost.clean(prefix) }
         let run = try Multihost.Run.started(prefix: prefix, seconds: 600, until: "edge ready")
