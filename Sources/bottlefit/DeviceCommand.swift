@@ -90,13 +90,7 @@ struct DeviceCommand: AsyncParsableCommand {
             framesPerSecond: rate, maxFrames: frames, sloMilliseconds: sloMs, heartbeatIntervalMilliseconds: heartbeatMs,
             liveness: liveness, probeIntervalMilliseconds: probeMs, latencyReportIntervalMilliseconds: latencyReportMs)
         configuration.compute = compute
-        if let curveKey, let brokerKey {
-            configuration.curve = try CurveOptionHelp.loading { () throws(SecurityError) in
-                try CameraCurve(
-                    keys: CurveKeyFile.readSecret(curveKey), brokerKey: CurveKeyFile.readPublic(brokerKey),
-                    controllerKey: controllerKey.map { k throws(SecurityError) in try CurveKeyFile.readPublic(k) })
-            }
-        }
+        configuration.curve = try CurveOptionHelp.cameraCurve(curveKey: curveKey, brokerKey: brokerKey, controllerKey: controllerKey)
         return configuration
     }
 

@@ -39,6 +39,7 @@ struct LoadgenCommand: ParsableCommand {
               bottlefit loadgen --scenario scenarios/overload-2x.yaml --directives tcp://127.0.0.1:5558 --stats tcp://127.0.0.1:5557
               bottlefit loadgen --topology topology/local.yaml --model bf12 --cameras 20 --rate 1 --duration 30   (starts and stops the broker, workers and controller)
               bottlefit loadgen --sink --cameras 1000 --rate 20 --device ideal --uplink ideal --duration 10   (the load generator's own speed)
+              bottlefit loadgen --broker tcp://10.77.0.2:5555 --curve-key keys/cameras-a.key --broker-key keys/broker.pub --cameras 20 --rate 5 --duration 30   (CURVE: the key must be on the broker's camera allow-list)
             """
     )
 
@@ -99,6 +100,15 @@ struct LoadgenCommand: ParsableCommand {
     @Option(help: help("images")) var images: String?
     @Option(help: help("head")) var head: String?
     @Option(help: help("full")) var full: String?
+    // Command line only, not scenario keys: key files belong to the host, not to a shared scenario.
+    @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
+    @Option(help: CurveOptionHelp.brokerKey) var brokerKey: String?
+    @Option(help: CurveOptionHelp.controllerKey) var controllerKey: String?
+
+    func validate() throws {
+        try CurveOptionHelp.requireTogether(curveKey, [("--broker-key", brokerKey)] + (directives == nil ? [] : [("--controller-key", controllerKey)]))
+    }
+
 
     /// The options given, by scenario key.
     var commandLine: [String: [String]] {
@@ -129,6 +139,7 @@ struct LoadgenCommand: ParsableCommand {
     }
 
     private func run(stop: StopRequest) throws {
+        let curve = try CurveOptionHelp.cameraCurve(curveKey: curveKey, brokerKey: brokerKey, controllerKey: controllerKey)
         let plan: LoadgenPlan
         var options: LoadgenRunOptions
         var fleet: BackendFleet?
@@ -136,6 +147,7 @@ struct LoadgenCommand: ParsableCommand {
             var settings = try scenario.map { path throws(LoadgenError) in try LoadgenScenario.load(path: path) } ?? LoadgenSettings()
             settings.apply(commandLine: commandLine)
             (plan, options) = try settings.resolve()
+            options.curve = curve
             if let path = options.topology {
                 var models: [String] = []
                 for g in plan.groups where !models.contains(g.modelName) { models.append(g.modelName) }

@@ -252,3 +252,26 @@ func onEdge(_ c: Running, after offset: Int, timeout: Double) -> Date? {
     } while Date() < deadline
     return nil
 }
+
+/// The broker's counters line (printed on exit).
+func brokerLine(_ b: Running) -> String {
+    b.stdout.split(separator: "\n").last(where: { $0.hasPrefix("received=") }).map(String.init) ?? ""
+}
+
+/// received = completed + Σ dropped, with nothing left queued or in flight after a stop.
+func checkBrokerBalance(_ line: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    let f = summary(line, prefix: "received=")
+    #expect(f != nil, "no broker counters", sourceLocation: sourceLocation)
+    #expect(int(f, "queued") == 0 && int(f, "in_flight") == 0, "\(line)", sourceLocation: sourceLocation)
+    #expect(int(f, "received") == int(f, "completed") + brokerDroppedTotal(line), "broker balance: \(line)",
+            sourceLocation: sourceLocation)
+}
+
+/// Tests that make network namespaces take this lock, so that at most one of them runs at a
+/// time: on a busy machine, several making and deleting namespaces at once made `ip` calls block
+/// for minutes (seen once, cause not found).
+enum NamespaceLock {
+    private static let lock = NSLock()
+    static func acquire() { lock.lock() }
+    static func release() { lock.unlock() }
+}
