@@ -1,3 +1,4 @@
+import BottleFitCore
 import BottleFitDevice
 import Foundation
 
@@ -125,6 +126,18 @@ public struct LoadgenRunOptions: Sendable {
 }
 
 extension LoadgenSettings {
+    /// The largest magnitude of each number setting: a camera's rate as `bottlefit device --rate`
+    /// allows, times up to a year, emulated service times up to an hour. Beyond them a schedule or a
+    /// `Duration` would overflow.
+    static let numberLimits: [String: (Double, String)] = [
+        "rate": (100_000, "frames per second"), "ramp_to": (100_000, "frames per second"),
+        "step_rate": (100_000, "frames per second"), "burst_off_rate": (100_000, "frames per second"),
+        "duration": (31_536_000, "seconds (a year)"), "ramp_seconds": (31_536_000, "seconds (a year)"),
+        "step_at": (31_536_000, "seconds (a year)"), "burst_on": (31_536_000, "seconds (a year)"),
+        "burst_off": (31_536_000, "seconds (a year)"),
+        "worker_service_ms": (3_600_000, "ms (an hour)"), "worker_batch_extra_ms": (3_600_000, "ms (an hour)"),
+    ]
+
     /// Checks every setting and loads every profile: the run is refused here, before any socket
     /// is opened, when anything is impossible (rate 0, an unknown profile, a profile missing a field).
     public func resolve() throws(LoadgenError) -> (LoadgenPlan, LoadgenRunOptions) {
@@ -141,6 +154,9 @@ extension LoadgenSettings {
                 else if text.hasSuffix("m") { text.removeLast(); scale = 60 }
             }
             guard let v = Double(text), v.isFinite else { throw fail(s, key, "expected a number, found \(s.value)") }
+            if let (limit, unit) = Self.numberLimits[key], abs(v * scale) > limit {
+                throw fail(s, key, "must be at most \(Int(limit)) \(unit), not \(s.value)")
+            }
             return v * scale
         }
         func integer(_ map: [String: LoadgenSetting], _ key: String, _ range: ClosedRange<Int>) throws(LoadgenError) -> Int? {
@@ -200,7 +216,7 @@ extension LoadgenSettings {
                 guard let s = get(map, "schedule") else { throw LoadgenError("\(get(map, "shape")!.origin): shape schedule needs schedule (a file)") }
                 let path = s.value.hasPrefix("/") || baseDirectory == nil || s.origin.hasPrefix("--") ? s.value : "\(baseDirectory!)/\(s.value)"
                 let text: String
-                do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw fail(s, "schedule", "cannot read \(path)") }
+                do { text = try FileBytes.text(of: path) } catch { throw fail(s, "schedule", error.description) }
                 shape = .schedule(try LoadShape.parseSchedule(text, path: path))
             default:
                 throw fail(get(map, "shape")!, "shape", "unknown shape \(shapeName) (steady, ramp, step, burst, schedule)")

@@ -1,3 +1,4 @@
+import BottleFitCore
 import BottleFitLoadgen
 import BottleFitMetricsServer
 import Foundation
@@ -21,9 +22,7 @@ struct TopologyFile {
     /// Reads, decodes and checks the file; relative model, source and ipc:// paths are taken from its folder.
     init(contentsOf path: String) throws(TopologyError) {
         let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw TopologyError("\(path): cannot read the topology: \(error.localizedDescription)")
-        }
+        do { text = try FileBytes.text(of: path) } catch { throw TopologyError("\(error.description) (the topology)") }
         try self.init(text: text, path: path, base: URL(fileURLWithPath: path).deletingLastPathComponent())
     }
 
