@@ -126,7 +126,7 @@ public struct LoadgenRunOptions: Sendable {
 }
 
 extension LoadgenSettings {
-    /// The largest magnitude of each number setting: a camera's rate as `bottlefit device --rate`
+    /// The largest value of each number setting (none may be negative): a camera's rate as `bottlefit device --rate`
     /// allows, times up to a year, emulated service times up to an hour. Beyond them a schedule or a
     /// `Duration` would overflow.
     static let numberLimits: [String: (Double, String)] = [
@@ -154,8 +154,9 @@ extension LoadgenSettings {
                 else if text.hasSuffix("m") { text.removeLast(); scale = 60 }
             }
             guard let v = Double(text), v.isFinite else { throw fail(s, key, "expected a number, found \(s.value)") }
-            if let (limit, unit) = Self.numberLimits[key], abs(v * scale) > limit {
-                throw fail(s, key, "must be at most \(Int(limit)) \(unit), not \(s.value)")
+            if let (limit, unit) = Self.numberLimits[key] {
+                guard v >= 0 else { throw fail(s, key, "must not be negative") }
+                guard v * scale <= limit else { throw fail(s, key, "must be at most \(Int(limit)) \(unit), not \(s.value)") }
             }
             return v * scale
         }
@@ -179,6 +180,12 @@ extension LoadgenSettings {
             }
         }
 
+        // Every number given is checked, whether or not this run uses it (worker_service_ms without
+        // emulate_workers, ramp_to with shape steady): a bad value is an error even where it is inert.
+        for map in [top] + groups {
+            for key in Self.numberLimits.keys.sorted() where map[key] != nil { _ = try number(map, key) }
+        }
+        for (key, range) in [("worker_max_batch", 1...4096), ("worker_credit", 1...65536)] { _ = try integer([:], key, range) }
         let library = ProfileLibrary(directory: top["profiles"]?.value ?? "profiles")
         let duration = try positive([:], "duration") ?? 30
         let groupMaps = groups.isEmpty ? [[:]] : groups

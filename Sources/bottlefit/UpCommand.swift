@@ -39,8 +39,8 @@ struct UpCommand: ParsableCommand {
     @Flag(help: "Check the topology and print the command lines without starting anything.") var dryRun = false
 
     func validate() throws {
-        if let duration { guard duration > 0, duration.isFinite else { throw ValidationError("--duration must be positive") } }
-        guard grace > 0, grace.isFinite else { throw ValidationError("--grace must be positive") }
+        if let duration { guard duration > 0, duration <= 31_536_000 else { throw ValidationError("--duration must be more than 0 and at most a year (31536000 s)") } }
+        guard grace > 0, grace <= 3600 else { throw ValidationError("--grace must be more than 0 and at most 3600 seconds") }
     }
 
     func run() throws {
@@ -58,7 +58,9 @@ struct UpCommand: ParsableCommand {
                 file = try TopologyFile(contentsOf: DefaultFleet.prepare(in: root))
             }
         } catch let error as TopologyError {
-            throw CommandError(error.description)
+            // A topology that cannot be run is bad input, as a bad option is: exit 64.
+            printError("Error: \(error.description)")
+            throw ExitCode.validationFailure
         }
         let executable = Self.executableURL()
         if dryRun {
