@@ -1,4 +1,5 @@
 import BottleFitCore
+import BottleFitYAML
 import Foundation
 import Yams
 

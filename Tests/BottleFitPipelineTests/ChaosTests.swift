@@ -136,11 +136,7 @@ import Testing
         for w in workers { #expect(w.stop() == 0, "\(w.name) (seed \(seed)): \(w.stderr.suffix(2000))") }
         #expect(ctl.stop() == 0, "\(ctl.stderr.suffix(2000))")
         #expect(b.stop() == 0, "\(b.stderr.suffix(2000))")
-        let line = b.stdout.split(separator: "\n").last(where: { $0.hasPrefix("received=") }).map(String.init) ?? ""
-        let f = summary(line, prefix: "received=")
-        #expect(f != nil, "no broker counters: \(b.stdout)")
-        #expect(int(f, "queued") == 0 && int(f, "in_flight") == 0, "\(line)")
-        #expect(int(f, "received") == int(f, "completed") + brokerDroppedTotal(line), "broker balance (seed \(seed)): \(line)")
+        checkBrokerBalance(brokerLine(b))
         note("done", since: t0)
     }
 }

@@ -142,9 +142,6 @@ final class NamespacePair: @unchecked Sendable {
         #expect(local > 0, "the cameras computed nothing locally during the cut")
         #expect(w.stop() == 0, "\(w.stderr.suffix(2000))")
         #expect(b.stop() == 0, "\(b.stderr.suffix(2000))")
-        let line = b.stdout.split(separator: "\n").last(where: { $0.hasPrefix("received=") }).map(String.init) ?? ""
-        let f = summary(line, prefix: "received=")
-        #expect(int(f, "queued") == 0 && int(f, "in_flight") == 0, "\(line)")
-        #expect(int(f, "received") == int(f, "completed") + brokerDroppedTotal(line), "broker balance: \(line)")
+        checkBrokerBalance(brokerLine(b))
     }
 }
