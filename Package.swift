@@ -9,6 +9,11 @@ let package = Package(
         .executable(name: "bottlefit", targets: ["bottlefit"]),
         .library(name: "BottleFitEngine", targets: ["BottleFitEngine"]),
         .library(name: "BottleFitDatasets", targets: ["BottleFitDatasets"]),
+        // For the fuzz targets (Fuzz/Package.swift), which feed these modules' decoders.
+        .library(name: "BottleFitCore", targets: ["BottleFitCore"]),
+        .library(name: "BottleFitProtocol", targets: ["BottleFitProtocol"]),
+        .library(name: "BottleFitImaging", targets: ["BottleFitImaging"]),
+        .library(name: "BottleFitLoadgen", targets: ["BottleFitLoadgen"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -66,7 +71,7 @@ let package = Package(
         .target(
             name: "BottleFitFleet",
             dependencies: [
-                "BottleFitYAML", "BottleFitEngine", "BottleFitMetricsServer",
+                "BottleFitYAML", "BottleFitCore", "BottleFitEngine", "BottleFitMetricsServer",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -103,13 +108,13 @@ let package = Package(
         // Runs the built `bottlefit` binary (scripts/test builds it first).
         .testTarget(
             name: "BottleFitCLITests",
-            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets", "BottleFitLoadgen"]
+            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets", "BottleFitLoadgen", "BottleFitProtocol"]
         ),
         // Typed Swift wrapper over libzmq: context, sockets, options, multipart messages, poller.
         .target(name: "ZeroMQ", dependencies: ["CBottleFitZMQ"]),
         .target(
             name: "BottleFitSecurity",
-            dependencies: ["ZeroMQ", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ZeroMQ", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "BottleFitSecurityTests",

@@ -67,7 +67,7 @@ struct ControllerCommand: ParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("unknown --log-level \(logLevel) (expected trace, debug, info, notice, warning, error or critical)")
         }
-        guard dwellMs >= 0 else { throw ValidationError("--dwell-ms must be at least 0 (got \(dwellMs))") }
+        guard (0...3_600_000).contains(dwellMs) else { throw ValidationError("--dwell-ms must be 0...3600000 (an hour), not \(dwellMs)") }
         let configuration = try makeConfiguration()
         let problems = configuration.problems
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
