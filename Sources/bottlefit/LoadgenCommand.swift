@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitFleet
 import BottleFitLoadgen
 import Foundation
 
@@ -16,7 +17,8 @@ struct LoadgenCommand: ParsableCommand {
             --fidelity real the cameras are real ones in this process (the code of `bottlefit device`) running \
             --head and --full with the engine, on real sockets. Every report names its fidelity. With \
             --topology the broker, workers and controller of a topology file are started first and stopped \
-            by PID at the end. Frames are scheduled open loop: latency counts from each frame's scheduled time, \
+            by PID at the end; while it runs, SIGUSR1 to the load generator adds a worker and SIGUSR2 drains \
+            one (as with `bottlefit up`, docs/fleet.md). Frames are scheduled open loop: latency counts from each frame's scheduled time, \
             and a slow edge never slows the schedule. At the end: a table, and the accounting check \
             offered = completed_edge + completed_local + completed_fallback + dropped.
             Every option is also a scenario key (the flag without --, dashes as underscores); group options \
@@ -121,7 +123,7 @@ struct LoadgenCommand: ParsableCommand {
         let stop = StopRequest.install()
         let plan: LoadgenPlan
         var options: LoadgenRunOptions
-        var fleet: LoadgenFleet?
+        var fleet: BackendFleet?
         do {
             var settings = try scenario.map { path throws(LoadgenError) in try LoadgenScenario.load(path: path) } ?? LoadgenSettings()
             settings.apply(commandLine: commandLine)
@@ -129,7 +131,7 @@ struct LoadgenCommand: ParsableCommand {
             if let path = options.topology {
                 var models: [String] = []
                 for g in plan.groups where !models.contains(g.modelName) { models.append(g.modelName) }
-                fleet = try LoadgenFleet(path: path, models: options.workers == nil ? models : [])
+                fleet = try BackendFleet(path: path, models: options.workers == nil ? models : [], executable: UpCommand.executableURL())
                 options.broker = options.broker ?? fleet!.broker
                 options.stats = options.stats ?? fleet!.stats
                 options.directives = options.directives ?? fleet!.directives
@@ -139,7 +141,9 @@ struct LoadgenCommand: ParsableCommand {
             throw ExitCode(Loadgen.Status.invalid.rawValue)
         }
         // The topology's fleet (--topology): started before the first frame, stopped by PID at the end.
-        do { try fleet?.start() } catch {
+        // SIGUSR1 and SIGUSR2 add and drain its workers while the run goes on, as under `up`.
+        let scale = fleet == nil ? nil : FleetScaleRequests.installSignals()
+        do { try fleet?.start(scale: scale) } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(Loadgen.Status.invalid.rawValue)
         }
