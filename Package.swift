@@ -21,6 +21,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         // C libraries from Debian, one system library each, prefixed so they never clash.
@@ -59,7 +64,7 @@ let package = Package(
                 "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
                 "BottleFitWorker", "BottleFitDevice", "BottleFitImaging", "BottleFitController",
                 "BottleFitProtocol", "CBottleFitZMQ", "BottleFitTraining", "BottleFitDatasets", "BottleFitMetrics",
-                "BottleFitMetricsServer", "BottleFitLoadgen", "BottleFitSecurity", "BottleFitFleet", "BottleFitPipelineBench",
+                "BottleFitMetricsServer", "BottleFitDashboard", "BottleFitLoadgen", "BottleFitSecurity", "BottleFitFleet", "BottleFitPipelineBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -194,15 +199,36 @@ let package = Package(
         // Prometheus text exposition (0.0.4) of counters a process already keeps, and fixed-bucket
         // histograms: values only, no I/O, so every role library can describe its own counters.
         .target(name: "BottleFitMetrics"),
-        // The /metrics and /healthz endpoint of every long-running role: a small HTTP/1.1 responder
-        // on a thread of its own (docs/metrics.md says why not a package).
+        // The HTTP endpoint of every long-running role (/metrics, /healthz, the controller's
+        // dashboard) on Hummingbird, with the bounds of docs/metrics.md around NIO's HTTP/1.1 decoder.
         .target(
             name: "BottleFitMetricsServer",
-            dependencies: ["BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "BottleFitMetrics", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "BottleFitMetricsTests",
             dependencies: ["BottleFitTestSupport", "BottleFitMetrics", "BottleFitMetricsServer", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The controller's live dashboard: one self-contained page (`/`) and its JSON (`/api/state`),
+        // served by the controller's metrics endpoint.
+        .target(name: "BottleFitDashboard", dependencies: ["BottleFitController", "BottleFitMetricsServer"]),
+        .testTarget(
+            name: "BottleFitDashboardTests",
+            dependencies: [
+                "BottleFitTestSupport", "BottleFitDashboard", "BottleFitController", "BottleFitBroker", "BottleFitMetricsServer",
+                "BottleFitProtocol", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The load generator: many emulated cameras on one event loop (open loop, HDR histograms), driving
         // the real `CameraPolicy`, with device and uplink profiles, scenarios, thresholds and reports.

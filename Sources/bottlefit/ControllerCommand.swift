@@ -1,6 +1,7 @@
 import ArgumentParser
 import BottleFitFleet
 import BottleFitController
+import BottleFitDashboard
 import BottleFitSecurity
 import Dispatch
 import Foundation
@@ -29,7 +30,9 @@ struct ControllerCommand: ParsableCommand {
             every second and is valid for 5 s. Every decision is logged with its reason and figures \
             (changes at notice, holds at debug). SIGINT or SIGTERM stops it and prints the counts of \
             decisions. --metrics HOST:PORT serves them, the fraction, utilisation, local share and the \
-            signals as Prometheus text on GET /metrics and GET /healthz; see docs/metrics.md. \
+            signals as Prometheus text on GET /metrics and GET /healthz, and a live dashboard on GET / \
+            (queue, latency, throughput, fraction local, workers, cameras by mode; its data as JSON on \
+            GET /api/state, refreshed every second); see docs/metrics.md. \
             With --curve-key, --broker-key and --allow-cameras both sockets use CURVE and only listed \
             cameras receive DIRECTIVEs; SIGHUP re-reads the list (docs/security.md).
             Defaults: --stats tcp://localhost:5557, --publish tcp://*:5558, --slo-ms 50, \
@@ -107,7 +110,8 @@ struct ControllerCommand: ParsableCommand {
         defer { reload.cancel() }
         // SIGINT and SIGTERM stop the loop instead of killing the process.
         try metricsOptions.serve(
-            role: "controller", logger: logger, stop: stop, families: { [weak controller] in controller?.metricFamilies() ?? [] },
+            role: "controller", logger: logger, stop: stop, routes: ControllerDashboard.routes(controller),
+            families: { [weak controller] in controller?.metricFamilies() ?? [] },
             start: {
                 let endpoint: String
                 do { endpoint = try controller.start() } catch { throw ControllerCommandError(description: "controller: \(error)") }

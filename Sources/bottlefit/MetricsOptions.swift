@@ -17,9 +17,12 @@ struct MetricsOptions: ParsableArguments {
     }
 
     /// Starts the endpoint (health `starting`) and logs where it listens; nil without `--metrics`.
-    func start(role: String, logger: Logger, families: @escaping @Sendable () -> [MetricFamily]) throws -> MetricsServer? {
+    /// `routes` are the role's pages beyond /metrics and /healthz (the controller's dashboard).
+    func start(
+        role: String, logger: Logger, routes: [ReadOnlyRoute] = [], families: @escaping @Sendable () -> [MetricFamily]
+    ) throws -> MetricsServer? {
         guard let text = metrics, let address = MetricsAddress(text) else { return nil }
-        let server = MetricsServer(address: address, role: role, logger: logger, metrics: families)
+        let server = MetricsServer(address: address, role: role, logger: logger, routes: routes, metrics: families)
         let bound: MetricsAddress
         do { bound = try server.start() } catch { throw CommandError("\(role): \(error)") }
         logger.info("metrics endpoint listening on http://\(bound)", metadata: ["metrics": "http://\(bound)/metrics", "health": "http://\(bound)/healthz"])
@@ -33,10 +36,10 @@ extension MetricsOptions {
     /// `stopping` when SIGINT or SIGTERM asks `stopRole`, and closes after `wait` returns, so a
     /// scraper sees the final counts. Without `--metrics` it is just start, stop and wait.
     func serve(
-        role: String, logger: Logger, stop: StopRequest, families: @escaping @Sendable () -> [MetricFamily],
+        role: String, logger: Logger, stop: StopRequest, routes: [ReadOnlyRoute] = [], families: @escaping @Sendable () -> [MetricFamily],
         start: () throws -> Void, stopRole: @escaping @Sendable () -> Void, wait: () -> Void
     ) throws {
-        let server = try self.start(role: role, logger: logger, families: families)
+        let server = try self.start(role: role, logger: logger, routes: routes, families: families)
         do { try start() } catch {
             server?.stop()
             server?.waitUntilStopped()
