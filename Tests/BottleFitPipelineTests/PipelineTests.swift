@@ -30,20 +30,6 @@ import ZeroMQ
                          "--liveness", "\(Self.liveness)"] + extra)
     }
 
-    /// The broker's counters line (printed on exit).
-    func brokerLine(_ b: Running) -> String {
-        b.stdout.split(separator: "\n").last(where: { $0.hasPrefix("received=") }).map(String.init) ?? ""
-    }
-
-    /// received = completed + Σ dropped, with nothing left queued or in flight after a stop.
-    func checkBrokerBalance(_ line: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        let f = summary(line, prefix: "received=")
-        #expect(f != nil, "no broker counters", sourceLocation: sourceLocation)
-        #expect(int(f, "queued") == 0 && int(f, "in_flight") == 0, "\(line)", sourceLocation: sourceLocation)
-        #expect(int(f, "received") == int(f, "completed") + brokerDroppedTotal(line), "broker balance: \(line)",
-                sourceLocation: sourceLocation)
-    }
-
     // MARK: 1. A worker killed mid-stream
 
     @Test func killingAWorkerMidStreamLosesNoFrame() throws {

@@ -62,10 +62,17 @@ final class Running: @unchecked Sendable {
     private var openPipes = 2
     private(set) var startError: String?
 
-    init(name: String, arguments: [String]) {
+    /// `launcher` runs the binary through another program (e.g. `ip netns exec NS`), which must
+    /// exec it, so that `pid` stays the binary's.
+    init(name: String, arguments: [String], launcher: [String] = []) {
         self.name = name
-        process.executableURL = URL(fileURLWithPath: Binary.path)
-        process.arguments = arguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [Binary.path] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Binary.path)
+            process.arguments = arguments
+        }
         let o = Pipe(), e = Pipe()
         process.standardOutput = o
         process.standardError = e
@@ -167,8 +174,8 @@ final class Fleet: @unchecked Sendable {
     func endpoint(_ name: String) -> String { "ipc://\(dir.path)/\(name)" }
 
     @discardableResult
-    func start(_ name: String, _ arguments: [String]) -> Running {
-        let r = Running(name: name, arguments: arguments)
+    func start(_ name: String, _ arguments: [String], launcher: [String] = []) -> Running {
+        let r = Running(name: name, arguments: arguments, launcher: launcher)
         all.append(r)
         if let e = r.startError { Issue.record("could not start \(name): \(e)") }
         return r
@@ -227,4 +234,35 @@ func checkCamera(_ cam: Running, _ id: String, sourceLocation: SourceLocation = 
 /// A timestamped progress line in the test output, to see where a slow run spent its time.
 func note(_ text: String, since start: Date) {
     print(String(format: "[pipeline +%.2fs] %@", Date().timeIntervalSince(start), text))
+}
+
+/// Waits (bounded) until the camera's last edge-state change after `offset` leaves it on the
+/// edge (healthy or congested), or it logged none (it never left). The time, or nil.
+func onEdge(_ c: Running, after offset: Int, timeout: Double) -> Date? {
+    let deadline = Date().addingTimeInterval(timeout)
+    repeat {
+        let changes = c.stderr(after: offset).matches(of: /edge [a-z]+ -> ([a-z]+)/).map { String($0.output.1) }
+        if let last = changes.last {
+            if last == "healthy" || last == "congested" { return Date() }
+        } else {
+            return Date()
+        }
+        if !c.isRunning { return nil }
+        Thread.sleep(forTimeInterval: 0.05)
+    } while Date() < deadline
+    return nil
+}
+
+/// The broker's counters line (printed on exit).
+func brokerLine(_ b: Running) -> String {
+    b.stdout.split(separator: "\n").last(where: { $0.hasPrefix("received=") }).map(String.init) ?? ""
+}
+
+/// received = completed + Σ dropped, with nothing left queued or in flight after a stop.
+func checkBrokerBalance(_ line: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    let f = summary(line, prefix: "received=")
+    #expect(f != nil, "no broker counters", sourceLocation: sourceLocation)
+    #expect(int(f, "queued") == 0 && int(f, "in_flight") == 0, "\(line)", sourceLocation: sourceLocation)
+    #expect(int(f, "received") == int(f, "completed") + brokerDroppedTotal(line), "broker balance: \(line)",
+            sourceLocation: sourceLocation)
 }

@@ -39,6 +39,7 @@ def main():
     p.add_argument("--slo", default="")
     p.add_argument("--emulated", action="store_true")
     p.add_argument("--pinned", action="store_true", help="the real run had the edge on CPU 0 and the cameras on CPU 1")
+    p.add_argument("--edge-cpu", default="", help="the real run's worker had this fraction of one core (a CFS quota)")
     p.add_argument("--step-at", type=float, default=None, help="emulated run 'step': seconds at which the load stepped down")
     a = p.parse_args()
     if a.emulated:
@@ -46,7 +47,7 @@ def main():
     cams = ["cam1", "cam2", "cam3", "cam4"]
     report = {}
     lines = [f"# Overload study (scripts/study-overload)", "",
-             f"One tail worker (BottleFit ResNet-50 C=12, capacity {a.capacity or '?'} frames/s at batch 2), "
+             f"One tail worker (BottleFit ResNet-50 C=12{', limited to ' + a.edge_cpu + ' of a core' if a.edge_cpu else ''}, capacity {a.capacity or '?'} frames/s at batch 2), "
              f"4 cameras with the whole model at {a.rate} frames/s each ({'edge on CPU 0, cameras on CPU 1' if a.pinned else 'cameras at nice 10'}), SLO {a.slo} ms, {a.duration} s per run; "
              f"figures over the run after its first 10 s.", ""]
     for run in a.runs.split(","):

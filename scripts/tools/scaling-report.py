@@ -106,11 +106,17 @@ def write_doc(a, real_rows, emu_rows, best_lines, summary, workers):
     if busy:
         us = sorted(v["broker_us_per_frame"] for v in busy)
         cores = max(v["broker_cores"] + v["loadgen_cores"] for v in busy)
+        held_all = all(v.get("held") for v in summary["emulated"].values())
         cpu_line = (f"At 2,000 frames/s and above the broker spent **{us[0]:.0f}–{us[-1]:.0f} µs of CPU per frame** (median "
                     f"{us[len(us) // 2]:.0f} µs) at every fleet size, so its cost per frame does not grow with the number of cameras. "
-                    f"The broker and the load generator together never used more than {cores:.2f} of the 2 cores: where a rate did not "
-                    f"hold, the limit was the time these processes got on a machine loaded by other work, not the broker's own CPU, "
-                    f"and the ladder's outcome is noisy for the same reason (a rate can fail at one fleet size and hold at a larger one).")
+                    f"The broker and the load generator together never used more than {cores:.2f} of the 2 cores")
+        if held_all:
+            cpu_line += (": every rate of the ladder held, so the broker's sustained rate is above the ladder's top at every "
+                         "fleet size (raise `--rates` to find it).")
+        else:
+            cpu_line += (": where a rate did not hold while they used less than the 2 cores, the limit was the time these "
+                         "processes got on a machine loaded by other work, not the broker's own CPU, and the ladder's outcome "
+                         "is noisy for the same reason (a rate can fail at one fleet size and hold at a larger one).")
     else:
         cpu_line = ""
     notes = []
@@ -134,8 +140,7 @@ workers (real or emulated).
 
 Capacity: edge frames/s after the first second while 20 cameras offer about 3× one idle worker's
 rate with a 5 s objective (the broker's queue keeps the workers busy); then 20 cameras offer 80 % of
-that capacity. The tail is BottleFit ResNet-50's decoder + layers 3-4 (5.13 GMAC a frame); on an idle
-machine one worker with 2 threads serves about 11.6 frames/s (issue 10).
+that capacity. The tail is BottleFit ResNet-50's decoder + layers 3-4 (5.13 GMAC a frame).
 
 {chr(10).join(real_rows)}
 
@@ -143,13 +148,13 @@ machine one worker with 2 threads serves about 11.6 frames/s (issue 10).
 
 **Where the 2 cores bind.** One worker with 2 threads already uses both cores for its GEMMs; two
 single-thread workers use the same two cores with no fork-join between them, and four workers
-oversubscribe the cores twice over (they take turns, and each frame waits behind the others). On an
-idle 2-core machine more workers cannot add capacity: the tail is compute-bound (5.13 GMAC a frame).
-On this one, shared and loaded (load average above 10 while the study ran), every figure is a share
-of contended cores: the capacities are a third of an idle machine's, and more worker processes at
-high priority simply take a larger share of the CPU from the other work, which is why 2 and 4
-workers served more than 1 here; that is contention, not parallelism. On a real edge each worker
-would get its own cores (or a GPU), and the broker (part 2) is not what limits.
+oversubscribe the cores twice over (they take turns, and each frame waits behind the others). The
+tail is compute-bound (5.13 GMAC a frame), so past two single-thread workers more workers cannot
+add capacity on 2 cores; what two workers gain over one with 2 threads is the fork-join of a
+2-thread GEMM (both threads wait for the slower at every layer), not more compute. When the study
+runs beside other work, every figure is also a share of contended cores (run it under
+`scripts/tools/in-cgroup`, as the command above says when it did, to keep that share high). On a
+real edge each worker gets its own cores (or a GPU), and the broker (part 2) is not what limits.
 
 ## Part 2: the broker alone
 
