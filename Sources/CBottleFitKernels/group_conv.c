@@ -34,44 +34,6 @@ static int bf_group_plan_make(
     return 1;
 }
 
-/* Copies the group's cg input planes into the padded, phase-split buffer: each phase row takes
-   every stride-th input column (no division per element), and only the floats around what
-   it takes are zeroed. */
-static void bf_pad_group(const bf_group_plan *p, const float *x, float *padded) {
-    const bottlefit_depthwise_geometry *g = p->g;
-    ptrdiff_t sw = g->stride_width, iw = g->input_width, ih = g->input_height, pf = p->phase_floats;
-    for (ptrdiff_t c = 0; c < p->cg; c++) {
-        for (ptrdiff_t r = 0; r < p->rows; r++) {
-            float *dst = padded + (c * p->rows + r) * p->row_floats;
-            ptrdiff_t iy = r - g->pad_top;
-            if (iy < 0 || iy >= ih) {
-                for (ptrdiff_t i = 0; i < p->row_floats; i++) dst[i] = 0.0f;
-                continue;
-            }
-            const float *src = x + (c * ih + iy) * iw;
-            /* Input column ix is padded column ix + pad_left: phase (ix + pad_left) % sw, at
-               (ix + pad_left) / sw. */
-            for (ptrdiff_t phase = 0; phase < sw; phase++) {
-                float *row = dst + phase * pf;
-                ptrdiff_t first = ((phase - g->pad_left) % sw + sw) % sw;
-                ptrdiff_t at = (first + g->pad_left) / sw;
-                ptrdiff_t count = first < iw ? bf_max(0, bf_min((iw - first + sw - 1) / sw, pf - at)) : 0;
-                if (count == 0) at = 0;
-                const float *s = src + first;
-                for (ptrdiff_t j = 0; j < at; j++) row[j] = 0.0f;
-                if (sw == 1) {
-                    for (ptrdiff_t j = 0; j < count; j++) row[at + j] = s[j];
-                } else if (sw == 2) {
-                    for (ptrdiff_t j = 0; j < count; j++) row[at + j] = s[2 * j];
-                } else {
-                    for (ptrdiff_t j = 0; j < count; j++) row[at + j] = s[j * sw];
-                }
-                for (ptrdiff_t j = at + count; j < pf; j++) row[j] = 0.0f;
-            }
-        }
-    }
-}
-
 #define BF_BODY "group_conv_body.h"
 #include "builds.h"
 
