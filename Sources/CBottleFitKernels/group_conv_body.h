@@ -98,7 +98,7 @@ BF_FN void BF_NAME(group_block)(
 }
 
 /* Every output row of channels m0..<m0 + mb (mb constant once inlined): whole groups of
-   16·nb columns, then single vectors (the last one partial). */
+   16·nb columns, then pairs, then single vectors (the last one partial). */
 BF_FN void BF_NAME(group_rows)(
     const bf_group_plan *p, const float *padded, const float *w, ptrdiff_t m0, const int mb, const int nb,
     const float *bias, const float *residual, float *y, const bottlefit_activation *act) {
@@ -107,6 +107,10 @@ BF_FN void BF_NAME(group_rows)(
         ptrdiff_t ox = 0;
         if (nb > 1)
             for (; ox + 16 * nb <= ow; ox += 16 * nb) BF_NAME(group_block)(p, padded, w, m0, oy, ox, mb, nb, 16, bias, residual, y, act);
+        /* Two independent sums rather than one where two vectors are left (one sum is a chain
+           of dependent FMAs). */
+        if (nb > 2)
+            for (; ox + 32 <= ow; ox += 32) BF_NAME(group_block)(p, padded, w, m0, oy, ox, mb, 2, 16, bias, residual, y, act);
         for (; ox < ow; ox += 16)
             BF_NAME(group_block)(p, padded, w, m0, oy, ox, mb, 1, bf_min(16, ow - ox), bias, residual, y, act);
     }
