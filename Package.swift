@@ -54,12 +54,39 @@ let package = Package(
                 "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
                 "BottleFitWorker", "BottleFitDevice", "BottleFitImaging", "BottleFitController",
                 "BottleFitProtocol", "CBottleFitZMQ", "BottleFitTraining", "BottleFitDatasets", "BottleFitMetrics",
-                "BottleFitMetricsServer", "BottleFitLoadgen", "BottleFitSecurity",
+                "BottleFitMetricsServer", "BottleFitLoadgen", "BottleFitSecurity", "BottleFitFleet", "BottleFitPipelineBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // Topology files, the typed plan of a fleet (each child's command line from the flag names
+        // its role command declares), the default fleet, and the supervision of the child processes
+        // (start in order, watch, add and drain workers live, stop by PID in reverse order).
+        .target(
+            name: "BottleFitFleet",
+            dependencies: [
+                "BottleFitYAML", "BottleFitEngine", "BottleFitMetricsServer",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // Unit tests of the fleet library, and of each role command's parser against the argv the plan
+        // writes for it (`@testable import bottlefit`: the role commands are the parsers).
+        .testTarget(
+            name: "BottleFitFleetTests",
+            dependencies: ["BottleFitFleet", "bottlefit", "BottleFitSecurity", "ZeroMQ"]
+        ),
+        // `bottlefit bench-pipeline`'s measurements and its own clients (camera senders, instant and
+        // echoing workers, the zmq_proxy baseline, the standalone engine), threads of one process.
+        .target(
+            name: "BottleFitPipelineBench",
+            dependencies: [
+                "BottleFitBroker", "BottleFitWorker", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "ZeroMQ", "CBottleFitZMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // YAML helpers shared by the topology and scenario readers (duplicate keys with both lines).
+        .target(name: "BottleFitYAML", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Training: reverse-mode gradients over engine graphs, losses, optimisers, recipes.
         .target(
             name: "BottleFitTraining",
@@ -177,7 +204,7 @@ let package = Package(
         .target(
             name: "BottleFitLoadgen",
             dependencies: [
-                "ZeroMQ", "BottleFitProtocol", "BottleFitDevice", "BottleFitCore", "BottleFitImaging",
+                "ZeroMQ", "BottleFitProtocol", "BottleFitDevice", "BottleFitCore", "BottleFitImaging", "BottleFitYAML",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),

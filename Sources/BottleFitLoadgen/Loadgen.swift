@@ -57,7 +57,7 @@ public enum Loadgen {
             let maxInFlight = plan.groups.map(\.maxInFlight).max() ?? 8
             transport = try ZMQLoadgenTransport(
                 context: ctx, broker: broker, connections: plan.connections, sendHighWaterMark: perConnection * maxInFlight * 2 + 16,
-                directives: options.directives, stats: options.stats)
+                directives: options.directives, stats: options.stats, curve: options.curve)
         }
         var workers: EmulatedWorkers?
         if let settings = options.workers, let context = ownContext ?? context {

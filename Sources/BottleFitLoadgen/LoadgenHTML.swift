@@ -97,6 +97,8 @@ chart("Fraction local, cameras' edge share, edge utilisation (STATS ut)", [
   {name: "local share", points: pick(ts, "local_fraction")}, {name: "obeying local", points: pick(ts, "obeying_local")},
   {name: "edge share", points: pick(ts, "edge_share")}, {name: "utilisation", points: pick(R.stats, "utilisation")}],
   {yLabel: "fraction", yMax: 1, marks});
+chart("Workers (STATS) and the broker's completions/s", [
+  {name: "workers", points: pick(R.stats, "workers")}, {name: "completed/s", points: pick(R.stats, "completions_per_s")}], {marks});
 chart("Broker queue (STATS): depth and queue time p99 (ms)", [
   {name: "queue depth", points: pick(R.stats, "queue_depth")}, {name: "queue p99 ms", points: pick(R.stats, "q99")},
   {name: "in flight", points: pick(R.stats, "in_flight")}], {marks});

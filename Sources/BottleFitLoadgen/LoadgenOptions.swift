@@ -122,6 +122,9 @@ public struct LoadgenRunOptions: Sendable {
     public var progress: Bool
     /// Emulated tail workers to run next to the cameras, if any.
     public var workers: EmulatedWorkerSettings?
+    /// CURVE for every socket to the broker and the controller (`--curve-key`), or plain text.
+    /// One key pair for all the load generator's cameras: they are one client of the broker.
+    public var curve: CameraCurve? = nil
 }
 
 extension LoadgenSettings {

@@ -52,6 +52,12 @@ public enum LoadgenTable {
         if let last = r.stats.last {
             out.append("")
             out.append("broker (last STATS)  queue \(last.queueDepth)  queue time p99 \(f(last.q99)) ms  in flight \(last.inFlight)  workers \(last.workers)")
+            let phases = LoadgenReport.workerPhases(r.stats)
+            if phases.count > 1 {
+                out.append("workers (STATS)  " + phases.map { p in
+                    "\(p.workers) from \(f(p.from)) s" + (p.completionsPerS.map { " (\(f($0)) completed/s)" } ?? "")
+                }.joined(separator: ", "))
+            }
         }
         if !r.directives.isEmpty {
             out.append("directives  \(r.directives.count) received, last: s=\(r.directives.last!.sequence) \(r.directives.last!.mode)")

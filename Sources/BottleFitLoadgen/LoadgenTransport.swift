@@ -1,3 +1,4 @@
+import BottleFitDevice
 import BottleFitProtocol
 import Foundation
 import ZeroMQ
@@ -39,8 +40,11 @@ final class ZMQLoadgenTransport: LoadgenTransport {
 
     init(
         context: ZMQContext, broker: String, connections: Int, sendHighWaterMark: Int, directives directiveEndpoint: String?,
-        stats statsEndpoint: String?
+        stats statsEndpoint: String?, curve: CameraCurve? = nil
     ) throws(LoadgenError) {
+        if curve != nil, directiveEndpoint != nil, curve?.controllerKey == nil {
+            throw LoadgenError("directives over CURVE need the controller's public key (--controller-key)")
+        }
         let maxMessage = Int64(ProtocolLimits.default.maxMessageBytes)
         do {
             var dealers: [ZMQSocket] = []
@@ -51,23 +55,26 @@ final class ZMQLoadgenTransport: LoadgenTransport {
                 try socket.setOption(.maxMessageSize, maxMessage)
                 try socket.setOption(.sendHighWaterMark, Int32(clamping: sendHighWaterMark))
                 try socket.setOption(.receiveHighWaterMark, Int32(clamping: max(1000, sendHighWaterMark)))
+                if let curve { try socket.makeCurveClient(curve.keys, serverKey: curve.brokerKey) }
                 try socket.connect(broker)
                 _ = try poller.add(socket)
                 dealers.append(socket)
             }
             self.dealers = dealers
             let poller = self.poller
-            func subscriber(_ endpoint: String?, topic: String) throws(ZMQError) -> ZMQSocket? {
+            func subscriber(_ endpoint: String?, topic: String, serverKey: String?) throws(ZMQError) -> ZMQSocket? {
                 guard let endpoint else { return nil }
                 let socket = try ZMQSocket(context, type: .sub, linger: 0)
                 try socket.setOption(.maxMessageSize, maxMessage)
+                if let curve, let serverKey { try socket.makeCurveClient(curve.keys, serverKey: serverKey) }
                 try socket.setOption(.subscribe, Array(topic.utf8))
                 try socket.connect(endpoint)
                 _ = try poller.add(socket)
                 return socket
             }
-            directives = try subscriber(directiveEndpoint, topic: "directive")
-            stats = try subscriber(statsEndpoint, topic: "stats")
+            // STATS come from the broker's PUB, whose allow-list must hold this key (--allow-stats).
+            directives = try subscriber(directiveEndpoint, topic: "directive", serverKey: curve?.controllerKey)
+            stats = try subscriber(statsEndpoint, topic: "stats", serverKey: curve?.brokerKey)
         } catch {
             throw LoadgenError("cannot connect to the broker (\(broker)): \(error)")
         }

@@ -33,13 +33,14 @@ enum RealFleet {
             for i in 0..<group.cameras {
                 let id = plan.cameraCount == group.cameras && plan.groups.count == 1
                     ? String(format: "cam-%04d", i) : "\(group.name)-" + String(format: "%04d", i)
-                let configuration = CameraConfiguration(
+                var configuration = CameraConfiguration(
                     cameraID: id, mode: group.mode(ofCamera: i), brokerEndpoint: broker, directiveEndpoint: options.directives,
                     modelName: group.modelName, headModel: group.headModel.map { URL(fileURLWithPath: $0) },
                     fullModel: group.fullModel.map { URL(fileURLWithPath: $0) }, framesPerSecond: rate,
                     maxFrames: max(1, Int((rate * plan.durationSeconds).rounded())), sloMilliseconds: group.sloMilliseconds,
                     maxInFlight: group.maxInFlight, jpegQuality: group.jpegQuality,
                     latencyReportIntervalMilliseconds: plan.latencyReportMilliseconds)
+                configuration.curve = options.curve
                 do { try configuration.validate() } catch { throw LoadgenError("group \(group.name): \(error)") }
                 let size = group.model.inputSize
                 let camera: Camera
@@ -60,7 +61,9 @@ enum RealFleet {
             }
         }
         let transport = options.stats != nil || options.directives != nil
-            ? try ZMQLoadgenTransport(context: context, broker: broker, connections: 0, sendHighWaterMark: 16, directives: options.directives, stats: options.stats)
+            ? try ZMQLoadgenTransport(
+                context: context, broker: broker, connections: 0, sendHighWaterMark: 16, directives: options.directives, stats: options.stats,
+                curve: options.curve)
             : nil
         defer { transport?.close() }
         let cpuStart = processCPUMicroseconds()

@@ -1,3 +1,4 @@
+import BottleFitYAML
 import Foundation
 import Yams
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitFleet
 import BottleFitEngine
 import BottleFitSystem
 
@@ -36,7 +37,7 @@ struct VersionCommand: ParsableCommand {
 
 /// Options shared by commands that run a model.
 struct ThreadOptions: ParsableArguments {
-    @Option(name: .long, help: "Engine threads (GEMMs, im2col, pooling, Winograd transforms).")
+    @Option(name: .role(CommonFlags.threads), help: "Engine threads (GEMMs, im2col, pooling, Winograd transforms).")
     var threads: Int = 1
 
     @Option(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitFleet
 import BottleFitBroker
 import BottleFitSecurity
 import Dispatch
@@ -8,7 +9,7 @@ import ZeroMQ
 
 struct BrokerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "broker",
+        commandName: RoleCommandName.broker,
         abstract: "Run the broker between cameras and tail workers (docs/protocol.md, docs/broker.md).",
         discussion: """
             Cameras connect DEALER sockets to the frontend, tail workers to the backend; STATS are \
@@ -32,20 +33,20 @@ struct BrokerCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Endpoint cameras connect to.") var frontend = BrokerConfiguration.suggested.frontendEndpoint
-    @Option(help: "Endpoint tail workers connect to.") var backend = BrokerConfiguration.suggested.backendEndpoint
-    @Option(help: "Endpoint STATS are published on.") var stats = BrokerConfiguration.suggested.statsEndpoint
-    @Option(help: "Frames the broker holds at most (queued, not yet dispatched).") var queueCapacity = BrokerPolicy().queueCapacity
+    @Option(name: .role(BrokerFlags.frontend), help: "Endpoint cameras connect to.") var frontend = BrokerConfiguration.suggested.frontendEndpoint
+    @Option(name: .role(BrokerFlags.backend), help: "Endpoint tail workers connect to.") var backend = BrokerConfiguration.suggested.backendEndpoint
+    @Option(name: .role(CommonFlags.stats), help: "Endpoint STATS are published on.") var stats = BrokerConfiguration.suggested.statsEndpoint
+    @Option(name: .role(BrokerFlags.queueCapacity), help: "Frames the broker holds at most (queued, not yet dispatched).") var queueCapacity = BrokerPolicy().queueCapacity
     @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs = 1000
     @Option(help: "Heartbeats a worker may miss before it is declared lost.") var liveness = BrokerPolicy().liveness
     @Option(help: "STATS interval in milliseconds.") var statsIntervalMs = 250
     @Option(help: "Seconds of camera latency reports STATS aggregate (lc, ln, lm, l50...l99).") var reportWindowS = 3.0
-    @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
-    @Option(help: CurveOptionHelp.allowList("the cameras (frontend)")) var allowCameras: String?
-    @Option(help: CurveOptionHelp.allowList("the tail workers (backend)")) var allowWorkers: String?
-    @Option(help: CurveOptionHelp.allowList("the STATS subscribers (the controller)")) var allowStats: String?
+    @Option(name: .role(CommonFlags.curveKey), help: CurveOptionHelp.curveKey) var curveKey: String?
+    @Option(name: .role(CommonFlags.allowCameras), help: CurveOptionHelp.allowList("the cameras (frontend)")) var allowCameras: String?
+    @Option(name: .role(BrokerFlags.allowWorkers), help: CurveOptionHelp.allowList("the tail workers (backend)")) var allowWorkers: String?
+    @Option(name: .role(BrokerFlags.allowStats), help: CurveOptionHelp.allowList("the STATS subscribers (the controller)")) var allowStats: String?
     @OptionGroup var metricsOptions: MetricsOptions
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(name: .role(CommonFlags.logLevel), help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitFleet
 import BottleFitController
 import BottleFitSecurity
 import Dispatch
@@ -9,7 +10,7 @@ import ZeroMQ
 /// `bottlefit controller`: watches the broker's STATS and publishes DIRECTIVEs (docs/controller.md).
 struct ControllerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "controller",
+        commandName: RoleCommandName.controller,
         abstract: "Keep the edge full and within its objectives by sending a share of every camera's frames local (docs/controller.md).",
         discussion: """
             Subscribes to the broker's STATS and publishes one DIRECTIVE at a time on --publish, to the \
@@ -38,12 +39,12 @@ struct ControllerCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Broker STATS endpoint to connect to.") var stats = ControllerConfiguration.suggested.statsEndpoint
-    @Option(help: "Endpoint to bind the DIRECTIVE publisher on (cameras connect to it).")
+    @Option(name: .role(CommonFlags.stats), help: "Broker STATS endpoint to connect to.") var stats = ControllerConfiguration.suggested.statsEndpoint
+    @Option(name: .role(ControllerFlags.publish), help: "Endpoint to bind the DIRECTIVE publisher on (cameras connect to it).")
     var publish = ControllerConfiguration.suggested.directiveEndpoint
-    @Option(help: "Queue-time objective in milliseconds: p95 above it is overload, below half of it healthy.")
+    @Option(name: .role(CommonFlags.sloMs), help: "Queue-time objective in milliseconds: p95 above it is overload, below half of it healthy.")
     var sloMs = ControllerSettings().sloMilliseconds
-    @Option(help: "End-to-end latency objective in milliseconds for the p95 cameras report (through the broker's STATS).")
+    @Option(name: .role(ControllerFlags.latencySloMs), help: "End-to-end latency objective in milliseconds for the p95 cameras report (through the broker's STATS).")
     var latencySloMs = ControllerSettings().latencySloMilliseconds
     @Option(help: "Edge frames the cameras' reports must count before their latency is taken into account.")
     var minReportedFrames = ControllerSettings().minimumReportedFrames
@@ -55,11 +56,11 @@ struct ControllerCommand: ParsableCommand {
     @Option(help: "The most the edge floor (DIRECTIVE ef: the share every camera sends to the edge at least) rises per step, towards the share that would fill the edge to --target-utilisation, while frames run locally on an edge with room; in [0, 1]; 0 never sets a floor.")
     var floorStep = ControllerSettings().floorStep
     @Option(help: "Minimum milliseconds between two changes of the fraction or the floor.") var dwellMs = 3000
-    @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
-    @Option(help: CurveOptionHelp.brokerKey) var brokerKey: String?
-    @Option(help: CurveOptionHelp.allowList("the cameras allowed to subscribe to DIRECTIVEs")) var allowCameras: String?
+    @Option(name: .role(CommonFlags.curveKey), help: CurveOptionHelp.curveKey) var curveKey: String?
+    @Option(name: .role(CommonFlags.brokerKey), help: CurveOptionHelp.brokerKey) var brokerKey: String?
+    @Option(name: .role(CommonFlags.allowCameras), help: CurveOptionHelp.allowList("the cameras allowed to subscribe to DIRECTIVEs")) var allowCameras: String?
     @OptionGroup var metricsOptions: MetricsOptions
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(name: .role(CommonFlags.logLevel), help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
         try CurveOptionHelp.requireTogether(curveKey, [("--broker-key", brokerKey), ("--allow-cameras", allowCameras)])

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitFleet
 import BottleFitSecurity
 import BottleFitDevice
 import BottleFitEngine
@@ -9,7 +10,7 @@ import ZeroMQ
 
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "device",
+        commandName: RoleCommandName.camera,
         abstract: "Run a camera: read frames, run the head, send bottlenecks; compute locally when the edge cannot.",
         discussion: """
             Modes (as compared in the BottleFit paper): split runs the head and sends the uint8 \
@@ -40,28 +41,28 @@ struct DeviceCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "The broker's frontend endpoint (split and offload modes).") var broker: String?
-    @Option(help: "The controller's directive endpoint to subscribe to.") var directives: String?
-    @Option(help: "Camera id (1 to 128 bytes).") var id = "camera-\(ProcessInfo.processInfo.processIdentifier)"
-    @Option(help: "Mode: split, local or offload.") var mode = "split"
-    @Option(help: "Model name the edge serves.") var model: String
-    @Option(help: "Head ONNX (split mode).") var head: String?
-    @Option(help: "Full-model ONNX (local mode, and the fallback in the others).") var full: String?
-    @Option(help: "Frame source: synthetic, dir:PATH or fashion-mnist.") var source = "synthetic"
-    @Option(help: "Frames per second (default: as fast as the camera can).") var rate: Double?
+    @Option(name: .role(CommonFlags.broker), help: "The broker's frontend endpoint (split and offload modes).") var broker: String?
+    @Option(name: .role(DeviceFlags.directives), help: "The controller's directive endpoint to subscribe to.") var directives: String?
+    @Option(name: .role(CommonFlags.id), help: "Camera id (1 to 128 bytes).") var id = "camera-\(ProcessInfo.processInfo.processIdentifier)"
+    @Option(name: .role(DeviceFlags.mode), help: "Mode: split, local or offload.") var mode = "split"
+    @Option(name: .role(CommonFlags.model), help: "Model name the edge serves.") var model: String
+    @Option(name: .role(DeviceFlags.head), help: "Head ONNX (split mode).") var head: String?
+    @Option(name: .role(DeviceFlags.full), help: "Full-model ONNX (local mode, and the fallback in the others).") var full: String?
+    @Option(name: .role(DeviceFlags.source), help: "Frame source: synthetic, dir:PATH or fashion-mnist.") var source = "synthetic"
+    @Option(name: .role(DeviceFlags.rate), help: "Frames per second (default: as fast as the camera can).") var rate: Double?
     @Option(help: "Stop after this many frames.") var frames: Int?
     @Option(help: "Stop after this many seconds.") var duration: Double?
-    @Option(help: "Latency objective per frame in milliseconds (the frame's deadline).") var sloMs: UInt64 = 250
+    @Option(name: .role(CommonFlags.sloMs), help: "Latency objective per frame in milliseconds (the frame's deadline).") var sloMs: UInt64 = 250
     @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs: UInt64 = 1000
     @Option(help: "Heartbeats the broker may miss before the camera computes locally.") var liveness: UInt64 = 3
     @Option(help: "Longest time in milliseconds without a frame to a congested edge, 1 to 1000.") var probeMs: UInt64 = 1000
     @Option(help: "Milliseconds between the latency reports sent to the broker (0: none).") var latencyReportMs: UInt64 = 1000
-    @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
-    @Option(help: CurveOptionHelp.brokerKey) var brokerKey: String?
-    @Option(help: CurveOptionHelp.controllerKey) var controllerKey: String?
+    @Option(name: .role(CommonFlags.curveKey), help: CurveOptionHelp.curveKey) var curveKey: String?
+    @Option(name: .role(CommonFlags.brokerKey), help: CurveOptionHelp.brokerKey) var brokerKey: String?
+    @Option(name: .role(DeviceFlags.controllerKey), help: CurveOptionHelp.controllerKey) var controllerKey: String?
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var metricsOptions: MetricsOptions
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(name: .role(CommonFlags.logLevel), help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -87,13 +88,7 @@ struct DeviceCommand: ParsableCommand {
             framesPerSecond: rate, maxFrames: frames, sloMilliseconds: sloMs, heartbeatIntervalMilliseconds: heartbeatMs,
             liveness: liveness, probeIntervalMilliseconds: probeMs, latencyReportIntervalMilliseconds: latencyReportMs)
         configuration.compute = compute
-        if let curveKey, let brokerKey {
-            configuration.curve = try CurveOptionHelp.loading { () throws(SecurityError) in
-                try CameraCurve(
-                    keys: CurveKeyFile.readSecret(curveKey), brokerKey: CurveKeyFile.readPublic(brokerKey),
-                    controllerKey: controllerKey.map { k throws(SecurityError) in try CurveKeyFile.readPublic(k) })
-            }
-        }
+        configuration.curve = try CurveOptionHelp.cameraCurve(curveKey: curveKey, brokerKey: brokerKey, controllerKey: controllerKey)
         return configuration
     }
 

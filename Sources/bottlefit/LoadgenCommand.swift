@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitFleet
 import BottleFitLoadgen
 import Foundation
 
@@ -16,7 +17,8 @@ struct LoadgenCommand: ParsableCommand {
             --fidelity real the cameras are real ones in this process (the code of `bottlefit device`) running \
             --head and --full with the engine, on real sockets. Every report names its fidelity. With \
             --topology the broker, workers and controller of a topology file are started first and stopped \
-            by PID at the end. Frames are scheduled open loop: latency counts from each frame's scheduled time, \
+            by PID at the end; while it runs, SIGUSR1 to the load generator adds a worker and SIGUSR2 drains \
+            one (as with `bottlefit up`, docs/fleet.md). Frames are scheduled open loop: latency counts from each frame's scheduled time, \
             and a slow edge never slows the schedule. At the end: a table, and the accounting check \
             offered = completed_edge + completed_local + completed_fallback + dropped.
             Every option is also a scenario key (the flag without --, dashes as underscores); group options \
@@ -34,6 +36,7 @@ struct LoadgenCommand: ParsableCommand {
               bottlefit loadgen --scenario scenarios/overload-2x.yaml --directives tcp://127.0.0.1:5558 --stats tcp://127.0.0.1:5557
               bottlefit loadgen --topology topology/local.yaml --model bf12 --cameras 20 --rate 1 --duration 30   (starts and stops the broker, workers and controller)
               bottlefit loadgen --sink --cameras 1000 --rate 20 --device ideal --uplink ideal --duration 10   (the load generator's own speed)
+              bottlefit loadgen --broker tcp://10.77.0.2:5555 --curve-key keys/cameras-a.key --broker-key keys/broker.pub --cameras 20 --rate 5 --duration 30   (CURVE: the key must be on the broker's camera allow-list)
             """
     )
 
@@ -93,6 +96,15 @@ struct LoadgenCommand: ParsableCommand {
     @Option(help: help("images")) var images: String?
     @Option(help: help("head")) var head: String?
     @Option(help: help("full")) var full: String?
+    // Command line only, not scenario keys: key files belong to the host, not to a shared scenario.
+    @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
+    @Option(help: CurveOptionHelp.brokerKey) var brokerKey: String?
+    @Option(help: CurveOptionHelp.controllerKey) var controllerKey: String?
+
+    func validate() throws {
+        try CurveOptionHelp.requireTogether(curveKey, [("--broker-key", brokerKey)] + (directives == nil ? [] : [("--controller-key", controllerKey)]))
+    }
+
 
     /// The options given, by scenario key.
     var commandLine: [String: [String]] {
@@ -118,18 +130,20 @@ struct LoadgenCommand: ParsableCommand {
     }
 
     func run() throws {
+        let curve = try CurveOptionHelp.cameraCurve(curveKey: curveKey, brokerKey: brokerKey, controllerKey: controllerKey)
         let stop = StopRequest.install()
         let plan: LoadgenPlan
         var options: LoadgenRunOptions
-        var fleet: LoadgenFleet?
+        var fleet: BackendFleet?
         do {
             var settings = try scenario.map { path throws(LoadgenError) in try LoadgenScenario.load(path: path) } ?? LoadgenSettings()
             settings.apply(commandLine: commandLine)
             (plan, options) = try settings.resolve()
+            options.curve = curve
             if let path = options.topology {
                 var models: [String] = []
                 for g in plan.groups where !models.contains(g.modelName) { models.append(g.modelName) }
-                fleet = try LoadgenFleet(path: path, models: options.workers == nil ? models : [])
+                fleet = try BackendFleet(path: path, models: options.workers == nil ? models : [], executable: UpCommand.executableURL())
                 options.broker = options.broker ?? fleet!.broker
                 options.stats = options.stats ?? fleet!.stats
                 options.directives = options.directives ?? fleet!.directives
@@ -139,7 +153,9 @@ struct LoadgenCommand: ParsableCommand {
             throw ExitCode(Loadgen.Status.invalid.rawValue)
         }
         // The topology's fleet (--topology): started before the first frame, stopped by PID at the end.
-        do { try fleet?.start() } catch {
+        // SIGUSR1 and SIGUSR2 add and drain its workers while the run goes on, as under `up`.
+        let scale = fleet == nil ? nil : FleetScaleRequests.installSignals()
+        do { try fleet?.start(scale: scale) } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(Loadgen.Status.invalid.rawValue)
         }

@@ -1,11 +1,12 @@
 import ArgumentParser
+import BottleFitFleet
 import BottleFitMetrics
 import BottleFitMetricsServer
 import Logging
 
 /// `--metrics HOST:PORT`, shared by every long-running role (broker, worker, device, controller).
 struct MetricsOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
+    @Option(name: .role(CommonFlags.metrics), help: ArgumentHelp(
         "Serve GET /metrics (Prometheus text format 0.0.4) and GET /healthz on HOST:PORT, e.g. 127.0.0.1:9500; "
             + "port 0 picks a free port, logged as \"metrics endpoint listening on http://HOST:PORT\". Off by default.",
         valueName: "host:port"))

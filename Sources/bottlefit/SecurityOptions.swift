@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitDevice
 import BottleFitSecurity
 import Dispatch
 import Foundation
@@ -24,6 +25,16 @@ enum CurveOptionHelp {
         let missing = others.filter { $0.value == nil }.map(\.flag)
         if curveKey != nil, !missing.isEmpty {
             throw ValidationError("--curve-key needs \(missing.joined(separator: " and ")) as well")
+        }
+    }
+
+    /// A camera's CURVE settings from its key files (`bottlefit device`, `bottlefit loadgen`); nil without --curve-key.
+    static func cameraCurve(curveKey: String?, brokerKey: String?, controllerKey: String?) throws -> CameraCurve? {
+        guard let curveKey, let brokerKey else { return nil }
+        return try loading { () throws(SecurityError) in
+            try CameraCurve(
+                keys: CurveKeyFile.readSecret(curveKey), brokerKey: CurveKeyFile.readPublic(brokerKey),
+                controllerKey: controllerKey.map { k throws(SecurityError) in try CurveKeyFile.readPublic(k) })
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitFleet
 import BottleFitEngine
 import BottleFitSecurity
 import BottleFitWorker
@@ -8,7 +9,7 @@ import ZeroMQ
 
 struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "worker",
+        commandName: RoleCommandName.worker,
         abstract: "Run a tail worker: decoder + tail for bottleneck frames, the full model for JPEG frames.",
         discussion: """
             Connects to the broker's backend, announces its models and credit (READY), and answers \
@@ -26,19 +27,19 @@ struct WorkerCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "The broker's backend endpoint.") var broker: String
-    @Option(help: "Worker id (1 to 128 bytes).") var id = "worker-\(ProcessInfo.processInfo.processIdentifier)"
-    @Option(help: "NAME=TAIL.onnx[,FULL.onnx]; repeatable.") var model: [String] = []
-    @Option(help: "Frames the worker accepts at once.") var credit = 16
-    @Option(help: "Largest batch it runs.") var maxBatch = 8
+    @Option(name: .role(CommonFlags.broker), help: "The broker's backend endpoint.") var broker: String
+    @Option(name: .role(CommonFlags.id), help: "Worker id (1 to 128 bytes).") var id = "worker-\(ProcessInfo.processInfo.processIdentifier)"
+    @Option(name: .role(CommonFlags.model), help: "NAME=TAIL.onnx[,FULL.onnx]; repeatable.") var model: [String] = []
+    @Option(name: .role(WorkerFlags.credit), help: "Frames the worker accepts at once.") var credit = 16
+    @Option(name: .role(WorkerFlags.maxBatch), help: "Largest batch it runs.") var maxBatch = 8
     @Option(help: "Classes per RESULT.") var topK = 5
     @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs = 1000
     @Option(help: "Heartbeats the broker may miss before the worker reconnects.") var liveness = 3
-    @Option(help: CurveOptionHelp.curveKey) var curveKey: String?
-    @Option(help: CurveOptionHelp.brokerKey) var brokerKey: String?
+    @Option(name: .role(CommonFlags.curveKey), help: CurveOptionHelp.curveKey) var curveKey: String?
+    @Option(name: .role(CommonFlags.brokerKey), help: CurveOptionHelp.brokerKey) var brokerKey: String?
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var metricsOptions: MetricsOptions
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(name: .role(CommonFlags.logLevel), help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }

@@ -22,6 +22,13 @@ final class NamespacePair: @unchecked Sendable {
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice
         do { try p.run() } catch { return "cannot run ip: \(error)" }
+        // Bounded: on a very busy machine an `ip` call has once blocked for minutes.
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if p.isRunning {
+            p.terminate()
+            return "ip \(arguments.joined(separator: " ")): no answer in 120 s"
+        }
         p.waitUntilExit()
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         return p.terminationStatus == 0 ? nil : "ip \(arguments.joined(separator: " ")): \(text)"
@@ -83,6 +90,8 @@ final class NamespacePair: @unchecked Sendable {
     @Test(.enabled(if: NamespacePair.available, "needs root and `ip netns` (it makes two network namespaces)"))
     func camerasGoLocalDuringANetworkCutAndReturnWhenItHeals() throws {
         try #require(models.problem == nil, "\(models.problem ?? "")")
+        NamespaceLock.acquire()
+        defer { NamespaceLock.release() }
         let t0 = Date()
         let net = try NamespacePair()
         let fleet = try Fleet()

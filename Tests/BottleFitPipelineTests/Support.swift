@@ -266,3 +266,12 @@ func checkBrokerBalance(_ line: String, sourceLocation: SourceLocation = #_sourc
     #expect(int(f, "received") == int(f, "completed") + brokerDroppedTotal(line), "broker balance: \(line)",
             sourceLocation: sourceLocation)
 }
+
+/// Tests that make network namespaces take this lock, so that at most one of them runs at a
+/// time: on a busy machine, several making and deleting namespaces at once made `ip` calls block
+/// for minutes (seen once, cause not found).
+enum NamespaceLock {
+    private static let lock = NSLock()
+    static func acquire() { lock.lock() }
+    static func release() { lock.unlock() }
+}

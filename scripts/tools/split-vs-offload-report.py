@@ -245,12 +245,12 @@ project's libjpeg codec at quality {a.quality} ({jpeg:,} bytes each, the low end
 15–30 KB at that size and quality). The edge is real: one `bottlefit broker`
 and one `bottlefit worker` running the real decoder + tail (split) and the real whole ResNet-50
 with JPEG decode (offload) on this 2-core x86 machine, two threads. The fleet is small on purpose
-({a.cameras} cameras at {r0['rate']:.2g} frames/s each, a sixth of an idle worker's 11.6 frames/s),
-so that the 2 cores are not the bottleneck and a latency is one frame's path; on this machine,
-shared and loaded while the study ran, the worker managed about 4.5 frames/s (`bottlefit bench`
-on the tail in the same hour), so some frames did queue behind others: the p99 column shows it, and
-the medians are the figures used. The paper's edge server had a GPU; here the edge's tail takes
-hundreds of ms on a shared CPU, and that, more than the bottleneck, decides the comparisons below.
+({a.cameras} cameras at {r0['rate']:.2g} frames/s each, a small fraction of one worker's capacity),
+so that the 2 cores are not the bottleneck and a latency is one frame's path; when the machine is
+shared with other work while the study runs, some frames still queue behind others: the p99
+column shows it, and the medians are the figures used. The paper's edge server had a GPU; here
+the edge's tail and whole model run on a CPU (tens of ms each on this machine's two cores), and
+that, more than the bottleneck, decides the comparisons below.
 
 Latency counts from each frame's scheduled time to its result at the camera (open loop). Camera
 power is the mean draw at this frame rate, (compute + radio + idle energy) / wall time, the quantity

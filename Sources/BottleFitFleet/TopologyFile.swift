@@ -1,37 +1,50 @@
-import BottleFitLoadgen
 import BottleFitMetricsServer
+import BottleFitYAML
 import Foundation
 import Yams
 
-/// A topology file that has been read, checked, and turned into the processes `bottlefit up` starts.
-struct TopologyFile {
-    /// One process to start: its name (the log prefix) and the `bottlefit` arguments that run it.
-    struct Role {
-        enum Kind: String { case broker, worker, controller, camera }
-        var name: String
-        var kind: Kind
-        var arguments: [String]
-    }
-
-    var path: String
-    var topology: Topology
+/// A topology that has been read, checked, and turned into the typed plan of the processes
+/// `bottlefit up` starts (each role's `FleetRole.Launch`, from which its argv is written).
+public struct TopologyFile {
+    /// Where it was read from (or, for a topology built in code, the name its messages use).
+    public var path: String
+    public var topology: Topology
+    /// The folder relative model, source and ipc:// paths are taken from.
+    public var base: URL
     /// Broker, workers, controller, cameras: the order they start in (and stop in reverse).
-    var roles: [Role]
+    public var roles: [FleetRole]
 
-    /// Reads, decodes and checks the file; relative model, source and ipc:// paths are taken from its folder.
-    init(contentsOf path: String) throws(TopologyError) {
+    /// Reads, decodes and checks the file; relative model, source and ipc:// paths are taken from its
+    /// folder. With `checkFiles` false, model and key files need not exist (a plan to print).
+    public init(contentsOf path: String, checkFiles: Bool = true) throws(TopologyError) {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw TopologyError("\(path): cannot read the topology: \(error.localizedDescription)")
         }
-        try self.init(text: text, path: path, base: URL(fileURLWithPath: path).deletingLastPathComponent())
+        try self.init(text: text, path: path, base: URL(fileURLWithPath: path).deletingLastPathComponent(), checkFiles: checkFiles)
+    }
+
+    /// Checks a topology built in code (the default fleet) with the same checks a file goes through,
+    /// and plans it; `path` names it in messages, relative paths are taken from `base`.
+    public init(topology: Topology, path: String, base: URL, checkFiles: Bool = true) throws(TopologyError) {
+        do { try topology.check() } catch let error as DecodingError {
+            throw Self.describe(error, path: path, node: nil)
+        } catch {
+            throw TopologyError("\(path): \(error)")
+        }
+        self.path = path
+        self.topology = topology
+        self.base = base.standardizedFileURL
+        roles = try Self.plan(topology, base: self.base, path: path, node: nil, checkFiles: checkFiles)
+        if checkFiles { try Self.checkShapes(topology, base: self.base, path: path, node: nil) }
     }
 
     /// Decodes and checks `text` as if read from `path`, relative paths taken from `base`. With
     /// `checkFiles` false, model and source files need not exist yet (a dry run of the default
     /// fleet, whose models `up` creates on its first real run).
-    init(text: String, path: String, base: URL, checkFiles: Bool = true) throws(TopologyError) {
+    public init(text: String, path: String, base: URL, checkFiles: Bool = true) throws(TopologyError) {
         self.path = path
+        self.base = base.standardizedFileURL
         // Composing first gives libyaml's syntax errors with their line; decoding then checks the structure.
         let node: Node
         do {
@@ -57,7 +70,7 @@ struct TopologyFile {
     }
 
     /// "FILE:LINE: key.path: reason" for a decoding error, the line found by walking the composed YAML.
-    static func describe(_ error: DecodingError, path: String, node: Node) -> TopologyError {
+    static func describe(_ error: DecodingError, path: String, node: Node?) -> TopologyError {
         let where_: [any CodingKey], reason: String
         switch error {
         case let .keyNotFound(key, context):
@@ -91,9 +104,9 @@ struct TopologyFile {
     }
 
     /// "FILE:LINE: key.path: " (line omitted when the path leads nowhere in the file, e.g. a missing top-level key).
-    static func locate(_ codingPath: [any CodingKey], path: String, node: Node) -> String {
+    static func locate(_ codingPath: [any CodingKey], path: String, node: Node?) -> String {
         let key = keyPath(codingPath)
-        let line = line(of: codingPath, in: node).map { ":\($0)" } ?? ""
+        let line = node.flatMap { Self.line(of: codingPath, in: $0) }.map { ":\($0)" } ?? ""
         return "\(path)\(line): \(key.isEmpty ? "" : key + ": ")"
     }
 
@@ -124,7 +137,7 @@ struct TopologyFile {
 
     // MARK: - From topology to command lines
 
-    static func plan(_ t: Topology, base: URL, path: String, node: Node, checkFiles: Bool = true) throws(TopologyError) -> [Role] {
+    static func plan(_ t: Topology, base: URL, path: String, node: Node?, checkFiles: Bool = true) throws(TopologyError) -> [FleetRole] {
         func file(_ value: String, _ origin: [any CodingKey], _ keys: [String]) throws(TopologyError) -> String {
             let url = value.hasPrefix("/") ? URL(fileURLWithPath: value) : base.appendingPathComponent(value)
             let resolved = url.standardizedFileURL.path
@@ -138,71 +151,68 @@ struct TopologyFile {
             }
             return resolved
         }
-        let level = ["--log-level", t.logLevel]
         var curve: CurvePlan?
         if case .curve(let spec) = t.security {
             let plan = CurvePlan(spec, base: base)
-            let edgeCameras = t.cameras.filter { $0.mode != "local" }.map(\.name)
-            try plan.check(names: ["broker"] + t.workers.map(\.name) + (t.controller == nil ? [] : ["controller"]) + edgeCameras, path: path)
+            if checkFiles {
+                let edgeCameras = t.cameras.filter { $0.mode != "local" }.map(\.name)
+                try plan.check(names: ["broker"] + t.workers.map(\.name) + (t.controller == nil ? [] : ["controller"]) + edgeCameras, path: path)
+            }
             curve = plan
         }
         let b = t.broker
-        var roles = [Role(
-            name: "broker", kind: .broker,
-            arguments: ["broker", "--frontend", Endpoint.resolving(b.frontend, base: base),
-                        "--backend", Endpoint.resolving(b.backend, base: base), "--stats", Endpoint.resolving(b.stats, base: base)]
-                + (b.queueCapacity.map { ["--queue-capacity", "\($0)"] } ?? []) + metrics(b.metrics) + (curve?.broker() ?? []) + level)]
+        var roles = [FleetRole(name: "broker", launch: .broker(BrokerLaunch(
+            frontend: Endpoint.resolving(b.frontend, base: base), backend: Endpoint.resolving(b.backend, base: base),
+            stats: Endpoint.resolving(b.stats, base: base), queueCapacity: b.queueCapacity, metrics: b.metrics?.description,
+            curve: curve?.broker(), logLevel: t.logLevel)))]
         for w in t.workers {
-            var args = ["worker", "--broker", Endpoint.connectable(b.backend, base: base), "--id", w.name]
+            var models: [WorkerLaunch.Model] = []
             for (model, files) in w.models.sorted(by: { $0.key < $1.key }) {
-                let tail = try files.tail.map { v throws(TopologyError) in try file(v, w.origin, ["models", model, "tail"]) } ?? ""
+                let tail = try files.tail.map { v throws(TopologyError) in try file(v, w.origin, ["models", model, "tail"]) }
                 let full = try files.full.map { v throws(TopologyError) in try file(v, w.origin, ["models", model, "full"]) }
-                args += ["--model", "\(model)=\(tail)" + (full.map { ",\($0)" } ?? "")]
+                models.append(WorkerLaunch.Model(name: model, tail: tail, full: full))
             }
-            args += optional("--credit", w.credit) + optional("--max-batch", w.maxBatch) + optional("--threads", w.threads)
-            args += metrics(w.metrics) + (curve?.worker(w.name) ?? [])
-            roles.append(Role(name: w.name, kind: .worker, arguments: args + level))
+            roles.append(FleetRole(name: w.name, launch: .worker(WorkerLaunch(
+                broker: Endpoint.connectable(b.backend, base: base), id: w.name, models: models, credit: w.credit,
+                maxBatch: w.maxBatch, threads: w.threads, metrics: w.metrics?.description, curve: curve?.client(w.name),
+                logLevel: t.logLevel))))
         }
         if let c = t.controller {
-            roles.append(Role(
-                name: "controller", kind: .controller,
-                arguments: ["controller", "--stats", Endpoint.connectable(c.stats, base: base),
-                            "--publish", Endpoint.resolving(c.publish, base: base)] + optional("--slo-ms", c.sloMs)
-                    + optional("--latency-slo-ms", c.latencySloMs) + metrics(c.metrics) + (curve?.controller() ?? []) + level))
+            roles.append(FleetRole(name: "controller", launch: .controller(ControllerLaunch(
+                stats: Endpoint.connectable(c.stats, base: base), publish: Endpoint.resolving(c.publish, base: base),
+                sloMs: c.sloMs, latencySloMs: c.latencySloMs, metrics: c.metrics?.description,
+                curve: curve?.client("controller"), allowCameras: curve?.allowCameras, logLevel: t.logLevel))))
         }
         for cam in t.cameras {
-            var args = ["device", "--id", cam.name, "--mode", cam.mode, "--model", cam.model]
-            if cam.mode != "local" { args += ["--broker", Endpoint.connectable(b.frontend, base: base)] }
-            if let c = t.controller { args += ["--directives", Endpoint.connectable(c.publish, base: base)] }
-            if let h = cam.head { args += ["--head", try file(h, cam.origin, ["head"])] }
-            if let f = cam.full { args += ["--full", try file(f, cam.origin, ["full"])] }
+            let edge = cam.mode != "local"
             var source = cam.source
             if source.hasPrefix("dir:") {
                 let dir = String(source.dropFirst(4))
                 source = "dir:" + (dir.hasPrefix("/") ? dir : base.appendingPathComponent(dir).standardizedFileURL.path)
             }
-            args += ["--source", source] + (cam.rate.map { ["--rate", "\($0)"] } ?? [])
-            args += optional("--slo-ms", cam.sloMs) + optional("--threads", cam.threads) + metrics(cam.metrics)
-            if cam.mode != "local", let curve { args += curve.camera(cam.name, directives: t.controller != nil) }
-            roles.append(Role(name: cam.name, kind: .camera, arguments: args + level))
+            roles.append(FleetRole(name: cam.name, launch: .camera(CameraLaunch(
+                id: cam.name, mode: cam.mode, model: cam.model, broker: edge ? Endpoint.connectable(b.frontend, base: base) : nil,
+                directives: t.controller.map { Endpoint.connectable($0.publish, base: base) },
+                head: try cam.head.map { v throws(TopologyError) in try file(v, cam.origin, ["head"]) },
+                full: try cam.full.map { v throws(TopologyError) in try file(v, cam.origin, ["full"]) },
+                source: source, rate: cam.rate, sloMs: cam.sloMs, threads: cam.threads, metrics: cam.metrics?.description,
+                curve: edge ? curve?.client(cam.name) : nil,
+                controllerKey: edge && t.controller != nil ? curve?.controllerPublicKey : nil, logLevel: t.logLevel))))
         }
         return roles
     }
-
-    private static func optional(_ flag: String, _ value: Int?) -> [String] { value.map { [flag, "\($0)"] } ?? [] }
-    private static func metrics(_ address: MetricsAddress?) -> [String] { address.map { ["--metrics", "\($0)"] } ?? [] }
 }
 
 /// A topology that cannot be run, with the file, line and key path when known.
-struct TopologyError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct TopologyError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// ZeroMQ endpoints as processes on one machine share them.
-enum Endpoint {
+public enum Endpoint {
     /// Why `endpoint` cannot be used by `up`, or nil. inproc:// is refused: it never crosses a process.
-    static func problem(_ endpoint: String) -> String? {
+    public static func problem(_ endpoint: String) -> String? {
         if endpoint.hasPrefix("ipc://") {
             return endpoint.count > 6 ? nil : "ipc:// needs a path"
         }
@@ -220,13 +230,13 @@ enum Endpoint {
     }
 
     /// A relative ipc:// path is taken from the topology's folder, like the model files.
-    static func resolving(_ endpoint: String, base: URL) -> String {
+    public static func resolving(_ endpoint: String, base: URL) -> String {
         guard endpoint.hasPrefix("ipc://"), !endpoint.hasPrefix("ipc:///") else { return endpoint }
         return "ipc://" + base.appendingPathComponent(String(endpoint.dropFirst(6))).standardizedFileURL.path
     }
 
     /// The endpoint to connect to one that is bound: a wildcard host (bind on all interfaces) becomes loopback.
-    static func connectable(_ endpoint: String, base: URL) -> String {
+    public static func connectable(_ endpoint: String, base: URL) -> String {
         for wildcard in ["tcp://*:", "tcp://0.0.0.0:"] where endpoint.hasPrefix(wildcard) {
             return "tcp://127.0.0.1:" + endpoint.dropFirst(wildcard.count)
         }

@@ -1,52 +1,73 @@
 import BottleFitMetricsServer
 import Foundation
+import Yams
 
 /// A one-machine fleet as `bottlefit up` reads it from YAML: broker, tail workers, controller, cameras.
 ///
 /// Every mapping rejects keys it does not know and checks its values while decoding, so each
 /// problem is a `DecodingError` whose coding path `TopologyFile` turns into a key path and a line.
 /// File paths stay as written here; `TopologyFile` resolves them against the topology's folder.
-struct Topology: Decodable {
-    var logLevel: String
-    var broker: BrokerSpec
-    var workers: [WorkerSpec]
-    var controller: ControllerSpec?
-    var cameras: [CameraSpec]
+public struct Topology: Decodable {
+    public var logLevel: String
+    public var broker: BrokerSpec
+    public var workers: [WorkerSpec]
+    public var controller: ControllerSpec?
+    public var cameras: [CameraSpec]
     /// nil: not written (plain text if every endpoint is local, refused otherwise).
-    var security: SecuritySpec?
+    public var security: SecuritySpec?
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case logLevel = "log_level", broker, workers, controller, cameras, security
     }
 
-    init(from decoder: any Decoder) throws {
+    public init(logLevel: String = "info", broker: BrokerSpec, workers: [WorkerSpec], controller: ControllerSpec? = nil,
+                cameras: [CameraSpec], security: SecuritySpec? = nil) {
+        self.logLevel = logLevel
+        self.broker = broker
+        self.workers = workers
+        self.controller = controller
+        self.cameras = cameras
+        self.security = security
+    }
+
+    public init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
-        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
-        try require(levels.contains(logLevel), c.codingPath + [CodingKeys.logLevel], "must be one of \(levels.joined(separator: ", "))")
         broker = try c.decode(BrokerSpec.self, forKey: .broker)
         workers = try c.decodeIfPresent(Group<WorkerSpec>.self, forKey: .workers)?.members ?? []
         controller = try c.decodeIfPresent(ControllerSpec.self, forKey: .controller)
         cameras = try c.decode(Group<CameraSpec>.self, forKey: .cameras).members
         security = try c.decodeIfPresent(SecuritySpec.self, forKey: .security)
+        try check(at: c.codingPath)
+    }
+
+    /// The checks that span several parts (names, ports, which worker serves which camera), as
+    /// `DecodingError`s whose coding path (under `path`) locates the problem in a file. A topology
+    /// built in code (the default fleet) passes through the same checks.
+    public func check(at path: [any CodingKey] = []) throws {
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        try require(levels.contains(logLevel), path + [CodingKeys.logLevel], "must be one of \(levels.joined(separator: ", "))")
         let endpoints = [broker.frontend, broker.backend, broker.stats] + [controller?.stats, controller?.publish].compactMap { $0 }
+        for (i, endpoint) in endpoints.enumerated() {
+            if let problem = Endpoint.problem(endpoint) { throw semantic(path + [i < 3 ? CodingKeys.broker : CodingKeys.controller], problem) }
+        }
         let open = endpoints.filter { !SecuritySpec.isLocal($0) }
         if security == nil, !open.isEmpty {
-            throw semantic(c.codingPath + [CodingKeys.security], """
+            throw semantic(path + [CodingKeys.security], """
                 \(open.joined(separator: ", ")) can be reached from other machines, where CURVE is the default: add \
                 `security: {keys: DIR}` with keys from `bottlefit keys generate` (docs/security.md), or `security: none` to run in plain text
                 """)
         }
         let names = ["broker"] + workers.map(\.name) + (controller == nil ? [] : ["controller"]) + cameras.map(\.name)
         if let dup = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
-            throw semantic(c.codingPath, "the name \(dup) is used twice")
+            throw semantic(path, "the name \(dup) is used twice")
         }
         // Each fixed metrics port once (port 0 is a fresh ephemeral port for every process).
         let fixed = ([broker.metrics] + workers.map(\.metrics) + [controller?.metrics] + cameras.map(\.metrics))
             .compactMap { $0 }.filter { $0.port != 0 }.map(\.port)
         if let dup = Dictionary(grouping: fixed, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
-            throw semantic(c.codingPath, "metrics port \(dup) is used by two processes (with count, a template's port is the first of consecutive ports)")
+            throw semantic(path, "metrics port \(dup) is used by two processes (with count, a template's port is the first of consecutive ports)")
         }
         // A camera that sends to the edge needs a worker that can answer it, or every frame falls back.
         for (i, camera) in cameras.enumerated() where camera.mode != "local" {
@@ -55,23 +76,31 @@ struct Topology: Decodable {
                 return camera.mode == "split" ? m.tail != nil : m.full != nil
             }
             let part = camera.mode == "split" ? "tail" : "full model"
-            try require(served, c.codingPath + [CodingKeys.cameras, IndexKey(i)],
+            try require(served, path + [CodingKeys.cameras, IndexKey(i)],
                         "\(camera.name) sends \(camera.mode) frames of model \(camera.model) but no worker serves its \(part)")
         }
     }
 }
 
 /// The broker: three endpoints it binds and how many frames it queues.
-struct BrokerSpec: Decodable {
-    var frontend: String
-    var backend: String
-    var stats: String
-    var queueCapacity: Int?
-    var metrics: MetricsAddress?
+public struct BrokerSpec: Decodable {
+    public var frontend: String
+    public var backend: String
+    public var stats: String
+    public var queueCapacity: Int?
+    public var metrics: MetricsAddress?
 
     enum CodingKeys: String, CodingKey, CaseIterable { case frontend, backend, stats, queueCapacity = "queue_capacity", metrics }
 
-    init(from decoder: any Decoder) throws {
+    public init(frontend: String, backend: String, stats: String, queueCapacity: Int? = nil, metrics: MetricsAddress? = nil) {
+        self.frontend = frontend
+        self.backend = backend
+        self.stats = stats
+        self.queueCapacity = queueCapacity
+        self.metrics = metrics
+    }
+
+    public init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         frontend = try decodeEndpoint(c, .frontend)
@@ -84,18 +113,26 @@ struct BrokerSpec: Decodable {
 }
 
 /// The controller: the broker's stats endpoint it reads, the endpoint it publishes directives on.
-struct ControllerSpec: Decodable {
-    var stats: String
-    var publish: String
-    var sloMs: Int?
-    var latencySloMs: Int?
-    var metrics: MetricsAddress?
+public struct ControllerSpec: Decodable {
+    public var stats: String
+    public var publish: String
+    public var sloMs: Int?
+    public var latencySloMs: Int?
+    public var metrics: MetricsAddress?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case stats, publish, sloMs = "slo_ms", latencySloMs = "latency_slo_ms", metrics
     }
 
-    init(from decoder: any Decoder) throws {
+    public init(stats: String, publish: String, sloMs: Int? = nil, latencySloMs: Int? = nil, metrics: MetricsAddress? = nil) {
+        self.stats = stats
+        self.publish = publish
+        self.sloMs = sloMs
+        self.latencySloMs = latencySloMs
+        self.metrics = metrics
+    }
+
+    public init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         stats = try decodeEndpoint(c, .stats)
@@ -107,13 +144,18 @@ struct ControllerSpec: Decodable {
 }
 
 /// The ONNX files a worker serves for one model name: the tail (split frames), the full model (offload frames).
-struct TopologyModelFiles: Decodable {
-    var tail: String?
-    var full: String?
+public struct TopologyModelFiles: Decodable {
+    public var tail: String?
+    public var full: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable { case tail, full }
 
-    init(from decoder: any Decoder) throws {
+    public init(tail: String?, full: String?) {
+        self.tail = tail
+        self.full = full
+    }
+
+    public init(from decoder: any Decoder) throws {
         try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         tail = try c.decodeIfPresent(String.self, forKey: .tail)
@@ -123,18 +165,31 @@ struct TopologyModelFiles: Decodable {
 }
 
 /// One tail worker (or, with `count`, the template of several).
-struct WorkerSpec: GroupMember {
-    var name: String
-    var models: [String: TopologyModelFiles]
-    var credit: Int?
-    var maxBatch: Int?
-    var threads: Int?
-    var metrics: MetricsAddress?
+public struct WorkerSpec: GroupMember {
+    public init(from decoder: any Decoder) throws { try self.init(from: decoder, extraKeys: []) }
+
+    public var name: String
+    public var models: [String: TopologyModelFiles]
+    public var credit: Int?
+    public var maxBatch: Int?
+    public var threads: Int?
+    public var metrics: MetricsAddress?
     /// Where the worker was written ("workers[1]"), for messages about its files.
     var origin: [any CodingKey]
 
     enum CodingKeys: String, CodingKey, CaseIterable { case name, models, credit, maxBatch = "max_batch", threads, metrics }
     static let defaultName = "worker"
+
+    public init(name: String, models: [String: TopologyModelFiles], credit: Int? = nil, maxBatch: Int? = nil, threads: Int? = nil,
+                metrics: MetricsAddress? = nil) {
+        self.name = name
+        self.models = models
+        self.credit = credit
+        self.maxBatch = maxBatch
+        self.threads = threads
+        self.metrics = metrics
+        origin = []
+    }
 
     init(from decoder: any Decoder, extraKeys: [String]) throws {
         try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue) + extraKeys)
@@ -151,17 +206,19 @@ struct WorkerSpec: GroupMember {
 }
 
 /// One camera (or, with `count`, the template of several).
-struct CameraSpec: GroupMember {
-    var name: String
-    var mode: String
-    var model: String
-    var head: String?
-    var full: String?
-    var source: String
-    var rate: Double?
-    var sloMs: Int?
-    var threads: Int?
-    var metrics: MetricsAddress?
+public struct CameraSpec: GroupMember {
+    public init(from decoder: any Decoder) throws { try self.init(from: decoder, extraKeys: []) }
+
+    public var name: String
+    public var mode: String
+    public var model: String
+    public var head: String?
+    public var full: String?
+    public var source: String
+    public var rate: Double?
+    public var sloMs: Int?
+    public var threads: Int?
+    public var metrics: MetricsAddress?
     /// Where the camera was written ("cameras"), for messages about its files.
     var origin: [any CodingKey]
 
@@ -169,6 +226,21 @@ struct CameraSpec: GroupMember {
         case name, mode, model, head, full, source, rate, sloMs = "slo_ms", threads, metrics
     }
     static let defaultName = "camera"
+
+    public init(name: String, mode: String = "split", model: String, head: String? = nil, full: String? = nil, source: String = "synthetic",
+                rate: Double? = nil, sloMs: Int? = nil, threads: Int? = nil, metrics: MetricsAddress? = nil) {
+        self.name = name
+        self.mode = mode
+        self.model = model
+        self.head = head
+        self.full = full
+        self.source = source
+        self.rate = rate
+        self.sloMs = sloMs
+        self.threads = threads
+        self.metrics = metrics
+        origin = []
+    }
 
     init(from decoder: any Decoder, extraKeys: [String]) throws {
         try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue) + extraKeys)
@@ -203,13 +275,10 @@ protocol GroupMember: Decodable {
     init(from decoder: any Decoder, extraKeys: [String]) throws
 }
 
-extension GroupMember {
-    init(from decoder: any Decoder) throws { try self.init(from: decoder, extraKeys: []) }
-}
 
 /// Workers or cameras written either as a list (one entry each) or as one mapping with `count`.
 struct Group<Member: GroupMember>: Decodable {
-    var members: [Member]
+    public var members: [Member]
 
     private enum CountKey: String, CodingKey { case count }
 
@@ -247,16 +316,16 @@ struct Group<Member: GroupMember>: Decodable {
 
 /// A coding key for any string, to list the keys a mapping actually has.
 struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
+    public var stringValue: String
+    public var intValue: Int? { nil }
     init(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
 }
 
 /// A position in a list, for coding paths built by hand.
 struct IndexKey: CodingKey {
-    var intValue: Int?
-    var stringValue: String { "\(intValue ?? 0)" }
+    public var intValue: Int?
+    public var stringValue: String { "\(intValue ?? 0)" }
     init(_ index: Int) { intValue = index }
     init?(stringValue: String) { nil }
     init?(intValue: Int) { self.intValue = intValue }

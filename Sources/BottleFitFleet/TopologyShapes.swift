@@ -14,7 +14,7 @@ extension TopologyFile {
         var output: [Int]?
     }
 
-    static func checkShapes(_ t: Topology, base: URL, path: String, node: Yams.Node) throws(TopologyError) {
+    static func checkShapes(_ t: Topology, base: URL, path: String, node: Yams.Node?) throws(TopologyError) {
         var cache: [String: Signature] = [:]
         // A file the engine cannot load is left to the role that loads it: it fails at start and
         // the fleet stops with its message; only shapes are checked here.

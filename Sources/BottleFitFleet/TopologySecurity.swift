@@ -8,21 +8,28 @@ import Foundation
 /// and `KEYS/controller.pub`. Without the section, a topology whose endpoints are all loopback or
 /// ipc:// runs in plain text, and one with any other address (another host, or every interface)
 /// is refused: CURVE is the default off this machine, and plain text must be asked for.
-enum SecuritySpec: Decodable {
+public enum SecuritySpec: Decodable {
     case none
     case curve(CurveSpec)
 
-    struct CurveSpec: Decodable {
-        var keys: String
-        var allowCameras: String?
-        var allowWorkers: String?
-        var allowStats: String?
+    public struct CurveSpec: Decodable {
+        public var keys: String
+        public var allowCameras: String?
+        public var allowWorkers: String?
+        public var allowStats: String?
+
+        public init(keys: String, allowCameras: String? = nil, allowWorkers: String? = nil, allowStats: String? = nil) {
+            self.keys = keys
+            self.allowCameras = allowCameras
+            self.allowWorkers = allowWorkers
+            self.allowStats = allowStats
+        }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case keys, allowCameras = "allow_cameras", allowWorkers = "allow_workers", allowStats = "allow_stats"
         }
 
-        init(from decoder: any Decoder) throws {
+        public init(from decoder: any Decoder) throws {
             try rejectUnknownKeys(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
             let c = try decoder.container(keyedBy: CodingKeys.self)
             keys = try c.decode(String.self, forKey: .keys)
@@ -32,7 +39,7 @@ enum SecuritySpec: Decodable {
         }
     }
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         if let text = try? decoder.singleValueContainer().decode(String.self) {
             try require(text == "none", decoder.codingPath, "security is `none` or a mapping with keys: DIR (CURVE), not \(text)")
             self = .none
@@ -42,7 +49,7 @@ enum SecuritySpec: Decodable {
     }
 
     /// Whether `endpoint` can only be reached from this machine: ipc://, or TCP on a loopback address.
-    static func isLocal(_ endpoint: String) -> Bool {
+    public static func isLocal(_ endpoint: String) -> Bool {
         if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
         guard endpoint.hasPrefix("tcp://") else { return false }
         let rest = endpoint.dropFirst(6)
@@ -73,20 +80,14 @@ struct CurvePlan {
 
     func key(_ name: String) -> String { keys.appendingPathComponent(name).standardizedFileURL.path }
 
-    func broker() -> [String] {
-        ["--curve-key", key("broker.key"), "--allow-cameras", allowCameras, "--allow-workers", allowWorkers, "--allow-stats", allowStats]
+    func broker() -> BrokerLaunch.Curve {
+        BrokerLaunch.Curve(key: key("broker.key"), allowCameras: allowCameras, allowWorkers: allowWorkers, allowStats: allowStats)
     }
 
-    func worker(_ name: String) -> [String] { ["--curve-key", key("\(name).key"), "--broker-key", key("broker.pub")] }
+    /// The CURVE files of a worker, the controller or a camera called `name`: its key, the broker's public key.
+    func client(_ name: String) -> ClientCurve { ClientCurve(key: key("\(name).key"), brokerKey: key("broker.pub")) }
 
-    func controller() -> [String] {
-        ["--curve-key", key("controller.key"), "--broker-key", key("broker.pub"), "--allow-cameras", allowCameras]
-    }
-
-    func camera(_ name: String, directives: Bool) -> [String] {
-        ["--curve-key", key("\(name).key"), "--broker-key", key("broker.pub")]
-            + (directives ? ["--controller-key", key("controller.pub")] : [])
-    }
+    var controllerPublicKey: String { key("controller.pub") }
 
     /// Every key and allow-list file the plan names must exist; the error says how to make the missing ones.
     func check(names: [String], path: String) throws(TopologyError) {

@@ -1,15 +1,15 @@
 import Foundation
 
 /// Writes whole lines to standard output or error from many reader threads, so lines never interleave.
-final class LineWriter: @unchecked Sendable {
+public final class LineWriter: @unchecked Sendable {
     // @unchecked: every write goes through `lock`.
     private let lock = NSLock()
     /// Everything to standard error (the load generator keeps standard output for its table).
-    let allToStandardError: Bool
+    public let allToStandardError: Bool
 
-    init(allToStandardError: Bool = false) { self.allToStandardError = allToStandardError }
+    public init(allToStandardError: Bool = false) { self.allToStandardError = allToStandardError }
 
-    func write(_ line: String, toError: Bool = false) {
+    public func write(_ line: String, toError: Bool = false) {
         let data = Data((line + "\n").utf8)
         lock.lock()
         defer { lock.unlock() }
@@ -17,12 +17,12 @@ final class LineWriter: @unchecked Sendable {
     }
 }
 
-/// One process `bottlefit up` started: its output prefixed with its name, a few counts taken from its log
+/// One process of a fleet (`bottlefit up`, `loadgen --topology`): its output prefixed with its name, a few counts taken from its log
 /// lines, and how it ended.
-final class FleetProcess: @unchecked Sendable {
+public final class FleetProcess: @unchecked Sendable {
     // @unchecked: the counters are guarded by `lock`; `process` is only started and signalled from the
     // supervising thread, and Foundation's Process reads its own state thread-safely.
-    let role: TopologyFile.Role
+    public let role: FleetRole
     let process = Process()
     private let lock = NSLock()
     private var lineCount = 0
@@ -31,17 +31,18 @@ final class FleetProcess: @unchecked Sendable {
     private var refusalCount = 0
     private var lastStdoutLine: String?
     private var wasKilled = false
+    private var wasDrained = false
     private let readers = DispatchGroup()
     /// Lines seen containing each watched text (`watch(_:)`), e.g. the broker's "worker joined".
     private var matches: [String: Int] = [:]
 
-    init(role: TopologyFile.Role) { self.role = role }
+    public init(role: FleetRole) { self.role = role }
 
-    var name: String { role.name }
-    var pid: Int32 { process.processIdentifier }
+    public var name: String { role.name }
+    public var pid: Int32 { process.processIdentifier }
 
     /// Starts `executable` with the role's arguments; stdin is /dev/null so the children never read the terminal.
-    func start(executable: URL, writer: LineWriter) throws {
+    public func start(executable: URL, writer: LineWriter) throws {
         process.executableURL = executable
         process.arguments = role.arguments
         process.standardInput = FileHandle.nullDevice
@@ -102,33 +103,33 @@ final class FleetProcess: @unchecked Sendable {
     }
 
     /// Log lines seen so far, and how many of them were warnings and errors.
-    var counts: (lines: Int, warnings: Int, errors: Int) {
+    public var counts: (lines: Int, warnings: Int, errors: Int) {
         lock.lock()
         defer { lock.unlock() }
         return (lineCount, warningCount, errorCount)
     }
 
     /// The camera's warning that the edge refuses its frames (BAD_REQUEST, TOO_LARGE, INTERNAL).
-    static let refusalWarning = "the edge refuses this camera's frames"
+    public static let refusalWarning = "the edge refuses this camera's frames"
 
     /// How many times the process warned that the edge refuses its frames: a deployment mistake.
-    var refusals: Int {
+    public var refusals: Int {
         lock.lock()
         defer { lock.unlock() }
         return refusalCount
     }
 
     /// The last line the process wrote to standard output (a camera's summary once it has stopped).
-    var lastLine: String? {
+    public var lastLine: String? {
         lock.lock()
         defer { lock.unlock() }
         return lastStdoutLine
     }
 
-    var isRunning: Bool { process.isRunning }
+    public var isRunning: Bool { process.isRunning }
 
     /// Counts the lines containing `text` from now on (call before `start` to miss none).
-    func watch(_ text: String) {
+    public func watch(_ text: String) {
         lock.lock()
         defer { lock.unlock() }
         if matches[text] == nil { matches[text] = 0 }
@@ -136,7 +137,7 @@ final class FleetProcess: @unchecked Sendable {
 
     /// Waits until `count` lines containing the watched `text` have been seen, at most `seconds`, or the
     /// process has ended; true if they were seen.
-    func waitForLines(containing text: String, count: Int = 1, seconds: Double) -> Bool {
+    public func waitForLines(containing text: String, count: Int = 1, seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             lock.lock()
@@ -150,12 +151,33 @@ final class FleetProcess: @unchecked Sendable {
     }
 
     /// Sends SIGTERM to this process (by its PID) if it is still running.
-    func terminate() {
+    public func terminate() {
         if process.isRunning { kill(pid, SIGTERM) }
     }
 
+    /// Sends SIGTERM to take it out of a running fleet (a worker drains: it answers the frames it
+    /// holds, says DISCONNECT and exits 0); its exit is then expected, not a failure of the fleet.
+    public func drain() {
+        lock.lock()
+        wasDrained = true
+        lock.unlock()
+        terminate()
+    }
+
+    /// Whether it was asked to leave with `drain()`.
+    public var isDraining: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return wasDrained
+    }
+
+    /// Sends `signal` (by PID) if it is still running (SIGHUP: the broker re-reads its allow-lists).
+    public func send(_ signal: Int32) {
+        if process.isRunning { kill(pid, signal) }
+    }
+
     /// Sends SIGKILL to this process if it is still running, and remembers that it had to.
-    func forceKill() {
+    public func forceKill() {
         guard process.isRunning else { return }
         lock.lock()
         wasKilled = true
@@ -164,25 +186,27 @@ final class FleetProcess: @unchecked Sendable {
     }
 
     /// Waits until the process has exited, at most `seconds`; true if it has.
-    func waitForExit(seconds: Double) -> Bool {
+    public func waitForExit(seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         return !process.isRunning
     }
 
     /// Waits, at most `seconds`, for the last of its output to be copied (after it has exited).
-    func drainOutput(seconds: Double) {
+    public func drainOutput(seconds: Double) {
         _ = readers.wait(timeout: .now() + seconds)
     }
 
     /// Whether it ended badly: a non-zero exit, a signal, or a SIGKILL from `up`.
-    var failed: Bool {
+    /// A worker drained before it handled signals (SIGTERM while still starting) held no frame: not a failure.
+    public var failed: Bool {
         guard !process.isRunning else { return true }
+        if isDraining, process.terminationReason == .uncaughtSignal, process.terminationStatus == SIGTERM { return false }
         return process.terminationReason != .exit || process.terminationStatus != 0
     }
 
     /// "exit 0", "exit 1", "killed by signal 9 (did not stop in time)", or "still running".
-    var status: String {
+    public var status: String {
         guard !process.isRunning else { return "still running" }
         if process.terminationReason == .exit { return "exit \(process.terminationStatus)" }
         lock.lock()
