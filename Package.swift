@@ -9,6 +9,11 @@ let package = Package(
         .executable(name: "bottlefit", targets: ["bottlefit"]),
         .library(name: "BottleFitEngine", targets: ["BottleFitEngine"]),
         .library(name: "BottleFitDatasets", targets: ["BottleFitDatasets"]),
+        // For the fuzz targets (Fuzz/Package.swift), which feed these modules' decoders.
+        .library(name: "BottleFitCore", targets: ["BottleFitCore"]),
+        .library(name: "BottleFitProtocol", targets: ["BottleFitProtocol"]),
+        .library(name: "BottleFitImaging", targets: ["BottleFitImaging"]),
+        .library(name: "BottleFitLoadgen", targets: ["BottleFitLoadgen"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -16,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
@@ -55,7 +64,7 @@ let package = Package(
                 "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
                 "BottleFitWorker", "BottleFitDevice", "BottleFitImaging", "BottleFitController",
                 "BottleFitProtocol", "CBottleFitZMQ", "BottleFitTraining", "BottleFitDatasets", "BottleFitMetrics",
-                "BottleFitMetricsServer", "BottleFitLoadgen", "BottleFitSecurity", "BottleFitFleet", "BottleFitPipelineBench",
+                "BottleFitMetricsServer", "BottleFitDashboard", "BottleFitLoadgen", "BottleFitSecurity", "BottleFitFleet", "BottleFitPipelineBench",
                 "BottleFitLifecycle", "BottleFitLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -69,7 +78,7 @@ let package = Package(
         .target(
             name: "BottleFitFleet",
             dependencies: [
-                "BottleFitYAML", "BottleFitEngine", "BottleFitMetricsServer", "BottleFitLifecycle", "BottleFitLogging",
+                "BottleFitYAML", "BottleFitCore", "BottleFitEngine", "BottleFitMetricsServer", "BottleFitLifecycle", "BottleFitLogging",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -106,13 +115,13 @@ let package = Package(
         // Runs the built `bottlefit` binary (scripts/test builds it first).
         .testTarget(
             name: "BottleFitCLITests",
-            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets", "BottleFitLoadgen"]
+            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets", "BottleFitLoadgen", "BottleFitProtocol"]
         ),
         // Typed Swift wrapper over libzmq: context, sockets, options, multipart messages, poller.
         .target(name: "ZeroMQ", dependencies: ["CBottleFitZMQ"]),
         .target(
             name: "BottleFitSecurity",
-            dependencies: ["ZeroMQ", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ZeroMQ", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "BottleFitSecurityTests",
@@ -214,15 +223,36 @@ let package = Package(
         // Prometheus text exposition (0.0.4) of counters a process already keeps, and fixed-bucket
         // histograms: values only, no I/O, so every role library can describe its own counters.
         .target(name: "BottleFitMetrics"),
-        // The /metrics and /healthz endpoint of every long-running role: a small HTTP/1.1 responder
-        // on a thread of its own (docs/metrics.md says why not a package).
+        // The HTTP endpoint of every long-running role (/metrics, /healthz, the controller's
+        // dashboard) on Hummingbird, with the bounds of docs/metrics.md around NIO's HTTP/1.1 decoder.
         .target(
             name: "BottleFitMetricsServer",
-            dependencies: ["BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "BottleFitMetrics", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "BottleFitMetricsTests",
             dependencies: ["BottleFitTestSupport", "BottleFitMetrics", "BottleFitMetricsServer", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The controller's live dashboard: one self-contained page (`/`) and its JSON (`/api/state`),
+        // served by the controller's metrics endpoint.
+        .target(name: "BottleFitDashboard", dependencies: ["BottleFitController", "BottleFitMetricsServer"]),
+        .testTarget(
+            name: "BottleFitDashboardTests",
+            dependencies: [
+                "BottleFitTestSupport", "BottleFitDashboard", "BottleFitController", "BottleFitBroker", "BottleFitMetricsServer",
+                "BottleFitProtocol", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The load generator: many emulated cameras on one event loop (open loop, HDR histograms), driving
         // the real `CameraPolicy`, with device and uplink profiles, scenarios, thresholds and reports.
@@ -251,6 +281,24 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Debian's swiftlang 6.2.3 ships the module of swift-testing's Foundation overlay
+// (`_Testing_Foundation`, imported with Testing and Foundation together) but not its library,
+// so every test binary failed to link there ("unable to find library -l_Testing_Foundation").
+// Where the toolchain is laid out that way, the test targets do not autolink it; they use none
+// of its API (attachments of Foundation types), so nothing is left unresolved.
+for target in package.targets where target.type == .test {
+    target.swiftSettings = (target.swiftSettings ?? []) + testingFoundationSettings()
+}
+
+func testingFoundationSettings() -> [SwiftSetting] {
+    let runtime = "/usr/libexec/swift/lib/swift/linux"   // Debian's swiftlang
+    let files = FileManager.default
+    guard files.fileExists(atPath: "\(runtime)/_Testing_Foundation.swiftmodule"),
+        !files.fileExists(atPath: "\(runtime)/lib_Testing_Foundation.so")
+    else { return [] }
+    return [.unsafeFlags(["-Xfrontend", "-disable-autolink-library", "-Xfrontend", "_Testing_Foundation"])]
+}
 
 import Foundation
 

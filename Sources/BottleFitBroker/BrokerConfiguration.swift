@@ -105,10 +105,10 @@ public struct BrokerConfiguration: Sendable, Equatable {
     /// Problems that would make the broker misbehave, as sentences; empty when the configuration is usable.
     public var problems: [String] {
         var problems: [String] = []
-        if policy.queueCapacity < 1 { problems.append("queue capacity must be at least 1 (got \(policy.queueCapacity))") }
-        if policy.heartbeatInterval <= .zero { problems.append("heartbeat interval must be positive") }
-        if policy.liveness < 1 { problems.append("liveness must be at least 1 (got \(policy.liveness))") }
-        if policy.statsInterval <= .zero { problems.append("stats interval must be positive") }
+        if !(1...1_000_000).contains(policy.queueCapacity) { problems.append("queue capacity must be 1...1000000 frames (got \(policy.queueCapacity))") }
+        if policy.heartbeatInterval <= .zero || policy.heartbeatInterval > .seconds(3600) { problems.append("heartbeat interval must be more than 0 and at most an hour") }
+        if !(1...1000).contains(policy.liveness) { problems.append("liveness must be 1...1000 heartbeats (got \(policy.liveness))") }
+        if policy.statsInterval <= .zero || policy.statsInterval > .seconds(3600) { problems.append("stats interval must be more than 0 and at most an hour") }
         if policy.queueTimeSamples < 1 { problems.append("queue-time samples must be at least 1") }
         if policy.cameraReportWindow <= .zero { problems.append("the camera report window must be positive") }
         if policy.cameraReportCapacity < 1 { problems.append("camera report capacity must be at least 1") }

@@ -66,11 +66,13 @@ public struct ControllerSettings: Sendable, Equatable {
     /// What is wrong with these settings, in words; empty when they are usable.
     public var problems: [String] {
         var problems: [String] = []
-        if !(sloMilliseconds.isFinite && sloMilliseconds > 0) { problems.append("the SLO must be a positive number of milliseconds (got \(sloMilliseconds))") }
-        if !(latencySloMilliseconds.isFinite && latencySloMilliseconds > 0) {
-            problems.append("the latency SLO must be a positive number of milliseconds (got \(latencySloMilliseconds))")
+        if !(sloMilliseconds.isFinite && sloMilliseconds > 0 && sloMilliseconds <= 86_400_000) {
+            problems.append("the SLO must be more than 0 and at most a day (86400000 ms) (got \(sloMilliseconds))")
         }
-        if minimumReportedFrames < 1 { problems.append("minimumReportedFrames must be at least 1 (got \(minimumReportedFrames))") }
+        if !(latencySloMilliseconds.isFinite && latencySloMilliseconds > 0 && latencySloMilliseconds <= 86_400_000) {
+            problems.append("the latency SLO must be more than 0 and at most a day (86400000 ms) (got \(latencySloMilliseconds))")
+        }
+        if !(1...1_000_000).contains(minimumReportedFrames) { problems.append("the minimum reported frames must be 1...1000000 (got \(minimumReportedFrames))") }
         if !(raiseFactor.isFinite && raiseFactor > 0) { problems.append("raiseFactor must be positive (got \(raiseFactor))") }
         if !(lowerFactor.isFinite && lowerFactor >= 0 && lowerFactor < raiseFactor) {
             problems.append("lowerFactor (\(lowerFactor)) must be at least 0 and below raiseFactor (\(raiseFactor)), or there is no hysteresis")
@@ -80,7 +82,7 @@ public struct ControllerSettings: Sendable, Equatable {
         if lowerStep > raiseStep { problems.append("the lower step (\(lowerStep)) must not exceed the raise step (\(raiseStep)): recovery is staged, slower than the raise") }
         if overloadWindow < .zero { problems.append("overloadWindow must not be negative") }
         if healthyWindow < .zero { problems.append("healthyWindow must not be negative") }
-        if dwell < .zero { problems.append("the dwell time must not be negative") }
+        if dwell < .zero || dwell > .seconds(3600) { problems.append("the dwell time must be 0 to an hour") }
         if !(improvementMargin.isFinite && improvementMargin >= 0 && improvementMargin < 1) { problems.append("improvementMargin must be in [0, 1)") }
         if !(healthyDropRate.isFinite && healthyDropRate >= 0) { problems.append("healthyDropRate must be at least 0") }
         if !(healthyDropShare.isFinite && healthyDropShare >= 0 && healthyDropShare < 1) { problems.append("healthyDropShare must be in [0, 1)") }

@@ -80,9 +80,7 @@ public enum NPY {
     /// Reads a `.npy` file.
     public static func read(contentsOf url: URL) throws(NPYError) -> Tensor {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw NPYError("cannot read \(url.path): \(error.localizedDescription)")
-        }
+        do { data = Data(try FileBytes.contents(of: url.path, maxBytes: Int(Int32.max))) } catch { throw NPYError(error.description) }
         do { return try decode(data) } catch { throw NPYError("\(url.path): \(error.description)") }
     }
 
@@ -118,7 +116,7 @@ public enum NPY {
     /// Writes a tensor to a `.npy` file.
     public static func write(_ tensor: Tensor, to url: URL) throws(NPYError) {
         do { try encode(tensor).write(to: url, options: .atomic) } catch {
-            throw NPYError("cannot write \(url.path): \(error.localizedDescription)")
+            throw NPYError("cannot write \(url.path): \(FileBytes.reason(error))")
         }
     }
 

@@ -1,3 +1,4 @@
+import BottleFitCore
 import BottleFitImaging
 import Foundation
 
@@ -53,7 +54,7 @@ public struct ImageFolder: LabelledImageSource, Sendable {
             do {
                 images = try FileManager.default.subpathsOfDirectory(atPath: folder).filter(Self.isJPEGPath).sorted()
             } catch {
-                throw .unreadableFolder(path: folder, reason: "\(error)")
+                throw .unreadableFolder(path: folder, reason: FileBytes.reason(error))
             }
             guard !images.isEmpty else { throw .classWithoutImages(className: name, path: folder) }
             files += images.map { (name as NSString).appendingPathComponent($0) }
@@ -83,7 +84,7 @@ public struct ImageFolder: LabelledImageSource, Sendable {
 
     /// `image(at:)` with its error type spelled out.
     public func decode(_ index: Int) throws(ImagingError) -> Image {
-        let bytes = try FileBytes.contents(of: path(at: index), maxBytes: maxFileBytes)
+        let bytes = try FileBytes.imageFile(path(at: index), maxBytes: maxFileBytes)
         return try JPEGCodec.decode(bytes, channels: channels, maxPixels: maxPixels)
     }
 
@@ -103,7 +104,7 @@ public struct ImageFolder: LabelledImageSource, Sendable {
         do {
             return try FileManager.default.contentsOfDirectory(atPath: path)
         } catch {
-            throw .unreadableFolder(path: path, reason: "\(error)")
+            throw .unreadableFolder(path: path, reason: FileBytes.reason(error))
         }
     }
 }

@@ -106,7 +106,7 @@ public struct CameraConfiguration: Sendable {
             guard fullModel != nil else { throw fail("local mode needs the whole model") }
         }
         if let fps = framesPerSecond, !(fps >= 0.001 && fps <= 100_000) { throw fail("frames per second must be between 0.001 and 100000, not \(fps)") }
-        if let n = maxFrames, n < 0 { throw fail("max frames must not be negative") }
+        if let n = maxFrames, !(0...1_000_000_000_000).contains(n) { throw fail("max frames must be 0...1000000000000, not \(n)") }
         guard (1...86_400_000).contains(sloMilliseconds) else { throw fail("the SLO must be between 1 ms and one day (86400000 ms), not \(sloMilliseconds)") }
         guard (1...65536).contains(maxInFlight) else { throw fail("max in flight must be 1...65536") }
         guard (1...3_600_000).contains(heartbeatIntervalMilliseconds), (1...1000).contains(liveness) else {

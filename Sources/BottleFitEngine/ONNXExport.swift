@@ -47,7 +47,7 @@ public enum ONNXExporter {
     /// Serializes a graph to ONNX bytes.
     public static func encode(_ graph: Graph) throws(EngineError) -> Data {
         do { return try model(from: graph).serializedData() } catch {
-            throw .io("cannot serialize the model: \(error)")
+            throw .io("cannot serialize the model: it is larger than the 2 GiB a protobuf message can hold, or a field is missing")
         }
     }
 
@@ -55,7 +55,7 @@ public enum ONNXExporter {
     public static func write(_ graph: Graph, to url: URL) throws(EngineError) {
         let data = try encode(graph)
         do { try data.write(to: url, options: .atomic) } catch {
-            throw .io("cannot write \(url.path): \(error.localizedDescription)")
+            throw .io("cannot write \(url.path): \(FileBytes.reason(error))")
         }
     }
 

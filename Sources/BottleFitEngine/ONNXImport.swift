@@ -11,9 +11,8 @@ public enum ONNXImporter {
     /// Loads an `.onnx` file.
     public static func load(contentsOf url: URL) throws(EngineError) -> Graph {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw .io("cannot read \(url.path): \(error.localizedDescription)")
-        }
+        // A protobuf message is at most 2 GiB.
+        do { data = Data(try FileBytes.contents(of: url.path, maxBytes: Int(Int32.max))) } catch { throw .io(error.description) }
         do { return try decode(data) } catch {
             throw .invalidModel("\(url.lastPathComponent): \(error.description.replacingOccurrences(of: "invalid model: ", with: ""))")
         }
@@ -23,7 +22,7 @@ public enum ONNXImporter {
     public static func decode(_ data: Data, checkOpset: Bool = true) throws(EngineError) -> Graph {
         let model: Onnx_ModelProto
         do { model = try Onnx_ModelProto(serializedBytes: data) } catch {
-            throw .invalidModel("not a readable ONNX ModelProto (\(error))")
+            throw .invalidModel("not an ONNX model: \(protobufProblem(error))")
         }
         return try graph(from: model, checkOpset: checkOpset)
     }
@@ -155,5 +154,17 @@ public enum ONNXImporter {
             }
             throw .unsupportedAttribute(op: op, attribute: a.name, value: "of kind \(a.type)", node: node)
         }
+    }
+}
+
+/// What is wrong with bytes that are not a `ModelProto`, in words (SwiftProtobuf's error names
+/// such as `malformedProtobuf` mean nothing to a user holding a file).
+func protobufProblem(_ error: any Error) -> String {
+    switch error as? BinaryDecodingError {
+    case .truncated?: "the file ends in the middle of a field (truncated or still being written?)"
+    case .invalidUTF8?: "a text field is not valid UTF-8"
+    case .messageDepthLimit?: "messages nested deeper than protobuf allows"
+    case .trailingGarbage?, .malformedProtobuf?: "the bytes are not a protobuf ModelProto (a different file type, or corrupt)"
+    default: "the bytes are not a protobuf ModelProto (a different file type, or corrupt)"
     }
 }

@@ -107,7 +107,7 @@ public struct BrokerSpec: Decodable {
         backend = try decodeEndpoint(c, .backend)
         stats = try decodeEndpoint(c, .stats)
         queueCapacity = try c.decodeIfPresent(Int.self, forKey: .queueCapacity)
-        if let q = queueCapacity { try require(q >= 1, c.codingPath + [CodingKeys.queueCapacity], "must be at least 1") }
+        if let q = queueCapacity { try require((1...1_000_000).contains(q), c.codingPath + [CodingKeys.queueCapacity], "must be 1...1000000, not \(q)") }
         metrics = try decodeMetrics(c, .metrics)
     }
 }
@@ -137,8 +137,8 @@ public struct ControllerSpec: Decodable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         stats = try decodeEndpoint(c, .stats)
         publish = try decodeEndpoint(c, .publish)
-        sloMs = try decodePositive(c, .sloMs)
-        latencySloMs = try decodePositive(c, .latencySloMs)
+        sloMs = try decodePositive(c, .sloMs, max: 86_400_000)
+        latencySloMs = try decodePositive(c, .latencySloMs, max: 86_400_000)
         metrics = try decodeMetrics(c, .metrics)
     }
 }
@@ -197,9 +197,9 @@ public struct WorkerSpec: GroupMember {
         name = try c.decodeIfPresent(String.self, forKey: .name) ?? Self.defaultName
         models = try c.decode([String: TopologyModelFiles].self, forKey: .models)
         try require(!models.isEmpty, c.codingPath + [CodingKeys.models], "name at least one model")
-        credit = try decodePositive(c, .credit)
-        maxBatch = try decodePositive(c, .maxBatch)
-        threads = try decodePositive(c, .threads)
+        credit = try decodePositive(c, .credit, max: 65_536)
+        maxBatch = try decodePositive(c, .maxBatch, max: 65_536)
+        threads = try decodePositive(c, .threads, max: 256)
         metrics = try decodeMetrics(c, .metrics)
         origin = decoder.codingPath
     }
@@ -258,9 +258,9 @@ public struct CameraSpec: GroupMember {
         try require(source == "synthetic" || source == "fashion-mnist" || (source.hasPrefix("dir:") && source.count > 4),
                     c.codingPath + [CodingKeys.source], "source must be synthetic, fashion-mnist or dir:PATH, not \(source)")
         rate = try c.decodeIfPresent(Double.self, forKey: .rate)
-        if let r = rate { try require(r > 0 && r.isFinite, c.codingPath + [CodingKeys.rate], "rate must be positive") }
-        sloMs = try decodePositive(c, .sloMs)
-        threads = try decodePositive(c, .threads)
+        if let r = rate { try require(r >= 0.001 && r <= 100_000, c.codingPath + [CodingKeys.rate], "must be 0.001...100000 frames per second, not \(r)") }
+        sloMs = try decodePositive(c, .sloMs, max: 86_400_000)
+        threads = try decodePositive(c, .threads, max: 256)
         metrics = try decodeMetrics(c, .metrics)
         origin = decoder.codingPath
     }
@@ -294,7 +294,7 @@ struct Group<Member: GroupMember>: Decodable {
         }
         let c = try decoder.container(keyedBy: CountKey.self)
         let count = try c.decodeIfPresent(Int.self, forKey: .count) ?? 1
-        try require(count >= 0, c.codingPath + [CountKey.count], "count must not be negative, not \(count)")
+        try require((0...4096).contains(count), c.codingPath + [CountKey.count], "count must be 0...4096, not \(count)")
         let template = try Member(from: decoder, extraKeys: [CountKey.count.rawValue])
         if let m = template.metrics, m.port != 0 {
             try require(Int(m.port) + count - 1 <= 65535, c.codingPath + [AnyKey(stringValue: "metrics")],
@@ -347,9 +347,10 @@ func require(_ condition: Bool, _ path: [any CodingKey], _ reason: String) throw
     if !condition { throw semantic(path, reason) }
 }
 
-func decodePositive<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> Int? {
+/// Decodes an optional count in `1...max` (the range the role's own option accepts).
+func decodePositive<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K, max: Int) throws -> Int? {
     let value = try c.decodeIfPresent(Int.self, forKey: key)
-    if let v = value { try require(v >= 1, c.codingPath + [key], "must be at least 1, not \(v)") }
+    if let v = value { try require((1...max).contains(v), c.codingPath + [key], "must be 1...\(max), not \(v)") }
     return value
 }
 

@@ -1,3 +1,4 @@
+import BottleFitCore
 import BottleFitMetricsServer
 import BottleFitYAML
 import Foundation
@@ -18,9 +19,7 @@ public struct TopologyFile {
     /// folder. With `checkFiles` false, model and key files need not exist (a plan to print).
     public init(contentsOf path: String, checkFiles: Bool = true) throws(TopologyError) {
         let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw TopologyError("\(path): cannot read the topology: \(error.localizedDescription)")
-        }
+        do { text = try FileBytes.text(of: path) } catch { throw TopologyError("\(error.description) (the topology)") }
         try self.init(text: text, path: path, base: URL(fileURLWithPath: path).deletingLastPathComponent(), checkFiles: checkFiles)
     }
 

@@ -1,3 +1,4 @@
+import BottleFitCore
 import Foundation
 
 /// Frames from the JPEG files of one folder, in file-name order, optionally looping.
@@ -51,7 +52,7 @@ public struct DirectoryFrameSource: FrameSource, Sendable {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory)
         } catch {
-            throw .fileUnreadable(path: directory, reason: "\(error)")
+            throw .fileUnreadable(path: directory, reason: FileBytes.reason(error))
         }
         let jpegs = names.filter { name in
             let lower = name.lowercased()
@@ -75,7 +76,7 @@ public struct DirectoryFrameSource: FrameSource, Sendable {
             let name = files[position]
             let path = (directory as NSString).appendingPathComponent(name)
             do throws(ImagingError) {
-                let bytes = try FileBytes.contents(of: path, maxBytes: maxFileBytes)
+                let bytes = try FileBytes.imageFile(path, maxBytes: maxFileBytes)
                 let image = try JPEGCodec.decode(bytes, channels: channels, maxPixels: maxPixels)
                 position += 1
                 defer { sequence += 1 }

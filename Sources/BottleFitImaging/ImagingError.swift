@@ -1,3 +1,5 @@
+import BottleFitCore
+
 /// Everything that can go wrong reading, decoding, encoding or preprocessing an image.
 ///
 /// Corrupt input always ends here, never in a crash: frame sources skip a file that
@@ -42,5 +44,12 @@ public enum ImagingError: Error, Sendable, Equatable, CustomStringConvertible {
             "dataset file \(path) is missing: install the Debian package \(aptPackage) (scripts/setup does)"
         case .invalidDataset(let path, let reason): "\(path) is not a valid dataset file: \(reason)"
         }
+    }
+}
+
+extension FileBytes {
+    /// The bytes of an image file, a read failure as `ImagingError.fileUnreadable`.
+    package static func imageFile(_ path: String, maxBytes: Int) throws(ImagingError) -> [UInt8] {
+        do { return try contents(of: path, maxBytes: maxBytes) } catch { throw .fileUnreadable(path: error.path, reason: error.reason) }
     }
 }

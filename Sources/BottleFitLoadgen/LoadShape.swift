@@ -103,6 +103,9 @@ public enum LoadShape: Sendable, Equatable {
                 throw LoadgenError("\(path):\(i + 1): expected `SECONDS RATE`, found `\(line.trimmingCharacters(in: .whitespaces))`")
             }
             guard at >= 0, rate >= 0 else { throw LoadgenError("\(path):\(i + 1): time and rate must not be negative") }
+            guard at <= 31_536_000, rate <= 100_000 else {
+                throw LoadgenError("\(path):\(i + 1): times are at most a year (31536000 s) and rates at most 100000 frames per second")
+            }
             if let last = points.last, at <= last.at {
                 throw LoadgenError("\(path):\(i + 1): times must increase (\(at) after \(last.at))")
             }

@@ -6,8 +6,10 @@ public enum Loadgen {
     /// Exit statuses of `bottlefit loadgen`.
     public enum Status: Int32, Sendable {
         case ok = 0
-        /// Refused before any frame was sent (bad options, scenario, profiles).
+        /// Could not run: the topology's fleet did not start, a socket or the report failed.
         case invalid = 1
+        /// Refused before anything started: a bad option, scenario key, profile or topology (EX_USAGE).
+        case usage = 64
         /// The accounting invariant failed: offered ≠ completed + dropped.
         case unaccounted = 2
         /// A `--fail-if` threshold did not hold.

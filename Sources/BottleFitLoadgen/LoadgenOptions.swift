@@ -1,3 +1,4 @@
+import BottleFitCore
 import BottleFitDevice
 import Foundation
 
@@ -128,6 +129,18 @@ public struct LoadgenRunOptions: Sendable {
 }
 
 extension LoadgenSettings {
+    /// The largest value of each number setting (none may be negative): a camera's rate as `bottlefit device --rate`
+    /// allows, times up to a year, emulated service times up to an hour. Beyond them a schedule or a
+    /// `Duration` would overflow.
+    static let numberLimits: [String: (Double, String)] = [
+        "rate": (100_000, "frames per second"), "ramp_to": (100_000, "frames per second"),
+        "step_rate": (100_000, "frames per second"), "burst_off_rate": (100_000, "frames per second"),
+        "duration": (31_536_000, "seconds (a year)"), "ramp_seconds": (31_536_000, "seconds (a year)"),
+        "step_at": (31_536_000, "seconds (a year)"), "burst_on": (31_536_000, "seconds (a year)"),
+        "burst_off": (31_536_000, "seconds (a year)"),
+        "worker_service_ms": (3_600_000, "ms (an hour)"), "worker_batch_extra_ms": (3_600_000, "ms (an hour)"),
+    ]
+
     /// Checks every setting and loads every profile: the run is refused here, before any socket
     /// is opened, when anything is impossible (rate 0, an unknown profile, a profile missing a field).
     public func resolve() throws(LoadgenError) -> (LoadgenPlan, LoadgenRunOptions) {
@@ -144,6 +157,10 @@ extension LoadgenSettings {
                 else if text.hasSuffix("m") { text.removeLast(); scale = 60 }
             }
             guard let v = Double(text), v.isFinite else { throw fail(s, key, "expected a number, found \(s.value)") }
+            if let (limit, unit) = Self.numberLimits[key] {
+                guard v >= 0 else { throw fail(s, key, "must not be negative") }
+                guard v * scale <= limit else { throw fail(s, key, "must be at most \(Int(limit)) \(unit), not \(s.value)") }
+            }
             return v * scale
         }
         func integer(_ map: [String: LoadgenSetting], _ key: String, _ range: ClosedRange<Int>) throws(LoadgenError) -> Int? {
@@ -166,6 +183,12 @@ extension LoadgenSettings {
             }
         }
 
+        // Every number given is checked, whether or not this run uses it (worker_service_ms without
+        // emulate_workers, ramp_to with shape steady): a bad value is an error even where it is inert.
+        for map in [top] + groups {
+            for key in Self.numberLimits.keys.sorted() where map[key] != nil { _ = try number(map, key) }
+        }
+        for (key, range) in [("worker_max_batch", 1...4096), ("worker_credit", 1...65536)] { _ = try integer([:], key, range) }
         let library = ProfileLibrary(directory: top["profiles"]?.value ?? "profiles")
         let duration = try positive([:], "duration") ?? 30
         let groupMaps = groups.isEmpty ? [[:]] : groups
@@ -203,7 +226,7 @@ extension LoadgenSettings {
                 guard let s = get(map, "schedule") else { throw LoadgenError("\(get(map, "shape")!.origin): shape schedule needs schedule (a file)") }
                 let path = s.value.hasPrefix("/") || baseDirectory == nil || s.origin.hasPrefix("--") ? s.value : "\(baseDirectory!)/\(s.value)"
                 let text: String
-                do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw fail(s, "schedule", "cannot read \(path)") }
+                do { text = try FileBytes.text(of: path) } catch { throw fail(s, "schedule", error.description) }
                 shape = .schedule(try LoadShape.parseSchedule(text, path: path))
             default:
                 throw fail(get(map, "shape")!, "shape", "unknown shape \(shapeName) (steady, ramp, step, burst, schedule)")

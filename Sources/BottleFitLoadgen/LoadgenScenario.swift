@@ -1,3 +1,4 @@
+import BottleFitCore
 import Foundation
 import Yams
 
@@ -8,9 +9,7 @@ public enum LoadgenScenario {
     /// Reads `path` into settings; values are checked later by `LoadgenSettings.resolve`.
     public static func load(path: String) throws(LoadgenError) -> LoadgenSettings {
         let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw LoadgenError("\(path): cannot read the scenario: \(error.localizedDescription)")
-        }
+        do { text = try FileBytes.text(of: path) } catch { throw LoadgenError("\(error.description) (the scenario)") }
         var settings = try parse(text, file: path)
         settings.baseDirectory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         return settings

@@ -123,7 +123,7 @@ public struct ProfileLibrary: Sendable {
             jpegEncodeMilliseconds: try f.requiredDouble("jpeg_encode_ms"),
             activeWatts: try f.requiredDouble("active_w"), idleWatts: try f.requiredDouble("idle_w"),
             radioNanojoulesPerByte: try f.requiredDouble("radio_nj_per_byte"))
-        guard profile.effectiveGFLOPS > 0 else { throw f.error("effective_gflops", "must be positive") }
+        guard profile.effectiveGFLOPS >= 0.001 else { throw f.error("effective_gflops", "must be at least 0.001") }
         for key in numeric where try f.requiredDouble(key) < 0 { throw f.error(key, "must not be negative") }
         guard profile.activeWatts >= profile.idleWatts else { throw f.error("active_w", "must be at least idle_w") }
         try Self.requireSources(f, for: numeric)

@@ -31,7 +31,7 @@ public struct UplinkProfile: Sendable, Equatable {
 
     /// Why the profile cannot be emulated, or nil.
     public var problem: String? {
-        if let b = bitsPerSecond, !(b > 0 && b.isFinite) { return "bandwidth must be positive" }
+        if let b = bitsPerSecond, !(b >= 1000 && b.isFinite) { return "bandwidth must be at least 0.001 Mbit/s" }
         if !(bucketBytes >= 0 && bucketBytes.isFinite) { return "bucket_bytes must not be negative" }
         if !(delayMilliseconds >= 0 && delayMilliseconds.isFinite) { return "delay_ms must not be negative" }
         if !(jitterMilliseconds >= 0 && jitterMilliseconds.isFinite) { return "jitter_ms must not be negative" }

@@ -1,3 +1,4 @@
+import BottleFitCore
 import BottleFitYAML
 import Foundation
 import Yams
@@ -28,9 +29,7 @@ struct YAMLFields {
 
     static func load(path: String) throws(LoadgenError) -> YAMLFields {
         let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw LoadgenError("\(path): cannot read: \(error.localizedDescription)")
-        }
+        do { text = try FileBytes.text(of: path) } catch { throw LoadgenError(error.description) }
         return try document(text, file: path)
     }
 
@@ -78,6 +77,8 @@ struct YAMLFields {
         guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite else {
             throw error(key, "expected a number, found \(text)")
         }
+        // No figure of a profile is anywhere near this; beyond it emulated times overflow.
+        guard abs(v) <= 1e9 else { throw error(key, "must be at most 1000000000 in magnitude, not \(text)") }
         return v
     }
 

@@ -1,3 +1,4 @@
+import BottleFitCore
 import Foundation
 import ZeroMQ
 
@@ -102,8 +103,8 @@ public enum KeyListFile {
     /// Reads and checks `path`; the first bad line is an error with its number.
     public static func read(_ path: String, what: String) throws(SecurityError) -> [Entry] {
         let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw SecurityError("cannot read the \(what) file \(path): \(Self.reason(error))")
+        do { text = try FileBytes.text(of: path) } catch {
+            throw SecurityError("cannot read the \(what) file \(path): \(error.reason)")
         }
         return try parse(text, path: path)
     }
@@ -128,15 +129,5 @@ public enum KeyListFile {
             entries.append(Entry(key: content, line: index + 1))
         }
         return entries
-    }
-
-    private static func reason(_ error: any Error) -> String {
-        let nsError = error as NSError
-        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
-        }
-        if nsError.domain == NSCocoaErrorDomain, nsError.code == NSFileReadNoSuchFileError { return "no such file" }
-        if nsError.domain == NSCocoaErrorDomain, nsError.code == NSFileReadInapplicableStringEncodingError { return "not UTF-8 text" }
-        return nsError.localizedDescription
     }
 }

@@ -67,10 +67,11 @@ public struct Checkpoint {
     private func readState(_ url: URL) throws -> State {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        do {
-            return try decoder.decode(State.self, from: Data(contentsOf: url.appendingPathComponent("state.json")))
-        } catch {
-            throw TrainingError.io("unreadable checkpoint state \(url.appendingPathComponent("state.json").path): \(error)")
+        let path = url.appendingPathComponent("state.json").path
+        let data: Data
+        do { data = Data(try FileBytes.contents(of: path, maxBytes: 1 << 20)) } catch { throw TrainingError.io(error.description) }
+        do { return try decoder.decode(State.self, from: data) } catch {
+            throw TrainingError.io("\(path) is not a checkpoint state this version writes (damaged, or from another tool)")
         }
     }
 
@@ -79,7 +80,10 @@ public struct Checkpoint {
         guard let url = location else { throw TrainingError.io("no checkpoint in \(directory.path)") }
         let state = try readState(url)
         let graph = try ONNXImporter.load(contentsOf: url.appendingPathComponent("model.onnx"))
-        let stateGraph = try ONNXImporter.decode(Data(contentsOf: url.appendingPathComponent("optimizer.onnx")), checkOpset: false)
+        let optimizerPath = url.appendingPathComponent("optimizer.onnx").path
+        let stateBytes: [UInt8]
+        do { stateBytes = try FileBytes.contents(of: optimizerPath, maxBytes: Int(Int32.max)) } catch { throw TrainingError.io(error.description) }
+        let stateGraph = try ONNXImporter.decode(Data(stateBytes), checkOpset: false)
         var optimizer = spec.make()
         var tensors: [String: Buffer] = [:]
         for (name, tensor) in stateGraph.initializers where name != "learning_rate" { tensors[name] = try Buffer(tensor) }

@@ -100,7 +100,8 @@ public struct WorkerConfiguration: Sendable {
         if !(1...limits.maxCredit).contains(credit) { out.append("credit must be in 1...\(limits.maxCredit), not \(credit)") }
         if !(1...limits.maxCredit).contains(maxBatch) { out.append("max batch must be in 1...\(limits.maxCredit), not \(maxBatch)") }
         if !(1...limits.maxTopK).contains(topK) { out.append("top-k must be in 1...\(limits.maxTopK), not \(topK)") }
-        if liveness < 1 { out.append("liveness must be at least 1, not \(liveness)") }
+        if !(1...1000).contains(liveness) { out.append("liveness must be 1...1000 heartbeats, not \(liveness)") }
+        if heartbeatInterval > .seconds(3600) { out.append("heartbeat interval must be at most an hour") }
         for (value, what) in [(heartbeatInterval, "heartbeat interval"), (reconnectDelay, "reconnect delay"), (pollTimeout, "poll timeout")]
         where value <= .zero {
             out.append("\(what) must be positive")

@@ -27,8 +27,8 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         guard !(json && profile) else { throw ValidationError("--profile prints text; it cannot be combined with --json") }
         guard (1...4096).contains(batch) else { throw ValidationError("--batch must be between 1 and 4096") }
-        guard warmup >= 0 else { throw ValidationError("--warmup cannot be negative") }
-        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        try RunTimer.validate(warmup: warmup, runs: runs)
+        guard (0...10_000).contains(profileSteps) else { throw ValidationError("--profile-steps must be 0...10000") }
     }
 
     func run() throws {

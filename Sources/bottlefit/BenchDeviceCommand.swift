@@ -31,8 +31,7 @@ struct BenchDeviceCommand: ParsableCommand {
     @Option(help: "Timed runs per measurement.") var runs: Int = 10
 
     func validate() throws {
-        guard warmup >= 0 else { throw ValidationError("--warmup cannot be negative") }
-        guard (1...10_000).contains(runs) else { throw ValidationError("--runs must be 1...10000") }
+        try RunTimer.validate(warmup: warmup, runs: runs)
         guard (1...100).contains(jpegQuality) else { throw ValidationError("--jpeg-quality must be 1...100") }
         guard !name.isEmpty, !name.contains(where: { $0 == ":" || $0 == "\n" || $0 == " " }) else {
             throw ValidationError("--name must be a plain model name")

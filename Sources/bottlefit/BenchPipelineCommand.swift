@@ -88,8 +88,8 @@ struct BenchPipelineCommand: ParsableCommand {
             if let given = e2e.first(where: { $0.0 != nil }) { throw ValidationError("\(given.1) is for --mode end-to-end") }
             guard threadOptions.threads == 1 else { throw ValidationError("--threads is for --mode end-to-end (instant workers compute nothing)") }
             if let payloadBytes, !(1...(4 << 20)).contains(payloadBytes) { throw ValidationError("--payload-bytes must be in 1...4194304") }
-            if let warmup, warmup < 0 { throw ValidationError("--warmup cannot be negative") }
-            if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+            if let warmup, !(0...100_000_000).contains(warmup) { throw ValidationError("--warmup must be 0...100000000 round trips") }
+            if let count, !(1...100_000_000).contains(count) { throw ValidationError("--count must be 1...100000000 round trips") }
         case .endToEnd:
             let brokerOnly: [(Any?, String)] = [(payloadBytes, "--payload-bytes"), (warmup, "--warmup"), (count, "--count")]
             if let given = brokerOnly.first(where: { $0.0 != nil }) {
@@ -100,8 +100,8 @@ struct BenchPipelineCommand: ParsableCommand {
             if let maxBatch, !(1...4096).contains(maxBatch) { throw ValidationError("--max-batch must be in 1...4096") }
             if let credit, !(1...65536).contains(credit) { throw ValidationError("--credit must be in 1...65536") }
             if (credit ?? 16) < (maxBatch ?? 8) { throw ValidationError("--credit below --max-batch can never fill a batch") }
-            if let warmupSeconds, warmupSeconds < 0 { throw ValidationError("--warmup-seconds cannot be negative") }
-            if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
+            if let warmupSeconds, !(0...3600).contains(warmupSeconds) { throw ValidationError("--warmup-seconds must be 0...3600") }
+            if let duration, !(duration > 0 && duration <= 3600) { throw ValidationError("--duration must be more than 0 and at most 3600 seconds") }
             // A window starts and ends after a burst of answers, each wait at most 2 s (CompletionClock).
             if (warmupSeconds ?? 2) + (duration ?? 10) + 4 > timeout {
                 throw ValidationError("--warmup-seconds + --duration + 4 s must not exceed --timeout (\(timeout) s)")

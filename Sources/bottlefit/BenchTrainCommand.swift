@@ -29,9 +29,9 @@ struct BenchTrainCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func validate() throws {
-        guard batch >= 2 else { throw ValidationError("--batch must be at least 2 (batch statistics)") }
+        guard (2...4096).contains(batch) else { throw ValidationError("--batch must be 2...4096 (at least 2 for batch statistics)") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
-        guard warmup >= 0, runs >= 1 else { throw ValidationError("--warmup cannot be negative and --runs must be at least 1") }
+        try RunTimer.validate(warmup: warmup, runs: runs)
         guard TrainStages.names.contains(stage) else {
             throw ValidationError("--stage must be one of \(TrainStages.names.joined(separator: ", "))")
         }

@@ -23,7 +23,7 @@ struct CheckONNXCommand: ParsableCommand {
 
     func validate() throws {
         guard !dirs.isEmpty else { throw ValidationError("give at least one folder") }
-        guard rtol >= 0, atol >= 0 else { throw ValidationError("tolerances cannot be negative") }
+        guard (0...1).contains(rtol), (0...1).contains(atol) else { throw ValidationError("--rtol and --atol must be numbers from 0 to 1") }
     }
 
     func run() throws {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BottleFitFleet
 import BottleFitController
+import BottleFitDashboard
 import BottleFitLifecycle
 import BottleFitSecurity
 import Dispatch
@@ -30,7 +31,9 @@ struct ControllerCommand: AsyncParsableCommand {
             every second and is valid for 5 s. Every decision is logged with its reason and figures \
             (changes at notice, holds at debug). SIGINT or SIGTERM stops it and prints the counts of \
             decisions. --metrics HOST:PORT serves them, the fraction, utilisation, local share and the \
-            signals as Prometheus text on GET /metrics and GET /healthz; see docs/metrics.md. \
+            signals as Prometheus text on GET /metrics and GET /healthz, and a live dashboard on GET / \
+            (queue, latency, throughput, fraction local, workers, cameras by mode; its data as JSON on \
+            GET /api/state, refreshed every second); see docs/metrics.md. \
             With --curve-key, --broker-key and --allow-cameras both sockets use CURVE and only listed \
             cameras receive DIRECTIVEs; SIGHUP re-reads the list (docs/security.md).
             Defaults: --stats tcp://localhost:5557, --publish tcp://*:5558, --slo-ms 50, \
@@ -69,7 +72,7 @@ struct ControllerCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("unknown --log-level \(logLevel) (expected trace, debug, info, notice, warning, error or critical)")
         }
-        guard dwellMs >= 0 else { throw ValidationError("--dwell-ms must be at least 0 (got \(dwellMs))") }
+        guard (0...3_600_000).contains(dwellMs) else { throw ValidationError("--dwell-ms must be 0...3600000 (an hour), not \(dwellMs)") }
         let configuration = try makeConfiguration()
         let problems = configuration.problems
         guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
@@ -106,7 +109,7 @@ struct ControllerCommand: AsyncParsableCommand {
         defer { reload.cancel() }
         let (stats, sloMs, latencySloMs) = (self.stats, self.sloMs, self.latencySloMs)
         try await RoleRunner.run(
-            controller, name: "controller", logger: logger, metrics: metricsOptions,
+            controller, name: "controller", logger: logger, metrics: metricsOptions, routes: ControllerDashboard.routes(controller),
             families: { [weak controller] in controller?.metricFamilies() ?? [] },
             serving: { [weak controller] in
                 logger.info("controller up", metadata: [

@@ -71,7 +71,7 @@ struct DeviceCommand: AsyncParsableCommand {
         try CurveOptionHelp.requireTogether(curveKey, [("--broker-key", brokerKey)] + (directives == nil ? [] : [("--controller-key", controllerKey)]))
         guard CameraMode(rawValue: mode) != nil else { throw ValidationError("--mode must be split, local or offload") }
         if let rate { guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be positive") } }
-        if let frames { guard frames >= 1 else { throw ValidationError("--frames must be at least 1") } }
+        if let frames { guard (1...1_000_000_000_000).contains(frames) else { throw ValidationError("--frames must be 1...1000000000000") } }
         if let duration { guard duration > 0, duration <= 31_536_000 else { throw ValidationError("--duration must be more than 0 and at most a year (31536000 s)") } }
         for (flag, path) in [("--head", head), ("--full", full)] {
             if let path, !FileManager.default.fileExists(atPath: path) { throw ValidationError("\(flag): no file \(path)") }

@@ -31,7 +31,7 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         guard ["fashion-mnist", "image-folder"].contains(dataset) else { throw ValidationError("--dataset must be fashion-mnist or image-folder") }
         if dataset == "image-folder" && evalFolder == nil { throw ValidationError("--dataset image-folder needs --eval-folder") }
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard (1...4096).contains(batch) else { throw ValidationError("--batch must be 1...4096") }
         if let limit, limit < 1 { throw ValidationError("--limit must be positive") }
     }
 

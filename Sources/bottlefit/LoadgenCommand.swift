@@ -27,7 +27,8 @@ struct LoadgenCommand: ParsableCommand {
             Every option is also a scenario key (the flag without --, dashes as underscores); group options \
             given here override every group of the scenario. A scenario's group keys at its top level are \
             defaults for its groups.
-            Exit status: 0 ok; 1 refused before any frame (bad option, scenario or profile); 2 unaccounted \
+            Exit status: 0 ok; 64 refused before anything started (bad option, scenario, profile or topology); \
+            1 could not run (a fleet that did not start, a report that could not be written); 2 unaccounted \
             frames; 3 a --fail-if threshold failed. SIGINT/SIGTERM ends the arrivals early and drains.
             Thresholds (--fail-if): METRIC OP VALUE[ms|s|us|%] with OP in < <= > >= == !=; metrics: \
             p50 p90 p99 p999 max mean, edge_/local_/fallback_/sched_ + those, offered completed \
@@ -159,7 +160,7 @@ struct LoadgenCommand: ParsableCommand {
             }
         } catch {
             report("\(error)", level: .error)
-            throw ExitCode(Loadgen.Status.invalid.rawValue)
+            throw ExitCode(Loadgen.Status.usage.rawValue)
         }
         // The topology's fleet (--topology): started before the first frame, stopped by PID at the end.
         // SIGUSR1 and SIGUSR2 add and drain its workers while the run goes on, as under `up`.

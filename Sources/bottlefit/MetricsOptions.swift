@@ -21,10 +21,13 @@ struct MetricsOptions: ParsableArguments {
 
 extension MetricsOptions {
     /// The endpoint as a service of the role's group; nil without `--metrics`.
-    func service(role: String, logger: Logger, families: @escaping @Sendable () -> [MetricFamily]) -> MetricsEndpointService? {
+    /// `routes` are the role's pages beyond /metrics and /healthz (the controller's dashboard).
+    func service(
+        role: String, logger: Logger, routes: [ReadOnlyRoute] = [], families: @escaping @Sendable () -> [MetricFamily]
+    ) -> MetricsEndpointService? {
         guard let text = metrics, let address = MetricsAddress(text) else { return nil }
         return MetricsEndpointService(
-            server: MetricsServer(address: address, role: role, logger: logger, metrics: families), role: role, logger: logger)
+            server: MetricsServer(address: address, role: role, logger: logger, routes: routes, metrics: families), role: role, logger: logger)
     }
 }
 

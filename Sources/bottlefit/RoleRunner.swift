@@ -1,5 +1,6 @@
 import BottleFitLifecycle
 import BottleFitMetrics
+import BottleFitMetricsServer
 import Logging
 import ServiceLifecycle
 
@@ -8,10 +9,11 @@ import ServiceLifecycle
 /// drains the role first, then closes the endpoint; a role that ends on its own ends the group.
 enum RoleRunner {
     static func run<Role: ThreadedRole>(
-        _ role: Role, name: String, logger: Logger, metrics: MetricsOptions, families: @escaping @Sendable () -> [MetricFamily],
+        _ role: Role, name: String, logger: Logger, metrics: MetricsOptions, routes: [ReadOnlyRoute] = [],
+        families: @escaping @Sendable () -> [MetricFamily],
         timeLimit: Duration? = nil, serving: @escaping @Sendable () -> Void = {}
     ) async throws {
-        let endpoint = metrics.service(role: name, logger: logger, families: families)
+        let endpoint = metrics.service(role: name, logger: logger, routes: routes, families: families)
         let server = endpoint?.server
         let service = RoleService(
             name: name, role: role, timeLimit: timeLimit, prerequisite: endpoint?.ready,

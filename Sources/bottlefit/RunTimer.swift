@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 
 /// Times repeated runs of one piece of work the way `bottlefit bench` does: untimed warm-up runs (the
@@ -6,6 +7,12 @@ import Foundation
 struct RunTimer {
     var warmup: Int
     var runs: Int
+
+    /// Refuses counts no benchmark needs (a million timed runs is days of a large model).
+    static func validate(warmup: Int, runs: Int) throws {
+        guard (0...100_000).contains(warmup) else { throw ValidationError("--warmup must be 0...100000") }
+        guard (1...1_000_000).contains(runs) else { throw ValidationError("--runs must be 1...1000000") }
+    }
 
     /// Sorted run times in ms.
     func measure(_ body: () throws -> Void) rethrows -> [Double] {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitCore
 import BottleFitDevice
 import BottleFitSecurity
 import Dispatch
@@ -105,7 +106,7 @@ struct KeysGenerateCommand: ParsableCommand {
             do {
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
-                throw CommandError("cannot create the folder \(out): \((error as NSError).localizedDescription)")
+                throw CommandError("cannot create the folder \(out): \(FileBytes.reason(error))")
             }
         }
         // Checked for every name first, so a clash writes nothing rather than half the pairs.

@@ -53,11 +53,13 @@ struct TrainingOptions: ParsableArguments {
             throw ValidationError("--dataset image-folder needs --train-folder and --eval-folder")
         }
         guard ["fashion-mnist", "imagenet"].contains(preset) else { throw ValidationError("--preset must be fashion-mnist or imagenet") }
-        guard batch >= 2 else { throw ValidationError("--batch must be at least 2 (batch statistics)") }
+        guard (2...4096).contains(batch) else { throw ValidationError("--batch must be 2...4096 (at least 2 for batch statistics)") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
         guard (1...64).contains(loaderThreads) else { throw ValidationError("--loader-threads must be between 1 and 64") }
-        if let width, width < 1 { throw ValidationError("--width must be positive") }
-        if let imageSize, imageSize < 8 { throw ValidationError("--image-size must be at least 8") }
+        // The same bounds as `model create`: beyond them a model cannot be built in memory.
+        if let width { guard (1...1024).contains(width) else { throw ValidationError("--width must be between 1 and 1024") } }
+        if let classes { guard (1...100_000).contains(classes) else { throw ValidationError("--classes must be between 1 and 100000") } }
+        if let imageSize { guard (8...4096).contains(imageSize) else { throw ValidationError("--image-size must be between 8 and 4096") } }
         if dataset == "fashion-mnist" && (imageSize ?? 28) != 28 { throw ValidationError("Fashion-MNIST images are 28x28; --image-size must be 28 or absent") }
         if dataset == "fashion-mnist" && preset != "fashion-mnist" { throw ValidationError("--dataset fashion-mnist needs --preset fashion-mnist (1x28x28 input)") }
         if let limit, limit < batch { throw ValidationError("--limit must be at least the batch size") }
@@ -163,7 +165,7 @@ struct TrainTeacherCommand: ParsableCommand {
     @Option(help: "Initial learning rate.") var lr: Float = 0.1
 
     func validate() throws {
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard (1...100_000).contains(epochs) else { throw ValidationError("--epochs must be 1...100000") }
         // lr 0 trains nothing and reports success; a NaN or huge one diverges at once.
         guard lr > 0, lr <= 10 else { throw ValidationError("--lr must be above 0 and at most 10 (got \(lr))") }
     }
@@ -201,8 +203,9 @@ struct TrainBottleFitCommand: ParsableCommand {
     @Option(help: "Skip stage 1: start stage 2 from this stage-1 model (ONNX).") var fromStage1: String?
 
     func validate() throws {
-        guard bottleneck >= 1 else { throw ValidationError("--bottleneck must be at least 1") }
+        guard (1...4096).contains(bottleneck) else { throw ValidationError("--bottleneck must be between 1 and 4096") }
         guard stage1Epochs >= 1 || fromStage1 != nil, stage2Epochs >= 1 else { throw ValidationError("each stage needs at least one epoch") }
+        guard stage1Epochs <= 100_000, stage2Epochs <= 100_000 else { throw ValidationError("--stage1-epochs and --stage2-epochs must be at most 100000") }
         guard stage2Lr > 0, stage2Lr <= 10 else { throw ValidationError("--stage2-lr must be above 0 and at most 10 (got \(stage2Lr))") }
     }
 
@@ -254,8 +257,8 @@ struct TrainBaselineCommand: ParsableCommand {
 
     func validate() throws {
         guard ["naive", "hnd", "autoencoder"].contains(kind) else { throw ValidationError("the baseline must be naive, hnd or autoencoder, not '\(kind)'") }
-        guard bottleneck >= 1 else { throw ValidationError("--bottleneck must be at least 1") }
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard (1...4096).contains(bottleneck) else { throw ValidationError("--bottleneck must be between 1 and 4096") }
+        guard (1...100_000).contains(epochs) else { throw ValidationError("--epochs must be 1...100000") }
     }
 
     func run() throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BottleFitCore
 import BottleFitFleet
 import BottleFitLifecycle
 import BottleFitLogging
@@ -57,8 +58,8 @@ struct UpCommand: ParsableCommand {
     @OptionGroup var logFormat: LogFormatOption
 
     func validate() throws {
-        if let duration { guard duration > 0, duration.isFinite else { throw ValidationError("--duration must be positive") } }
-        guard grace > 0, grace.isFinite else { throw ValidationError("--grace must be positive") }
+        if let duration { guard duration > 0, duration <= 31_536_000 else { throw ValidationError("--duration must be more than 0 and at most a year (31536000 s)") } }
+        guard grace > 0, grace <= 3600 else { throw ValidationError("--grace must be more than 0 and at most 3600 seconds") }
     }
 
     func run() throws {
@@ -80,7 +81,9 @@ struct UpCommand: ParsableCommand {
                 file = try TopologyFile(topology: topology, path: "the default fleet", base: folder, checkFiles: !dryRun || present)
             }
         } catch let error as TopologyError {
-            throw CommandError(error.description)
+            // A topology that cannot be run is bad input, as a bad option is: exit 64.
+            printError("Error: \(error.description)")
+            throw ExitCode.validationFailure
         }
         let executable = Self.executableURL()
         if dryRun {
@@ -89,7 +92,7 @@ struct UpCommand: ParsableCommand {
         }
         if let pidFile {
             do { try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8) } catch {
-                throw CommandError("--pid-file \(pidFile): \(error.localizedDescription)")
+                throw CommandError("--pid-file \(pidFile): \(FileBytes.reason(error))")
             }
         }
         defer { if let pidFile { try? FileManager.default.removeItem(atPath: pidFile) } }

@@ -120,7 +120,7 @@ import Testing
         try refuse(Self.valid.replacingOccurrences(of: "mode: local", with: "mode: cloud"),
                    mentioning: ["t.yaml:7: cameras.mode: mode must be split, local or offload"])
         try refuse(Self.valid.replacingOccurrences(of: "count: 1", with: "count: -2"),
-                   mentioning: ["t.yaml:6: cameras.count: count must not be negative"])
+                   mentioning: ["t.yaml:6: cameras.count: count must be 0...4096, not -2"])
         try refuse(Self.valid.replacingOccurrences(of: "ipc://back", with: "inproc://back"),
                    mentioning: ["t.yaml:3: broker.backend: inproc://"])
         try refuse(Self.valid.replacingOccurrences(of: "  stats: ipc://stats\n", with: ""),

@@ -168,8 +168,18 @@ final class FakeEdge: Sendable {
     /// rejected by `Message.decode` (no "ki", "ks", ...). Camera ids here are under 32 bytes (fixstr).
     static func truncatedResult(_ frame: FrameMessage) -> [UInt8] {
         func str(_ s: String) -> [UInt8] { [0xa0 | UInt8(s.utf8.count)] + Array(s.utf8) }
-        var bytes: [UInt8] = [0x84] + str("v") + [0x01] + str("t") + str("result") + str("c") + str(frame.cameraID)
-        bytes += str("s") + [0xcf] + (0..<8).reversed().map { UInt8(truncatingIfNeeded: frame.sequence >> (8 * UInt64($0))) }
+        // One `+=` per part: a single chain of `+` is too much for Swift 6.2's type checker.
+        var bytes: [UInt8] = [0x84]
+        bytes += str("v")
+        bytes += [0x01]
+        bytes += str("t")
+        bytes += str("result")
+        bytes += str("c")
+        bytes += str(frame.cameraID)
+        bytes += str("s")
+        bytes += [0xcf]
+        let sequence = frame.sequence
+        bytes += (0..<8).reversed().map { (shift: Int) -> UInt8 in UInt8(truncatingIfNeeded: sequence >> (8 * UInt64(shift))) }
         return bytes
     }
 }

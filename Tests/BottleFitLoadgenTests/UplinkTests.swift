@@ -33,7 +33,7 @@ import Testing
     }
 
     @Test func profilesThatCannotBeEmulatedAreNamed() {
-        #expect(UplinkProfile(name: "x", bitsPerSecond: 0).problem == "bandwidth must be positive")
+        #expect(UplinkProfile(name: "x", bitsPerSecond: 0).problem == "bandwidth must be at least 0.001 Mbit/s")
         #expect(UplinkProfile(name: "x", bitsPerSecond: 1e6, loss: 1).problem == "loss must be in [0, 1)")
         #expect(UplinkProfile.ideal.problem == nil)
     }

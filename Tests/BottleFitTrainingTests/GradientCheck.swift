@@ -17,7 +17,11 @@ struct GradientCheck {
     /// distinct by at least `gap` (for MaxPool's argmax).
     mutating func distinct(_ shape: [Int], gap: Float = 0.02) -> Buffer {
         let n = shape.reduce(1, *)
-        var values = (0..<n).map { Float($0 - n / 2) * gap + (($0 - n / 2) >= 0 ? gap / 2 : -gap / 2) }
+        var values: [Float] = (0..<n).map { i in
+            let offset = i - n / 2
+            let half: Float = offset >= 0 ? gap / 2 : -gap / 2   // one statement is too much for Swift 6.2's type checker
+            return Float(offset) * gap + half
+        }
         values.shuffle(using: &rng)
         return Buffer(shape: shape, data: values)
     }

@@ -97,13 +97,15 @@ func parameterModel(_ values: [Float]) throws -> TrainingGraph {
         let g = Buffer(shape: [2], data: [0.5, 0.25])
         sgd.step(model, gradients: ["p": g])
         // step 1: d = g + λp = [0.51, 0.23]; b = d; p = p − 0.1·b
-        expectClose(model.parameters["p"]!.data, [1 - 0.051, -2 - 0.023], atol: 1e-6, rtol: 0)
+        // (the element types are spelled out: Swift 6.2 infers Double for these literals)
+        let p1: [Float] = [1 - 0.051, -2 - 0.023]
+        expectClose(model.parameters["p"]!.data, p1, atol: 1e-6, rtol: 0)
         sgd.step(model, gradients: ["p": g])
         // step 2: d = g + λp'; b = 0.9·b + d
-        let p1: [Float] = [0.949, -2.023]
-        let d2 = [0.5 + 0.01 * p1[0], 0.25 + 0.01 * p1[1]]
-        let b2 = [0.9 * 0.51 + d2[0], 0.9 * 0.23 + d2[1]]
-        expectClose(model.parameters["p"]!.data, [p1[0] - 0.1 * b2[0], p1[1] - 0.1 * b2[1]], atol: 1e-6, rtol: 0)
+        let d2: [Float] = [0.5 + 0.01 * p1[0], 0.25 + 0.01 * p1[1]]
+        let b2: [Float] = [0.9 * 0.51 + d2[0], 0.9 * 0.23 + d2[1]]
+        let p2: [Float] = [p1[0] - 0.1 * b2[0], p1[1] - 0.1 * b2[1]]
+        expectClose(model.parameters["p"]!.data, p2, atol: 1e-6, rtol: 0)
     }
 
     @Test func adamFirstStepsMatchTheAlgorithm() throws {
