@@ -47,23 +47,32 @@ enum PackedGEMM {
         bottlefit_pack_b(b, ldb, k, n, rows.lowerBound, rows.upperBound, packed)
     }
 
-    /// What happens to a finished block of C: + bias[row], + residual[row, column], ReLU.
+    /// What happens to a finished block of C: + bias[row], + residual[row, column], ReLU, then
+    /// the activation (any fused one: ReLU6, SiLU, HardSwish, ...).
     struct Epilogue {
         var bias: UnsafePointer<Float>?
         var residual: UnsafePointer<Float>?
         var residualStride: Int
         var relu: Bool
+        var activation: Activation
 
-        init(bias: UnsafePointer<Float>? = nil, residual: UnsafePointer<Float>? = nil, residualStride: Int = 0, relu: Bool = false) {
+        init(
+            bias: UnsafePointer<Float>? = nil, residual: UnsafePointer<Float>? = nil, residualStride: Int = 0, relu: Bool = false,
+            activation: Activation = .none
+        ) {
             self.bias = bias
             self.residual = residual
             self.residualStride = residualStride
             self.relu = relu
+            self.activation = activation
         }
 
         static var none: Epilogue { Epilogue() }
 
-        var c: bottlefit_epilogue { bottlefit_epilogue(bias: bias, residual: residual, residual_stride: residualStride, relu: relu ? 1 : 0) }
+        var c: bottlefit_epilogue {
+            bottlefit_epilogue(
+                bias: bias, residual: residual, residual_stride: residualStride, relu: relu ? 1 : 0, activation: activation.c)
+        }
     }
 
     /// Rows `panels` (in panels of 8) of C = A·B for columns 0..<n, then the epilogue, on the

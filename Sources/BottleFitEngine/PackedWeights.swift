@@ -142,10 +142,3 @@ final class PackedWeights {
             packedB: packedB, columns: n, c: c, ldc: ldc, epilogue: epilogue, tile: tile)
     }
 }
-
-extension Activation {
-    /// The part of this activation the packed kernel's epilogue applies (ReLU), and whether
-    /// anything is left to apply afterwards.
-    var packedEpilogueRelu: Bool { self == .relu }
-    var needsPassAfterPackedEpilogue: Bool { self != .none && self != .relu }
-}

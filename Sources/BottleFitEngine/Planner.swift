@@ -15,6 +15,14 @@ struct Planner {
         var op: any Operator.Type
         var context: NodeContext
         var outputTypes: [ValueType]
+
+        /// Makes the planning context follow the node after a fusion appended inputs (values
+        /// computed at run time, so no constants) or changed what they name.
+        mutating func refreshContext(types: [String: ValueType]) {
+            context.node = node
+            context.inputs = node.inputs.map { $0.isEmpty ? nil : types[$0] }
+            context.constants += Array(repeating: nil, count: Swift.max(0, node.inputs.count - context.constants.count))
+        }
     }
 
     /// Types of every value, constants known at plan time, and the steps left to run.
@@ -81,6 +89,7 @@ struct Planner {
         let constants = analysis.constants
         var steps = analysis.steps
         steps = fuseResiduals(steps, types: types)
+        steps = fuseChannelScales(steps, types: types)
         steps = fusePooling(steps)
 
         // 2. Liveness: the step after which each buffer (following aliases) is no longer read.
@@ -272,6 +281,44 @@ struct Planner {
         return result.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
     }
 
+    /// Squeeze-and-excitation's Mul(x, s), s of shape [N, C, 1, 1], read only by a pointwise
+    /// Conv on the packed path, becomes that Conv's input scale (input 4): the Conv reads x and
+    /// multiplies each row by its factor while packing it, so x · s is never written. The Conv
+    /// runs where it ran; the Mul's step goes.
+    func fuseChannelScales(_ steps: [Step], types: [String: ValueType]) -> [Step] {
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        var readers: [String: [Int]] = [:]
+        for (i, s) in steps.enumerated() { for name in Set(s.node.inputs) where !name.isEmpty { readers[name, default: []].append(i) } }
+        var result = steps
+        var dropped = Set<Int>()
+        for (mi, mul) in steps.enumerated() where mul.node.opType == "Mul" && mul.node.inputs.count == 2 && mul.node.outputs.count == 1 {
+            let product = mul.node.outputs[0]
+            guard mul.node.attributes["_act"] == nil, !graphOutputs.contains(product), let r = readers[product], r.count == 1,
+                mul.node.inputs[0] != mul.node.inputs[1]
+            else { continue }
+            let ci = r[0]
+            var conv = steps[ci]
+            guard conv.node.opType == "Conv", conv.node.inputs.first == product, conv.node.inputs.count <= 4,
+                conv.context.constant(1) != nil, let shape = try? ConvOperator.shape(conv.context), shape.geometry.isPointwise,
+                ConvOperator.usesPackedWeights(shape, conv.context, constantWeights: true)
+            else { continue }
+            for side in 0..<2 {
+                let x = mul.node.inputs[side], scale = mul.node.inputs[1 - side]
+                guard let xt = types[x], let st = types[scale], xt == mul.outputTypes[0], xt.shape.count == 4,
+                    st == ValueType(.float32, [xt.shape[0], xt.shape[1], 1, 1]), conv.context.constants.first.flatMap({ $0 }) == nil
+                else { continue }
+                while conv.node.inputs.count < 4 { conv.node.inputs.append("") }
+                conv.node.inputs[0] = x
+                conv.node.inputs.append(scale)
+                conv.refreshContext(types: types)
+                result[ci] = conv
+                dropped.insert(mi)
+                break
+            }
+        }
+        return result.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
+    }
+
     /// Runs one node on constant inputs at plan time.
     func evaluate(_ op: any Operator.Type, _ ctx: NodeContext, _ outTypes: [ValueType]) throws(EngineError) -> [Tensor] {
         var keep: [AlignedBuffer] = []
@@ -318,9 +365,7 @@ struct Planner {
                 conv.node.inputs.append(other)
                 conv.node.outputs = add.node.outputs
                 for (k, v) in add.node.attributes where k.hasPrefix("_") { conv.node.attributes[k] = v }
-                conv.context.node = conv.node
-                conv.context.inputs = conv.node.inputs.map { $0.isEmpty ? nil : types[$0] }
-                conv.context.constants = conv.context.constants + Array(repeating: nil, count: conv.node.inputs.count - conv.context.constants.count)
+                conv.refreshContext(types: types)
                 result[ai] = conv
                 dropped.insert(ci)
                 break

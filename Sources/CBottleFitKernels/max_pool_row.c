@@ -20,34 +20,15 @@ ptrdiff_t bottlefit_max_pool_row_scratch(bottlefit_max_pool_row_geometry g) {
     return (g.output_width + 15) / 16 * 16 * g.stride + g.kernel_width + 32;
 }
 
-#define BF_TARGET
-#define BF_NAME(name) name##_portable
-#include "max_pool_row_body.h"
-#undef BF_TARGET
-#undef BF_NAME
-
-#if defined(__x86_64__)
-#define BF_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
-#define BF_NAME(name) name##_avx512
-#include "max_pool_row_body.h"
-#undef BF_TARGET
-#undef BF_NAME
-#endif
+#define BF_BODY "max_pool_row_body.h"
+#include "builds.h"
 
 void bottlefit_max_pool_row(
     bottlefit_isa isa, bottlefit_max_pool_row_geometry g, ptrdiff_t channels, const float *input,
     ptrdiff_t input_channel_stride, const ptrdiff_t *row_offsets, ptrdiff_t row_count, float *output,
     ptrdiff_t output_channel_stride, const float *scale, const float *shift, int relu, float *scratch) {
-#if defined(__x86_64__)
-    if (isa == BOTTLEFIT_ISA_AVX512 && bottlefit_isa_supported(BOTTLEFIT_ISA_AVX512)) {
-        max_pool_row_avx512(
-            g, channels, input, input_channel_stride, row_offsets, row_count, output, output_channel_stride, scale, shift,
-            relu, scratch);
-        return;
-    }
-#endif
-    (void)isa;
-    max_pool_row_portable(
-        g, channels, input, input_channel_stride, row_offsets, row_count, output, output_channel_stride, scale, shift, relu,
-        scratch);
+    BF_DISPATCH(
+        isa, max_pool_row,
+        (g, channels, input, input_channel_stride, row_offsets, row_count, output, output_channel_stride, scale, shift, relu,
+         scratch));
 }

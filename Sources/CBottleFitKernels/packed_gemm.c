@@ -1,5 +1,5 @@
 #include "CBottleFitKernels.h"
-#include "vectors.h"
+#include "activation.h"
 
 /* The instruction-set-free parts (packing); the microkernels and their drivers are in
    packed_gemm_body.h, compiled here once per instruction set. */
@@ -89,56 +89,27 @@ typedef struct bf_sink {
     ptrdiff_t offsets[3];
 } bf_sink;
 
-/* The portable build: multiply-add as two operations (a fused one would be a libm call
-   on x86-64 without FMA); the compiler fuses them where the target has FMA (aarch64). */
-#define BF_TARGET
-#define BF_NAME(name) name##_portable
-#define BF_FMA(a, b, acc) ((acc) + (a) * (b))
-#include "packed_gemm_body.h"
-#undef BF_TARGET
-#undef BF_NAME
-#undef BF_FMA
+/* AVX2: the 8 x 48 kernel's accumulators take 48 YMM registers of 16 and spill; correct and
+   faster than the portable build, but OpenBLAS stays the default GEMM there. */
+#define BF_BODY "packed_gemm_body.h"
+#include "builds.h"
 
-#if defined(__x86_64__)
-#define BF_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
-#define BF_NAME(name) name##_avx512
-#define BF_FMA(a, b, acc) __builtin_elementwise_fma((a), (b), (acc))
-#include "packed_gemm_body.h"
-#undef BF_TARGET
-#undef BF_NAME
-#undef BF_FMA
-#endif
-
-#if defined(__x86_64__)
-static inline int use_avx512(bottlefit_isa isa) {
-    return isa == BOTTLEFIT_ISA_AVX512 && bottlefit_isa_supported(BOTTLEFIT_ISA_AVX512);
-}
-
-#define BF_RUN(isa, name, args) \
-    do { \
-        if (use_avx512(isa)) name##_avx512 args; \
-        else name##_portable args; \
-    } while (0)
-#else
-#define BF_RUN(isa, name, args) ((void)(isa), name##_portable args)
-#endif
-
-/* Each entry point runs the AVX-512 build only when asked for and when the CPU has it. */
+/* Each entry point runs the build asked for when the CPU has it, else the portable one. */
 void bottlefit_packed_gemm(
     bottlefit_isa isa, const float *packed_a, ptrdiff_t m, ptrdiff_t k, ptrdiff_t panel_begin, ptrdiff_t panel_end,
     const float *packed_b, ptrdiff_t n, float *c, ptrdiff_t ldc, bottlefit_epilogue epilogue, float *tile) {
-    BF_RUN(isa, multiply, (packed_a, m, k, panel_begin, panel_end, packed_b, n, c, ldc, &epilogue, tile));
+    BF_DISPATCH(isa, multiply, (packed_a, m, k, panel_begin, panel_end, packed_b, n, c, ldc, &epilogue, tile));
 }
 
 void bottlefit_packed_gemm_indirect(
     bottlefit_isa isa, const float *packed_a, ptrdiff_t m, ptrdiff_t k, ptrdiff_t panel_begin, ptrdiff_t panel_end,
     const float *base, const ptrdiff_t *offsets, ptrdiff_t n, float *c, ptrdiff_t ldc, bottlefit_epilogue epilogue,
     float *tile) {
-    BF_RUN(isa, multiply_indirect, (packed_a, m, k, panel_begin, panel_end, base, offsets, n, c, ldc, &epilogue, tile));
+    BF_DISPATCH(isa, multiply_indirect, (packed_a, m, k, panel_begin, panel_end, base, offsets, n, c, ldc, &epilogue, tile));
 }
 
 void bottlefit_packed_gemm_indirect_rows(
     bottlefit_isa isa, const float *packed_a, ptrdiff_t m, ptrdiff_t k, const float *const *bases,
     const ptrdiff_t *offsets, ptrdiff_t n, float *const *c, ptrdiff_t ldc, bottlefit_epilogue epilogue, float *tile) {
-    BF_RUN(isa, multiply_indirect_rows, (packed_a, m, k, bases, offsets, n, c, ldc, &epilogue, tile));
+    BF_DISPATCH(isa, multiply_indirect_rows, (packed_a, m, k, bases, offsets, n, c, ldc, &epilogue, tile));
 }

@@ -20,7 +20,7 @@
         } \
     } while (0)
 
-/* Straight into C: + bias, + residual, ReLU. */
+/* Straight into C: + bias, + residual, ReLU, the activation. */
 BF_FN void BF_NAME(finish48)(const bf_sink *sink, ptrdiff_t r, bf_v16 *px, bf_v16 *py, bf_v16 *pz) {
     const bottlefit_epilogue *e = &sink->epilogue;
     bf_v16 x = *px, y = *py, z = *pz;
@@ -39,6 +39,11 @@ BF_FN void BF_NAME(finish48)(const bf_sink *sink, ptrdiff_t r, bf_v16 *px, bf_v1
         x = x < zero ? zero : x;
         y = y < zero ? zero : y;
         z = z < zero ? zero : z;
+    }
+    if (e->activation.kind != BOTTLEFIT_ACTIVATION_NONE) {
+        bf_activate16(&x, &e->activation);
+        bf_activate16(&y, &e->activation);
+        bf_activate16(&z, &e->activation);
     }
     float *d = sink->c + r * sink->ldc;
     BF_STORE16(d + sink->offsets[0], x);
@@ -259,6 +264,7 @@ BF_FN void BF_NAME(commit)(
                     bf_v16 zero = 0.0f;
                     x = x < zero ? zero : x;
                 }
+                bf_activate16(&x, &e->activation);
             }
             BF_STORE16(dst + 16 * v, x);
         }
@@ -269,6 +275,7 @@ BF_FN void BF_NAME(commit)(
                 x += bias;
                 if (residual) x += residual[j];
                 if (relu) x = x > 0 ? x : 0;
+                x = bf_activate1(x, &e->activation);
             }
             dst[j] = x;
         }

@@ -53,6 +53,18 @@ struct ThreadOptions: ParsableArguments {
         case auto, packed, openblas
     }
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Instruction set of the C kernels: auto (the best this CPU runs: avx512, else avx2, else portable), avx512, "
+                + "avx2 or portable (baseline SSE2/NEON). One this CPU lacks runs the portable build.",
+            valueName: "set"))
+    var kernels: KernelChoice = .auto
+
+    enum KernelChoice: String, ExpressibleByArgument, CaseIterable {
+        case auto, avx512, avx2, portable
+    }
+
     func validate() throws {
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
     }
@@ -70,7 +82,14 @@ struct ThreadOptions: ParsableArguments {
     /// process first (the engine splits the work itself; `ComputeContext.useSingleThreadedOpenBLAS`).
     func makeComputeContext() -> ComputeContext {
         ComputeContext.useSingleThreadedOpenBLAS()
-        return ComputeContext(threads: threads, gemm: chosenGEMM)
+        let isa: KernelInstructionSet? =
+            switch kernels {
+            case .auto: nil
+            case .avx512: .avx512
+            case .avx2: .avx2
+            case .portable: .portable
+            }
+        return ComputeContext(threads: threads, gemm: chosenGEMM, instructionSet: isa)
     }
 }
 

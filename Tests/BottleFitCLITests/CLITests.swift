@@ -83,6 +83,17 @@ import Testing
         #expect(y2.count == b.count && zip(y2, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
         r = try Self.run(["infer", "--model", full, "--input", xPath.path, "--output", y2Path.path, "--gemm", "fast"])
         #expect(r.status != 0 && r.stderr.contains("--gemm"), "\(r.stderr)")
+
+        // Every build of the C kernels gives the same answer (one this CPU lacks runs the
+        // portable build); a build that does not exist is refused.
+        for kernels in ["portable", "avx2", "avx512"] {
+            r = try Self.run(["infer", "--model", full, "--input", xPath.path, "--output", y2Path.path, "--gemm", "packed", "--kernels", kernels])
+            #expect(r.status == 0, "\(kernels): \(r.stderr)")
+            let y3 = try NPY.read(contentsOf: y2Path).floats!
+            #expect(y3.count == b.count && zip(y3, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) }, "\(kernels)")
+        }
+        r = try Self.run(["infer", "--model", full, "--input", xPath.path, "--output", y2Path.path, "--kernels", "sse9"])
+        #expect(r.status != 0 && r.stderr.contains("--kernels"), "\(r.stderr)")
     }
 
     @Test func fashionMNISTFamilyCreatesSplitsAndDescribes() throws {

@@ -58,6 +58,10 @@ import Testing
         Case(batch: 1, channels: 24, outChannels: 24, size: 13, kernel: 3, stride: 2, pad: 1, groups: 3),
         Case(batch: 2, channels: 8, outChannels: 12, size: 7, kernel: 1, stride: 1, pad: 0, groups: 4),
         Case(batch: 3, channels: 10, outChannels: 15, size: 9, kernel: 3, stride: 1, pad: 1, groups: 5, leaky: true),
+        // A depthwise multiplier of 2 (one input, two outputs per group), and groups of 33
+        // channels (wider than the direct kernel takes: a GEMM per group).
+        Case(batch: 1, channels: 6, outChannels: 12, size: 12, kernel: 3, stride: 2, pad: 1, groups: 6),
+        Case(batch: 1, channels: 66, outChannels: 16, size: 6, kernel: 3, stride: 1, pad: 1, groups: 2),
     ]
 
     /// out = relu(conv(x) + bias + residual), computed directly.

@@ -1,26 +1,47 @@
 import BottleFitCore
 import CBottleFitKernels
+import Foundation
 import Testing
 
 @testable import BottleFitEngine
 
-/// The portable and the AVX-512 builds of every C kernel the engine dispatches between (packed
-/// GEMM from packed B, from rows read in place, three rows at once; row max-pooling) run
-/// explicitly on the same inputs and must agree: the GEMMs within float rounding (the AVX-512
-/// build fuses multiply and add, the portable one on x86-64 does not), the pooling exactly.
-/// On a CPU without AVX-512 (or on aarch64) the suite is skipped and says why; the portable
-/// build alone is checked against plain loops by `PackedGEMMTests` everywhere.
-@Suite(.enabled(if: KernelInstructionSet.avx512.isSupported, "this CPU has no AVX-512: only the portable kernels run here"))
+/// The portable build of every C kernel the engine dispatches between (packed GEMM from packed
+/// B, from rows read in place, three rows at once, with each fused activation; row
+/// max-pooling; direct depthwise and grouped convolution; activations) and each vector build
+/// this CPU runs (AVX-512, AVX2) run explicitly on the same inputs and must agree: within
+/// float rounding where the vector builds fuse multiply and add (the portable one on x86-64
+/// does not), the pooling exactly. Each kernel is also checked against plain loops. On a CPU
+/// with neither (or on aarch64) the suite is skipped and says why; the portable build alone is
+/// checked against plain loops by `PackedGEMMTests` and the operator tests everywhere.
+@Suite(
+    .enabled(
+        if: KernelInstructionSet.avx512.isSupported || KernelInstructionSet.avx2.isSupported,
+        "this CPU has neither AVX-512 nor AVX2: only the portable kernels run here"))
 struct KernelAgreementTests {
-    /// Both builds of `body` on fresh outputs filled with NaN, returning (portable, avx512).
-    static func both(count: Int, _ body: (KernelInstructionSet, UnsafeMutablePointer<Float>) -> Void) -> ([Float], [Float]) {
-        var out: [[Float]] = []
-        for isa in [KernelInstructionSet.portable, .avx512] {
+    /// The vector instruction sets this CPU runs.
+    static let vectorSets = [KernelInstructionSet.avx512, .avx2].filter(\.isSupported)
+
+    /// The portable build of `body` and each vector build, on fresh outputs filled with NaN:
+    /// (portable, [(vector set, its output)]).
+    static func all(
+        count: Int, _ body: (KernelInstructionSet, UnsafeMutablePointer<Float>) -> Void
+    ) -> ([Float], [(KernelInstructionSet, [Float])]) {
+        func run(_ isa: KernelInstructionSet) -> [Float] {
             var c = [Float](repeating: .nan, count: count)
             c.withUnsafeMutableBufferPointer { body(isa, $0.baseAddress!) }
-            out.append(c)
+            return c
         }
-        return (out[0], out[1])
+        return (run(.portable), vectorSets.map { ($0, run($0)) })
+    }
+
+    /// Every vector build of `body` within `relative` of the portable one; returns the portable output.
+    @discardableResult
+    static func expectAllAgree(
+        count: Int, relative: Float, _ what: String, _ body: (KernelInstructionSet, UnsafeMutablePointer<Float>) -> Void
+    ) -> [Float] {
+        let (portable, vectors) = all(count: count, body)
+        for (isa, v) in vectors { expectAgree(portable, v, relative: relative, "\(what) (\(isa))") }
+        return portable
     }
 
     static func expectAgree(_ a: [Float], _ b: [Float], relative: Float, _ what: String) {
@@ -29,7 +50,7 @@ struct KernelAgreementTests {
             worst = max(worst, x.isNaN || y.isNaN ? .infinity : abs(x - y))
             scale = max(scale, abs(x))
         }
-        #expect(a.count == b.count && worst <= relative * scale, "\(what): portable and AVX-512 differ by \(worst) (of \(scale))")
+        #expect(a.count == b.count && worst <= relative * scale, "\(what): portable and vector builds differ by \(worst) (of \(scale))")
     }
 
     static func random(_ n: Int, _ rng: inout SeededGenerator) -> [Float] { (0..<n).map { _ in rng.nextNormal() } }
@@ -45,19 +66,66 @@ struct KernelAgreementTests {
         defer { packedA.deallocate(); packedB.deallocate(); tile.deallocate() }
         a.withUnsafeBufferPointer { PackedGEMM.packA($0.baseAddress!, lda: k, rows: m, depth: k, into: packedA) }
         b.withUnsafeBufferPointer { PackedGEMM.packB($0.baseAddress!, ldb: n, depth: k, columns: n, rows: 0..<k, into: packedB) }
-        for relu in [false, true] {
-            let (portable, avx512) = bias.withUnsafeBufferPointer { bp in
+        let activations: [Activation] = [.none, .relu, .silu, .clip(min: 0, max: 6), .hardSwish, .sigmoid]
+        for (index, activation) in activations.enumerated() {
+            let fused = index > 0
+            let portable = bias.withUnsafeBufferPointer { bp in
                 residual.withUnsafeBufferPointer { rp in
-                    Self.both(count: m * n) { isa, c in
+                    Self.expectAllAgree(count: m * n, relative: 2e-5, "\(m)x\(k)x\(n) epilogue \(activation)") { isa, c in
                         let e = PackedGEMM.Epilogue(
-                            bias: relu ? bp.baseAddress : nil, residual: relu ? rp.baseAddress : nil, residualStride: n, relu: relu)
+                            bias: fused ? bp.baseAddress : nil, residual: fused ? rp.baseAddress : nil, residualStride: n,
+                            activation: activation)
                         PackedGEMM.multiply(
                             isa, packedA: packedA, rows: m, depth: k, panels: 0..<PackedGEMM.panels(rows: m), packedB: packedB,
                             columns: n, c: c, ldc: n, epilogue: e, tile: tile)
                     }
                 }
             }
-            Self.expectAgree(portable, avx512, relative: 2e-5, "\(m)x\(k)x\(n) epilogue \(relu)")
+            // And against plain loops (first and last element).
+            for (i, j) in [(0, 0), (m - 1, n - 1)] {
+                var sum: Double = 0
+                for kk in 0..<k { sum += Double(a[i * k + kk]) * Double(b[kk * n + j]) }
+                if fused { sum += Double(bias[i]) + Double(residual[i * n + j]) }
+                let expected = Self.reference(activation, sum)
+                #expect(
+                    abs(Double(portable[i * n + j]) - expected) <= 1e-4 * max(1, abs(expected)),
+                    "\(m)x\(k)x\(n) \(activation) (\(i), \(j)): \(portable[i * n + j]) vs \(expected)")
+            }
+        }
+    }
+
+    /// An activation in double precision, from its definition.
+    static func reference(_ activation: Activation, _ x: Double) -> Double {
+        let sigmoid = 1 / (1 + exp(-x))
+        switch activation {
+        case .none: return x
+        case .relu: return max(x, 0)
+        case .leakyRelu(let a): return x < 0 ? Double(a) * x : x
+        case .clip(let lo, let hi): return min(max(x, Double(lo)), Double(hi))
+        case .sigmoid: return sigmoid
+        case .hardSigmoid(let a, let b): return min(max(Double(a) * x + Double(b), 0), 1)
+        case .hardSwish: return x * min(max(x / 6 + 0.5, 0), 1)
+        case .silu: return x * sigmoid
+        }
+    }
+
+    /// `bottlefit_activate` for every kind, over a range that reaches e^x's clamps, against the
+    /// definitions and the engine's Swift loops.
+    @Test(arguments: [
+        Activation.relu, .leakyRelu(alpha: 0.1), .clip(min: 0, max: 6), .sigmoid, .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish, .silu,
+    ])
+    func activations(_ activation: Activation) {
+        let xs: [Float] = (0..<1003).map { Float($0 - 501) * 0.07 } + [-120, 95, 0, -0.0]
+        let portable = Self.expectAllAgree(count: xs.count, relative: 1e-6, "\(activation)") { isa, y in
+            y.update(from: xs, count: xs.count)
+            activation.apply(y, xs.count, isa)
+        }
+        var swift = xs
+        swift.withUnsafeMutableBufferPointer { activation.apply($0.baseAddress!, xs.count) }
+        for (i, x) in xs.enumerated() {
+            let expected = Self.reference(activation, Double(x))
+            #expect(abs(Double(portable[i]) - expected) <= 1e-6 * max(1, abs(expected)), "\(activation)(\(x)) = \(portable[i]), not \(expected)")
+            #expect(abs(portable[i] - swift[i]) <= 1e-6 * max(1, abs(swift[i])), "\(activation)(\(x)): C \(portable[i]), Swift \(swift[i])")
         }
     }
 
@@ -84,15 +152,14 @@ struct KernelAgreementTests {
                 epilogueBias.withUnsafeBufferPointer { bp in
                     let e = PackedGEMM.Epilogue(bias: bp.baseAddress, relu: true)
                     // One row at a time.
-                    let (p1, a1) = Self.both(count: m * width) { isa, c in
+                    let p1 = Self.expectAllAgree(count: m * width, relative: 2e-5, "indirect \(m)x\(k)x\(width)") { isa, c in
                         PackedGEMM.multiplyIndirect(
                             isa, packedA: packedA, rows: m, depth: k, panels: 0..<PackedGEMM.panels(rows: m), base: ip.baseAddress!,
                             offsets: op.baseAddress!, columns: width, c: c, ldc: width, epilogue: e, tile: tile)
                     }
-                    Self.expectAgree(p1, a1, relative: 2e-5, "indirect \(m)x\(k)x\(width)")
                     // Three rows, starting one and two padded rows further down.
                     guard PackedGEMM.takesThreeRows(rows: m, depth: k, columns: width) else { return }
-                    let (p3, a3) = Self.both(count: 3 * m * width) { isa, c in
+                    let p3 = Self.expectAllAgree(count: 3 * m * width, relative: 2e-5, "three rows \(m)x\(k)x\(width)") { isa, c in
                         let bases: [UnsafePointer<Float>] = (0..<3).map { ip.baseAddress! + $0 * rowFloats }
                         let outs: [UnsafeMutablePointer<Float>] = (0..<3).map { c + $0 * m * width }
                         bases.withUnsafeBufferPointer { bb in
@@ -103,7 +170,6 @@ struct KernelAgreementTests {
                             }
                         }
                     }
-                    Self.expectAgree(p3, a3, relative: 2e-5, "three rows \(m)x\(k)x\(width)")
                     // The first of the three is the single row above.
                     Self.expectAgree(Array(p3[0..<m * width]), p1, relative: 2e-5, "three rows' first against one row")
                 }
@@ -127,11 +193,11 @@ struct KernelAgreementTests {
         for rowCount in 1...rows {
             for affine in [false, true] {
                 let offsets = (0..<rowCount).map { $0 * iw }
-                let (portable, avx512) = input.withUnsafeBufferPointer { ip in
+                let (portable, vectors) = input.withUnsafeBufferPointer { ip in
                     scale.withUnsafeBufferPointer { sp in
                         shift.withUnsafeBufferPointer { hp in
                             offsets.withUnsafeBufferPointer { op in
-                                Self.both(count: channels * ow) { isa, out in
+                                Self.all(count: channels * ow) { isa, out in
                                     MaxPoolRow.run(
                                         isa, g, channels: channels, input: ip.baseAddress!, inputChannelStride: rows * iw,
                                         rowOffsets: op.baseAddress!, rowCount: rowCount, output: out, outputChannelStride: ow,
@@ -142,7 +208,7 @@ struct KernelAgreementTests {
                         }
                     }
                 }
-                #expect(portable == avx512, "\(dims) rows \(rowCount) affine \(affine): the builds differ")
+                for (isa, v) in vectors { #expect(portable == v, "\(dims) rows \(rowCount) affine \(affine): portable and \(isa) differ") }
                 // And both are max pooling: the first output of channel 0 against a plain loop.
                 var expected = -Float.infinity
                 for r in 0..<rowCount { for x in max(0, -pad)..<min(iw, kw - pad) { expected = max(expected, input[r * iw + x]) } }
@@ -152,31 +218,50 @@ struct KernelAgreementTests {
         }
     }
 
-    /// Depthwise rows: strides 1, 2 and 3, padding, dilation, kernels 3 and 5, widths that are
-    /// not a multiple of the vector.
-    @Test(arguments: [(56, 3, 1, 1, 1), (112, 3, 2, 1, 1), (29, 5, 2, 2, 1), (30, 3, 3, 0, 1), (33, 3, 1, 2, 2), (7, 5, 1, 2, 1)])
-    func depthwiseRows(_ dims: (Int, Int, Int, Int, Int)) {
-        let (size, kernel, stride, pad, dilation) = dims
-        let out = (size + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1
-        var rng = SeededGenerator(seed: UInt64(size * 7 + kernel))
-        let x = Self.random(size * size, &rng), w = Self.random(kernel * kernel, &rng)
+    /// Direct depthwise and grouped convolution: strides 1, 2 and 3, padding, dilation,
+    /// kernels 3, 5 and 7, widths that are not a multiple of the vector, 1 to 16 channels per
+    /// group, with bias, residual and SiLU, against the definition at every output.
+    @Test(arguments: [
+        [56, 56, 3, 1, 1, 1, 1, 1], [112, 112, 3, 2, 1, 1, 1, 1], [29, 29, 5, 2, 2, 1, 1, 1], [30, 30, 3, 3, 0, 1, 1, 1],
+        [33, 33, 3, 1, 2, 2, 1, 1], [7, 7, 5, 1, 2, 1, 1, 1], [13, 13, 7, 1, 3, 1, 1, 1], [28, 28, 3, 2, 1, 1, 8, 8],
+        [14, 14, 3, 1, 1, 1, 8, 8], [9, 11, 3, 1, 1, 1, 3, 5], [20, 17, 3, 2, 1, 1, 4, 12], [10, 10, 3, 1, 1, 1, 16, 16],
+        [12, 12, 3, 1, 1, 1, 1, 2],
+    ])
+    func groupConvolution(_ c: [Int]) {
+        let (ih, iw, k, stride, pad, dilation, cg, mg) = (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
+        let oh = (ih + 2 * pad - dilation * (k - 1) - 1) / stride + 1, ow = (iw + 2 * pad - dilation * (k - 1) - 1) / stride + 1
+        var rng = SeededGenerator(seed: UInt64(ih * 7 + k * 3 + cg))
+        let x = Self.random(cg * ih * iw, &rng), w = Self.random(mg * cg * k * k, &rng)
+        let bias = Self.random(mg, &rng), residual = Self.random(mg * oh * ow, &rng)
         var g = bottlefit_depthwise_geometry(
-            input_height: size, input_width: size, output_width: out, kernel_height: kernel, kernel_width: kernel,
-            stride_height: stride, stride_width: stride, dilation_height: dilation, dilation_width: dilation, pad_top: pad,
-            pad_left: pad)
-        let (portable, avx512) = Self.both(count: out * out) { isa, y in
-            for oy in 0..<out { bottlefit_depthwise_row(isa.c, x, y + oy * out, w, &g, oy) }
+            input_height: ih, input_width: iw, output_width: ow, kernel_height: k, kernel_width: k, stride_height: stride,
+            stride_width: stride, dilation_height: dilation, dilation_width: dilation, pad_top: pad, pad_left: pad)
+        let scratchFloats = bottlefit_group_conv_scratch(&g, cg, oh)
+        #expect(scratchFloats > 0)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratchFloats))
+        defer { scratch.deallocate() }
+        let portable = Self.expectAllAgree(count: mg * oh * ow, relative: 1e-5, "group convolution \(c)") { isa, y in
+            _ = bottlefit_group_conv(isa.c, x, cg, mg, w, bias, residual, y, &g, oh, Activation.silu.c, scratch)
         }
-        Self.expectAgree(portable, avx512, relative: 1e-5, "depthwise \(dims)")
-        // Output (1, 1) against the definition.
-        guard out > 1 else { return }
-        var expected: Float = 0
-        for ki in 0..<kernel {
-            for kj in 0..<kernel {
-                let iy = stride - pad + ki * dilation, ix = stride - pad + kj * dilation
-                if iy >= 0 && iy < size && ix >= 0 && ix < size { expected += w[ki * kernel + kj] * x[iy * size + ix] }
+        var worst: Double = 0
+        for m in 0..<mg {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var sum = Double(bias[m]) + Double(residual[(m * oh + oy) * ow + ox])
+                    for ci in 0..<cg {
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let iy = oy * stride - pad + ky * dilation, ix = ox * stride - pad + kx * dilation
+                                guard iy >= 0 && iy < ih && ix >= 0 && ix < iw else { continue }
+                                sum += Double(w[((m * cg + ci) * k + ky) * k + kx]) * Double(x[(ci * ih + iy) * iw + ix])
+                            }
+                        }
+                    }
+                    let expected = Self.reference(.silu, sum)
+                    worst = max(worst, abs(Double(portable[(m * oh + oy) * ow + ox]) - expected) / max(1, abs(expected)))
+                }
             }
         }
-        #expect(abs(portable[out + 1] - expected) <= 1e-5 * max(1, abs(expected)), "depthwise \(dims): \(portable[out + 1]) vs \(expected)")
+        #expect(worst <= 1e-5, "group convolution \(c): \(worst) from the definition")
     }
 }

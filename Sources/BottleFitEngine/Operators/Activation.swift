@@ -1,4 +1,5 @@
 import BottleFitCore
+import CBottleFitKernels
 import Foundation
 
 /// A pointwise activation, standalone or fused into the epilogue of its producer.
@@ -52,6 +53,31 @@ enum Activation: Equatable {
                 i += 8
             }
             while i < count { let v = p[i]; p[i] = v / (1 + expf(-v)); i += 1 }
+        }
+    }
+
+    /// Applies the activation in place to `count` floats with the C kernel for `isa`
+    /// (`bottlefit_activate`): the same values as `apply(_:_:)` up to rounding, at the
+    /// instruction set's width (the Swift loops are compiled for the baseline).
+    func apply(_ p: UnsafeMutablePointer<Float>, _ count: Int, _ isa: KernelInstructionSet) {
+        if self == .none { return }
+        bottlefit_activate(isa.c, p, count, c)
+    }
+
+    /// The C kernels' description of this activation.
+    var c: bottlefit_activation {
+        func make(_ kind: bottlefit_activation_kind, _ alpha: Float = 0, _ beta: Float = 0) -> bottlefit_activation {
+            bottlefit_activation(kind: Int32(kind.rawValue), alpha: alpha, beta: beta)
+        }
+        switch self {
+        case .none: return make(BOTTLEFIT_ACTIVATION_NONE)
+        case .relu: return make(BOTTLEFIT_ACTIVATION_RELU)
+        case .leakyRelu(let a): return make(BOTTLEFIT_ACTIVATION_LEAKY_RELU, a)
+        case .clip(let lo, let hi): return make(BOTTLEFIT_ACTIVATION_CLIP, lo, hi)
+        case .sigmoid: return make(BOTTLEFIT_ACTIVATION_SIGMOID)
+        case .hardSigmoid(let a, let b): return make(BOTTLEFIT_ACTIVATION_HARD_SIGMOID, a, b)
+        case .hardSwish: return make(BOTTLEFIT_ACTIVATION_HARD_SWISH)
+        case .silu: return make(BOTTLEFIT_ACTIVATION_SILU)
         }
     }
 
@@ -153,7 +179,9 @@ enum ActivationOperator: Operator {
         guard let act = Activation.of(ctx.node, constants: ctx.constants) else {
             throw .invalidModel("\(ctx.op) node '\(ctx.name)': parameters must be constant scalars")
         }
-        return ActivationKernel(activation: act, input: inputs[0]!.floats, output: outputs[0].floats, count: outputs[0].count)
+        return ActivationKernel(
+            activation: act, input: inputs[0]!.floats, output: outputs[0].floats, count: outputs[0].count,
+            instructionSet: ctx.instructionSet)
     }
 }
 
@@ -162,20 +190,25 @@ final class ActivationKernel: Kernel {
     let input: UnsafeMutablePointer<Float>
     let output: UnsafeMutablePointer<Float>
     let count: Int
+    let instructionSet: KernelInstructionSet
 
-    init(activation: Activation, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int) {
+    init(
+        activation: Activation, input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int,
+        instructionSet: KernelInstructionSet
+    ) {
         self.activation = activation
         self.input = input
         self.output = output
         self.count = count
+        self.instructionSet = instructionSet
     }
 
     func execute(_ parallel: Parallel) {
-        let input = input, output = output, activation = activation
+        let input = input, output = output, activation = activation, isa = instructionSet
         parallel.forEach(count, minimumPerThread: 16384) { range in
             let src = input + range.lowerBound, dst = output + range.lowerBound
             if src != dst { dst.update(from: src, count: range.count) }
-            activation.apply(dst, range.count)
+            activation.apply(dst, range.count, isa)
         }
     }
 }

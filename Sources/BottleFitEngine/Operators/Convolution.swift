@@ -5,11 +5,15 @@ import CBottleFitOpenBLAS
 ///
 /// Each group is one `cblas_sgemm`: weights [M/g, C/g·kh·kw] times the im2col matrix
 /// [C/g·kh·kw, OH·OW]. Pointwise convolutions use the input as the matrix directly.
-/// Depthwise convolutions run a direct loop with the epilogue fused (DepthwiseConvolution.swift). The epilogue adds the bias, an optional
+/// Depthwise and narrow grouped convolutions run a direct kernel with the epilogue fused
+/// (DepthwiseConvolution.swift). The epilogue adds the bias, an optional
 /// fused residual (input 3, from Add fusion) and the fused activation in one pass.
 /// With the compute context's GEMM `.packed` and constant weights (ungrouped), the weights are
 /// packed once per session and the GEMMs run on the C microkernel (CBottleFitKernels) instead, with
-/// bias, residual and ReLU applied as each block of the output is finished.
+/// bias, residual and the activation applied as each block of the output is finished. A
+/// pointwise convolution on that path may also take a per-(image, channel) scale of its input
+/// (input 4, [N, C, 1, 1], from the planner's squeeze-and-excitation fusion): each input row is
+/// multiplied by it as B is packed, so the scaled input is never written out.
 enum ConvOperator: Operator {
     static let attributes: Set<String> = ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"]
 
@@ -51,6 +55,11 @@ enum ConvOperator: Operator {
         if let r = ctx.input(3), r != out {
             throw .shapeMismatch("Conv node '\(ctx.name)': fused residual \(r) differs from output \(out)")
         }
+        if let scale = ctx.input(4) {
+            guard scale.shape == [s.batch, s.channels, 1, 1], s.geometry.isPointwise, s.groups == 1 else {
+                throw .shapeMismatch("Conv node '\(ctx.name)': fused input scale \(scale) needs a pointwise convolution of \(s.channels) channels")
+            }
+        }
         return [out]
     }
 
@@ -72,8 +81,7 @@ enum ConvOperator: Operator {
 
     static func workspaceBytes(_ ctx: NodeContext, outputs: [ValueType]) -> Int {
         guard let s = try? shape(ctx) else { return 0 }
-        let depthwise = s.groups > 1 && s.groups == s.channels && s.groups == s.outChannels
-        if depthwise { return 0 }
+        if let scratch = directGroupScratchFloats(s) { return ctx.threads * scratch * 4 }
         let constantWeights = ctx.constant(1) != nil
         if constantWeights && Winograd.outputTile(s, packed: usesPackedWeights(s, ctx, constantWeights: true)) != nil {
             return Winograd.workspaceBytes(s, packed: usesPackedWeights(s, ctx, constantWeights: true), threads: ctx.threads)
@@ -138,11 +146,15 @@ enum ConvOperator: Operator {
                 activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
                 threads: ctx.threads)
         }
+        let scale = inputs.count > 4 ? inputs[4]?.floats : nil
+        if scale != nil && !packed {
+            throw .invalidModel("Conv node '\(ctx.name)': a fused input scale needs constant weights and the packed GEMM")
+        }
         return ConvKernel(
             shape: s, input: inputs[0]!.floats, weight: weight, bias: inputs[2]?.floats,
             residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
             activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
-            packed: packed ? packedWeights() : nil, threads: ctx.threads, instructionSet: ctx.instructionSet)
+            packed: packed ? packedWeights() : nil, threads: ctx.threads, instructionSet: ctx.instructionSet, scale: scale)
     }
 }
 
@@ -159,15 +171,18 @@ final class ConvKernel: Kernel {
     let plannedThreads: Int
     /// The weights packed for the C microkernel.
     let packed: PackedWeights?
-    /// The instruction set of the depthwise row kernel (the session's).
+    /// The instruction set of the direct group kernel and activations (the session's).
     let instructionSet: KernelInstructionSet
+    /// Per-(image, channel) scale of the input ([N, C]), applied as B is packed (pointwise, packed only).
+    let scale: UnsafeMutablePointer<Float>?
 
     init(
         shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
         bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
         activation: Activation, workspace: UnsafeMutablePointer<Float>, packed: PackedWeights?, threads: Int,
-        instructionSet: KernelInstructionSet
+        instructionSet: KernelInstructionSet, scale: UnsafeMutablePointer<Float>? = nil
     ) {
+        self.scale = scale
         self.packed = packed
         self.instructionSet = instructionSet
         self.s = shape
@@ -192,11 +207,9 @@ final class ConvKernel: Kernel {
         let k = cg * g.kernelArea
         let outArea = g.outputArea
         let inArea = g.inputArea
-        if s.groups > 1 && cg == 1 && mg == 1 {
-            // Bias, residual and activation are applied row by row inside.
-            parallel.forEach(s.batch * s.channels) { planes in
-                for p in planes { depthwise(plane: p) }
-            }
+        if let scratch = ConvOperator.directGroupScratchFloats(s) {
+            // Bias, residual and activation are applied as each block is stored.
+            executeDirectGroups(scratchFloats: scratch, parallel)
             return
         } else if s.groups > 1 {
             // Grouped (RegNet, ResNeXt): each thread takes whole (image, group) items, with its
@@ -289,7 +302,7 @@ final class ConvKernel: Kernel {
         }
         epilogue(
             output, channels: s.outChannels, area: outArea, batch: s.batch, bias: bias, residual: residual, activation: activation,
-            parallel: parallel)
+            instructionSet: instructionSet, parallel: parallel)
     }
 
     /// Ungrouped convolution with packed weights: B is packed straight from the input
@@ -301,10 +314,17 @@ final class ConvKernel: Kernel {
         let outArea = g.outputArea
         let inArea = g.inputArea
         let channels = s.channels
-        let input = input
-        /// Rows `rows`, output pixels `columns` of one image's B.
-        func fill(_ x: UnsafePointer<Float>, _ rows: Range<Int>, _ columns: Range<Int>, _ dst: UnsafeMutablePointer<Float>, _ ldc: Int) {
-            if g.isPointwise {
+        let input = input, scale = scale
+        /// Rows `rows`, output pixels `columns` of image n's B.
+        func fill(_ n: Int, _ rows: Range<Int>, _ columns: Range<Int>, _ dst: UnsafeMutablePointer<Float>, _ ldc: Int) {
+            let x = input + n * channels * inArea
+            if g.isPointwise, let scale {
+                let factors = scale + n * channels
+                for (i, r) in rows.enumerated() {
+                    let d = dst + i * ldc, src = x + r * inArea + columns.lowerBound, f = factors[r]
+                    for j in 0..<columns.count { d[j] = src[j] * f }
+                }
+            } else if g.isPointwise {
                 for (i, r) in rows.enumerated() {
                     (dst + i * ldc).update(from: x + r * inArea + columns.lowerBound, count: columns.count)
                 }
@@ -323,7 +343,7 @@ final class ConvKernel: Kernel {
                 while j < cols.upperBound {
                     let image = j / outArea
                     let end = Swift.min(cols.upperBound, (image + 1) * outArea)
-                    fill(input + image * channels * inArea, rows, j - image * outArea..<end - image * outArea, dst + (j - cols.lowerBound), ldc)
+                    fill(image, rows, j - image * outArea..<end - image * outArea, dst + (j - cols.lowerBound), ldc)
                     j = end
                 }
             }
@@ -340,7 +360,7 @@ final class ConvKernel: Kernel {
             }
             let epilogue = PackedGEMM.Epilogue(
                 bias: bias.map { UnsafePointer($0) }, residual: residual.map { UnsafePointer($0 + n * m * outArea) },
-                residualStride: outArea, relu: activation.packedEpilogueRelu)
+                residualStride: outArea, activation: activation)
             packed.run(
                 columns: outArea, c: output + n * m * outArea, ldc: outArea, epilogue: epilogue, parts: plannedThreads,
                 workspace: gemmSpace, parallel: parallel
@@ -348,14 +368,8 @@ final class ConvKernel: Kernel {
                 if let phases {
                     g.im2col(x, rows: rows, columns: columns, into: dst, ldc: ldc, phases: phases)
                 } else {
-                    fill(x, rows, columns, dst, ldc)
+                    fill(n, rows, columns, dst, ldc)
                 }
-            }
-        }
-        if activation.needsPassAfterPackedEpilogue {
-            let out = output, activation = activation, total = s.batch * m
-            parallel.forEach(total, minimumPerThread: 4) { rows in
-                for i in rows { activation.apply(out + i * outArea, outArea) }
             }
         }
     }
@@ -363,23 +377,17 @@ final class ConvKernel: Kernel {
     /// Copies a batched GEMM output [M, N·OHW] to NCHW with bias, residual and activation.
     private func scatterImages(from tmp: UnsafeMutablePointer<Float>, columns: Int, _ parallel: Parallel) {
         let outArea = s.geometry.outputArea
-        let out = output, bias = bias, residual = residual, activation = activation, m = s.outChannels
+        let out = output, bias = bias, residual = residual, activation = activation, m = s.outChannels, isa = instructionSet
         parallel.forEach(s.batch * m, minimumPerThread: 4) { range in
             for i in range {
                 let n = i / m, c = i % m
                 let dst = out + i * outArea
                 dst.update(from: tmp + c * columns + n * outArea, count: outArea)
-                epilogueRow(dst, area: outArea, bias: bias?[c] ?? 0, residual: residual.map { $0 + i * outArea }, activation: activation)
+                epilogueRow(
+                    dst, area: outArea, bias: bias?[c] ?? 0, residual: residual.map { $0 + i * outArea }, activation: activation,
+                    instructionSet: isa)
             }
         }
-    }
-
-    private func depthwise(plane p: Int) {
-        let c = p % s.channels
-        let area = s.geometry.outputArea
-        depthwiseConvolutionPlane(
-            x: input + p * s.geometry.inputArea, y: output + p * area, w: weight + c * s.geometry.kernelArea, geometry: s.geometry,
-            bias: bias?[c] ?? 0, residual: residual.map { $0 + p * area }, activation: activation, instructionSet: instructionSet)
     }
 }
 
@@ -422,20 +430,25 @@ func sgemm(
 /// activation, over an NC(area) tensor in one pass, split over the engine's threads.
 func epilogue(
     _ y: UnsafeMutablePointer<Float>, channels: Int, area: Int, batch: Int, bias: UnsafeMutablePointer<Float>?,
-    residual: UnsafeMutablePointer<Float>?, activation: Activation, parallel: Parallel
+    residual: UnsafeMutablePointer<Float>?, activation: Activation, instructionSet: KernelInstructionSet? = nil, parallel: Parallel
 ) {
     if bias == nil && residual == nil && activation == .none { return }
     parallel.forEach(batch * channels, minimumPerThread: 4) { rows in
         for i in rows {
             epilogueRow(
                 y + i * area, area: area, bias: bias?[i % channels] ?? 0, residual: residual.map { $0 + i * area },
-                activation: activation)
+                activation: activation, instructionSet: instructionSet)
         }
     }
 }
 
+/// One row's epilogue; with `instructionSet`, an activation other than ReLU runs in C
+/// (`bottlefit_activate`) instead of the Swift loops compiled for the baseline.
 @inline(__always)
-func epilogueRow(_ row: UnsafeMutablePointer<Float>, area: Int, bias b: Float, residual: UnsafeMutablePointer<Float>?, activation: Activation) {
+func epilogueRow(
+    _ row: UnsafeMutablePointer<Float>, area: Int, bias b: Float, residual: UnsafeMutablePointer<Float>?, activation: Activation,
+    instructionSet: KernelInstructionSet? = nil
+) {
     if let r = residual {
         if activation == .relu {
             for i in 0..<area { row[i] = Swift.max(row[i] + b + r[i], 0) }
@@ -448,5 +461,6 @@ func epilogueRow(_ row: UnsafeMutablePointer<Float>, area: Int, bias b: Float, r
     } else if b != 0 {
         for i in 0..<area { row[i] += b }
     }
-    if activation != .none { activation.apply(row, area) }
+    if activation == .none { return }
+    if let instructionSet { activation.apply(row, area, instructionSet) } else { activation.apply(row, area) }
 }

@@ -188,17 +188,12 @@ final class RowConvKernel: Kernel {
         bases: UnsafePointer<UnsafePointer<Float>>
     ) {
         let ow = s.geometry.output.w
-        let epilogue = PackedGEMM.Epilogue(bias: bias.map { UnsafePointer($0) }, relu: activation.packedEpilogueRelu)
+        let epilogue = PackedGEMM.Epilogue(bias: bias.map { UnsafePointer($0) }, activation: activation)
         offsets.withUnsafeBufferPointer { table in
             PackedGEMM.multiplyIndirectRows(
                 packed.instructionSet,
                 packedA: packed.pointer, rows: s.outChannels, depth: packed.depth, bases: bases, offsets: table.baseAddress!,
                 columns: ow, c: c, ldc: ldc, epilogue: epilogue, tile: tiles + thread * PackedGEMM.tileCount)
-        }
-        if activation.needsPassAfterPackedEpilogue {
-            for i in 0..<3 {
-                for j in 0..<s.outChannels { activation.apply(c[i] + j * ldc, ow) }
-            }
         }
     }
 
@@ -216,16 +211,13 @@ final class RowConvKernel: Kernel {
         let rowStride = g.stride.h * phases.phases * phases.width
         let epilogue = PackedGEMM.Epilogue(
             bias: bias.map { UnsafePointer($0) }, residual: residual.map { UnsafePointer($0 + n * m * outArea + oy * ow) },
-            residualStride: outArea, relu: activation.packedEpilogueRelu)
+            residualStride: outArea, activation: activation)
         offsets.withUnsafeBufferPointer { table in
             PackedGEMM.multiplyIndirect(
                 packed.instructionSet,
                 packedA: packed.pointer, rows: m, depth: packed.depth, panels: 0..<PackedGEMM.panels(rows: m),
                 base: base ?? UnsafePointer(workspace + oy * rowStride), offsets: table.baseAddress!, columns: ow, c: c, ldc: ldc,
                 epilogue: epilogue, tile: tiles + thread * PackedGEMM.tileCount)
-        }
-        if activation.needsPassAfterPackedEpilogue {
-            for j in 0..<m { activation.apply(c + j * ldc, ow) }
         }
     }
 }

@@ -4,7 +4,7 @@
 /* The engine's hot kernels in C, each compiled once per instruction set and selected at run
    time (the pattern swift-crypto inherits from BoringSSL: per-function code for a CPU
    feature, a CPUID check, a portable path everywhere else). Nothing in the package is
-   compiled for a particular CPU; the AVX-512 versions carry a per-function `target`
+   compiled for a particular CPU; the AVX-512 and AVX2 versions carry a per-function `target`
    attribute and exist only on x86-64, and every entry point takes the instruction set to
    use, so the caller (the engine's compute context) decides, not a global.
 
@@ -28,6 +28,9 @@ typedef enum bottlefit_isa {
     BOTTLEFIT_ISA_PORTABLE = 0,
     /* AVX-512 F, BW, DQ, VL and FMA (Skylake-SP and newer); x86-64 only. */
     BOTTLEFIT_ISA_AVX512 = 1,
+    /* AVX2 and FMA (Haswell, Zen and newer); x86-64 only. The same sources as the others:
+       a 16-float vector takes two YMM registers. */
+    BOTTLEFIT_ISA_AVX2 = 2,
 } bottlefit_isa;
 
 /* Whether this CPU, and the operating system (which must save the ZMM state), runs `isa`.
@@ -36,6 +39,9 @@ int bottlefit_isa_supported(bottlefit_isa isa);
 
 /* The fastest instruction set this CPU runs. */
 bottlefit_isa bottlefit_isa_best(void);
+
+/* `isa` if this CPU runs it, else the portable build: what every entry point runs. */
+bottlefit_isa bottlefit_isa_runnable(bottlefit_isa isa);
 
 /* Rows of A per panel, columns of B per full panel, the depth-block bound and the columns of
    B per L2 block. */
@@ -48,12 +54,40 @@ enum {
     BOTTLEFIT_TILE_FLOATS = 8 * 48,
 };
 
-/* What happens to a finished block of C: + bias[row], + residual[row, column], ReLU. */
+/* A pointwise activation: what the engine fuses into the step producing its input. */
+typedef enum bottlefit_activation_kind {
+    BOTTLEFIT_ACTIVATION_NONE = 0,
+    BOTTLEFIT_ACTIVATION_RELU = 1,
+    /* min(max(x, alpha), beta) (ReLU6: 0, 6). */
+    BOTTLEFIT_ACTIVATION_CLIP = 2,
+    /* x < 0 ? alpha·x : x. */
+    BOTTLEFIT_ACTIVATION_LEAKY_RELU = 3,
+    BOTTLEFIT_ACTIVATION_SIGMOID = 4,
+    /* max(0, min(1, alpha·x + beta)). */
+    BOTTLEFIT_ACTIVATION_HARD_SIGMOID = 5,
+    /* x · max(0, min(1, x/6 + 1/2)). */
+    BOTTLEFIT_ACTIVATION_HARD_SWISH = 6,
+    /* x · sigmoid(x), computed as x / (1 + e^-x). */
+    BOTTLEFIT_ACTIVATION_SILU = 7,
+} bottlefit_activation_kind;
+
+typedef struct bottlefit_activation {
+    int kind;
+    float alpha, beta;
+} bottlefit_activation;
+
+/* Applies `activation` to `count` floats in place. Sigmoid and SiLU use a vector e^x
+   (Cephes' expf, about 1 ulp), the same in every build up to fused multiply-adds. */
+void bottlefit_activate(bottlefit_isa isa, float *x, ptrdiff_t count, bottlefit_activation activation);
+
+/* What happens to a finished block of C: + bias[row], + residual[row, column], ReLU, then
+   the activation (whose kind is NONE when only ReLU or nothing is wanted). */
 typedef struct bottlefit_epilogue {
     const float *bias;
     const float *residual;
     ptrdiff_t residual_stride;
     int relu;
+    bottlefit_activation activation;
 } bottlefit_epilogue;
 
 /* Packs row-major A (M x K, row stride lda) into `out` (panels(M)·8·K floats): for each depth
@@ -111,17 +145,26 @@ void bottlefit_max_pool_row(
     ptrdiff_t input_channel_stride, const ptrdiff_t *row_offsets, ptrdiff_t row_count, float *output,
     ptrdiff_t output_channel_stride, const float *scale, const float *shift, int relu, float *scratch);
 
-/* A depthwise convolution's plane geometry (one input and one output channel). */
+/* A depthwise or grouped convolution's plane geometry (one input plane to one output plane). */
 typedef struct bottlefit_depthwise_geometry {
     ptrdiff_t input_height, input_width, output_width;
     ptrdiff_t kernel_height, kernel_width, stride_height, stride_width;
     ptrdiff_t dilation_height, dilation_width, pad_top, pad_left;
 } bottlefit_depthwise_geometry;
 
-/* Output row oy (output_width floats) of the plane's convolution without bias: `row` =
-   sum over the kernel taps inside the input of w[tap] times the input row `x` (ih x iw). */
-void bottlefit_depthwise_row(
-    bottlefit_isa isa, const float *x, float *row, const float *w, const bottlefit_depthwise_geometry *g, ptrdiff_t oy);
+/* Floats of scratch `bottlefit_group_conv` needs for cg input channels (the group's padded
+   input), or -1 when it does not take the geometry (kernels wider than 16). */
+ptrdiff_t bottlefit_group_conv_scratch(const bottlefit_depthwise_geometry *g, ptrdiff_t cg, ptrdiff_t output_height);
+
+/* One group of a convolution, directly: cg input planes at `x` (input_height x input_width
+   each) to mg output planes at `y` (output_height x output_width each), weights [mg][cg][kh][kw]
+   at `w`, + bias[m] (when not NULL), + the residual's planes (same layout as y, when not
+   NULL), then the activation. `scratch` holds `bottlefit_group_conv_scratch` floats. Returns 0
+   (and does nothing) for a geometry `bottlefit_group_conv_scratch` refuses. */
+int bottlefit_group_conv(
+    bottlefit_isa isa, const float *x, ptrdiff_t cg, ptrdiff_t mg, const float *w, const float *bias,
+    const float *residual, float *y, const bottlefit_depthwise_geometry *g, ptrdiff_t output_height,
+    bottlefit_activation activation, float *scratch);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,29 @@
+/* Includes the kernel body named by BF_BODY once per instruction set, each time with
+   BF_TARGET (the functions' `target` attribute), BF_NAME (the suffix: name_portable,
+   name_avx512, name_avx2) and BF_FMA(a, b, acc) defined: the portable build plain, with
+   multiply and add as two operations (a fused one would be a libm call on x86-64 without
+   FMA; the compiler fuses them where the target has FMA, as on aarch64), and on x86-64 only
+   the AVX-512 and AVX2 builds with explicit FMA. No include guard: one use per kernel file. */
+
+#define BF_TARGET
+#define BF_NAME(name) name##_portable
+#define BF_FMA(a, b, acc) ((acc) + (a) * (b))
+#include BF_BODY
+#undef BF_TARGET
+#undef BF_NAME
+#undef BF_FMA
+
+#if defined(__x86_64__)
+#define BF_FMA(a, b, acc) __builtin_elementwise_fma((a), (b), (acc))
+#define BF_TARGET BF_TARGET_AVX512
+#define BF_NAME(name) name##_avx512
+#include BF_BODY
+#undef BF_TARGET
+#undef BF_NAME
+#define BF_TARGET BF_TARGET_AVX2
+#define BF_NAME(name) name##_avx2
+#include BF_BODY
+#undef BF_TARGET
+#undef BF_NAME
+#undef BF_FMA
+#endif

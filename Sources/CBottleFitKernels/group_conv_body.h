@@ -1,0 +1,130 @@
+/* Direct convolution of one group (depthwise: one input and one output channel; grouped:
+   RegNet's 8 and 8), for one instruction set: included by group_conv.c with BF_TARGET and
+   BF_NAME defined (no include guard on purpose).
+
+   The group's input is copied once into a zero-padded buffer whose rows are split into their
+   column phases (stride_width of them), so that for every tap the 16 outputs of a vector read
+   16 contiguous floats: no bounds checks, no gathers. Then each block of up to 8 output
+   channels x 16·NB output columns keeps its sums in registers over all taps, and is finished
+   (+ bias, + residual, activation) and stored once. */
+
+#define BF_FN static inline __attribute__((always_inline)) BF_TARGET
+
+/* Copies the group's cg input planes into the padded, phase-split buffer: each phase row takes
+   every stride-th input column (no division per element), and only the floats around what
+   it takes are zeroed. Built per instruction set too: the strided copies vectorise. */
+BF_FN void BF_NAME(pad_group)(const bf_group_plan *p, const float *x, float *padded) {
+    const bottlefit_depthwise_geometry *g = p->g;
+    ptrdiff_t sw = g->stride_width, iw = g->input_width, ih = g->input_height, pf = p->phase_floats;
+    for (ptrdiff_t c = 0; c < p->cg; c++) {
+        for (ptrdiff_t r = 0; r < p->rows; r++) {
+            float *dst = padded + (c * p->rows + r) * p->row_floats;
+            ptrdiff_t iy = r - g->pad_top;
+            if (iy < 0 || iy >= ih) {
+                for (ptrdiff_t i = 0; i < p->row_floats; i++) dst[i] = 0.0f;
+                continue;
+            }
+            const float *src = x + (c * ih + iy) * iw;
+            /* Input column ix is padded column ix + pad_left: phase (ix + pad_left) % sw, at
+               (ix + pad_left) / sw. */
+            for (ptrdiff_t phase = 0; phase < sw; phase++) {
+                float *row = dst + phase * pf;
+                ptrdiff_t first = ((phase - g->pad_left) % sw + sw) % sw;
+                ptrdiff_t at = (first + g->pad_left) / sw;
+                ptrdiff_t count = first < iw ? bf_max(0, bf_min((iw - first + sw - 1) / sw, pf - at)) : 0;
+                if (count == 0) at = 0;
+                const float *s = src + first;
+                for (ptrdiff_t j = 0; j < at; j++) row[j] = 0.0f;
+                if (sw == 1) {
+                    for (ptrdiff_t j = 0; j < count; j++) row[at + j] = s[j];
+                } else if (sw == 2) {
+                    for (ptrdiff_t j = 0; j < count; j++) row[at + j] = s[2 * j];
+                } else {
+                    for (ptrdiff_t j = 0; j < count; j++) row[at + j] = s[j * sw];
+                }
+                for (ptrdiff_t j = at + count; j < pf; j++) row[j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* Output columns ox0..<ox0 + 16·nb of row oy, channels m0..<m0 + mb (mb, nb constants once
+   inlined, so the sums stay in registers). `valid` of the last vector's lanes are stored. */
+BF_FN void BF_NAME(group_block)(
+    const bf_group_plan *p, const float *padded, const float *w, ptrdiff_t m0, ptrdiff_t oy, ptrdiff_t ox0, const int mb,
+    const int nb, ptrdiff_t valid, const float *bias, const float *residual, float *y, const bottlefit_activation *act) {
+    const bottlefit_depthwise_geometry *g = p->g;
+    bf_v16 acc[8][4];
+    for (int m = 0; m < mb; m++)
+        for (int b = 0; b < nb; b++) acc[m][b] = 0.0f;
+    ptrdiff_t kh = g->kernel_height, kw = g->kernel_width, taps = kh * kw;
+    for (ptrdiff_t c = 0; c < p->cg; c++) {
+        for (ptrdiff_t ky = 0; ky < kh; ky++) {
+            const float *row = padded + (c * p->rows + oy * g->stride_height + ky * g->dilation_height) * p->row_floats + ox0;
+            const float *wt = w + (m0 * p->cg + c) * taps + ky * kw;
+            for (ptrdiff_t kx = 0; kx < kw; kx++) {
+                const float *src = row + p->tap_offsets[kx];
+                bf_v16 v[4];
+                for (int b = 0; b < nb; b++) v[b] = BF_LOAD16(src + 16 * b);
+                for (int m = 0; m < mb; m++) {
+                    bf_v16 s = wt[m * p->cg * taps + kx];
+                    for (int b = 0; b < nb; b++) acc[m][b] = BF_FMA(s, v[b], acc[m][b]);
+                }
+            }
+        }
+    }
+    ptrdiff_t ow = g->output_width;
+    for (int m = 0; m < mb; m++) {
+        bf_v16 vb = bias ? bias[m0 + m] : 0.0f;
+        float *out = y + (m0 + m) * p->output_plane + oy * ow + ox0;
+        const float *res = residual ? residual + (m0 + m) * p->output_plane + oy * ow + ox0 : NULL;
+        for (int b = 0; b < nb; b++) {
+            bf_v16 x = acc[m][b] + vb;
+            ptrdiff_t lanes = b == nb - 1 ? valid : 16;
+            if (lanes == 16) {
+                if (res) x += BF_LOAD16(res + 16 * b);
+                bf_activate16(&x, act);
+                BF_STORE16(out + 16 * b, x);
+            } else {
+                float t[16];
+                BF_STORE16(t, x);
+                for (ptrdiff_t j = 0; j < lanes; j++) {
+                    float r = t[j] + (res ? res[16 * b + j] : 0.0f);
+                    out[16 * b + j] = bf_activate1(r, act);
+                }
+            }
+        }
+    }
+}
+
+/* Every output row of channels m0..<m0 + mb (mb constant once inlined): whole groups of
+   16·nb columns, then pairs, then single vectors (the last one partial). */
+BF_FN void BF_NAME(group_rows)(
+    const bf_group_plan *p, const float *padded, const float *w, ptrdiff_t m0, const int mb, const int nb,
+    const float *bias, const float *residual, float *y, const bottlefit_activation *act) {
+    ptrdiff_t ow = p->g->output_width;
+    for (ptrdiff_t oy = 0; oy < p->output_height; oy++) {
+        ptrdiff_t ox = 0;
+        if (nb > 1)
+            for (; ox + 16 * nb <= ow; ox += 16 * nb) BF_NAME(group_block)(p, padded, w, m0, oy, ox, mb, nb, 16, bias, residual, y, act);
+        /* Two independent sums rather than one where two vectors are left (one sum is a chain
+           of dependent FMAs). */
+        if (nb > 2)
+            for (; ox + 32 <= ow; ox += 32) BF_NAME(group_block)(p, padded, w, m0, oy, ox, mb, 2, 16, bias, residual, y, act);
+        for (; ox < ow; ox += 16)
+            BF_NAME(group_block)(p, padded, w, m0, oy, ox, mb, 1, bf_min(16, ow - ox), bias, residual, y, act);
+    }
+}
+
+static BF_TARGET void BF_NAME(group_conv)(
+    const bf_group_plan *p, const float *x, const float *w, const float *bias, const float *residual, float *y,
+    const bottlefit_activation *act, float *padded) {
+    BF_NAME(pad_group)(p, x, padded);
+    ptrdiff_t m0 = 0, mg = p->mg;
+    for (; m0 + 8 <= mg; m0 += 8) BF_NAME(group_rows)(p, padded, w, m0, 8, 1, bias, residual, y, act);
+    for (; m0 + 4 <= mg; m0 += 4) BF_NAME(group_rows)(p, padded, w, m0, 4, 2, bias, residual, y, act);
+    for (; m0 + 2 <= mg; m0 += 2) BF_NAME(group_rows)(p, padded, w, m0, 2, 2, bias, residual, y, act);
+    for (; m0 < mg; m0++) BF_NAME(group_rows)(p, padded, w, m0, 1, 4, bias, residual, y, act);
+}
+
+#undef BF_FN
