@@ -21,8 +21,9 @@ public enum ProcessLifecycle {
         try await ServiceGroup(configuration: configuration).run()
     }
 
-    /// Runs a synchronous `job` on the calling thread (a command's own, never a thread of Swift's
-    /// cooperative pool) while a `ServiceGroup` beside it turns SIGTERM and SIGINT into
+    /// Runs a synchronous `job` on the calling thread (any thread: the group does not need
+    /// Swift's cooperative pool, which the caller may be blocking) while a `ServiceGroup` on a
+    /// thread of its own turns SIGTERM and SIGINT into
     /// `stop.request("signal")`, which the job polls: a training run, a load-generation run,
     /// `bottlefit up`'s supervision. The signals are trapped before `job` starts.
     public static func runBlocking<Output>(
@@ -30,7 +31,10 @@ public enum ProcessLifecycle {
     ) rethrows -> Output {
         let watch = SignalWatch(stop: stop)
         let ended = DispatchSemaphore(value: 0)
-        Task {
+        // The group runs on threads of its own: this caller blocks, and may itself be a thread of
+        // the cooperative pool (see `ThreadExecutor`).
+        let executor = ThreadExecutor(name: "bf-signals")
+        Task(executorPreference: executor) {
             try? await run([.init(service: watch)], logger: logger, signals: signals)
             ended.signal()
         }
