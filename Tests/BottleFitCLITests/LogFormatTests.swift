@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import BottleFitTestSupport
 
 /// `--log-format json`: every line a role, or `up` and its children, write is one JSON object with the documented keys.
-@Suite struct LogFormatTests {
+@Suite(.blocking) struct LogFormatTests {
     static let keys: Set<String> = ["ts", "level", "role", "label", "source", "msg", "metadata"]
 
     /// The JSON objects of `text`'s lines; records an issue for every line that is not one.
@@ -90,7 +91,7 @@ import Testing
         }
         #expect(progress.contains { ($0["msg"] as? String)?.contains("offered") == true }, "\(r.stderr)")
         let refused = try UpTests.run(base + ["--rate", "0"], timeout: 60)
-        #expect(refused.status == 1)
+        #expect(refused.status == 64, "a refused setting is a usage error: \(refused.stderr)")
         let errors = objects(refused.stderr, "stderr")
         #expect(errors.contains { $0["level"] as? String == "error" && ($0["msg"] as? String)?.contains("--rate: the rate is 0") == true },
                 "\(refused.stderr)")

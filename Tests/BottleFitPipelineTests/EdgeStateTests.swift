@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import BottleFitTestSupport
 
 /// The camera's edge states with real processes (docs/device.md): a worker joining late, a hung
 /// worker, and a full edge shared by several cameras. Each waits on log lines with generous
 /// bounds, so a busy machine makes them slower, not red.
-@Suite(.serialized) struct EdgeStateTests {
+@Suite(.serialized, .blocking) struct EdgeStateTests {
     static let heartbeat = 200
     static let liveness = 3
     let models = TinyModels.files
@@ -103,7 +104,9 @@ import Testing
         let offset = cam.stderrCount
         w.signal(SIGSTOP)
         note("worker stopped", since: t0)
-        #expect(cam.waitForStderr(matching: /edge healthy -> congested/, after: offset, timeout: 30) != nil,
+        // Congested, possibly by way of dead: on a busy machine the broker's answers to the
+        // camera's probes can come late enough to be silence for a moment.
+        #expect(cam.waitForStderr(matching: /edge [a-z]+ -> congested/, after: offset, timeout: 30) != nil,
                 "\(cam.stderr(after: offset).suffix(2000))")
         Thread.sleep(forTimeInterval: 3)  // probes go out at least once a second meanwhile
         let resumed = cam.stderrCount
