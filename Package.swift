@@ -86,7 +86,7 @@ let package = Package(
         // writes for it (`@testable import bottlefit`: the role commands are the parsers).
         .testTarget(
             name: "BottleFitFleetTests",
-            dependencies: ["BottleFitFleet", "bottlefit", "BottleFitSecurity", "ZeroMQ"]
+            dependencies: ["BottleFitTestSupport", "BottleFitFleet", "bottlefit", "BottleFitSecurity", "ZeroMQ"]
         ),
         // `bottlefit bench-pipeline`'s measurements and its own clients (camera senders, instant and
         // echoing workers, the zmq_proxy baseline, the standalone engine), threads of one process.
@@ -105,8 +105,9 @@ let package = Package(
             dependencies: ["BottleFitCore", "BottleFitEngine", "CBottleFitOpenBLAS"]
         ),
         .testTarget(name: "BottleFitTrainingTests", dependencies: ["BottleFitTraining", "BottleFitEngine", "BottleFitCore"]),
-        // Test helpers shared by test targets (a hand-written msgpack encoder for documented and garbage inputs).
-        .target(name: "BottleFitTestSupport", path: "Tests/BottleFitTestSupport"),
+        // Test helpers shared by test targets (a hand-written msgpack encoder for documented and garbage
+        // inputs, raw HTTP, the `.blocking` trait for suites that wait on processes and sockets).
+        .target(name: "BottleFitTestSupport", dependencies: ["BottleFitLifecycle"], path: "Tests/BottleFitTestSupport"),
         .testTarget(name: "BottleFitCoreTests", dependencies: ["BottleFitCore"]),
         .testTarget(
             name: "BottleFitEngineTests",
@@ -115,7 +116,7 @@ let package = Package(
         // Runs the built `bottlefit` binary (scripts/test builds it first).
         .testTarget(
             name: "BottleFitCLITests",
-            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets", "BottleFitLoadgen", "BottleFitProtocol"]
+            dependencies: ["BottleFitTestSupport", "BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets", "BottleFitLoadgen", "BottleFitProtocol"]
         ),
         // Typed Swift wrapper over libzmq: context, sockets, options, multipart messages, poller.
         .target(name: "ZeroMQ", dependencies: ["CBottleFitZMQ"]),
@@ -125,13 +126,13 @@ let package = Package(
         ),
         .testTarget(
             name: "BottleFitSecurityTests",
-            dependencies: [
+            dependencies: ["BottleFitTestSupport", 
                 "BottleFitSecurity", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The pipeline's wire messages (FRAME, RESULT, ERROR, ...) as msgpack, with bounded decoding.
         .target(name: "BottleFitProtocol", dependencies: ["BottleFitCore", "CBottleFitMsgPack"]),
-        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["BottleFitTestSupport", "ZeroMQ"]),
         .testTarget(name: "BottleFitProtocolTests", dependencies: ["BottleFitTestSupport", "BottleFitProtocol", "BottleFitCore"]),
         // zlib, for the gzip-compressed IDX files of Fashion-MNIST (Foundation on Linux cannot inflate).
         .systemLibrary(name: "CBottleFitZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -143,7 +144,7 @@ let package = Package(
         // Training data: Fashion-MNIST in memory, ImageFolder (JPEG on demand), seeded transforms,
         // a prefetching batch loader, and a PNG encoder for reporting image sizes.
         .target(name: "BottleFitDatasets", dependencies: ["BottleFitCore", "BottleFitImaging", "CBottleFitZlib"]),
-        .testTarget(name: "BottleFitDatasetsTests", dependencies: ["BottleFitDatasets", "BottleFitImaging", "BottleFitCore", "CBottleFitZlib"]),
+        .testTarget(name: "BottleFitDatasetsTests", dependencies: ["BottleFitTestSupport", "BottleFitDatasets", "BottleFitImaging", "BottleFitCore", "CBottleFitZlib"]),
         // Tail worker: DEALER to the broker's backend, decoder + tail with dynamic micro-batching.
         .target(
             name: "BottleFitWorker",
@@ -154,7 +155,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BottleFitWorkerTests",
-            dependencies: [
+            dependencies: ["BottleFitTestSupport", 
                 "BottleFitWorker", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -170,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BottleFitDeviceTests",
-            dependencies: [
+            dependencies: ["BottleFitTestSupport", 
                 "BottleFitDevice", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -193,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BottleFitControllerTests",
-            dependencies: [
+            dependencies: ["BottleFitTestSupport", 
                 "BottleFitController", "BottleFitBroker", "BottleFitSecurity", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -210,7 +211,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BottleFitLifecycleTests",
-            dependencies: [
+            dependencies: ["BottleFitTestSupport", 
                 "BottleFitLifecycle", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -267,7 +268,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BottleFitLoadgenTests",
-            dependencies: [
+            dependencies: ["BottleFitTestSupport", 
                 "BottleFitLoadgen", "BottleFitBroker", "BottleFitDevice", "BottleFitProtocol", "ZeroMQ", "BottleFitCore",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -287,7 +288,7 @@ let package = Package(
 // so every test binary failed to link there ("unable to find library -l_Testing_Foundation").
 // Where the toolchain is laid out that way, the test targets do not autolink it; they use none
 // of its API (attachments of Foundation types), so nothing is left unresolved.
-for target in package.targets where target.type == .test {
+for target in package.targets where target.type == .test || target.name == "BottleFitTestSupport" {
     target.swiftSettings = (target.swiftSettings ?? []) + testingFoundationSettings()
 }
 

@@ -16,7 +16,7 @@ let quietLogger = Logger(label: "bottlefit.dashboard.test", factory: { _ in Swif
 /// of 3 and two cameras reporting their modes. (The route serving it over HTTP is checked in
 /// `MetricsServerTests` and by `scripts/check-dashboard`; a second in-process server here would
 /// share Swift's cooperative pool with the blocking clients of those tests.)
-@Suite(.serialized) struct DashboardStateTests {
+@Suite(.serialized, .blocking) struct DashboardStateTests {
     /// A broker (STATS every 50 ms) and a controller on inproc.
     func startFleet(_ context: ZMQContext) throws -> (Broker, Controller) {
         let name = "bf-dash-\(UUID().uuidString.prefix(8))"

@@ -5,10 +5,11 @@ import Foundation
 import Logging
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// The camera runtime against a fake broker+worker on inproc://, with small real models.
 /// Serialized: the scenarios depend on timing, and the machine has two cores.
-@Suite(.serialized) struct CameraTests {
+@Suite(.serialized, .blocking) struct CameraTests {
     let models = TestModels.shared
     /// Quiet: the scenarios provoke the warnings (silent edge) on purpose.
     static let logger = Logger(label: "bottlefit.device.test", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import Testing
+import BottleFitTestSupport
 
 /// A role with a real loop thread: it serves until asked to stop (or for `turns` turns), and records
 /// what happened in order.
@@ -85,7 +86,7 @@ func group(_ services: [ServiceGroupConfiguration.ServiceConfiguration]) -> Serv
     ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: Logger(label: "test")))
 }
 
-@Suite struct RoleServiceTests {
+@Suite(.blocking) struct RoleServiceTests {
     @Test func gracefulShutdownDrainsTheRoleBeforeTheServicesStartedBeforeIt() async throws {
         let journal = Journal()
         let role = LoopRole(journal: journal)
@@ -171,7 +172,7 @@ func group(_ services: [ServiceGroupConfiguration.ServiceConfiguration]) -> Serv
     }
 }
 
-@Suite struct StopAndReadinessTests {
+@Suite(.blocking) struct StopAndReadinessTests {
     @Test func stopKeepsTheFirstReasonAndRunsLateActionsAtOnce() {
         let stop = StopRequest()
         let ran = Atomic<Int>(0)

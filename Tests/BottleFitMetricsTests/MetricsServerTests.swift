@@ -7,7 +7,7 @@ import Logging
 import Synchronization
 import Testing
 
-@Suite(.serialized) struct MetricsServerTests {
+@Suite(.serialized, .blocking) struct MetricsServerTests {
     let logger = Logger(label: "metrics-test")
 
     func server(
