@@ -91,7 +91,7 @@ struct CreateModelCommand: ParsableCommand {
             denseblock1..4 of 6,12,32,32 or 6,12,48,32 dense layers, transition1..3, norm5, classifier; \
             growth rate k 32, bn_size 4, 2k stem channels).
               bottlefit-densenet169, bottlefit-densenet201  BottleFit as the paper's reference code \
-            (custom_densenet169/201): the teacher's features up to transition2 become the same encoder \
+            (torchdistill's custom_densenet169/201): the teacher's features through transition2 become the same encoder \
             as bottlefit-resnet (bottleneck C x 29 x 29 at 224 px) and a decoder (2x2 convs C -> 16k -> \
             16k -> 8k -> 8k -> 8k, avgpool 2x2/2) to transition2's 8k x 14 x 14 (256 x 14 x 14); then the \
             teacher's denseblock3, transition3, denseblock4, norm5 and classifier.
