@@ -31,7 +31,9 @@ import Testing
         Case(batch: 1, channels: 8, outChannels: 8, size: 10, kernel: 3, stride: 1, pad: 1, groups: 8),
         Case(batch: 2, channels: 8, outChannels: 16, size: 10, kernel: 3, stride: 1, pad: 1, groups: 2),
         Case(batch: 1, channels: 4, outChannels: 16, size: 70, kernel: 3, stride: 1, pad: 1, groups: 1),
-        // 13 rows (a partial panel), K = 576 in 2 depth blocks, 49 columns (48 + 16-wide panel).
+        // 45 rows (a partial panel), K = 576 in 2 depth blocks, 49 columns (48 + 16-wide panel).
+        Case(batch: 1, channels: 64, outChannels: 45, size: 7, kernel: 3, stride: 1, pad: 1, groups: 1),
+        // The same with 13 rows: the direct row path, 7 of 16 lanes per output row.
         Case(batch: 1, channels: 64, outChannels: 13, size: 7, kernel: 3, stride: 1, pad: 1, groups: 1),
         // 1000 columns split by columns over threads, 3 rows; a 40-column (48-wide) last panel.
         Case(batch: 1, channels: 5, outChannels: 3, size: 40, kernel: 1, stride: 1, pad: 0, groups: 1, leaky: true),
