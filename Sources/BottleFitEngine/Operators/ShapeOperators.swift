@@ -159,11 +159,23 @@ final class ConcatKernel: Kernel {
     }
 
     func execute(_ parallel: Parallel) {
-        var dst = output
-        for o in 0..<outer {
-            for (src, bytes) in parts {
-                dst.copyMemory(from: src + o * bytes, byteCount: bytes)
-                dst += bytes
+        let block = parts.reduce(0) { $0 + $1.1 }
+        let total = outer * block
+        // Large concatenations (DenseNet's, up to megabytes per layer) are copied by every
+        // thread, each a contiguous range of the output.
+        let threads = total >= 256 * 1024 ? parallel.threads : 1
+        let parts = parts, output = output, outer = outer
+        parallel.forEach(threads) { range in
+            for t in range {
+                let begin = total * t / threads, end = total * (t + 1) / threads
+                var at = 0
+                for o in 0..<outer {
+                    for (src, bytes) in parts {
+                        let lo = Swift.max(at, begin), hi = Swift.min(at + bytes, end)
+                        if lo < hi { (output + lo).copyMemory(from: src + o * bytes + (lo - at), byteCount: hi - lo) }
+                        at += bytes
+                    }
+                }
             }
         }
     }
