@@ -109,6 +109,11 @@ import Testing
                 Self.node("Reshape", ["t", "s2"]),
             ], shape: [1, 6, 4, 7], constants: ["s": Self.ints([1, 2, 3, 4, 7]), "s2": Self.ints([4, 3, 2, 7])])
         try Self.check(ones, "transpose-ones")
+        // Pad on the channel axis: whole H·W runs, the padded channels filled with the constant.
+        let channels = Self.model(
+            [Self.node("Pad", ["x", "pads", "value"], ["mode": .string("constant")])], shape: [2, 3, 4, 5],
+            constants: ["pads": Self.ints([0, 1, 0, 0, 0, 2, 0, 0]), "value": Tensor(shape: [], floats: [0.25])])
+        try Self.check(channels, "pad-channels")
     }
 
     @Test(arguments: ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceLogSumExp", "ReduceSumSquare"])
