@@ -108,7 +108,7 @@ def write(args):
             "  operator (or attribute) and the node; `bottlefit infer` exits 1.",
             "- Speed against issue 12's targets (2 threads, batch 1; performance.md, \"Mobile networks\",",
             "  session 8): EfficientNet-B0, MobileNetV3-Large, ShuffleNetV2 and RegNetY-400MF within about",
-            "  1.3x of ORT's latency, DenseNet-169 within 1.2x; MobileNetV2 (1.4x) and MNASNet (1.5x) not",
+            "  1.3x of ORT's latency, DenseNet-169 within 1.2x; MobileNetV2 (1.3-1.4x) and MNASNet (1.5x) not",
             "  yet: their depthwise layers on large maps are still about 2x ORT's. Plain convolution",
             "  networks (ResNet, VGG, GoogLeNet) are near ONNX Runtime; ConvNeXt spends its time in",
             "  element-wise passes (Transpose, GELU's Erf/Div/Mul/Add, LayerNorm) that ORT fuses.",
