@@ -67,11 +67,12 @@ import BottleFitTestSupport
         let context = try ZMQContext()
         let edge = try FakeEdge(context: context, behaviour: .answer)
         defer { edge.stop() }
-        // 4 frames at 2 fps (1.5 s) with a 40 ms heartbeat and a liveness of 10: without
-        // heartbeats and their answers the broker would count as silent after 400 ms, well
-        // inside each 500 ms gap between frames, and frames would go local. (A liveness of 10,
-        // not 3: on a loaded machine an answer can be 120 ms late, but not 400.)
-        let a = try run(configuration(broker: edge.endpoint, fps: 2, heartbeat: 40, liveness: 10), frames: 4, context: context).accounting
+        // 4 frames at 0.5 fps (6 s) with a 100 ms heartbeat and a liveness of 12: without
+        // heartbeats and their answers the broker would count as silent after 1.2 s, well
+        // inside each 2 s gap between frames, and frames would go local. (A liveness of 12, not
+        // 3: on a loaded machine, with other tests' processes beside this one, an answer can be
+        // 400 ms late, but not 1.2 s.)
+        let a = try run(configuration(broker: edge.endpoint, fps: 0.5, heartbeat: 100, liveness: 12), frames: 4, context: context).accounting
         #expect(a.completedEdge == 4)
         #expect(edge.received.heartbeats >= 10)
     }
