@@ -115,7 +115,10 @@ final class FakeEdge: Sendable {
         var delayed: [(due: ContinuousClock.Instant, route: [UInt8], reply: [UInt8])] = []
         var rejectLeft: Int = if case .reject(_, _, let n) = behaviour { n } else { 0 }
         let clock = ContinuousClock()
-        let giveUp = clock.now + .seconds(20)  // bound: a test never needs this long
+        // Only a bound for a fake whose test never stops it (every test stops it in a `defer`):
+        // generous, since a camera may take tens of seconds to load its models and send its
+        // first frame in a debug build under QEMU (the aarch64 check), where 20 s was too short.
+        let giveUp = clock.now + .seconds(600)
         while !stopFlag.withLock({ $0 }) && clock.now < giveUp {
             _ = try poller.poll(timeout: .milliseconds(5))
             let now = clock.now
