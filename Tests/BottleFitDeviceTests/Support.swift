@@ -64,6 +64,8 @@ final class FakeEdge: Sendable {
 
     struct Record: Sendable {
         var frames: [FrameMessage] = []
+        /// When each of `frames` arrived, Unix ms.
+        var frameArrivals: [UInt64] = []
         var heartbeats = 0
         /// Latency reports carried by the heartbeats.
         var reports: [LatencyReport] = []
@@ -139,7 +141,11 @@ final class FakeEdge: Sendable {
                     if case .silent = behaviour { continue }
                     _ = try router.trySend([route, [], try HeartbeatMessage().encoded()])
                 case .frame(let frame):
-                    record.withLock { $0.frames.append(frame) }
+                    let arrival = UInt64(Date().timeIntervalSince1970 * 1000)
+                    record.withLock {
+                        $0.frames.append(frame)
+                        $0.frameArrivals.append(arrival)
+                    }
                     let result = try ResultMessage(
                         cameraID: frame.cameraID, sequence: frame.sequence, classIndices: [frame.label ?? 0], scores: [1],
                         queuedMilliseconds: 0, computeMilliseconds: 0, batchSize: 1, workerID: "fake").encoded()
