@@ -40,7 +40,11 @@ import ZeroMQ
         let context = try ZMQContext()
         let edge = try FakeEdge(context: context, behaviour: .answer)
         defer { edge.stop() }
-        let a = try run(configuration(broker: edge.endpoint), frames: 12, context: context).accounting
+        // An SLO of 5 s: the camera reads an answer only after it has computed the next frame's
+        // head, and where that takes much of a 500 ms budget (a debug build under QEMU) the
+        // answers look late to it, the edge congested, and some frames go local.
+        let slo: UInt64 = 5000
+        let a = try run(configuration(broker: edge.endpoint, slo: slo), frames: 12, context: context).accounting
         #expect(a.completedEdge == 12)
         #expect(a.sent == 12)
         #expect(a.accuracy(.edge) == 1)  // the fake answers the label
@@ -59,9 +63,9 @@ import ZeroMQ
             // "dl" is the frame's edge deadline: the deadline less the time to compute it locally,
             // never less than half the budget; and never less than half the budget from when it
             // was sent, which is later than "sa" (when it was taken) by the head's time, and
-            // before it arrived here (the head can take over 250 ms: a debug build under QEMU).
-            #expect(frame.deadline >= frame.sentAt + 250)
-            #expect(frame.deadline <= max(frame.sentAt + 500, arrival + 250), "sa \(frame.sentAt), arrived \(arrival)")
+            // before it arrived here.
+            #expect(frame.deadline >= frame.sentAt + slo / 2)
+            #expect(frame.deadline <= max(frame.sentAt + slo, arrival + slo / 2), "sa \(frame.sentAt), arrived \(arrival)")
             #expect(frame.cameraID == "cam-test")
         }
     }
