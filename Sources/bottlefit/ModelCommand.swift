@@ -11,16 +11,41 @@ struct ModelCommand: ParsableCommand {
     )
 }
 
-/// The model families `model create` builds; the `-resnet50` names fix the ImageNet preset.
+/// The model families `model create` builds; the names with a depth (`-resnet50`,
+/// `-resnet152`, `-densenet169`, `-densenet201`) are torchvision's ImageNet models.
 enum Architecture: String, ExpressibleByArgument, CaseIterable {
     case bottlefitResNet50 = "bottlefit-resnet50"
     case resnet50 = "resnet50"
+    case bottlefitResNet152 = "bottlefit-resnet152"
+    case resnet152 = "resnet152"
+    case bottlefitDenseNet169 = "bottlefit-densenet169"
+    case densenet169 = "densenet169"
+    case bottlefitDenseNet201 = "bottlefit-densenet201"
+    case densenet201 = "densenet201"
     case bottlefitResNet = "bottlefit-resnet"
     case resnet = "resnet"
     case autoencoderResNet = "autoencoder-resnet"
 
     /// BottleFit and autoencoder models have a bottleneck (and so a head and a tail).
-    var hasBottleneck: Bool { self != .resnet && self != .resnet50 }
+    var hasBottleneck: Bool { rawValue.hasPrefix("bottlefit-") || self == .autoencoderResNet }
+
+    /// The DenseNet teacher this architecture is or is built from.
+    var denseNet: DenseNetConfiguration? {
+        switch self {
+        case .densenet169, .bottlefitDenseNet169: .densenet169
+        case .densenet201, .bottlefitDenseNet201: .densenet201
+        default: nil
+        }
+    }
+
+    /// The ImageNet ResNet whose depth the name fixes (--blocks is refused for ResNet-152).
+    var namedResNet: ResNetConfiguration? {
+        switch self {
+        case .resnet50, .bottlefitResNet50: .resnet50
+        case .resnet152, .bottlefitResNet152: .resnet152
+        default: nil
+        }
+    }
 }
 
 /// Starting configurations of `model create`, refined by --width, --blocks, --classes, --image-size.
@@ -45,7 +70,7 @@ struct CreateModelCommand: ParsableCommand {
         commandName: "create",
         abstract: "Build a reference model with seeded He-initialised weights and save it as ONNX.",
         discussion: """
-            Presets (--preset, default imagenet):
+            Presets (--preset, default imagenet; the ResNet architectures only):
               imagenet       ResNet-50: bottleneck blocks [3,4,6,3], width 64, 7x7/2 stem + maxpool, \
             3x224x224 input, 1000 classes.
               fashion-mnist  basic blocks [1,1,1,1], width 16, 3x3/2 stem, 1x28x28 input, 10 classes \
@@ -59,35 +84,49 @@ struct CreateModelCommand: ParsableCommand {
               autoencoder-resnet  the paper's baseline: the teacher with an autoencoder after layer2 \
             (2x2 convs L -> L/4 -> L/8 -> L/16 -> C, mirrored with ConvTranspose; bottleneck C x 24 x 24 \
             for imagenet, C x 3 x 3 for fashion-mnist).
-              resnet50, bottlefit-resnet50  the same as resnet and bottlefit-resnet with --preset imagenet.
+              resnet50, bottlefit-resnet50    the same as resnet and bottlefit-resnet with --preset imagenet.
+              resnet152, bottlefit-resnet152  ResNet-152 (blocks [3,8,36,3]) and its BottleFit form, \
+            built as the ResNet-50 ones (bottleneck C x 29 x 29, decoder to layer2's 512 x 28 x 28).
+              densenet169, densenet201  torchvision's DenseNets (features.conv0/norm0/relu0/pool0, \
+            denseblock1..4 of 6,12,32,32 or 6,12,48,32 dense layers, transition1..3, norm5, classifier; \
+            growth rate k 32, bn_size 4, 2k stem channels).
+              bottlefit-densenet169, bottlefit-densenet201  BottleFit as the paper's reference code \
+            (torchdistill's custom_densenet169/201): the teacher's features through transition2 become the same encoder \
+            as bottlefit-resnet (bottleneck C x 29 x 29 at 224 px) and a decoder (2x2 convs C -> 16k -> \
+            16k -> 8k -> 8k -> 8k, avgpool 2x2/2) to transition2's 8k x 14 x 14 (256 x 14 x 14); then the \
+            teacher's denseblock3, transition3, denseblock4, norm5 and classifier.
             --bottleneck C is required for bottlefit-* and autoencoder-*; --part writes their head \
-            (input -> bottleneck), tail (bottleneck -> logits) or the full model. --width, --blocks, \
-            --classes and --image-size override the preset (the tests use narrower models).
+            (input -> bottleneck), tail (bottleneck -> logits) or the full model. --width, --blocks \
+            (not for resnet152), --classes and --image-size override the preset for the ResNets; \
+            --growth-rate, --classes and --image-size the DenseNets (at least 29 px); the tests use \
+            narrower models.
             Examples:
               bottlefit model create bottlefit-resnet50 --bottleneck 12 --part head --out head.onnx
               bottlefit model create bottlefit-resnet --preset fashion-mnist --bottleneck 2 --part tail --out tail.onnx
               bottlefit model create resnet --preset fashion-mnist --width 32 --blocks 2,2,2,2 --out teacher.onnx
               bottlefit model create autoencoder-resnet --preset fashion-mnist --bottleneck 2 --out ae.onnx
+              bottlefit model create bottlefit-densenet201 --bottleneck 12 --part tail --out dn201-tail.onnx
               bottlefit model create resnet50 --out resnet50.onnx --seed 7
             """
     )
 
     @Argument(help: "Architecture: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")).")
     var architecture: Architecture
-    @Option(help: "Configuration to start from: \(ModelPreset.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Configuration to start from: \(ModelPreset.allCases.map(\.rawValue).joined(separator: ", ")) (ResNets only).")
     var preset: ModelPreset = .imagenet
     @Option(help: "Bottleneck channels C (bottlefit-* and autoencoder-resnet only).") var bottleneck: Int?
     @Option(help: "Which part to write: head, tail or full (bottlefit-* and autoencoder-resnet only).") var part: ModelPart = .full
     @Option(help: "Output .onnx file.") var out: String
     @Option(help: "Seed of the weight initialisation.") var seed: UInt64 = 0
-    @Option(help: "Base width (default: the preset's, 64 for imagenet, 16 for fashion-mnist).") var width: Int?
-    @Option(help: "Blocks per stage, four comma-separated counts (default: the preset's, e.g. 3,4,6,3).") var blocks: String?
+    @Option(help: "Base width of a ResNet (default: the preset's, 64 for imagenet, 16 for fashion-mnist).") var width: Int?
+    @Option(help: "Blocks per ResNet stage, four comma-separated counts (default: the preset's, e.g. 3,4,6,3).") var blocks: String?
+    @Option(help: "Growth rate k of a DenseNet (default 32); the stem has 2k channels.") var growthRate: Int?
     @Option(help: "Number of classes (default: the preset's).") var classes: Int?
     @Option(help: "Input image size in pixels, square (default: the preset's).") var imageSize: Int?
 
-    /// The preset with the command line's overrides.
+    /// The preset (or the named ImageNet ResNet) with the command line's overrides.
     func resnetConfiguration() throws -> ResNetConfiguration {
-        var config = preset.configuration
+        var config = architecture.namedResNet ?? preset.configuration
         if let width { config.width = width }
         if let classes { config.classes = classes }
         if let imageSize { config.imageSize = imageSize }
@@ -102,10 +141,27 @@ struct CreateModelCommand: ParsableCommand {
         return config
     }
 
+    /// The named DenseNet with the command line's overrides (--growth-rate k also sets 2k stem channels).
+    func denseNetConfiguration(_ base: DenseNetConfiguration) -> DenseNetConfiguration {
+        var config = base
+        if let growthRate {
+            config.growthRate = growthRate
+            config.initialFeatures = 2 * growthRate
+        }
+        if let classes { config.classes = classes }
+        if let imageSize { config.imageSize = imageSize }
+        return config
+    }
+
     func validate() throws {
         let name = architecture.rawValue
-        if architecture == .resnet50 || architecture == .bottlefitResNet50, preset != .imagenet {
-            throw ValidationError("\(name) is the ImageNet ResNet-50; use \(name.dropLast(2)) --preset \(preset.rawValue)")
+        if preset != .imagenet {
+            if architecture == .resnet50 || architecture == .bottlefitResNet50 {
+                throw ValidationError("\(name) is the ImageNet ResNet-50; use \(name.dropLast(2)) --preset \(preset.rawValue)")
+            }
+            if architecture.denseNet != nil || architecture.namedResNet != nil {
+                throw ValidationError("\(name) is an ImageNet model and takes no --preset; size it with --image-size and --classes")
+            }
         }
         if architecture.hasBottleneck {
             guard let c = bottleneck else { throw ValidationError("\(name) needs --bottleneck C") }
@@ -114,16 +170,37 @@ struct CreateModelCommand: ParsableCommand {
             guard bottleneck == nil else { throw ValidationError("--bottleneck applies to bottlefit-* and autoencoder-resnet only") }
             guard part == .full else { throw ValidationError("--part applies to bottlefit-* and autoencoder-resnet only; split \(name) with `bottlefit model split`") }
         }
+        if architecture.denseNet != nil {
+            guard width == nil, blocks == nil else {
+                throw ValidationError("--width and --blocks apply to the ResNets; \(name) has its dense blocks and takes --growth-rate")
+            }
+        } else {
+            guard growthRate == nil else { throw ValidationError("--growth-rate applies to densenet169, densenet201 and their bottlefit- forms only") }
+            if architecture.namedResNet == .resnet152, blocks != nil {
+                throw ValidationError("\(name) has blocks 3,8,36,3; use \(architecture.hasBottleneck ? "bottlefit-resnet" : "resnet") --blocks for other depths")
+            }
+        }
         if let width { guard (1...1024).contains(width) else { throw ValidationError("--width must be between 1 and 1024") } }
+        if let growthRate { guard (1...256).contains(growthRate) else { throw ValidationError("--growth-rate must be between 1 and 256") } }
         if let classes { guard (1...100_000).contains(classes) else { throw ValidationError("--classes must be between 1 and 100000") } }
         if let imageSize { guard (8...4096).contains(imageSize) else { throw ValidationError("--image-size must be between 8 and 4096") } }
         // The builders' own checks (e.g. the decoder must restore layer2's size), as messages.
-        let config = try resnetConfiguration()
+        let resnet = architecture.denseNet == nil ? try resnetConfiguration() : nil
         do {
+            if let base = architecture.denseNet {
+                let config = denseNetConfiguration(base)
+                if architecture.hasBottleneck {
+                    try ModelFactory.checkBottleFitDenseNet(bottleneck: bottleneck!, config)
+                } else {
+                    try config.validate()
+                }
+                return
+            }
+            guard let config = resnet else { return }
             switch architecture {
-            case .resnet, .resnet50: try config.validate()
-            case .bottlefitResNet, .bottlefitResNet50: try ModelFactory.checkBottleFitResNet(bottleneck: bottleneck!, config)
+            case .bottlefitResNet, .bottlefitResNet50, .bottlefitResNet152: try ModelFactory.checkBottleFitResNet(bottleneck: bottleneck!, config)
             case .autoencoderResNet: try ModelFactory.checkAutoencoderResNet(bottleneck: bottleneck!, config)
+            default: try config.validate()
             }
         } catch {
             if case .invalidModel(let message) = error { throw ValidationError(message) }
@@ -132,15 +209,21 @@ struct CreateModelCommand: ParsableCommand {
     }
 
     func run() throws {
-        let config = try resnetConfiguration()
         let full: Graph
-        switch architecture {
-        case .resnet, .resnet50:
-            full = ModelFactory.resnet(config, seed: seed)
-        case .bottlefitResNet, .bottlefitResNet50:
-            full = ModelFactory.bottleFitResNet(bottleneck: bottleneck!, config, seed: seed)
-        case .autoencoderResNet:
-            full = ModelFactory.autoencoderResNet(bottleneck: bottleneck!, config, seed: seed)
+        if let base = architecture.denseNet {
+            let config = denseNetConfiguration(base)
+            full = architecture.hasBottleneck
+                ? ModelFactory.bottleFitDenseNet(bottleneck: bottleneck!, config, seed: seed) : ModelFactory.denseNet(config, seed: seed)
+        } else {
+            let config = try resnetConfiguration()
+            switch architecture {
+            case .bottlefitResNet, .bottlefitResNet50, .bottlefitResNet152:
+                full = ModelFactory.bottleFitResNet(bottleneck: bottleneck!, config, seed: seed)
+            case .autoencoderResNet:
+                full = ModelFactory.autoencoderResNet(bottleneck: bottleneck!, config, seed: seed)
+            default:
+                full = ModelFactory.resnet(config, seed: seed)
+            }
         }
         let graph: Graph
         switch part {

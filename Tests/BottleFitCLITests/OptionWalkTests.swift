@@ -52,6 +52,8 @@ import Testing
         case "bench": return ["--model", f.path("bf.onnx"), "--runs", "1", "--warmup", "0"]
         case "bench-device": return ["--head", f.path("h.onnx"), "--full", f.path("bf.onnx"), "--runs", "1", "--warmup", "0"]
         case "check-onnx": return [f.path("empty")]
+        case "model create" where option == "growth-rate":
+            return ["bottlefit-densenet169", "--bottleneck", "2", "--image-size", "32", "--classes", "2", "--out", f.path("m-\(unique).onnx")]
         case "model create":
             return ["bottlefit-resnet", "--preset", "fashion-mnist", "--bottleneck", "2", "--width", "4", "--out", f.path("m-\(unique).onnx")]
         case "broker": return ["--frontend", ipc("f"), "--backend", ipc("b"), "--stats", ipc("s")]

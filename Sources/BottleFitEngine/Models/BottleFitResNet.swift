@@ -17,12 +17,8 @@ extension ModelFactory {
     public static func bottleFitResNet(bottleneck c: Int, _ config: ResNetConfiguration = .resnet50, seed: UInt64 = 0) -> Graph {
         checked { () throws(EngineError) in try checkBottleFitResNet(bottleneck: c, config) }
         var b = GraphBuilder(seed: seed)
-        let w = config.width
         // Encoder (head).
-        var x = stem(&b, "input", config, prefix: "encoder.", relu: "relu1")
-        x = b.batchNorm(x, "encoder.bn2", channels: w)
-        x = b.relu(x, "encoder.relu2")
-        x = b.conv(x, "encoder.conv2", in: w, out: c, kernel: 2, stride: 2, pad: 1, output: bottleneckName)
+        var x = bottleFitEncoder(&b, config.stem, in: config.inputChannels, width: config.width, bottleneck: c)
         // Decoder (start of the tail): ends with layer2's channels and spatial size.
         let d = config.stageChannels(1)
         x = b.batchNorm(x, "decoder.bn1", channels: c)
@@ -50,6 +46,18 @@ extension ModelFactory {
         return g
     }
 
+    /// BottleFit's encoder, the whole head, shared by the ResNet and DenseNet forms: the
+    /// teacher's stem conv → BN → ReLU [→ its maxpool] (`encoder.conv1`, `encoder.bn1`, of
+    /// `width` channels) → BN → ReLU → conv 2x2/2 pad 1 → C channels, named `bottleneck`.
+    static func bottleFitEncoder(
+        _ b: inout GraphBuilder, _ kind: ResNetConfiguration.Stem, in inputChannels: Int, width w: Int, bottleneck c: Int
+    ) -> String {
+        var x = stem(&b, "input", kind, in: inputChannels, width: w, prefix: "encoder.", relu: "relu1")
+        x = b.batchNorm(x, "encoder.bn2", channels: w)
+        x = b.relu(x, "encoder.relu2")
+        return b.conv(x, "encoder.conv2", in: w, out: c, kernel: 2, stride: 2, pad: 1, output: bottleneckName)
+    }
+
     /// Spatial size (height = width) of the BottleFit bottleneck for `config`.
     public static func bottleFitBottleneckSize(_ config: ResNetConfiguration) -> Int {
         ResNetConfiguration.convOutput(config.stemOutputSize, kernel: 2, stride: 2, pad: 1)
@@ -59,18 +67,29 @@ extension ModelFactory {
     /// can be built: a valid configuration, C ≥ 1, and a decoder output of layer2's size.
     public static func checkBottleFitResNet(bottleneck c: Int, _ config: ResNetConfiguration) throws(EngineError) {
         try config.validate()
-        guard c >= 1 else { throw .invalidModel("BottleFit \(config.name): the bottleneck needs at least 1 channel, got \(c)") }
-        let z = bottleFitBottleneckSize(config)
         // conv 2x2 pad 1 twice (+1 each), conv 2x2 pad 0 twice (−1 each), avgpool 2x2/1 (−1).
+        try checkBottleFitDecoder(
+            config.name, imageSize: config.imageSize, bottleneck: c, stemSize: config.stemOutputSize, pads: [1, 1, 0, 0], poolStride: 1,
+            restores: "layer2", channels: config.stageChannels(1), size: config.stageOutputSize(1),
+            hint: "; the stem's output (\(config.stemOutputSize)x\(config.stemOutputSize)) must have an even size")
+    }
+
+    /// Throws, naming the sizes, unless BottleFit's decoder — conv 2x2/1 with each of `pads`,
+    /// then avgpool 2x2/`poolStride` — maps the bottleneck (conv 2x2/2 pad 1 of a `stemSize`
+    /// stem output) to the teacher value `restores`, `channels` x `size` x `size`.
+    static func checkBottleFitDecoder(
+        _ name: String, imageSize: Int, bottleneck c: Int, stemSize: Int, pads: [Int], poolStride: Int, restores value: String,
+        channels: Int, size: Int, hint: String = ""
+    ) throws(EngineError) {
+        guard c >= 1 else { throw .invalidModel("BottleFit \(name): the bottleneck needs at least 1 channel, got \(c)") }
+        let z = ResNetConfiguration.convOutput(stemSize, kernel: 2, stride: 2, pad: 1)
         var n = z
-        for pad in [1, 1, 0, 0] { n = ResNetConfiguration.convOutput(n, kernel: 2, stride: 1, pad: pad) }
-        n = ResNetConfiguration.convOutput(n, kernel: 2, stride: 1, pad: 0)
-        let layer2 = config.stageOutputSize(1)
-        guard n == layer2 else {
+        for pad in pads { n = ResNetConfiguration.convOutput(n, kernel: 2, stride: 1, pad: pad) }
+        n = ResNetConfiguration.convOutput(n, kernel: 2, stride: poolStride, pad: 0)
+        guard n == size else {
             throw .invalidModel(
-                "BottleFit \(config.name) at \(config.imageSize) px: the decoder turns the \(c)x\(z)x\(z) bottleneck into "
-                    + "\(config.stageChannels(1))x\(n)x\(n), but the teacher's layer2 is \(config.stageChannels(1))x\(layer2)x\(layer2); "
-                    + "the stem's output (\(config.stemOutputSize)x\(config.stemOutputSize)) must have an even size")
+                "BottleFit \(name) at \(imageSize) px: the decoder turns the \(c)x\(z)x\(z) bottleneck into "
+                    + "\(channels)x\(n)x\(n), but the teacher's \(value) is \(channels)x\(size)x\(size)\(hint)")
         }
     }
 }

@@ -2,9 +2,18 @@ import BottleFitCore
 import Foundation
 
 /// Builds graphs layer by layer with torchvision-style parameter names and seeded,
-/// He-initialised weights (kaiming normal, fan-out, as torchvision initialises ResNets;
-/// see `convTranspose` for transposed convolutions).
+/// He-initialised weights (kaiming normal, fan-out, as torchvision initialises ResNets, or
+/// fan-in, as it initialises DenseNets; see `convTranspose` for transposed convolutions).
 public struct GraphBuilder {
+    /// Which fan He initialisation divides by: torchvision's ResNets use fan-out
+    /// (`mode="fan_out"`), its DenseNets PyTorch's default fan-in.
+    public enum Fan: Sendable {
+        /// out · kh · kw.
+        case output
+        /// in · kh · kw.
+        case input
+    }
+
     public private(set) var nodes: [Node] = []
     public private(set) var initializers: [String: Tensor] = [:]
     private var rng: SeededGenerator
@@ -27,11 +36,13 @@ public struct GraphBuilder {
         return out
     }
 
-    /// A convolution without bias, weights ~ N(0, 2 / (out · kh · kw)).
+    /// A convolution without bias, weights ~ N(0, 2 / (out · kh · kw)), or N(0, 2 / (in · kh · kw))
+    /// with `fan: .input`.
     public mutating func conv(
-        _ x: String, _ name: String, in c: Int, out m: Int, kernel k: Int, stride s: Int = 1, pad p: Int = 0, output: String? = nil
+        _ x: String, _ name: String, in c: Int, out m: Int, kernel k: Int, stride s: Int = 1, pad p: Int = 0, fan: Fan = .output,
+        output: String? = nil
     ) -> String {
-        let std = (2 / Float(m * k * k)).squareRoot()
+        let std = (2 / Float((fan == .output ? m : c) * k * k)).squareRoot()
         var w = [Float](repeating: 0, count: m * c * k * k)
         for i in w.indices { w[i] = rng.nextNormal() * std }
         initializers["\(name).weight"] = Tensor(shape: [m, c, k, k], floats: w)
@@ -100,13 +111,14 @@ public struct GraphBuilder {
         add("AveragePool", [x], name: name, output: output ?? name, attributes: ["kernel_shape": .ints([k, k]), "strides": .ints([s, s])])
     }
 
-    /// A fully connected layer, weights and bias ~ U(-1/√in, 1/√in) as PyTorch's Linear.
-    public mutating func linear(_ x: String, _ name: String, in k: Int, out n: Int, output: String? = nil) -> String {
+    /// A fully connected layer, weights and bias ~ U(-1/√in, 1/√in) as PyTorch's Linear; with
+    /// `zeroBias` the bias is 0 (torchvision's DenseNet).
+    public mutating func linear(_ x: String, _ name: String, in k: Int, out n: Int, zeroBias: Bool = false, output: String? = nil) -> String {
         let bound = 1 / Float(k).squareRoot()
         var w = [Float](repeating: 0, count: n * k)
         for i in w.indices { w[i] = (rng.nextUnit() * 2 - 1) * bound }
         var b = [Float](repeating: 0, count: n)
-        for i in b.indices { b[i] = (rng.nextUnit() * 2 - 1) * bound }
+        if !zeroBias { for i in b.indices { b[i] = (rng.nextUnit() * 2 - 1) * bound } }
         initializers["\(name).weight"] = Tensor(shape: [n, k], floats: w)
         initializers["\(name).bias"] = Tensor(shape: [n], floats: b)
         return add("Gemm", [x, "\(name).weight", "\(name).bias"], name: name, output: output ?? name, attributes: ["transB": .int(1)])

@@ -28,17 +28,24 @@ public enum ModelFactory {
     /// The stem: conv (7x7/2 or 3x3/s) → BN → ReLU [→ maxpool 3x3/2 for the ImageNet stem].
     /// Parameters `<prefix>conv1`, `<prefix>bn1`.
     static func stem(_ b: inout GraphBuilder, _ input: String, _ config: ResNetConfiguration, prefix: String, relu: String) -> String {
-        let w = config.width
+        stem(&b, input, config.stem, in: config.inputChannels, width: config.width, prefix: prefix, relu: relu)
+    }
+
+    /// `stem` for any network: `in` input channels, `width` output channels.
+    static func stem(
+        _ b: inout GraphBuilder, _ input: String, _ kind: ResNetConfiguration.Stem, in inputChannels: Int, width w: Int, prefix: String,
+        relu: String
+    ) -> String {
         var x: String
-        switch config.stem {
+        switch kind {
         case .imageNet:
-            x = b.conv(input, "\(prefix)conv1", in: config.inputChannels, out: w, kernel: 7, stride: 2, pad: 3)
+            x = b.conv(input, "\(prefix)conv1", in: inputChannels, out: w, kernel: 7, stride: 2, pad: 3)
         case .compact(let s):
-            x = b.conv(input, "\(prefix)conv1", in: config.inputChannels, out: w, kernel: 3, stride: s, pad: 1)
+            x = b.conv(input, "\(prefix)conv1", in: inputChannels, out: w, kernel: 3, stride: s, pad: 1)
         }
         x = b.batchNorm(x, "\(prefix)bn1", channels: w)
         x = b.relu(x, "\(prefix)\(relu)")
-        if config.stem == .imageNet {
+        if kind == .imageNet {
             x = b.maxPool(x, "\(prefix)maxpool", kernel: 3, stride: 2, pad: 1)
         }
         return x
@@ -91,10 +98,16 @@ public enum ModelFactory {
         var y = b.add("GlobalAveragePool", [x], name: "avgpool", output: "avgpool")
         y = b.add("Flatten", [y], name: "flatten", output: "flatten", attributes: ["axis": .int(1)])
         y = b.linear(y, "fc", in: channels, out: config.classes, output: "logits")
-        return Graph(
+        return imageClassifierGraph(b, name: name, inputChannels: config.inputChannels, imageSize: config.imageSize, classes: config.classes)
+    }
+
+    /// The graph around all nodes built so far: input `input` [batch, channels, size, size],
+    /// output `logits` [batch, classes], opset 17.
+    static func imageClassifierGraph(_ b: GraphBuilder, name: String, inputChannels: Int, imageSize: Int, classes: Int) -> Graph {
+        Graph(
             name: name, nodes: b.nodes,
-            inputs: [ValueInfo(name: "input", shape: [.symbolic("batch"), .fixed(config.inputChannels), .fixed(config.imageSize), .fixed(config.imageSize)])],
-            outputs: [ValueInfo(name: "logits", shape: [.symbolic("batch"), .fixed(config.classes)])],
+            inputs: [ValueInfo(name: "input", shape: [.symbolic("batch"), .fixed(inputChannels), .fixed(imageSize), .fixed(imageSize)])],
+            outputs: [ValueInfo(name: "logits", shape: [.symbolic("batch"), .fixed(classes)])],
             initializers: b.initializers, opsetVersion: 17)
     }
 

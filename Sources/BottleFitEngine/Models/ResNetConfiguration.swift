@@ -62,6 +62,9 @@ public struct ResNetConfiguration: Sendable, Equatable {
     /// torchvision's ResNet-50 for 3x224x224 ImageNet images, 1000 classes.
     public static let resnet50 = ResNetConfiguration()
 
+    /// torchvision's ResNet-152: bottleneck blocks [3, 8, 36, 3], otherwise as `.resnet50`.
+    public static let resnet152 = ResNetConfiguration(blocks: [3, 8, 36, 3], name: "resnet152")
+
     /// A ResNet for Fashion-MNIST (1x28x28, 10 classes): basic blocks [1, 1, 1, 1], width 16,
     /// compact stem stride 2. Stage outputs: layer1 16x14x14, layer2 32x7x7, layer3 64x4x4,
     /// layer4 128x2x2; 308,538 parameters.
@@ -97,9 +100,10 @@ public struct ResNetConfiguration: Sendable, Equatable {
         return [stageChannels(stage), n, n]
     }
 
-    /// Spatial size after a convolution or pooling window (floor division, as ONNX without ceil_mode).
+    /// Spatial size after a convolution or pooling window (floor division, as ONNX without
+    /// ceil_mode); 0 when the window does not fit in the padded input.
     public static func convOutput(_ n: Int, kernel k: Int, stride s: Int, pad p: Int) -> Int {
-        (n + 2 * p - k) / s + 1
+        n + 2 * p < k ? 0 : (n + 2 * p - k) / s + 1
     }
 
     /// Rejects configurations no ResNet can be built from, saying which field is wrong.
