@@ -40,6 +40,16 @@ final class PackedWeights {
         parts <= 1 || (n >= m && n >= 2 * PackedGEMM.panelColumns * parts)
     }
 
+    /// Where part t's columns start when threads split C by columns: at whole panels of 48
+    /// when that leaves the parts within 10% of an equal share, else at multiples of 16
+    /// (a 14x14 map, 196 columns = 4 panels + 4, in panels would be 144 + 52 columns).
+    static func columnBoundary(_ t: Int, columns n: Int, parts: Int) -> Int {
+        let panels = (n + 47) / 48
+        let perThread = (panels + parts - 1) / parts
+        if perThread * 48 * parts * 10 <= n * 11 { return Swift.min(n, t * perThread * 48) }
+        return t >= parts ? n : Swift.min(n, (n * t / parts + 8) / 16 * 16)
+    }
+
     /// Workspace floats `run` needs for these dimensions and threads.
     static func workspaceFloats(rows m: Int, depth k: Int, columns n: Int, threads parts: Int) -> Int {
         let tiles = parts * PackedGEMM.tileCount
@@ -64,11 +74,10 @@ final class PackedWeights {
         if Self.splitsColumns(rows: rows, columns: n, parts: parts) {
             let chunk = Self.chunkColumns(depth: depth, columns: n, parts: parts)
             let chunkFloats = PackedGEMM.packedBCount(depth: depth, columns: chunk)
-            let panelsPerThread = ((n + 47) / 48 + parts - 1) / parts
             parallel.forEach(parts) { threads in
                 for t in threads {
-                    var j = Swift.min(n, t * panelsPerThread * 48)
-                    let end = Swift.min(n, (t + 1) * panelsPerThread * 48)
+                    var j = Self.columnBoundary(t, columns: n, parts: parts)
+                    let end = Self.columnBoundary(t + 1, columns: n, parts: parts)
                     while j < end {
                         let cols = Swift.min(chunk, end - j)
                         let mine = data + t * chunkFloats

@@ -90,6 +90,7 @@ struct Planner {
         var steps = analysis.steps
         steps = fuseResiduals(steps, types: types)
         steps = fuseChannelScales(steps, types: types)
+        steps = fuseInputNormalizations(steps, types: types)
         steps = fusePooling(steps)
 
         // 2. Liveness: the step after which each buffer (following aliases) is no longer read.
@@ -315,6 +316,51 @@ struct Planner {
                 dropped.insert(mi)
                 break
             }
+        }
+        return result.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
+    }
+
+    /// BatchNormalization (constant statistics, optionally with ReLU) whose output only a
+    /// pointwise Conv on packed weights reads (DenseNet's norm1 → relu1 → conv1, its transitions)
+    /// becomes part of that Conv: the Conv reads the normalization's input and applies
+    /// x·a + b (and ReLU) per channel as it packs B (`_in_scale`, `_in_shift`, `_in_relu`), so
+    /// the normalized tensor is never written out. The Conv must have no other input scale.
+    func fuseInputNormalizations(_ steps: [Step], types: [String: ValueType]) -> [Step] {
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        var readers: [String: [Int]] = [:]
+        for (i, s) in steps.enumerated() { for name in Set(s.node.inputs) where !name.isEmpty { readers[name, default: []].append(i) } }
+        var result = steps
+        var dropped = Set<Int>()
+        for (bi, bn) in steps.enumerated() where bn.node.opType == "BatchNormalization" && bn.node.outputs.count == 1 {
+            let y = bn.node.outputs[0]
+            let activation = Activation.fused(in: bn.node)
+            guard activation == .none || activation == .relu, !graphOutputs.contains(y), let r = readers[y], r.count == 1,
+                let x = bn.node.input(0), bn.outputTypes.first?.shape.count == 4,
+                let gamma = bn.context.constant(1)?.floats, let beta = bn.context.constant(2)?.floats,
+                let mean = bn.context.constant(3)?.floats, let variance = bn.context.constant(4)?.floats,
+                let epsilon = try? bn.context.float("epsilon", default: 1e-5)
+            else { continue }
+            let ci = r[0]
+            var conv = result[ci]
+            guard conv.node.opType == "Conv", conv.node.inputs.first == y, conv.node.inputs.count <= 4,
+                !conv.node.inputs.dropFirst().contains(y), conv.node.attributes["_in_scale"] == nil,
+                conv.context.constant(1) != nil, let shape = try? ConvOperator.shape(conv.context), shape.geometry.isPointwise,
+                ConvOperator.usesPackedWeights(shape, conv.context, constantWeights: true)
+            else { continue }
+            // The same arithmetic as BatchNormKernel, so that results do not change.
+            var a = [Float](), b = [Float]()
+            for c in gamma.indices {
+                let ac = gamma[c] / (variance[c] + epsilon).squareRoot()
+                a.append(ac)
+                b.append(beta[c] - mean[c] * ac)
+            }
+            conv.node.inputs[0] = x
+            conv.node.attributes["_in_scale"] = .floats(a)
+            conv.node.attributes["_in_shift"] = .floats(b)
+            conv.node.attributes["_in_relu"] = .int(activation == .relu ? 1 : 0)
+            conv.refreshContext(types: types)
+            result[ci] = conv
+            dropped.insert(bi)
         }
         return result.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
     }

@@ -1,5 +1,9 @@
 #include "activation.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h> /* masked stores in the AVX-512 build (group_conv_body.h, BF_WIDE) */
+#endif
+
 /* Depthwise and grouped convolutions, computed directly per group (group_conv_body.h). */
 
 /* How one group's padded input is laid out. */
@@ -22,9 +26,9 @@ static int bf_group_plan_make(
     p->output_height = oh;
     p->output_plane = oh * g->output_width;
     p->rows = (oh - 1) * g->stride_height + (g->kernel_height - 1) * g->dilation_height + 1;
-    /* Output vectors read up to the width rounded up to 16 (and 64 for the four-vector blocks
-       of single channels), plus the furthest tap. */
-    ptrdiff_t widest = (g->output_width + 63) / 64 * 64;
+    /* Output vectors read up to the width rounded up to 16 (blocks of several vectors are
+       taken only where they fit in the row), plus the furthest tap. */
+    ptrdiff_t widest = (g->output_width + 15) / 16 * 16;
     p->phase_floats = widest + ((g->kernel_width - 1) * g->dilation_width) / sw + 1;
     p->row_floats = p->phase_floats * sw;
     for (ptrdiff_t kx = 0; kx < g->kernel_width; kx++) {

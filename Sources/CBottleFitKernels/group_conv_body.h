@@ -16,6 +16,18 @@
 BF_FN void BF_NAME(pad_group)(const bf_group_plan *p, const float *x, float *padded) {
     const bottlefit_depthwise_geometry *g = p->g;
     ptrdiff_t sw = g->stride_width, iw = g->input_width, ih = g->input_height, pf = p->phase_floats;
+    /* Input column ix is padded column ix + pad_left: phase (ix + pad_left) % sw, at
+       (ix + pad_left) / sw. Per phase, the first input column it takes, where that lands and
+       how many it takes: the same for every row (no division per row). */
+    ptrdiff_t firsts[sw], ats[sw], counts[sw];
+    for (ptrdiff_t phase = 0; phase < sw; phase++) {
+        ptrdiff_t first = ((phase - g->pad_left) % sw + sw) % sw;
+        ptrdiff_t at = (first + g->pad_left) / sw;
+        ptrdiff_t count = first < iw ? bf_max(0, bf_min((iw - first + sw - 1) / sw, pf - at)) : 0;
+        firsts[phase] = first;
+        ats[phase] = count == 0 ? 0 : at;
+        counts[phase] = count;
+    }
     for (ptrdiff_t c = 0; c < p->cg; c++) {
         for (ptrdiff_t r = 0; r < p->rows; r++) {
             float *dst = padded + (c * p->rows + r) * p->row_floats;
@@ -25,15 +37,10 @@ BF_FN void BF_NAME(pad_group)(const bf_group_plan *p, const float *x, float *pad
                 continue;
             }
             const float *src = x + (c * ih + iy) * iw;
-            /* Input column ix is padded column ix + pad_left: phase (ix + pad_left) % sw, at
-               (ix + pad_left) / sw. */
             for (ptrdiff_t phase = 0; phase < sw; phase++) {
                 float *row = dst + phase * pf;
-                ptrdiff_t first = ((phase - g->pad_left) % sw + sw) % sw;
-                ptrdiff_t at = (first + g->pad_left) / sw;
-                ptrdiff_t count = first < iw ? bf_max(0, bf_min((iw - first + sw - 1) / sw, pf - at)) : 0;
-                if (count == 0) at = 0;
-                const float *s = src + first;
+                ptrdiff_t at = ats[phase], count = counts[phase];
+                const float *s = src + firsts[phase];
                 for (ptrdiff_t j = 0; j < at; j++) row[j] = 0.0f;
                 if (sw == 1) {
                     for (ptrdiff_t j = 0; j < count; j++) row[at + j] = s[j];
@@ -44,6 +51,44 @@ BF_FN void BF_NAME(pad_group)(const bf_group_plan *p, const float *x, float *pad
                 }
                 for (ptrdiff_t j = at + count; j < pf; j++) row[j] = 0.0f;
             }
+        }
+    }
+}
+
+/* Stores the first `lanes` (< 16) of x + residual, activated, at `out` (`res` may be NULL):
+   the whole vector through the activation, then a masked store with AVX-512 or a copy of
+   the lanes. */
+BF_FN void BF_NAME(store_partial)(float *out, const float *res, const bf_v16 *px, ptrdiff_t lanes, const bottlefit_activation *act) {
+    bf_v16 x = *px;
+#if BF_WIDE
+    __mmask16 mask = (__mmask16)((1u << lanes) - 1u);
+    if (res) x += (bf_v16)_mm512_maskz_loadu_ps(mask, res);
+    bf_activate16(&x, act);
+    _mm512_mask_storeu_ps(out, mask, (__m512)x);
+#else
+    float t[16];
+    for (ptrdiff_t j = 0; j < 16; j++) t[j] = res && j < lanes ? res[j] : 0.0f;
+    x += BF_LOAD16(t);
+    bf_activate16(&x, act);
+    BF_STORE16(t, x);
+    for (ptrdiff_t j = 0; j < lanes; j++) out[j] = t[j];
+#endif
+}
+
+/* nb vectors of sums of one output row, finished (+ bias, + residual, activation) and stored
+   at `out`; the last one has `valid` lanes. */
+BF_FN void BF_NAME(store_row)(
+    float *out, const float *res, const bf_v16 *sums, const int nb, ptrdiff_t valid, const bf_v16 *vb,
+    const bottlefit_activation *act) {
+    for (int b = 0; b < nb; b++) {
+        bf_v16 x = sums[b] + *vb;
+        ptrdiff_t lanes = b == nb - 1 ? valid : 16;
+        if (lanes == 16) {
+            if (res) x += BF_LOAD16(res + 16 * b);
+            bf_activate16(&x, act);
+            BF_STORE16(out + 16 * b, x);
+        } else {
+            BF_NAME(store_partial)(out + 16 * b, res ? res + 16 * b : NULL, &x, lanes, act);
         }
     }
 }
@@ -78,22 +123,7 @@ BF_FN void BF_NAME(group_block)(
         bf_v16 vb = bias ? bias[m0 + m] : 0.0f;
         float *out = y + (m0 + m) * p->output_plane + oy * ow + ox0;
         const float *res = residual ? residual + (m0 + m) * p->output_plane + oy * ow + ox0 : NULL;
-        for (int b = 0; b < nb; b++) {
-            bf_v16 x = acc[m][b] + vb;
-            ptrdiff_t lanes = b == nb - 1 ? valid : 16;
-            if (lanes == 16) {
-                if (res) x += BF_LOAD16(res + 16 * b);
-                bf_activate16(&x, act);
-                BF_STORE16(out + 16 * b, x);
-            } else {
-                float t[16];
-                BF_STORE16(t, x);
-                for (ptrdiff_t j = 0; j < lanes; j++) {
-                    float r = t[j] + (res ? res[16 * b + j] : 0.0f);
-                    out[16 * b + j] = bf_activate1(r, act);
-                }
-            }
-        }
+        BF_NAME(store_row)(out, res, acc[m], nb, valid, &vb, act);
     }
 }
 
@@ -116,11 +146,79 @@ BF_FN void BF_NAME(group_rows)(
     }
 }
 
+/* Output rows oy0..<oy0 + nr, columns ox0..<ox0 + 16·nb, of a group with a single output
+   channel (depthwise): nr·nb independent sums (nr, nb constants once inlined). Blocking rows
+   rather than channels keeps enough FMAs in flight on narrow maps: a 14-wide row is one
+   vector, whose 9 taps alone are a chain of dependent FMAs. */
+BF_FN void BF_NAME(single_block)(
+    const bf_group_plan *p, const float *padded, const float *w, ptrdiff_t oy0, const int nr, ptrdiff_t ox0, const int nb,
+    ptrdiff_t valid, const float *bias, const float *residual, float *y, const bottlefit_activation *act) {
+    const bottlefit_depthwise_geometry *g = p->g;
+    bf_v16 acc[8][4];
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++) acc[r][b] = 0.0f;
+    ptrdiff_t kh = g->kernel_height, kw = g->kernel_width, taps = kh * kw;
+    ptrdiff_t row_step = g->stride_height * p->row_floats;
+    for (ptrdiff_t c = 0; c < p->cg; c++) {
+        for (ptrdiff_t ky = 0; ky < kh; ky++) {
+            const float *row = padded + (c * p->rows + oy0 * g->stride_height + ky * g->dilation_height) * p->row_floats + ox0;
+            const float *wt = w + c * taps + ky * kw;
+            for (ptrdiff_t kx = 0; kx < kw; kx++) {
+                const float *src = row + p->tap_offsets[kx];
+                bf_v16 s = wt[kx];
+                for (int r = 0; r < nr; r++)
+                    for (int b = 0; b < nb; b++) acc[r][b] = BF_FMA(s, BF_LOAD16(src + r * row_step + 16 * b), acc[r][b]);
+            }
+        }
+    }
+    ptrdiff_t ow = g->output_width;
+    bf_v16 vb = bias ? bias[0] : 0.0f;
+    for (int r = 0; r < nr; r++) {
+        float *out = y + (oy0 + r) * ow + ox0;
+        const float *res = residual ? residual + (oy0 + r) * ow + ox0 : NULL;
+        BF_NAME(store_row)(out, res, acc[r], nb, valid, &vb, act);
+    }
+}
+
+/* Rows oy0..<oy0 + nr of a single-channel group, all columns: blocks of 16·nb, then single
+   vectors (the last one partial). */
+BF_FN void BF_NAME(single_strip)(
+    const bf_group_plan *p, const float *padded, const float *w, ptrdiff_t oy0, const int nr, const int nb,
+    const float *bias, const float *residual, float *y, const bottlefit_activation *act) {
+    ptrdiff_t ow = p->g->output_width, ox = 0;
+    if (nb > 1)
+        for (; ox + 16 * nb <= ow; ox += 16 * nb) BF_NAME(single_block)(p, padded, w, oy0, nr, ox, nb, 16, bias, residual, y, act);
+    for (; ox < ow; ox += 16)
+        BF_NAME(single_block)(p, padded, w, oy0, nr, ox, 1, bf_min(16, ow - ox), bias, residual, y, act);
+}
+
+/* Every row of a single-channel group in strips of nr rows, then the rows left over. */
+BF_FN void BF_NAME(single_rows)(
+    const bf_group_plan *p, const float *padded, const float *w, const int nr, const int nb, const float *bias,
+    const float *residual, float *y, const bottlefit_activation *act) {
+    ptrdiff_t oh = p->output_height, oy = 0;
+    for (; oy + nr <= oh; oy += nr) BF_NAME(single_strip)(p, padded, w, oy, nr, nb, bias, residual, y, act);
+    if (nr > 4)
+        for (; oy + 4 <= oh; oy += 4) BF_NAME(single_strip)(p, padded, w, oy, 4, nb, bias, residual, y, act);
+    if (nr > 2)
+        for (; oy + 2 <= oh; oy += 2) BF_NAME(single_strip)(p, padded, w, oy, 2, nb, bias, residual, y, act);
+    for (; oy < oh; oy++) BF_NAME(single_strip)(p, padded, w, oy, 1, nb, bias, residual, y, act);
+}
+
 static BF_TARGET void BF_NAME(group_conv)(
     const bf_group_plan *p, const float *x, const float *w, const float *bias, const float *residual, float *y,
     const bottlefit_activation *act, float *padded) {
     BF_NAME(pad_group)(p, x, padded);
     ptrdiff_t m0 = 0, mg = p->mg;
+    if (mg == 1) {
+        /* Depthwise: 8 sums in flight with AVX-512 (8 rows of one vector up to 32 columns,
+           else 4 rows of vector pairs), 4 in the builds with fewer registers. */
+        if (p->g->output_width <= 32)
+            BF_NAME(single_rows)(p, padded, w, BF_WIDE ? 8 : 4, 1, bias, residual, y, act);
+        else
+            BF_NAME(single_rows)(p, padded, w, BF_WIDE ? 4 : 2, 2, bias, residual, y, act);
+        return;
+    }
     for (; m0 + 8 <= mg; m0 += 8) BF_NAME(group_rows)(p, padded, w, m0, 8, 1, bias, residual, y, act);
     for (; m0 + 4 <= mg; m0 += 4) BF_NAME(group_rows)(p, padded, w, m0, 4, 2, bias, residual, y, act);
     for (; m0 + 2 <= mg; m0 += 2) BF_NAME(group_rows)(p, padded, w, m0, 2, 2, bias, residual, y, act);

@@ -80,7 +80,9 @@ struct BenchCommand: ParsableCommand {
             }
             print("slowest steps:")
             for (name, s) in perNode.sorted(by: { $0.1 > $1.1 }).prefix(profileSteps) {
-                print("  " + name.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: "%9.3f", s * 1000))
+                // Whole names: the end of a long ONNX name (…/conv2/Conv) tells its steps apart.
+                let padded = name.count < 40 ? name.padding(toLength: 40, withPad: " ", startingAt: 0) : name
+                print("  " + padded + String(format: "%9.3f", s * 1000))
             }
         }
     }

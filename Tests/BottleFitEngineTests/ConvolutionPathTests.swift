@@ -31,10 +31,16 @@ import Testing
         Case(batch: 1, channels: 8, outChannels: 8, size: 10, kernel: 3, stride: 1, pad: 1, groups: 8),
         Case(batch: 2, channels: 8, outChannels: 16, size: 10, kernel: 3, stride: 1, pad: 1, groups: 2),
         Case(batch: 1, channels: 4, outChannels: 16, size: 70, kernel: 3, stride: 1, pad: 1, groups: 1),
-        // 13 rows (a partial panel), K = 576 in 2 depth blocks, 49 columns (48 + 16-wide panel).
+        // 45 rows (a partial panel), K = 576 in 2 depth blocks, 49 columns (48 + 16-wide panel).
+        Case(batch: 1, channels: 64, outChannels: 45, size: 7, kernel: 3, stride: 1, pad: 1, groups: 1),
+        // The same with 13 rows: the direct row path, 7 of 16 lanes per output row.
         Case(batch: 1, channels: 64, outChannels: 13, size: 7, kernel: 3, stride: 1, pad: 1, groups: 1),
         // 1000 columns split by columns over threads, 3 rows; a 40-column (48-wide) last panel.
         Case(batch: 1, channels: 5, outChannels: 3, size: 40, kernel: 1, stride: 1, pad: 0, groups: 1, leaky: true),
+        // 196 columns split by columns at a multiple of 16 (96 + 100), not of 48 (144 + 52).
+        Case(batch: 1, channels: 40, outChannels: 24, size: 14, kernel: 1, stride: 1, pad: 0, groups: 1),
+        // Unstrided 3x3 with 32 output channels: the direct row path (DenseNet's layers), not Winograd.
+        Case(batch: 1, channels: 24, outChannels: 32, size: 28, kernel: 3, stride: 1, pad: 1, groups: 1),
         // 100 columns (32-wide last panel), K = 300, rows split over threads.
         Case(batch: 1, channels: 300, outChannels: 40, size: 10, kernel: 1, stride: 1, pad: 0, groups: 1),
         // Direct row path (strided, output rows >= 48): stem-like, 2 images, 13 rows, leaky; and stride 3, even kernel.

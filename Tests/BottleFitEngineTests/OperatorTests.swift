@@ -84,6 +84,38 @@ import Testing
         try Self.check(g, "split-shuffle")
     }
 
+    /// Slices and transposes whose trailing axes are contiguous (ShuffleNet's channel halves, a
+    /// crop of rows, NCHW → CNHW, axes of size 1) are block copies; each must still be exact.
+    @Test func contiguousSlicesAndTransposes() throws {
+        let halves = Self.model(
+            [
+                Self.node("Slice", ["x", "s0", "e0", "a1"], outputs: ["lo"]),
+                Self.node("Slice", ["x", "s1", "e1", "a1"], outputs: ["hi"]),
+                Self.node("Slice", ["x", "s2", "e2", "a2"], outputs: ["rows"]),
+                Self.node("Transpose", ["rows"], ["perm": .ints([1, 0, 2, 3])], outputs: ["cnhw"]),
+                Self.node("Transpose", ["cnhw"], ["perm": .ints([1, 0, 2, 3])], outputs: ["back"]),
+                Self.node("Slice", ["back", "s3", "e3", "a1"], outputs: ["mid"]),
+                Self.node("Concat", ["hi", "lo", "mid"], ["axis": .int(2)]),
+            ], shape: [2, 32, 6, 5],
+            constants: [
+                "s0": Self.ints([0]), "e0": Self.ints([16]), "s1": Self.ints([16]), "e1": Self.ints([32]), "a1": Self.ints([1]),
+                "s2": Self.ints([1, 0]), "e2": Self.ints([5, 32]), "a2": Self.ints([2, 1]), "s3": Self.ints([3]), "e3": Self.ints([19]),
+            ])
+        try Self.check(halves, "slice-runs")
+        let ones = Self.model(
+            [
+                Self.node("Reshape", ["x", "s"], outputs: ["r"]),
+                Self.node("Transpose", ["r"], ["perm": .ints([3, 0, 2, 1, 4])], outputs: ["t"]),
+                Self.node("Reshape", ["t", "s2"]),
+            ], shape: [1, 6, 4, 7], constants: ["s": Self.ints([1, 2, 3, 4, 7]), "s2": Self.ints([4, 3, 2, 7])])
+        try Self.check(ones, "transpose-ones")
+        // Pad on the channel axis: whole H·W runs, the padded channels filled with the constant.
+        let channels = Self.model(
+            [Self.node("Pad", ["x", "pads", "value"], ["mode": .string("constant")])], shape: [2, 3, 4, 5],
+            constants: ["pads": Self.ints([0, 1, 0, 0, 0, 2, 0, 0]), "value": Tensor(shape: [], floats: [0.25])])
+        try Self.check(channels, "pad-channels")
+    }
+
     @Test(arguments: ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceLogSumExp", "ReduceSumSquare"])
     func reduce(op: String) throws {
         // Attribute axes (opset 13; ReduceSum takes an input there) and input axes (opset 18).

@@ -53,6 +53,7 @@ enum ConvPoolOperator: Operator {
     /// A 2-D convolution with constant weights, no fused residual, on the direct row path.
     static func directRows(_ conv: NodeContext) -> Bool {
         guard conv.op == "Conv", conv.node.inputs.count <= 3, conv.node.outputs.count == 1, conv.constant(1) != nil,
+            conv.node.attributes["_in_scale"] == nil,
             let s = try? ConvOperator.shape(conv), s.spatialRank == 2
         else { return false }
         return ConvOperator.usesDirectRows(s, packed: ConvOperator.usesPackedWeights(s, conv, constantWeights: true))

@@ -55,12 +55,31 @@ enum ConvOperator: Operator {
         if let r = ctx.input(3), r != out {
             throw .shapeMismatch("Conv node '\(ctx.name)': fused residual \(r) differs from output \(out)")
         }
+        if let norm = try inputNormalization(ctx) {
+            guard norm.scale.count == s.channels, norm.shift.count == s.channels, s.geometry.isPointwise, s.groups == 1 else {
+                throw .shapeMismatch("Conv node '\(ctx.name)': fused input normalization of \(norm.scale.count) channels needs a pointwise convolution of \(s.channels)")
+            }
+        }
         if let scale = ctx.input(4) {
             guard scale.shape == [s.batch, s.channels, 1, 1], s.geometry.isPointwise, s.groups == 1 else {
                 throw .shapeMismatch("Conv node '\(ctx.name)': fused input scale \(scale) needs a pointwise convolution of \(s.channels) channels")
             }
         }
         return [out]
+    }
+
+    /// A BatchNormalization (and ReLU) fused in front by the planner: x·scale + shift per
+    /// input channel, applied as B is packed (pointwise, packed only).
+    struct InputNormalization {
+        var scale: [Float], shift: [Float], relu: Bool
+    }
+
+    static func inputNormalization(_ ctx: NodeContext) throws(EngineError) -> InputNormalization? {
+        guard let value = ctx.node.attributes["_in_scale"] else { return nil }
+        guard case .floats(let scale) = value, case .floats(let shift)? = ctx.node.attributes["_in_shift"] else {
+            throw .invalidModel("Conv node '\(ctx.name)': fused input normalization without its shift")
+        }
+        return InputNormalization(scale: scale, shift: shift, relu: ctx.node.attributes["_in_relu"] == .int(1))
     }
 
     static func usesBatchedColumns(_ s: Shape) -> Bool {
@@ -147,14 +166,19 @@ enum ConvOperator: Operator {
                 threads: ctx.threads)
         }
         let scale = inputs.count > 4 ? inputs[4]?.floats : nil
-        if scale != nil && !packed {
+        let norm = try inputNormalization(ctx)
+        if (scale != nil || norm != nil) && !packed {
             throw .invalidModel("Conv node '\(ctx.name)': a fused input scale needs constant weights and the packed GEMM")
+        }
+        if scale != nil && norm != nil {
+            throw .invalidModel("Conv node '\(ctx.name)': a fused input scale and a fused normalization together")
         }
         return ConvKernel(
             shape: s, input: inputs[0]!.floats, weight: weight, bias: inputs[2]?.floats,
             residual: inputs.count > 3 ? inputs[3]?.floats : nil, output: outputs[0].floats,
             activation: Activation.fused(in: ctx.node), workspace: workspace.assumingMemoryBound(to: Float.self),
-            packed: packed ? packedWeights() : nil, threads: ctx.threads, instructionSet: ctx.instructionSet, scale: scale)
+            packed: packed ? packedWeights() : nil, threads: ctx.threads, instructionSet: ctx.instructionSet, scale: scale,
+            normalization: norm)
     }
 }
 
@@ -175,14 +199,18 @@ final class ConvKernel: Kernel {
     let instructionSet: KernelInstructionSet
     /// Per-(image, channel) scale of the input ([N, C]), applied as B is packed (pointwise, packed only).
     let scale: UnsafeMutablePointer<Float>?
+    /// Per-channel x·a + b (then ReLU) of the input, applied as B is packed (pointwise, packed only).
+    let normalization: ConvOperator.InputNormalization?
 
     init(
         shape: ConvOperator.Shape, input: UnsafeMutablePointer<Float>, weight: UnsafeMutablePointer<Float>,
         bias: UnsafeMutablePointer<Float>?, residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>,
         activation: Activation, workspace: UnsafeMutablePointer<Float>, packed: PackedWeights?, threads: Int,
-        instructionSet: KernelInstructionSet, scale: UnsafeMutablePointer<Float>? = nil
+        instructionSet: KernelInstructionSet, scale: UnsafeMutablePointer<Float>? = nil,
+        normalization: ConvOperator.InputNormalization? = nil
     ) {
         self.scale = scale
+        self.normalization = normalization
         self.packed = packed
         self.instructionSet = instructionSet
         self.s = shape
@@ -314,11 +342,21 @@ final class ConvKernel: Kernel {
         let outArea = g.outputArea
         let inArea = g.inputArea
         let channels = s.channels
-        let input = input, scale = scale
+        let input = input, scale = scale, normalization = normalization
         /// Rows `rows`, output pixels `columns` of image n's B.
         func fill(_ n: Int, _ rows: Range<Int>, _ columns: Range<Int>, _ dst: UnsafeMutablePointer<Float>, _ ldc: Int) {
             let x = input + n * channels * inArea
-            if g.isPointwise, let scale {
+            if g.isPointwise, let normalization {
+                for (i, r) in rows.enumerated() {
+                    let d = dst + i * ldc, src = x + r * inArea + columns.lowerBound
+                    let a = normalization.scale[r], b = normalization.shift[r]
+                    if normalization.relu {
+                        for j in 0..<columns.count { d[j] = larger(src[j] * a + b, 0) }
+                    } else {
+                        for j in 0..<columns.count { d[j] = src[j] * a + b }
+                    }
+                }
+            } else if g.isPointwise, let scale {
                 let factors = scale + n * channels
                 for (i, r) in rows.enumerated() {
                     let d = dst + i * ldc, src = x + r * inArea + columns.lowerBound, f = factors[r]

@@ -53,17 +53,24 @@ struct PaddedPhases {
 
 extension ConvOperator {
     /// Whether a convolution takes the direct row path: packed weights, ungrouped, undilated,
-    /// strided (a stride-1 im2col is a plain copy anyway), output rows that fill at least 85%
+    /// strided (a stride-1 im2col is a plain copy anyway) or an unstrided spatial kernel with
+    /// at most 32 output channels (any width), output rows that fill at least 85%
     /// of the 16-float vectors they take (28 of 32, 112 of 112; not 7 of 16), and weights
     /// small enough to stay in L2 (at most 256 KiB), because every output row reads all of
     /// them: ResNet's layer3.0 downsample (2 MiB of weights, 14 rows) took 2.3 ms this way
     /// against 0.5 ms through im2col and packed columns.
     static func usesDirectRows(_ s: Shape, packed: Bool) -> Bool {
         let g = s.geometry
+        // Unstrided: only spatial kernels with few output channels (DenseNet's 3x3 → 32), whose
+        // Winograd transforms and im2col copies cost more than the few multiplications they
+        // feed (DenseNet-169's 56x56 layers: 2.6 → 1.8 ms each).
+        // These take it on narrow maps too (7 of 16 lanes): there im2col copies runs of 7
+        // floats, and took twice the multiplications' time (DenseNet-169's 7x7 layers).
+        let narrowSpatial = g.kernelArea > 1 && s.outChannels <= 32 && g.stride == (1, 1)
         let ow = g.output.w
         let weightBytes = s.outChannels * s.channels * g.kernelArea * 4
-        return packed && s.groups == 1 && g.dilation == (1, 1) && g.stride.w > 1 && !usesBatchedColumns(s) && ow > 0 && g.output.h > 0
-            && ow * 100 >= (ow + 15) / 16 * 16 * 85 && weightBytes <= 256 * 1024
+        return packed && s.groups == 1 && g.dilation == (1, 1) && (g.stride.w > 1 || narrowSpatial) && !usesBatchedColumns(s) && ow > 0 && g.output.h > 0
+            && (ow * 100 >= (ow + 15) / 16 * 16 * 85 || narrowSpatial) && weightBytes <= 256 * 1024
     }
 
     static func directRowsWorkspaceFloats(_ s: Shape, threads: Int) -> Int {

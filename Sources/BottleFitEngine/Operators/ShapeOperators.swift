@@ -159,11 +159,23 @@ final class ConcatKernel: Kernel {
     }
 
     func execute(_ parallel: Parallel) {
-        var dst = output
-        for o in 0..<outer {
-            for (src, bytes) in parts {
-                dst.copyMemory(from: src + o * bytes, byteCount: bytes)
-                dst += bytes
+        let block = parts.reduce(0) { $0 + $1.1 }
+        let total = outer * block
+        // Large concatenations (DenseNet's, up to megabytes per layer) are copied by every
+        // thread, each a contiguous range of the output.
+        let threads = total >= 256 * 1024 ? parallel.threads : 1
+        let parts = parts, output = output, outer = outer
+        parallel.forEach(threads) { range in
+            for t in range {
+                let begin = total * t / threads, end = total * (t + 1) / threads
+                var at = 0
+                for o in 0..<outer {
+                    for (src, bytes) in parts {
+                        let lo = Swift.max(at, begin), hi = Swift.min(at + bytes, end)
+                        if lo < hi { (output + lo).copyMemory(from: src + o * bytes + (lo - at), byteCount: hi - lo) }
+                        at += bytes
+                    }
+                }
             }
         }
     }
@@ -202,17 +214,34 @@ enum TransposeOperator: Operator {
 
 final class TransposeKernel: Kernel {
     let x, y: UnsafeMutableRawPointer
+    /// The output's axes after merging neighbours that stay neighbours in the input and
+    /// dropping axes of size 1 (ShuffleNet's channel shuffle [1, 2, 58, 28, 28] → [58, 2, 784]).
     let outShape, strides: [Int]
     let element: Int
     var index: [Int]
 
     init(x: UnsafeMutableRawPointer, y: UnsafeMutableRawPointer, outShape: [Int], strides: [Int], element: Int) {
+        (self.outShape, self.strides) = Self.coalesce(outShape, strides)
         self.x = x
         self.y = y
-        self.outShape = outShape
-        self.strides = strides
         self.element = element
-        index = [Int](repeating: 0, count: outShape.count)
+        index = [Int](repeating: 0, count: self.outShape.count)
+    }
+
+    /// Output axes (with the input stride each one walks) merged where axis a + 1 continues
+    /// axis a in the input, with axes of size 1 left out: the same walk in fewer, longer steps.
+    static func coalesce(_ shape: [Int], _ strides: [Int]) -> ([Int], [Int]) {
+        var outShape: [Int] = [], outStrides: [Int] = []
+        for (n, st) in zip(shape, strides) where n != 1 {
+            if let last = outShape.last, outStrides.last! == st * n {
+                outShape[outShape.count - 1] = last * n
+                outStrides[outStrides.count - 1] = st
+            } else {
+                outShape.append(n)
+                outStrides.append(st)
+            }
+        }
+        return (outShape, outStrides)
     }
 
     func execute(_ parallel: Parallel) {
@@ -220,6 +249,11 @@ final class TransposeKernel: Kernel {
         guard count > 0 else { return }
         let r = outShape.count
         if r == 0 { y.copyMemory(from: x, byteCount: element); return }
+        if strides[r - 1] == 1 {
+            // The last axis is contiguous on both sides: one copy per row.
+            copyRows(parallel)
+            return
+        }
         for i in 0..<r { index[i] = 0 }
         if element == 4 {
             run(x.assumingMemoryBound(to: UInt32.self), y.assumingMemoryBound(to: UInt32.self), count)
@@ -236,6 +270,26 @@ final class TransposeKernel: Kernel {
                 src -= strides[axis] * outShape[axis]
                 index[axis] = 0
                 axis -= 1
+            }
+        }
+    }
+
+    /// Rows of the last axis, each a block copy, split over the threads.
+    private func copyRows(_ parallel: Parallel) {
+        let r = outShape.count
+        let inner = outShape[r - 1]
+        let rows = outShape.reduce(1, *) / inner
+        let bytes = inner * element
+        let x = x, y = y, element = element, outShape = outShape, strides = strides
+        parallel.forEach(rows, minimumPerThread: Swift.max(1, 16384 / Swift.max(bytes, 1))) { range in
+            for row in range {
+                // The input offset of this row: its index digit by digit.
+                var rest = row, src = 0
+                for axis in stride(from: r - 2, through: 0, by: -1) {
+                    src += rest % outShape[axis] * strides[axis]
+                    rest /= outShape[axis]
+                }
+                (y + row * bytes).copyMemory(from: x + src * element, byteCount: bytes)
             }
         }
     }

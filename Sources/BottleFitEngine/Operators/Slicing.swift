@@ -112,6 +112,12 @@ final class GatherMapKernel: Kernel {
     let element: Int
     let fill: [UInt8]
     var index: [Int]
+    /// The output's trailing axes from `runAxis` on read one contiguous run of the input:
+    /// `runLength` elements from input element `runStart` (relative to the outer axes'
+    /// offset). A Slice of whole channels is one such run per image.
+    let runAxis: Int
+    let runLength: Int
+    let runStart: Int
 
     init(x: UnsafeMutableRawPointer, y: UnsafeMutableRawPointer, inShape: [Int], outShape: [Int], maps: [[Int]], element: Int, fill: [UInt8]) {
         self.x = x
@@ -124,6 +130,21 @@ final class GatherMapKernel: Kernel {
         self.element = element
         self.fill = fill
         index = [Int](repeating: 0, count: outShape.count)
+        // Whole axes from the end, then at most one axis that reads a consecutive range.
+        var axis = inShape.count, length = 1, start = 0
+        while axis > 0 {
+            let m = maps[axis - 1]
+            guard let first = m.first, first >= 0, m.last! - first == m.count - 1,
+                zip(m, m.dropFirst()).allSatisfy({ $0 + 1 == $1 })
+            else { break }
+            axis -= 1
+            length *= m.count
+            start = first * s[axis]
+            if m.count != inShape[axis] { break }
+        }
+        runAxis = axis
+        runLength = length
+        runStart = start
     }
 
     func execute(_ parallel: Parallel) {
@@ -131,6 +152,10 @@ final class GatherMapKernel: Kernel {
         guard count > 0 else { return }
         let r = outShape.count
         if r == 0 { y.copyMemory(from: x, byteCount: element); return }
+        if runAxis < r && runLength >= 16 {
+            copyRuns(parallel)
+            return
+        }
         for i in 0..<r { index[i] = 0 }
         let inner = outShape[r - 1]
         let last = maps[r - 1]
@@ -172,6 +197,35 @@ final class GatherMapKernel: Kernel {
                 if index[axis] < outShape[axis] { break }
                 index[axis] = 0
                 axis -= 1
+            }
+        }
+    }
+}
+
+extension GatherMapKernel {
+    /// One block copy (or fill) per index of the axes before `runAxis`, split over the threads.
+    fileprivate func copyRuns(_ parallel: Parallel) {
+        let outer = outShape[..<runAxis].reduce(1, *)
+        let bytes = runLength * element
+        let x = x, y = y, element = element, outShape = outShape, maps = maps, inStrides = inStrides, fill = fill
+        let runAxis = runAxis, runStart = runStart
+        parallel.forEach(outer, minimumPerThread: Swift.max(1, 16384 / Swift.max(bytes, 1))) { range in
+            for o in range {
+                var rest = o, base = runStart, filled = false
+                for axis in stride(from: runAxis - 1, through: 0, by: -1) {
+                    let i = maps[axis][rest % outShape[axis]]
+                    rest /= outShape[axis]
+                    if i < 0 { filled = true; break }
+                    base += i * inStrides[axis]
+                }
+                let dst = y + o * bytes
+                if !filled {
+                    dst.copyMemory(from: x + base * element, byteCount: bytes)
+                } else {
+                    fill.withUnsafeBytes { f in
+                        for j in 0..<runLength { (dst + j * element).copyMemory(from: f.baseAddress!, byteCount: element) }
+                    }
+                }
             }
         }
     }

@@ -21,6 +21,8 @@ enum Winograd {
         guard s.groups == 1, g.stride == (1, 1), g.dilation == (1, 1), s.channels >= 4, s.outChannels >= 16,
             g.output.h >= 2, g.output.w >= 2
         else { return nil }
+        // Few output channels on rows wide enough: the direct row path instead (RowConvolution.swift).
+        if packed && ConvOperator.usesDirectRows(s, packed: packed) { return nil }
         if g.kernel == (2, 2) && g.output.h >= 3 && g.output.w >= 3 { return 3 }
         // For 3x3 kernels the transformed weights are 16/9 as large: worth it only when the
         // GEMMs have enough tile columns to amortise reading them. With weights packed once
