@@ -283,24 +283,6 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-// Debian's swiftlang 6.2.3 ships the module of swift-testing's Foundation overlay
-// (`_Testing_Foundation`, imported with Testing and Foundation together) but not its library,
-// so every test binary failed to link there ("unable to find library -l_Testing_Foundation").
-// Where the toolchain is laid out that way, the test targets do not autolink it; they use none
-// of its API (attachments of Foundation types), so nothing is left unresolved.
-for target in package.targets where target.type == .test || target.name == "BottleFitTestSupport" {
-    target.swiftSettings = (target.swiftSettings ?? []) + testingFoundationSettings()
-}
-
-func testingFoundationSettings() -> [SwiftSetting] {
-    let runtime = "/usr/libexec/swift/lib/swift/linux"   // Debian's swiftlang
-    let files = FileManager.default
-    guard files.fileExists(atPath: "\(runtime)/_Testing_Foundation.swiftmodule"),
-        !files.fileExists(atPath: "\(runtime)/lib_Testing_Foundation.so")
-    else { return [] }
-    return [.unsafeFlags(["-Xfrontend", "-disable-autolink-library", "-Xfrontend", "_Testing_Foundation"])]
-}
-
 import Foundation
 
 /// The pkg-config name of msgpack-c: `msgpack` up to 4.x (Debian 12, `-lmsgpackc`), `msgpack-c` from
