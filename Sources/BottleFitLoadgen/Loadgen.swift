@@ -44,6 +44,9 @@ public enum Loadgen {
             if context == nil { try? ctx.shutdown() }
             return report
         }
+        // Real-time scheduling first: a refusal costs no socket and no frame.
+        let saved = try options.realtimePriority.map { p throws(LoadgenError) in try RealtimeScheduling.enter(priority: p) }
+        defer { saved.map(RealtimeScheduling.leave) }
         let transport: any LoadgenTransport
         var ownContext: ZMQContext?
         if options.sink {
@@ -52,7 +55,9 @@ public enum Loadgen {
             guard let broker = options.broker else { throw LoadgenError("a broker endpoint is required") }
             let ctx: ZMQContext
             if let context { ctx = context } else {
-                do { ctx = try ZMQContext() } catch { throw LoadgenError("cannot make a ZeroMQ context: \(error)") }
+                do { ctx = try ZMQContext(realtimePriority: options.realtimePriority) } catch {
+                    throw LoadgenError("cannot make a ZeroMQ context: \(error)")
+                }
                 ownContext = ctx
             }
             let perConnection = (plan.cameraCount + plan.connections - 1) / plan.connections
@@ -71,6 +76,7 @@ public enum Loadgen {
         let engine = try LoadgenEngine(plan: plan, transport: transport, clock: SystemLoadgenClock())
         engine.onProgress = progress
         var report = engine.run(command: command, shouldStop: shouldStop)
+        report.realtimePriority = options.realtimePriority
         if options.sink { report.fidelity = "emulated (instant sink)" }
         if let workers, let s = options.workers {
             report.fidelity = "emulated (emulated workers)"

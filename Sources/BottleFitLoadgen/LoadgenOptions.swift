@@ -34,6 +34,7 @@ public struct LoadgenOption: Sendable {
         .init(key: "html", perGroup: false, repeatable: false, help: "write a self-contained HTML page with plots here", defaultValue: nil),
         .init(key: "fail_if", perGroup: false, repeatable: true, help: "exit 3 unless this holds, e.g. 'p99<200ms', 'unaccounted==0', 'edge_fraction>0.9' (repeatable)", defaultValue: nil),
         .init(key: "progress", perGroup: false, repeatable: false, help: "print a live progress line on stderr", defaultValue: "true"),
+        .init(key: "realtime_priority", perGroup: false, repeatable: false, help: "run the event loop and its ZeroMQ I/O thread under SCHED_FIFO at this priority, 1...99, so that other work on a busy machine does not make the generator late (emulated fidelity; needs root, CAP_SYS_NICE or `ulimit -r` of at least the priority, checked before anything starts)", defaultValue: "off: the normal scheduler"),
         .init(key: "emulate_workers", perGroup: false, repeatable: false, help: "also run this many emulated tail workers (a service-time model speaking the worker protocol) on worker_backend", defaultValue: "0"),
         .init(key: "worker_backend", perGroup: false, repeatable: false, help: "the broker's backend, for emulated workers", defaultValue: nil),
         .init(key: "worker_service_ms", perGroup: false, repeatable: false, help: "emulated workers: service time of a batch of one frame (86 ms: one ResNet-50 tail worker's 11.6 frames/s, issue 10)", defaultValue: "86"),
@@ -126,6 +127,8 @@ public struct LoadgenRunOptions: Sendable {
     /// CURVE for every socket to the broker and the controller (`--curve-key`), or plain text.
     /// One key pair for all the load generator's cameras: they are one client of the broker.
     public var curve: CameraCurve? = nil
+    /// `SCHED_FIFO` priority of the event loop and its ZeroMQ I/O thread (`realtime_priority`), or the normal scheduler.
+    public var realtimePriority: Int? = nil
 }
 
 extension LoadgenSettings {
@@ -337,10 +340,16 @@ extension LoadgenSettings {
                 maxBatch: try integer([:], "worker_max_batch", 1...4096) ?? 1, credit: try integer([:], "worker_credit", 1...65536),
                 distribution: distribution, seed: plan.seed &+ 99)
         }
-        let options = LoadgenRunOptions(
+        var options = LoadgenRunOptions(
             broker: broker, topology: topology, directives: top["directives"]?.value, stats: top["stats"]?.value, sink: sink,
             report: top["report"]?.value, html: top["html"]?.value, thresholds: thresholds, progress: try flag("progress", default: true),
             workers: workers)
+        if let priority = try integer([:], "realtime_priority", RealtimeScheduling.priorities) {
+            if fidelity == .real {
+                throw fail(top["realtime_priority"]!, "realtime_priority", "is for the emulated event loop: real cameras run their models, and at a real-time priority they would starve everything else on the machine")
+            }
+            options.realtimePriority = priority
+        }
         return (plan, options)
     }
 

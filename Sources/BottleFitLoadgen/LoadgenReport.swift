@@ -34,6 +34,8 @@ public struct LoadgenReport: Codable, Sendable {
     public var fairness: Fairness? = nil
     /// Per camera: offered frames, edge answers and its edge share over the whole run.
     public var cameras: [CameraReport]? = nil
+    /// The `SCHED_FIFO` priority the event loop ran at (`realtime_priority`); absent under the normal scheduler.
+    public var realtimePriority: Int? = nil
 
     /// Each camera's edge share (edge answers / frames offered to it) in every `window_s` window that
     /// starts once the fleet has run `warmup_s`, divided by the mean share of the cameras that may use

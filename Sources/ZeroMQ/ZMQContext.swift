@@ -23,23 +23,43 @@ struct ZMQContextHandle: @unchecked Sendable {
 public final class ZMQContext: Sendable {
     let handle: ZMQContextHandle
 
-    /// Creates a context with `ioThreads` background I/O threads.
-    /// The corresponding C functions are `zmq_ctx_new` and `zmq_ctx_set(ZMQ_IO_THREADS)`.
-    public init(ioThreads: Int = 1) throws(ZMQError) {
+    /// Creates a context with `ioThreads` background I/O threads, scheduled as `SCHED_FIFO` at
+    /// `realtimePriority` (1...99) when it is given.
+    ///
+    /// libzmq aborts the process if its I/O thread cannot take the real-time priority, so check
+    /// first that this process may (the load generator puts its own thread there before).
+    /// The corresponding C functions are `zmq_ctx_new` and `zmq_ctx_set(ZMQ_IO_THREADS,
+    /// ZMQ_THREAD_SCHED_POLICY, ZMQ_THREAD_PRIORITY)`.
+    public init(ioThreads: Int = 1, realtimePriority: Int? = nil) throws(ZMQError) {
         guard let pointer = zmq_ctx_new() else { throw ZMQError.last("zmq_ctx_new") }
         // Configure before storing the handle: once stored, a throw would run deinit as well.
+        var error: ZMQError?
         if ioThreads != 1 {
-            var error: ZMQError?
             if let n = Int32(exactly: ioThreads), n >= 0 {
                 if zmq_ctx_set(pointer, ZMQ_IO_THREADS, n) != 0 { error = .last("zmq_ctx_set(ZMQ_IO_THREADS, \(n))") }
             } else {
                 error = ZMQError(errno: EINVAL, operation: "zmq_ctx_set(ZMQ_IO_THREADS, \(ioThreads))")
             }
-            if let error {
-                // No socket exists yet, so this cannot block; the configuration error is the one to report.
-                _ = zmq_ctx_term(pointer)
-                throw error
+        }
+        if error == nil, let priority = realtimePriority {
+            #if os(Linux)
+            if let p = Int32(exactly: priority), (1...99).contains(p) {
+                if zmq_ctx_set(pointer, ZMQ_THREAD_SCHED_POLICY, SCHED_FIFO) != 0 {
+                    error = .last("zmq_ctx_set(ZMQ_THREAD_SCHED_POLICY, SCHED_FIFO)")
+                } else if zmq_ctx_set(pointer, ZMQ_THREAD_PRIORITY, p) != 0 {
+                    error = .last("zmq_ctx_set(ZMQ_THREAD_PRIORITY, \(p))")
+                }
+            } else {
+                error = ZMQError(errno: EINVAL, operation: "zmq_ctx_set(ZMQ_THREAD_PRIORITY, \(priority))")
             }
+            #else
+            error = ZMQError(errno: ENOTSUP, operation: "zmq_ctx_set(ZMQ_THREAD_SCHED_POLICY, SCHED_FIFO)")
+            #endif
+        }
+        if let error {
+            // No socket exists yet, so this cannot block; the configuration error is the one to report.
+            _ = zmq_ctx_term(pointer)
+            throw error
         }
         handle = ZMQContextHandle(pointer: pointer)
     }

@@ -69,6 +69,7 @@ struct LoadgenCommand: ParsableCommand {
     @Option(help: help("fail_if")) var failIf: [String] = []
     @Flag(inversion: .prefixedNo, help: help("progress")) var progress: Bool?
     @OptionGroup var logFormat: LogFormatOption
+    @Option(help: help("realtime_priority")) var realtimePriority: String?
     @Option(help: help("emulate_workers")) var emulateWorkers: String?
     @Option(help: help("worker_backend")) var workerBackend: String?
     @Option(help: help("worker_service_ms")) var workerServiceMs: String?
@@ -123,6 +124,7 @@ struct LoadgenCommand: ParsableCommand {
         put("report", report); put("html", html)
         if !failIf.isEmpty { out["fail_if"] = failIf }
         put("progress", progress.map { $0 ? "true" : "false" })
+        put("realtime_priority", realtimePriority)
         put("emulate_workers", emulateWorkers); put("worker_backend", workerBackend); put("worker_service_ms", workerServiceMs)
         put("worker_batch_extra_ms", workerBatchExtraMs); put("worker_max_batch", workerMaxBatch); put("worker_credit", workerCredit); put("worker_service", workerService)
         put("name", name); put("cameras", cameras); put("rate", rate); put("arrivals", arrivals); put("mode", mode)
@@ -149,6 +151,8 @@ struct LoadgenCommand: ParsableCommand {
             settings.apply(commandLine: commandLine)
             (plan, options) = try settings.resolve()
             options.curve = curve
+            // Refused here, before a topology's fleet starts, not after.
+            if let priority = options.realtimePriority { try RealtimeScheduling.check(priority: priority) }
             if let path = options.topology {
                 var models: [String] = []
                 for g in plan.groups where !models.contains(g.modelName) { models.append(g.modelName) }

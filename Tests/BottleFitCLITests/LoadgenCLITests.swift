@@ -56,6 +56,37 @@ import BottleFitTestSupport
         #expect(r.status == 64 && r.stderr.contains("\(scenario.path):4: groups[0].rat: unknown key rat"), "\(r.stderr)")
     }
 
+    /// `--realtime-priority`: out of range is refused; where this process may use SCHED_FIFO (root, as
+    /// CI runs), a run records it in its report; where it may not, the run is refused before any
+    /// frame with exit 64 and the reason.
+    @Test func realtimePriorityIsCheckedBeforeAnyFrame() throws {
+        let sink = ["--sink", "--cameras", "2", "--rate", "10", "--duration", "1", "--device", "ideal", "--uplink", "ideal"]
+        for bad in ["0", "100", "-1", "nan", "99999999999999999999"] {
+            let r = try run(sink + ["--realtime-priority", bad])
+            #expect(r.status == 64, "\(bad): \(r.stderr)")
+            #expect(r.stderr.contains("--realtime-priority"), "\(bad): \(r.stderr)")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lg-rt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let json = dir.appendingPathComponent("r.json").path
+        if (try? RealtimeScheduling.check(priority: 5)) != nil {
+            let r = try run(sink + ["--realtime-priority", "5", "--report", json])
+            #expect(r.status == 0, "\(r.stderr)")
+            let report = try LoadgenReport.decode(Data(contentsOf: URL(fileURLWithPath: json)))
+            #expect(report.realtimePriority == 5 && report.totals.offered == 20 && report.totals.unaccounted == 0)
+            try FileManager.default.removeItem(atPath: json)
+        }
+        // Not permitted: a real-time limit of 0 and, for root, no CAP_SYS_NICE either.
+        var launcher = ["/usr/bin/prlimit", "--rtprio=0"]
+        if geteuid() == 0 { launcher += ["/usr/bin/setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice"] }
+        let r = try UpTests.run(["loadgen", "--profiles", profiles, "--no-progress"] + sink + ["--realtime-priority", "5", "--report", json],
+                                timeout: 120, launcher: launcher)
+        #expect(r.status == 64, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("SCHED_FIFO is not permitted here"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: json), "a refused run wrote a report")
+    }
+
     /// `--topology`: the load generator starts the topology's broker and worker (not its cameras) as
     /// `up` does, runs against them, and stops them by PID at the end.
     @Test func aTopologyIsStartedRunAgainstAndStopped() throws {

@@ -19,10 +19,11 @@ import BottleFitTestSupport
     }
 
     /// Runs the binary with a deadline, so a hung fleet fails the test instead of hanging it.
-    static func run(_ arguments: [String], timeout: Double, in directory: URL? = nil) throws -> Result {
+    /// `launcher` (a program and its arguments, e.g. `prlimit --rtprio=0`) runs the binary instead.
+    static func run(_ arguments: [String], timeout: Double, in directory: URL? = nil, launcher: [String] = []) throws -> Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = arguments
+        p.executableURL = URL(fileURLWithPath: launcher.first ?? Self.binary)
+        p.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [Self.binary] + arguments
         if let directory { p.currentDirectoryURL = directory }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
