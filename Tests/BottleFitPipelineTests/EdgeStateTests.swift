@@ -273,8 +273,12 @@ import BottleFitTestSupport
         // not a dead broker, and this test is about a full one.
         let cams = ids.map { camera(fleet, id: $0, rate: 40, extra: ["--slo-ms", "1000", "--liveness", "30"]) }
         for c in cams { try #require(c.waitForStderr("camera started", timeout: 60) != nil, "\(fleet.transcript)") }
+        // Congested from whichever state: on a starved machine the broker may lose the slow worker
+        // for a moment (its heartbeats late), and a camera then passes through starting
+        // (UNKNOWN_MODEL) first. What must never happen is dead (checked below).
         for c in cams {
-            #expect(c.waitForStderr(matching: /edge healthy -> congested/, after: 0, timeout: 30) != nil, "\(c.name): \(c.stderr.suffix(1500))")
+            #expect(c.waitForStderr(matching: /edge \w+ -> congested/, after: 0, timeout: 60) != nil,
+                    "\(c.name): \(c.stderr.suffix(1500))\nbroker: \(b.stderr.suffix(1500))")
         }
         Thread.sleep(forTimeInterval: 4)
         note("overloaded for 4 s", since: t0)
