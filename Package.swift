@@ -18,9 +18,14 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         // C libraries from Debian, one system library each, prefixed so they never clash.
@@ -59,8 +64,10 @@ let package = Package(
                 "BottleFitCore", "BottleFitEngine", "BottleFitSystem", "BottleFitBroker", "ZeroMQ",
                 "BottleFitWorker", "BottleFitDevice", "BottleFitImaging", "BottleFitController",
                 "BottleFitProtocol", "CBottleFitZMQ", "BottleFitTraining", "BottleFitDatasets", "BottleFitMetrics",
-                "BottleFitMetricsServer", "BottleFitLoadgen", "BottleFitSecurity", "BottleFitFleet", "BottleFitPipelineBench",
+                "BottleFitMetricsServer", "BottleFitDashboard", "BottleFitLoadgen", "BottleFitSecurity", "BottleFitFleet", "BottleFitPipelineBench",
+                "BottleFitLifecycle", "BottleFitLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -71,7 +78,7 @@ let package = Package(
         .target(
             name: "BottleFitFleet",
             dependencies: [
-                "BottleFitYAML", "BottleFitCore", "BottleFitEngine", "BottleFitMetricsServer",
+                "BottleFitYAML", "BottleFitCore", "BottleFitEngine", "BottleFitMetricsServer", "BottleFitLifecycle", "BottleFitLogging",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -79,7 +86,7 @@ let package = Package(
         // writes for it (`@testable import bottlefit`: the role commands are the parsers).
         .testTarget(
             name: "BottleFitFleetTests",
-            dependencies: ["BottleFitFleet", "bottlefit", "BottleFitSecurity", "ZeroMQ"]
+            dependencies: ["BottleFitTestSupport", "BottleFitFleet", "bottlefit", "BottleFitSecurity", "ZeroMQ"]
         ),
         // `bottlefit bench-pipeline`'s measurements and its own clients (camera senders, instant and
         // echoing workers, the zmq_proxy baseline, the standalone engine), threads of one process.
@@ -98,8 +105,9 @@ let package = Package(
             dependencies: ["BottleFitCore", "BottleFitEngine", "CBottleFitOpenBLAS"]
         ),
         .testTarget(name: "BottleFitTrainingTests", dependencies: ["BottleFitTraining", "BottleFitEngine", "BottleFitCore"]),
-        // Test helpers shared by test targets (a hand-written msgpack encoder for documented and garbage inputs).
-        .target(name: "BottleFitTestSupport", path: "Tests/BottleFitTestSupport"),
+        // Test helpers shared by test targets (a hand-written msgpack encoder for documented and garbage
+        // inputs, raw HTTP, the `.blocking` trait for suites that wait on processes and sockets).
+        .target(name: "BottleFitTestSupport", dependencies: ["BottleFitLifecycle"], path: "Tests/BottleFitTestSupport"),
         .testTarget(name: "BottleFitCoreTests", dependencies: ["BottleFitCore"]),
         .testTarget(
             name: "BottleFitEngineTests",
@@ -108,7 +116,7 @@ let package = Package(
         // Runs the built `bottlefit` binary (scripts/test builds it first).
         .testTarget(
             name: "BottleFitCLITests",
-            dependencies: ["BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets", "BottleFitLoadgen", "BottleFitProtocol"]
+            dependencies: ["BottleFitTestSupport", "BottleFitEngine", "BottleFitCore", "ONNXProto", "BottleFitImaging", "BottleFitDatasets", "BottleFitLoadgen", "BottleFitProtocol"]
         ),
         // Typed Swift wrapper over libzmq: context, sockets, options, multipart messages, poller.
         .target(name: "ZeroMQ", dependencies: ["CBottleFitZMQ"]),
@@ -118,13 +126,13 @@ let package = Package(
         ),
         .testTarget(
             name: "BottleFitSecurityTests",
-            dependencies: [
+            dependencies: ["BottleFitTestSupport", 
                 "BottleFitSecurity", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The pipeline's wire messages (FRAME, RESULT, ERROR, ...) as msgpack, with bounded decoding.
         .target(name: "BottleFitProtocol", dependencies: ["BottleFitCore", "CBottleFitMsgPack"]),
-        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["BottleFitTestSupport", "ZeroMQ"]),
         .testTarget(name: "BottleFitProtocolTests", dependencies: ["BottleFitTestSupport", "BottleFitProtocol", "BottleFitCore"]),
         // zlib, for the gzip-compressed IDX files of Fashion-MNIST (Foundation on Linux cannot inflate).
         .systemLibrary(name: "CBottleFitZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -136,18 +144,18 @@ let package = Package(
         // Training data: Fashion-MNIST in memory, ImageFolder (JPEG on demand), seeded transforms,
         // a prefetching batch loader, and a PNG encoder for reporting image sizes.
         .target(name: "BottleFitDatasets", dependencies: ["BottleFitCore", "BottleFitImaging", "CBottleFitZlib"]),
-        .testTarget(name: "BottleFitDatasetsTests", dependencies: ["BottleFitDatasets", "BottleFitImaging", "BottleFitCore", "CBottleFitZlib"]),
+        .testTarget(name: "BottleFitDatasetsTests", dependencies: ["BottleFitTestSupport", "BottleFitDatasets", "BottleFitImaging", "BottleFitCore", "CBottleFitZlib"]),
         // Tail worker: DEALER to the broker's backend, decoder + tail with dynamic micro-batching.
         .target(
             name: "BottleFitWorker",
             dependencies: [
-                "ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
+                "ZeroMQ", "BottleFitLifecycle", "BottleFitSecurity", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "BottleFitWorkerTests",
-            dependencies: [
+            dependencies: ["BottleFitTestSupport", 
                 "BottleFitWorker", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -157,13 +165,13 @@ let package = Package(
         .target(
             name: "BottleFitDevice",
             dependencies: [
-                "ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
+                "ZeroMQ", "BottleFitLifecycle", "BottleFitSecurity", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "BottleFitDeviceTests",
-            dependencies: [
+            dependencies: ["BottleFitTestSupport", 
                 "BottleFitDevice", "ZeroMQ", "BottleFitProtocol", "BottleFitEngine", "BottleFitCore", "BottleFitImaging", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -172,7 +180,7 @@ let package = Package(
         // scheduler (fair bounded queue, credit, deadlines, liveness) driven by a socket loop.
         .target(
             name: "BottleFitBroker",
-            dependencies: ["ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ZeroMQ", "BottleFitLifecycle", "BottleFitSecurity", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "BottleFitBrokerTests",
@@ -182,27 +190,70 @@ let package = Package(
         // owning a SUB (broker STATS) and a PUB (DIRECTIVEs to cameras).
         .target(
             name: "BottleFitController",
-            dependencies: ["ZeroMQ", "BottleFitSecurity", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ZeroMQ", "BottleFitLifecycle", "BottleFitSecurity", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "BottleFitControllerTests",
-            dependencies: [
+            dependencies: ["BottleFitTestSupport", 
                 "BottleFitController", "BottleFitBroker", "BottleFitSecurity", "ZeroMQ", "BottleFitProtocol", "BottleFitCore", "BottleFitMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // One way to run a role: its blocking loop on a thread of its own, as a swift-service-lifecycle
+        // `Service` (start, graceful drain on SIGTERM/SIGINT, stop in reverse order in a `ServiceGroup`).
+        .target(
+            name: "BottleFitLifecycle",
+            dependencies: [
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "BottleFitLifecycleTests",
+            dependencies: ["BottleFitTestSupport", 
+                "BottleFitLifecycle", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Log output: a swift-log handler writing one JSON object per line (or text), and the merging of
+        // several processes' log lines into one stream in either format (`bottlefit up`).
+        .target(name: "BottleFitLogging", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "BottleFitLoggingTests", dependencies: ["BottleFitLogging", .product(name: "Logging", package: "swift-log")]),
         // Prometheus text exposition (0.0.4) of counters a process already keeps, and fixed-bucket
         // histograms: values only, no I/O, so every role library can describe its own counters.
         .target(name: "BottleFitMetrics"),
-        // The /metrics and /healthz endpoint of every long-running role: a small HTTP/1.1 responder
-        // on a thread of its own (docs/metrics.md says why not a package).
+        // The HTTP endpoint of every long-running role (/metrics, /healthz, the controller's
+        // dashboard) on Hummingbird, with the bounds of docs/metrics.md around NIO's HTTP/1.1 decoder.
         .target(
             name: "BottleFitMetricsServer",
-            dependencies: ["BottleFitMetrics", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "BottleFitMetrics", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "BottleFitMetricsTests",
             dependencies: ["BottleFitTestSupport", "BottleFitMetrics", "BottleFitMetricsServer", "BottleFitCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The controller's live dashboard: one self-contained page (`/`) and its JSON (`/api/state`),
+        // served by the controller's metrics endpoint.
+        .target(name: "BottleFitDashboard", dependencies: ["BottleFitController", "BottleFitMetricsServer"]),
+        .testTarget(
+            name: "BottleFitDashboardTests",
+            dependencies: [
+                "BottleFitTestSupport", "BottleFitDashboard", "BottleFitController", "BottleFitBroker", "BottleFitMetricsServer",
+                "BottleFitProtocol", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The load generator: many emulated cameras on one event loop (open loop, HDR histograms), driving
         // the real `CameraPolicy`, with device and uplink profiles, scenarios, thresholds and reports.
@@ -217,7 +268,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BottleFitLoadgenTests",
-            dependencies: [
+            dependencies: ["BottleFitTestSupport", 
                 "BottleFitLoadgen", "BottleFitBroker", "BottleFitDevice", "BottleFitProtocol", "ZeroMQ", "BottleFitCore",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -231,24 +282,6 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
-
-// Debian's swiftlang 6.2.3 ships the module of swift-testing's Foundation overlay
-// (`_Testing_Foundation`, imported with Testing and Foundation together) but not its library,
-// so every test binary failed to link there ("unable to find library -l_Testing_Foundation").
-// Where the toolchain is laid out that way, the test targets do not autolink it; they use none
-// of its API (attachments of Foundation types), so nothing is left unresolved.
-for target in package.targets where target.type == .test {
-    target.swiftSettings = (target.swiftSettings ?? []) + testingFoundationSettings()
-}
-
-func testingFoundationSettings() -> [SwiftSetting] {
-    let runtime = "/usr/libexec/swift/lib/swift/linux"   // Debian's swiftlang
-    let files = FileManager.default
-    guard files.fileExists(atPath: "\(runtime)/_Testing_Foundation.swiftmodule"),
-        !files.fileExists(atPath: "\(runtime)/lib_Testing_Foundation.so")
-    else { return [] }
-    return [.unsafeFlags(["-Xfrontend", "-disable-autolink-library", "-Xfrontend", "_Testing_Foundation"])]
-}
 
 import Foundation
 

@@ -1,3 +1,4 @@
+import BottleFitLifecycle
 import BottleFitMetrics
 import BottleFitProtocol
 import BottleFitSecurity
@@ -122,6 +123,9 @@ public final class Broker: Sendable {
     /// Counts of CURVE handshakes accepted and refused; nil when CURVE is off or before `start()`.
     public var authCounters: CurveAuthCounters? { shared.state.withLock { $0.authenticator }?.counters }
 
+    /// The endpoints actually bound, once `start()` has returned.
+    public var endpoints: BrokerEndpoints? { shared.service.started }
+
     /// Asks the loop to stop; returns at once. The loop exits within about one `pollTimeout`.
     public func stop() { shared.service.stop() }
 
@@ -154,4 +158,10 @@ private final class SharedState: Sendable {
 
     let service = SocketService<BrokerEndpoints, BrokerError>()
     let state = Mutex(State())
+}
+
+extension Broker: ThreadedRole {
+    public func startServing() throws { try start() }
+    public func requestStop() { stop() }
+    public func waitForStop() { waitUntilStopped() }
 }

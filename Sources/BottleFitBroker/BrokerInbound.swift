@@ -122,7 +122,7 @@ public enum BackendInput: Sendable, Equatable {
         switch message {
         case .result(let result):
             let key = FrameKey(cameraRoutingID: camera, cameraID: result.cameraID, sequence: result.sequence)
-            return .answer(worker: worker, WorkerAnswer(frame: key, body: body))
+            return .answer(worker: worker, WorkerAnswer(frame: key, body: body, batchSize: result.batchSize))
         case .error(let error):
             guard let cameraID = error.cameraID, let sequence = error.sequence else {
                 return .rejected(worker: worker, reply: nil, reason: .badWorkerMessage, detail: "ERROR answer without \"c\" and \"s\"")

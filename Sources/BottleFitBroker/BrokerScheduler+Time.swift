@@ -61,7 +61,8 @@ extension BrokerScheduler {
             dropRate: rate(counters.droppedTotal, lastStats.dropped),
             workers: Array(workerSummaries.prefix(policy.limits.maxWorkers)),
             cameraLatency: cameraReports.summary(at: now.monotonic),
-            utilisation: workers.utilisation(since: lastStats.at, at: now.monotonic))
+            utilisation: workers.utilisation(since: lastStats.at, at: now.monotonic),
+            cameraModes: cameraReports.modes(at: now.monotonic))
     }
 
     /// Emits STATS and starts the next rate interval.

@@ -8,11 +8,14 @@ public struct WorkerAnswer: Sendable, Equatable {
     public var body: [UInt8]
     /// nil for a RESULT; the code of an ERROR.
     public var errorCode: ErrorCode?
+    /// A RESULT's `b`: the size of the batch that computed the frame (nil for an ERROR).
+    public var batchSize: Int?
 
-    public init(frame: FrameKey, body: [UInt8], errorCode: ErrorCode? = nil) {
+    public init(frame: FrameKey, body: [UInt8], errorCode: ErrorCode? = nil, batchSize: Int? = nil) {
         self.frame = frame
         self.body = body
         self.errorCode = errorCode
+        self.batchSize = batchSize
     }
 }
 
@@ -83,6 +86,7 @@ extension BrokerScheduler {
             if entry.worker == worker, let sent = entry.frame.dispatchedAt {
                 workers.recordService(dispatchedAt: sent, model: entry.frame.model, of: worker, now: now.monotonic)
             }
+            if let size = answer.batchSize { workers.recordBatch(size, of: worker) }
             inFlight[key] = nil
             workers.release(key, from: entry.worker, now: now.monotonic)
         } else if let waiting = queue.frame(key), waiting.previousWorker == worker {

@@ -67,9 +67,11 @@ public struct BrokerScheduler: Sendable {
     public var inFlightCount: Int { inFlight.count }
     /// Connected workers (those that sent READY and were not lost).
     public var workerCount: Int { workers.count }
-    /// Each connected worker's name, credit and frames in flight, in joining order.
+    /// Each connected worker's name, credit, frames in flight and batch sizes since the last STATS, in joining order.
     public var workerSummaries: [StatsMessage.Worker] {
-        workers.ordered.map { StatsMessage.Worker(id: $0.workerID, credit: $0.credit, inFlight: $0.inFlight.count) }
+        workers.ordered.map {
+            StatsMessage.Worker(id: $0.workerID, credit: $0.credit, inFlight: $0.inFlight.count, batches: $0.batchSizes)
+        }
     }
     /// Whether `frame` is in flight at `worker`. The loop checks it before sending a dispatch,
     /// because a failed send earlier in the same batch may have taken the frame back already.

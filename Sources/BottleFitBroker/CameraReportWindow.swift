@@ -58,4 +58,24 @@ struct CameraReportWindow: Sendable {
         return CameraLatencySummary(
             cameras: cameras.count, completed: completed, missed: missed, percentiles: percentiles, local: local, localP95: localP95)
     }
+
+    /// Cameras by the mode their latest report within the window gave (`md`); nil when no report
+    /// there carried one (older cameras), so STATS leave `cm` out.
+    func modes(at now: Duration) -> StatsMessage.CameraModes? {
+        var latest: [[UInt8]: String] = [:]
+        for entry in entries.values(within: window, at: now) {
+            if let mode = entry.report.mode { latest[entry.camera] = mode }  // oldest first: the last one wins
+        }
+        guard !latest.isEmpty else { return nil }
+        var modes = StatsMessage.CameraModes()
+        for mode in latest.values {
+            switch mode {
+            case "split": modes.split += 1
+            case "local": modes.local += 1
+            case "offload": modes.offload += 1
+            default: break
+            }
+        }
+        return modes
+    }
 }

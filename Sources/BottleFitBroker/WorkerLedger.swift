@@ -1,3 +1,5 @@
+import BottleFitProtocol
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -32,6 +34,13 @@ struct WorkerRecord: Sendable {
     /// answer came: how long a frame sent to it now will take.
     var serviceByModel: [String: Double] = [:]
     var lastAnswer: Duration?
+    /// The batch sizes (RESULT `b`) of its answers since the last STATS: count, sum and largest.
+    var batches: (count: Int, sum: Int, max: Int) = (0, 0, 0)
+
+    /// The mean and largest batch size of those answers; nil when there were none.
+    var batchSizes: StatsMessage.BatchSizes? {
+        batches.count == 0 ? nil : StatsMessage.BatchSizes(mean: Double(batches.sum) / Double(batches.count), max: batches.max)
+    }
 }
 
 /// The credit ledger: which workers exist, what they serve, how much credit they have and what
@@ -130,10 +139,18 @@ struct WorkerLedger: Sendable {
         return min(1, max(0, busy / (elapsed * Double(workers.count))))
     }
 
-    /// Starts a new utilisation interval at `now`.
+    /// A RESULT from the worker came from a batch of `size` frames.
+    mutating func recordBatch(_ size: Int, of routingID: [UInt8]) {
+        guard var worker = workers[routingID] else { return }
+        worker.batches = (worker.batches.count + 1, worker.batches.sum + size, max(worker.batches.max, size))
+        workers[routingID] = worker
+    }
+
+    /// Starts a new utilisation (and batch size) interval at `now`.
     mutating func resetBusyTime(at now: Duration) {
         for id in workers.keys {
             workers[id]?.busyTime = .zero
+            workers[id]?.batches = (0, 0, 0)
             if workers[id]?.busySince != nil { workers[id]?.busySince = now }
         }
     }

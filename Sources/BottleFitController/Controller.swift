@@ -1,7 +1,9 @@
+import BottleFitLifecycle
 import BottleFitMetrics
 import BottleFitProtocol
 import BottleFitSecurity
 import Dispatch
+import Foundation
 import Logging
 import Synchronization
 import ZeroMQ
@@ -98,6 +100,10 @@ public final class Controller: Sendable {
                 shouldStop: { service.stopRequested },
                 report: { counters, policy, decision in
                     shared.state.withLock { state in
+                        if counters.statsReceived != state.counters.statsReceived, let stats = policy.latestStats {
+                            state.history.record(stats, localFraction: policy.fraction)
+                            state.statsReceivedAt = Self.unixMilliseconds()
+                        }
                         state.counters = counters
                         state.fraction = policy.fraction
                         state.edgeFloor = policy.edgeFloor
@@ -121,6 +127,9 @@ public final class Controller: Sendable {
     /// Counts of CURVE handshakes accepted and refused; nil when CURVE is off or before `start()`.
     public var authCounters: CurveAuthCounters? { shared.state.withLock { $0.authenticator }?.counters }
 
+    /// The directive endpoint actually bound, once `start()` has returned.
+    public var directiveEndpoint: String? { shared.service.started }
+
     /// Asks the loop to stop; returns at once. The loop exits within about one `pollTimeout`.
     public func stop() { shared.service.stop() }
 
@@ -134,6 +143,18 @@ public final class Controller: Sendable {
     public var fraction: Double { shared.state.withLock { $0.fraction } }
     /// The last decision taken, if any.
     public var lastDecision: ControllerDecision? { shared.state.withLock { $0.lastDecision } }
+
+    /// What the dashboard shows (`GET /api/state`): the latest STATS, the controller's figures, and
+    /// one sample a second for the last `DashboardHistory.capacity` seconds.
+    public func dashboardState() -> DashboardState {
+        let s = shared.state.withLock { $0 }
+        return DashboardState(
+            now: Self.unixMilliseconds(), statsEndpoint: configuration.statsEndpoint, statsReceived: s.counters.statsReceived,
+            statsReceivedAt: s.statsReceivedAt, condition: s.condition.rawValue, localFraction: s.fraction, edgeFloor: s.edgeFloor,
+            lastDecision: s.lastDecision?.description, stats: s.latestStats, history: s.history)
+    }
+
+    static func unixMilliseconds() -> UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
 
     /// The families of `/metrics`: counters, fraction, condition and the signals last read, together.
     public func metricFamilies() -> [MetricFamily] {
@@ -156,8 +177,17 @@ private final class SharedState: Sendable {
         var latestStats: StatsMessage?
         var lastDecision: ControllerDecision?
         var authenticator: CurveAuthenticator?
+        var history = DashboardHistory()
+        /// When the last STATS arrived, Unix ms.
+        var statsReceivedAt: UInt64?
     }
 
     let service = SocketService<String, ControllerError>()
     let state = Mutex(State())
+}
+
+extension Controller: ThreadedRole {
+    public func startServing() throws { try start() }
+    public func requestStop() { stop() }
+    public func waitForStop() { waitUntilStopped() }
 }

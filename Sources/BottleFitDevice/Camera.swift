@@ -1,4 +1,5 @@
 import BottleFitImaging
+import BottleFitLifecycle
 import BottleFitMetrics
 import Foundation
 import Logging
@@ -28,11 +29,10 @@ public final class Camera: Sendable {
     private let clock: any CameraClock
     private let logger: Logger
     private let state = Mutex(State())
-    private let finished = DispatchSemaphore(value: 0)
+    /// The loop thread's lifecycle: start, the stop flag, the wait for its end.
+    private let service = SocketService<Void, CameraError>()
 
     private struct State {
-        var started = false
-        var stopRequested = false
         var summary: CameraSummary?
         /// The loop's latest status (every 100 ms while it runs).
         var status = CameraStatus()
@@ -53,32 +53,27 @@ public final class Camera: Sendable {
 
     /// Starts the camera's thread and waits until it has loaded its models and made its sockets.
     public func start() throws(CameraError) {
-        let source: (any FrameSource & Sendable)? = state.withLock { state in
-            guard !state.started else { return nil }
-            state.started = true
+        guard let source = state.withLock({ state in
             defer { state.source = nil }
             return state.source
-        }
-        guard let source else { throw .alreadyStarted }
-        let setup = DispatchSemaphore(value: 0)
-        let setupError = Mutex<CameraError?>(nil)
-        // `finished` is signalled once the thread has released the loop, its sockets and this
+        }) else { throw .alreadyStarted }
+        let service = self.service
+        // The service's wait ends once the thread has released the loop, its sockets and this
         // camera (and so its context): the DISCONNECT the loop queued is flushed when the last
         // owner releases the context, before the process can exit (SocketThread.spawn).
-        SocketThread.spawn(name: "camera \(configuration.cameraID)", { [self] in
+        let result = service.start(name: "camera \(configuration.cameraID)") { [self] ready in
             let startedAt = clock.unixMicroseconds()
             let loop: CameraLoop
             do throws(CameraError) {
                 loop = try CameraLoop(configuration: configuration, source: source, context: context, clock: clock, logger: logger)
             } catch {
                 logger.error("camera failed to start", metadata: ["error": "\(error)"])
-                setupError.withLock { $0 = error }
-                setup.signal()
+                ready(.failure(error))
                 return
             }
-            setup.signal()
+            ready(.success(()))
             let accounting = loop.run(
-                shouldStop: { self.state.withLock { $0.stopRequested } },
+                shouldStop: { service.stopRequested },
                 report: { status in self.state.withLock { $0.status = status } })
             let summary = CameraSummary(
                 cameraID: configuration.cameraID, mode: configuration.mode, accounting: accounting,
@@ -89,9 +84,9 @@ public final class Camera: Sendable {
                 "dropped": "\(a.droppedTotal)", "seconds": "\(summary.elapsedSeconds)",
             ])
             state.withLock { $0.summary = summary }
-        }, finished: { [finished] in finished.signal() })
-        setup.wait()
-        if let error = setupError.withLock({ $0 }) { throw error }
+        }
+        guard let result else { throw .alreadyStarted }
+        try result.get()
     }
 
     /// The camera's counters and edge state as of the loop's last report (at most about 100 ms old).
@@ -106,16 +101,20 @@ public final class Camera: Sendable {
     /// (`nil` if it never started or failed to start).
     @discardableResult
     public func stop() -> CameraSummary? {
-        state.withLock { $0.stopRequested = true }
+        service.stop()
         return wait()
     }
 
     /// Waits for the camera to finish on its own (the source ended) and returns its summary.
     @discardableResult
     public func wait() -> CameraSummary? {
-        guard state.withLock({ $0.started }) else { return nil }
-        finished.wait()
-        finished.signal()  // later callers of wait() or stop() return at once too
+        service.waitUntilStopped()
         return state.withLock { $0.summary }
     }
+}
+
+extension Camera: ThreadedRole {
+    public func startServing() throws { try start() }
+    public func requestStop() { service.stop() }
+    public func waitForStop() { service.waitUntilStopped() }
 }

@@ -351,9 +351,11 @@ final class CameraLoop {
     private func sendLatencyReportIfDue(now: UInt64) {
         guard now >= nextReportAt else { return }
         nextReportAt = now + configuration.latencyReportIntervalMilliseconds * 1000
-        guard let broker, let report = edgeLatency.report(at: now / 1000),
-              let bytes = try? HeartbeatMessage(latencyReport: report).encoded(limits: limits)
-        else { return }
+        guard let broker, var report = edgeLatency.report(at: now / 1000) else { return }
+        // How it runs now, for the broker's cameras-by-mode (STATS `cm`).
+        let local = configuration.mode == .local || policy.obeysLocalDirective(at: now / 1000)
+        report.mode = local ? CameraMode.local.rawValue : configuration.mode.rawValue
+        guard let bytes = try? HeartbeatMessage(latencyReport: report).encoded(limits: limits) else { return }
         // Not connected (would block): the figures are dropped; the next window starts afresh.
         if (try? broker.trySend([[], bytes])) == true {
             accounting.recordLatencyReportSent()

@@ -1,3 +1,4 @@
+import BottleFitLogging
 import Foundation
 
 /// The broker, workers and controller of a topology file, started for one `bottlefit loadgen --topology`
@@ -16,7 +17,8 @@ public final class BackendFleet: @unchecked Sendable {
 
     /// Reads and checks the topology; refuses it when its workers serve none of `models` (the FRAME
     /// model names of the run), before anything starts.
-    public init(path: String, models: [String], executable: URL, grace: Double = 10) throws(TopologyError) {
+    /// Its processes log in `format`, merged with the load generator's own lines (role loadgen).
+    public init(path: String, models: [String], executable: URL, grace: Double = 10, format: LogFormat = .text) throws(TopologyError) {
         file = try TopologyFile(contentsOf: path)
         let served = Set(file.topology.workers.flatMap(\.models.keys))
         if let missing = models.first(where: { !served.contains($0) }) {
@@ -24,7 +26,7 @@ public final class BackendFleet: @unchecked Sendable {
         }
         supervisor = FleetSupervisor(
             file: file, roles: file.roles.filter { $0.kind != .camera }, executable: executable, grace: grace,
-            writer: LineWriter(allToStandardError: true))
+            writer: LineWriter(allToStandardError: true, format: format, role: "loadgen"))
     }
 
     /// The endpoints as the started processes see them (a relative ipc:// path is taken from the topology's folder).

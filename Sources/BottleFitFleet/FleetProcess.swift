@@ -1,13 +1,28 @@
+import BottleFitLogging
 import Foundation
 
-/// Writes whole lines to standard output or error from many reader threads, so lines never interleave.
+/// Writes whole lines to standard output or error from many reader threads, so lines never interleave;
+/// the children's lines and the supervisor's own in one format (`LogMerger`).
 public final class LineWriter: @unchecked Sendable {
     // @unchecked: every write goes through `lock`.
     private let lock = NSLock()
     /// Everything to standard error (the load generator keeps standard output for its table).
     public let allToStandardError: Bool
+    /// Text (`[name] ` prefixes) or JSON (a `role` key) for every line.
+    public let merger: LogMerger
+    /// Who the supervisor's own lines come from: up, loadgen.
+    public let role: String
 
-    public init(allToStandardError: Bool = false) { self.allToStandardError = allToStandardError }
+    public init(allToStandardError: Bool = false, format: LogFormat = .text, role: String = "up") {
+        self.allToStandardError = allToStandardError
+        self.merger = LogMerger(format: format)
+        self.role = role
+    }
+
+    /// One of the supervisor's own lines (`[up] ...` in text).
+    public func own(_ message: String, toError: Bool = false) {
+        write(merger.own(message, role: role, label: "bottlefit.\(role)"), toError: toError)
+    }
 
     public func write(_ line: String, toError: Bool = false) {
         let data = Data((line + "\n").utf8)
@@ -44,7 +59,8 @@ public final class FleetProcess: @unchecked Sendable {
     /// Starts `executable` with the role's arguments; stdin is /dev/null so the children never read the terminal.
     public func start(executable: URL, writer: LineWriter) throws {
         process.executableURL = executable
-        process.arguments = role.arguments
+        // Children log in the supervisor's format, so their JSON lines pass through with a role key.
+        process.arguments = role.arguments + (writer.merger.format == .json ? [CommonFlags.logFormat.description, LogFormat.json.rawValue] : [])
         process.standardInput = FileHandle.nullDevice
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -65,11 +81,11 @@ public final class FleetProcess: @unchecked Sendable {
     /// Copies lines until end of file; a blocking read on its own thread, so no pool thread waits on a pipe.
     private func pump(_ handle: FileHandle, isError: Bool, writer: LineWriter) {
         var pending = Data()
-        let prefix = "[\(role.name)] "
         func emit(_ bytes: Data) {
             let line = String(decoding: bytes, as: UTF8.self)
-            note(line, isError: isError)
-            writer.write(prefix + line, toError: isError)
+            let merged = writer.merger.merge(line, from: role.name, stream: isError ? .standardError : .standardOutput)
+            note(line, level: merged.level?.rawValue, isError: isError)
+            writer.write(merged.text, toError: isError)
         }
         // read(2), not FileHandle.read(upToCount:), which on Linux waits for the full count or end of file.
         let fd = handle.fileDescriptor
@@ -88,10 +104,8 @@ public final class FleetProcess: @unchecked Sendable {
         try? handle.close()
     }
 
-    /// Counts a line; swift-log's stream handler writes "TIMESTAMP LEVEL LABEL : MESSAGE", so the level is the second word.
-    private func note(_ line: String, isError: Bool) {
-        let words = line.split(separator: " ", maxSplits: 2)
-        let level = words.count > 1 ? words[1] : ""
+    /// Counts a line of the level the merger read from it (text or JSON; nil for a line that is no log line).
+    private func note(_ line: String, level: String?, isError: Bool) {
         lock.lock()
         defer { lock.unlock() }
         lineCount += 1

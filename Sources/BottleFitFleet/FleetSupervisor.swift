@@ -1,27 +1,11 @@
+import BottleFitLifecycle
 import BottleFitMetricsServer
 import Dispatch
 import Foundation
 
-/// Why the fleet should stop, set once from a signal handler or the supervising loop.
-public final class FleetStopRequest: @unchecked Sendable {
-    // @unchecked: `reason` is guarded by `lock`.
-    private let lock = NSLock()
-    private var reason_: String?
-
-    public init() {}
-
-    public func request(_ reason: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        if reason_ == nil { reason_ = reason }
-    }
-
-    public var reason: String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return reason_
-    }
-}
+/// Why the fleet should stop, set once from a signal or the supervising loop: the lifecycle's
+/// `StopRequest`, one type for every command that stops on SIGTERM/SIGINT.
+public typealias FleetStopRequest = StopRequest
 
 /// Changes asked of a running fleet's workers (SIGUSR1 adds one, SIGUSR2 drains one), taken in
 /// order by the supervising loop.
@@ -287,7 +271,7 @@ public final class FleetSupervisor: @unchecked Sendable {
         lock.unlock()
     }
 
-    private func say(_ line: String) { writer.write("[up] " + line) }
+    private func say(_ line: String) { writer.own(line) }
 }
 
 extension TopologyFile {

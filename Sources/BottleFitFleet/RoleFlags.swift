@@ -22,6 +22,7 @@ public enum RoleCommandName {
 /// Options several roles share.
 public enum CommonFlags {
     public static let logLevel = RoleFlag("log-level")
+    public static let logFormat = RoleFlag("log-format")
     public static let metrics = RoleFlag("metrics")
     public static let threads = RoleFlag("threads")
     public static let curveKey = RoleFlag("curve-key")

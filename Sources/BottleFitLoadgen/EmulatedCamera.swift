@@ -373,8 +373,10 @@ final class EmulatedCamera {
 
     /// The HEARTBEAT carrying this camera's latency report, if its window saw an edge frame.
     func latencyReport(now: UInt64) -> LatencyReport? {
-        guard mode != .local else { return nil }
-        return latencyWindow.report(at: now / 1000)
+        guard mode != .local, var report = latencyWindow.report(at: now / 1000) else { return nil }
+        // As CameraLoop.sendLatencyReportIfDue: how the camera runs now (STATS `cm`).
+        report.mode = obeysLocalDirective(now: now) ? CameraMode.local.rawValue : mode.rawValue
+        return report
     }
 
     /// Whether a `local` directive keeps the camera off the edge now.

@@ -1,13 +1,19 @@
 import BottleFitMetrics
 import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
 import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
 import Synchronization
 
 /// Why the metrics endpoint could not start.
 public enum MetricsServerError: Error, Equatable, CustomStringConvertible {
     /// The host did not resolve.
     case resolve(String)
-    /// socket, bind or listen failed (the address is in use, say).
+    /// bind or listen failed (the address is in use, say), or the server stopped before listening.
     case socket(String)
     /// `start()` was called twice.
     case alreadyStarted
@@ -39,20 +45,39 @@ public enum RoleHealth: UInt8, Sendable, Equatable {
     }
 }
 
-/// The metrics and health endpoint of one long-running role: a small HTTP/1.1 responder on a
-/// dedicated thread (never Swift's cooperative pool: it blocks in `poll`).
+/// One more read-only page a role serves beside `/metrics` and `/healthz` (the controller's
+/// dashboard and its `/api/state`): GET and HEAD only, its body made afresh for every request.
+public struct ReadOnlyRoute: Sendable {
+    /// The exact path, such as `/api/state` (the query is ignored).
+    public var path: String
+    public var contentType: String
+    /// More header fields of every answer (`Cache-Control`, `Content-Security-Policy`).
+    public var headers: [(String, String)]
+    public var body: @Sendable () -> String
+
+    public init(path: String, contentType: String, headers: [(String, String)] = [], body: @escaping @Sendable () -> String) {
+        self.path = path
+        self.contentType = contentType
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// The HTTP endpoint of one long-running role, on Hummingbird (swift-nio) with one event-loop
+/// thread of its own, which also runs its Swift tasks (`EventLoopTaskExecutor`), so it never
+/// waits for Swift's cooperative pool: `/metrics`, `/healthz`, and the role's `ReadOnlyRoute`s.
 ///
 /// - `GET /metrics`: the Prometheus text format (0.0.4) of the families `metrics` builds, from
 ///   the role's counters at the moment of the scrape, plus the endpoint's own request counts.
 /// - `GET /healthz`: 200 `ok` while the role serves, 503 `starting` or `stopping` otherwise.
-/// - `HEAD` of either: the same headers without a body. Any other path 404; another method on
+/// - `HEAD` of any path: the same headers without a body. Any other path 404; another method on
 ///   these paths 405 (`Allow: GET, HEAD`); an unknown method 501; a malformed head 400; a head
-///   over `maxHeadBytes` (8 KiB) 431; HTTP/2 or later 505; a head not complete within
-///   `headTimeout` (5 s) 408.
+///   over `maxHeadBytes` (8 KiB) or `maxHeaderLines` (64) 431; HTTP/2 or later 505; a head not
+///   complete within `headTimeout` (5 s) 408 (`RequestGuard`).
 ///
-/// One request per connection, answered with `Connection: close`, so no body is ever read and
+/// One request per connection, answered with `Connection: close`, so no body is ever used and
 /// no connection outlives its answer by more than a short drain. At most `maxConnections` (64)
-/// are open at once; more are answered 503 and closed. `stop()` is noticed within 50 ms.
+/// are open at once; more are answered 503 and closed. `stop()` closes every connection.
 ///
 /// ```swift
 /// let server = MetricsServer(address: MetricsAddress("127.0.0.1:0")!, role: "broker", logger: logger) {
@@ -71,20 +96,24 @@ public final class MetricsServer: Sendable {
     public let role: String
     private let logger: Logger
     private let metrics: @Sendable () -> [MetricFamily]
+    private let routes: [ReadOnlyRoute]
     private let health = Atomic<UInt8>(RoleHealth.starting.rawValue)
-    private let stopFlag = Atomic<Bool>(false)
-    private let state = Mutex<(started: Bool, running: Bool)>((false, false))
+    private let state = Mutex<
+        (started: Bool, task: Task<Void, Never>?, group: ServiceGroup?, loops: MultiThreadedEventLoopGroup?, executor: EventLoopTaskExecutor?)
+    >((false, nil, nil, nil, nil))
     private let exited = DispatchSemaphore(value: 0)
     /// Requests answered, by status code (the endpoint's own metrics).
     private let answered = Mutex<[Int: Int]>([:])
     private let startedAt = Date().timeIntervalSince1970
 
-    /// Bounds on what one peer can cost the responder.
+    /// Bounds on what one peer can cost the endpoint.
     public struct Limits: Sendable, Equatable {
         /// Connections open at once; more are answered 503 and closed.
         public var maxConnections = 64
-        /// Bytes of a request head (request line and header fields); more is answered 431.
+        /// Bytes of the header fields of a request head; more is answered 431.
         public var maxHeadBytes = 8192
+        /// Header lines of a request head; more is answered 431.
+        public var maxHeaderLines = 64
         /// Seconds from accepting a connection to the end of its head; later is answered 408.
         public var headTimeout = 5.0
         /// Seconds to write an answer; a peer that reads slower loses its connection.
@@ -96,39 +125,77 @@ public final class MetricsServer: Sendable {
         public init() {}
     }
 
-    /// The longest `poll` wait: bounds how long `stop()` takes to be noticed.
-    static let pollMilliseconds: Int32 = 50
     public let limits: Limits
 
     public init(
-        address: MetricsAddress, role: String, logger: Logger, limits: Limits = Limits(),
+        address: MetricsAddress, role: String, logger: Logger, limits: Limits = Limits(), routes: [ReadOnlyRoute] = [],
         metrics: @escaping @Sendable () -> [MetricFamily]
     ) {
         self.address = address
         self.limits = limits
         self.role = role
         self.logger = logger
+        self.routes = routes
         self.metrics = metrics
     }
 
-    deinit { stopFlag.store(true, ordering: .releasing) }
+    deinit { state.withLock { $0.task?.cancel() } }
 
-    /// Binds and listens, then serves on a new thread. Returns the bound address (`127.0.0.1:41234`
-    /// for port 0), or throws why it could not bind.
+    /// Binds and listens, then serves on an event loop of its own. Returns the bound address
+    /// (`127.0.0.1:41234` for port 0), or throws why it could not listen.
     public func start() throws(MetricsServerError) -> MetricsAddress {
         guard state.withLock({ s in
             defer { s.started = true }
             return !s.started
         }) else { throw .alreadyStarted }
-        let listener = try ListeningSocket(address: address)
-        state.withLock { $0.running = true }
-        let thread = Thread { [self] in
+        let outcome = StartOutcome()
+        let settle = outcome.settle
+        let host = address.host
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let settings = RequestGuard.Settings(limits: limits, connections: ConnectionCount()) { [self] in record($0) }
+        var serverLogger = logger
+        // Hummingbird's own lines ("Server started ...") only when debugging; warnings always.
+        if serverLogger.logLevel > .debug { serverLogger.logLevel = max(serverLogger.logLevel, .warning) }
+        let app = Application(
+            responder: CallbackResponder<BasicRequestContext> { [self] request, _ in answer(request) },
+            server: HTTPServerBuilder { responder in GuardedHTTP1Channel(responder: responder, settings: settings) },
+            configuration: ApplicationConfiguration(address: .hostname(host, port: Int(address.port)), serverName: nil),
+            onServerRunning: { channel in
+                guard let local = channel.localAddress, let port = local.port else {
+                    return settle(.failure(.socket("the listener has no local address")))
+                }
+                settle(.success(MetricsAddress(host: local.ipAddress ?? host, port: UInt16(port))))
+            },
+            eventLoopGroupProvider: .shared(group),
+            logger: serverLogger)
+        // A group of its own (no signal handlers: the role's command owns SIGINT and SIGTERM), so
+        // `stop()` is a graceful shutdown: the listener closes, connections waiting for a head
+        // close at once (`RequestGuard`), answers under way finish.
+        let services = ServiceGroup(services: [app], logger: serverLogger)
+        let executor = EventLoopTaskExecutor(group.next())
+        let task = Task(executorPreference: executor) { [self, address] in
             defer { exited.signal() }
-            serve(listener)
+            do {
+                try await services.run()
+                settle(.failure(.socket("\(address): the server stopped before it listened")))
+            } catch {
+                settle(.failure(Self.classify(error, address: address)))
+            }
         }
-        thread.name = "bf-metrics"
-        thread.start()
-        return listener.bound
+        state.withLock {
+            $0.task = task
+            $0.group = services
+            $0.loops = group
+            $0.executor = executor
+        }
+        switch outcome.wait() {
+        case .success(let bound):
+            logger.debug("metrics endpoint serving", metadata: ["address": "\(bound)"])
+            return bound
+        case .failure(let error):
+            waitUntilStopped()
+            throw error
+        }
     }
 
     /// What `/healthz` answers from now on.
@@ -136,107 +203,87 @@ public final class MetricsServer: Sendable {
 
     public var currentHealth: RoleHealth { RoleHealth(rawValue: health.load(ordering: .acquiring)) ?? .starting }
 
-    /// Asks the thread to close every connection and the listener; returns at once.
-    public func stop() { stopFlag.store(true, ordering: .releasing) }
+    /// Asks the server to close its listener and every connection; returns at once.
+    public func stop() {
+        guard let (services, executor) = state.withLock({ s in s.group.flatMap { g in s.executor.map { (g, $0) } } }) else { return }
+        Task(executorPreference: executor) { await services.triggerGracefulShutdown() }
+    }
 
-    /// Blocks until the thread has closed its sockets (at once if it never started).
-    /// Not for Swift's cooperative pool.
+    /// How long a graceful stop may take before the server's task is cancelled instead: part of
+    /// Hummingbird's shutdown runs on Swift's cooperative pool, which a busy process may not lend.
+    static let gracefulStopSeconds = 3.0
+
+    /// Blocks until the server has closed its sockets and its event loop (at once if it never
+    /// started). Not for Swift's cooperative pool.
     public func waitUntilStopped() {
-        guard state.withLock({ $0.running }) else { return }
-        exited.wait()
+        guard let task = state.withLock({ $0.task }) else { return }
+        if exited.wait(timeout: .now() + Self.gracefulStopSeconds) == .timedOut {
+            task.cancel()
+            exited.wait()
+        }
         exited.signal()
+        // From here, not from the server's task: that runs on the loop this shuts down.
+        if let loops = state.withLock({ s in defer { s.loops = nil }; return s.loops }) { try? loops.syncShutdownGracefully() }
     }
 
     /// Requests answered so far, by status code.
     public var answeredByStatus: [Int: Int] { answered.withLock { $0 } }
 
-    // MARK: The thread
-
-    private func serve(_ listener: ListeningSocket) {
-        logger.debug("metrics endpoint serving", metadata: ["address": "\(listener.bound)"])
-        var connections: [HTTPConnection] = []
-        while !stopFlag.load(ordering: .acquiring) {
-            var fds = [pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0)]
-            for c in connections { fds.append(pollfd(fd: c.fd, events: c.wantsWrite ? Int16(POLLOUT) : Int16(POLLIN), revents: 0)) }
-            let rc = poll(&fds, nfds_t(fds.count), Self.pollMilliseconds)
-            if rc < 0 {
-                if errno == EINTR { continue }
-                logger.error("metrics endpoint: poll failed; it stops", metadata: ["errno": "\(errno)"])
-                break
-            }
-            let now = Date().timeIntervalSince1970
-            for (i, c) in connections.enumerated() where fds[i + 1].revents != 0 {
-                c.service(revents: fds[i + 1].revents, now: now, limits: limits, respond: respond)
-            }
-            for c in connections { c.checkTimeouts(now: now, limits: limits, respond: respond) }
-            connections.removeAll { c in
-                if c.isFinished { c.close() }
-                return c.isFinished
-            }
-            if fds[0].revents & Int16(POLLIN) != 0 { acceptAll(listener, into: &connections, now: now) }
-        }
-        for c in connections { c.close() }
-        listener.close()
-        logger.debug("metrics endpoint stopped")
+    private static func classify(_ error: any Error, address: MetricsAddress) -> MetricsServerError {
+        if error is SocketAddressError { return .resolve("\(address.host) does not resolve (\(error))") }
+        if let io = error as? IOError { return .socket("cannot listen on \(address): \(io.description)") }
+        return .socket("cannot listen on \(address): \(error)")
     }
 
-    private func acceptAll(_ listener: ListeningSocket, into connections: inout [HTTPConnection], now: Double) {
-        for _ in 0..<limits.maxConnections {
-            let fd = accept(listener.fd, nil, nil)
-            guard fd >= 0 else { return }  // EAGAIN: nothing more waiting (or a transient error)
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            guard connections.count < limits.maxConnections else {
-                // Answered in one best-effort write and closed at once: a flood of connections
-                // must not hold descriptors the role's own sockets need.
-                let busy = HTTPResponse(status: .serviceUnavailable, body: "too many connections\n").bytes
-                _ = busy.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
-                closeDescriptor(fd)
-                record(.serviceUnavailable)
-                continue
-            }
-            connections.append(HTTPConnection(fd: fd, acceptedAt: now))
-        }
-    }
+    // MARK: Answers
 
-    /// Routes one request (or a failure to read one) to its response.
-    private func respond(_ parse: HTTPRequestHead.Parse) -> HTTPResponse {
-        let response: HTTPResponse
-        switch parse {
-        case .incomplete:
-            response = HTTPResponse(status: .requestTimeout, body: "the request head did not arrive in time\n")
-        case .invalid(let status, let reason):
-            logger.debug("metrics endpoint: bad request", metadata: ["status": "\(status.code)", "reason": "\(reason)"])
-            response = HTTPResponse(status: status, body: reason + "\n")
-        case .complete(let request):
-            response = route(request)
+    private func record(_ code: Int) { answered.withLock { $0[code, default: 0] += 1 } }
+
+    /// Methods HTTP defines; any other that the decoder let through is answered 501.
+    private static let standardMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+
+    /// Routes one request that `RequestGuard` let through.
+    private func answer(_ request: Request) -> Response {
+        let method = request.method.rawValue
+        let path = request.uri.path
+        guard Self.standardMethods.contains(method) else {
+            return Self.text(.notImplemented, "method \(method) is not implemented\n")
         }
-        record(response.status)
+        let headOnly = method == "HEAD"
+        let page: (contentType: String, headers: [(String, String)], body: () -> String)?
+        switch path {
+        case "/metrics": page = (PrometheusText.contentType, [], { PrometheusText.render(self.metrics() + self.ownFamilies()) })
+        case "/healthz": page = nil
+        default:
+            guard let route = routes.first(where: { $0.path == path }) else {
+                let known = (["/metrics", "/healthz"] + routes.map(\.path)).joined(separator: ", ")
+                return Self.text(.notFound, "not found: try \(known)\n", headOnly: headOnly)
+            }
+            page = (route.contentType, route.headers, route.body)
+        }
+        guard method == "GET" || headOnly else {
+            var response = Self.text(.methodNotAllowed, "\(path) answers GET and HEAD\n")
+            response.headers[.allow] = "GET, HEAD"
+            return response
+        }
+        guard let page else {
+            let health = currentHealth
+            return Self.text(health == .serving ? .ok : .serviceUnavailable, "\(health.text) \(role)\n", headOnly: headOnly)
+        }
+        var response = Self.text(.ok, page.body(), contentType: page.contentType, headOnly: headOnly)
+        for (name, value) in page.headers {
+            if let field = HTTPField.Name(name) { response.headers[field] = value }
+        }
         return response
     }
 
-    private func route(_ request: HTTPRequestHead) -> HTTPResponse {
-        let known = ["/metrics", "/healthz"]
-        let isRead = request.method == "GET" || request.method == "HEAD"
-        let standard = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
-        guard standard.contains(request.method) else {
-            return HTTPResponse(status: .notImplemented, body: "method \(request.method) is not implemented\n")
-        }
-        guard known.contains(request.path) else {
-            return HTTPResponse(status: .notFound, body: "not found: try /metrics or /healthz\n", headOnly: request.method == "HEAD")
-        }
-        guard isRead else {
-            return HTTPResponse(status: .methodNotAllowed, body: "\(request.path) answers GET and HEAD\n", extraHeaders: [("Allow", "GET, HEAD")])
-        }
-        let headOnly = request.method == "HEAD"
-        if request.path == "/healthz" {
-            let health = currentHealth
-            return HTTPResponse(status: health == .serving ? .ok : .serviceUnavailable, body: "\(health.text) \(role)\n", headOnly: headOnly)
-        }
-        let text = PrometheusText.render(metrics() + ownFamilies())
-        return HTTPResponse(status: .ok, contentType: PrometheusText.contentType, body: text, headOnly: headOnly)
+    private static func text(
+        _ status: HTTPResponse.Status, _ body: String, contentType: String = "text/plain; charset=utf-8", headOnly: Bool = false
+    ) -> Response {
+        let response = Response(
+            status: status, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        return headOnly ? response.createHeadResponse() : response
     }
-
-    private func record(_ status: HTTPStatus) { answered.withLock { $0[status.code, default: 0] += 1 } }
 
     /// The endpoint's own figures: build info, start time, health and requests answered.
     private func ownFamilies() -> [MetricFamily] {
@@ -251,6 +298,27 @@ public final class MetricsServer: Sendable {
             .counter("bottlefit_metrics_http_requests_total", "HTTP requests the metrics endpoint answered, by status code.",
                      byCode.map { ([("code", "\($0.key)")], $0.value) }),
         ]
+    }
+}
+
+/// How `start()` ended: listening on an address, or why not; the first word counts.
+private final class StartOutcome: Sendable {
+    private let result = Mutex<Result<MetricsAddress, MetricsServerError>?>(nil)
+    private let settled = DispatchSemaphore(value: 0)
+
+    @Sendable func settle(_ outcome: Result<MetricsAddress, MetricsServerError>) {
+        let first = result.withLock { r in
+            defer { if r == nil { r = outcome } }
+            return r == nil
+        }
+        if first { settled.signal() }
+    }
+
+    /// Blocks until `settle` was called.
+    func wait() -> Result<MetricsAddress, MetricsServerError> {
+        settled.wait()
+        settled.signal()
+        return result.withLock { $0 }!
     }
 }
 

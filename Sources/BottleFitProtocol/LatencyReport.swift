@@ -73,11 +73,16 @@ public struct LatencyReport: Sendable, Equatable {
     public var local: Int
     /// "lq" (optional): the 95th percentile of those local frames' end-to-end latency, ms.
     public var localP95: Double?
+    /// "md" (optional): how the camera runs at the end of the window: `split`, `offload` (its
+    /// configured edge mode) or `local` (configured so, or obeying a local directive); the broker
+    /// counts cameras by it in STATS `cm`. Another identifier is valid and counted nowhere.
+    public var mode: String?
 
     public init(
         cameraID: String, windowMilliseconds: UInt64, completed: Int, missed: Int, percentiles: LatencyPercentiles?,
-        local: Int = 0, localP95: Double? = nil
+        local: Int = 0, localP95: Double? = nil, mode: String? = nil
     ) {
+        self.mode = mode
         self.cameraID = cameraID
         self.windowMilliseconds = windowMilliseconds
         self.completed = completed
@@ -90,7 +95,9 @@ public struct LatencyReport: Sendable, Equatable {
     /// Most frames one report may count (each of `n`, `mi` and `lo`).
     public static let maxFrames = Int(UInt32.max)
 
-    var fieldCount: Int { 4 + (percentiles == nil ? 0 : 3) + (local > 0 ? 1 : 0) + (localP95 == nil ? 0 : 1) }
+    var fieldCount: Int {
+        4 + (percentiles == nil ? 0 : 3) + (local > 0 ? 1 : 0) + (localP95 == nil ? 0 : 1) + (mode == nil ? 0 : 1)
+    }
 
     func write(to w: MessagePackWriter) throws(ProtocolError) {
         try w.map(fieldCount)
@@ -101,6 +108,7 @@ public struct LatencyReport: Sendable, Equatable {
         try percentiles?.write(to: w)
         if local > 0 { try w.key("lo"); try w.unsigned(local) }
         if let localP95 { try w.key("lq"); try w.float64(localP95) }
+        if let mode { try w.key("md"); try w.string(mode) }
     }
 
     init(object: msgpack_object, limits: ProtocolLimits) throws(ProtocolError) {
@@ -112,11 +120,13 @@ public struct LatencyReport: Sendable, Equatable {
         percentiles = try LatencyPercentiles(fields: f, present: completed > 0)
         local = try f.optional("lo").map { (o) throws(ProtocolError) in try FieldValue.int(o, f.name("lo"), in: 0...Self.maxFrames) } ?? 0
         localP95 = try f.optional("lq").map { (o) throws(ProtocolError) in try FieldValue.double(o, f.name("lq")) }
+        mode = try f.optional("md").map { (o) throws(ProtocolError) in try FieldValue.identifier(o, f.name("md"), limits: limits) }
         try validate(limits: limits)
     }
 
     func validate(limits: ProtocolLimits) throws(ProtocolError) {
         try checkIdentifier(cameraID, "lr.c", limits)
+        if let mode { try checkIdentifier(mode, "lr.md", limits) }
         guard (0...Self.maxFrames).contains(local) else { throw .invalidValue(field: "lr.lo", reason: "outside 0...\(Self.maxFrames)") }
         if let q = localP95 {
             try checkDuration(q, "lr.lq")

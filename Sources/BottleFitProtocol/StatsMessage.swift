@@ -10,12 +10,49 @@ public struct StatsMessage: WireMessage {
         public var credit: Int
         /// "if": frames sent to it and not yet answered.
         public var inFlight: Int
+        /// "ba", "bx" (optional, together): the mean and the largest batch size (RESULT `b`) of the
+        /// answers it sent in the last STATS interval; absent when it sent none (and from an older broker).
+        public var batches: BatchSizes?
 
-        public init(id: String, credit: Int, inFlight: Int) {
+        public init(id: String, credit: Int, inFlight: Int, batches: BatchSizes? = nil) {
             self.id = id
             self.credit = credit
             self.inFlight = inFlight
+            self.batches = batches
         }
+    }
+
+    /// The batch sizes of one worker's answers over a STATS interval.
+    public struct BatchSizes: Sendable, Equatable {
+        /// "ba": the mean of the answers' `b`, at least 1.
+        public var mean: Double
+        /// "bx": the largest `b`.
+        public var max: Int
+
+        public init(mean: Double, max: Int) {
+            self.mean = mean
+            self.max = max
+        }
+    }
+
+    /// "cm": cameras by how they run, counted over the latency reports in the report window that
+    /// carried `md` (a camera that sends none is in `lc` only).
+    public struct CameraModes: Sendable, Equatable {
+        /// "split": running the head and sending the bottleneck.
+        public var split: Int
+        /// "local": running the whole model (configured so, or obeying a local directive).
+        public var local: Int
+        /// "offload": sending the JPEG.
+        public var offload: Int
+
+        public init(split: Int = 0, local: Int = 0, offload: Int = 0) {
+            self.split = split
+            self.local = local
+            self.offload = offload
+        }
+
+        /// Cameras counted in any mode.
+        public var total: Int { split + local + offload }
     }
 
     /// "ts": when the figures were taken, in Unix milliseconds.
@@ -43,13 +80,17 @@ public struct StatsMessage: WireMessage {
     /// time each connected worker held at least one frame, averaged over workers. Absent from an
     /// older broker, and when no worker is connected.
     public var utilisation: Double?
+    /// "cm": cameras by mode (optional; absent from an older broker and when no report in the
+    /// window carried a mode).
+    public var cameraModes: CameraModes?
 
     public init(
         timestamp: UInt64, queueDepth: Int, queueTimeP50: Double, queueTimeP95: Double, queueTimeP99: Double,
         inFlight: Int, arrivalRate: Double, completionRate: Double, dropRate: Double, workers: [Worker],
-        cameraLatency: CameraLatencySummary? = nil, utilisation: Double? = nil
+        cameraLatency: CameraLatencySummary? = nil, utilisation: Double? = nil, cameraModes: CameraModes? = nil
     ) {
         self.utilisation = utilisation
+        self.cameraModes = cameraModes
         self.timestamp = timestamp
         self.queueDepth = queueDepth
         self.queueTimeP50 = queueTimeP50
@@ -71,7 +112,9 @@ public struct StatsMessage: WireMessage {
 }
 
 extension StatsMessage: MessageBody {
-    var fieldCount: Int { 10 + (cameraLatency?.fieldCount ?? 0) + (utilisation == nil ? 0 : 1) }
+    var fieldCount: Int {
+        10 + (cameraLatency?.fieldCount ?? 0) + (utilisation == nil ? 0 : 1) + (cameraModes == nil ? 0 : 1)
+    }
 
     func write(to w: MessagePackWriter) throws(ProtocolError) {
         try w.key("ts"); try w.unsigned(timestamp)
@@ -85,13 +128,23 @@ extension StatsMessage: MessageBody {
         try w.key("dr"); try w.float64(dropRate)
         try w.key("wk"); try w.array(workers.count)
         for worker in workers {
-            try w.map(3)
+            try w.map(worker.batches == nil ? 3 : 5)
             try w.key("w"); try w.string(worker.id)
             try w.key("cr"); try w.unsigned(worker.credit)
             try w.key("if"); try w.unsigned(worker.inFlight)
+            if let b = worker.batches {
+                try w.key("ba"); try w.float64(b.mean)
+                try w.key("bx"); try w.unsigned(b.max)
+            }
         }
         try cameraLatency?.write(to: w)
         if let utilisation { try w.key("ut"); try w.float64(utilisation) }
+        if let m = cameraModes {
+            try w.key("cm"); try w.map(3)
+            try w.key("split"); try w.unsigned(m.split)
+            try w.key("local"); try w.unsigned(m.local)
+            try w.key("offload"); try w.unsigned(m.offload)
+        }
     }
 
     init(fields f: FieldMap, limits: ProtocolLimits) throws(ProtocolError) {
@@ -106,13 +159,31 @@ extension StatsMessage: MessageBody {
         dropRate = try FieldValue.double(f.required("dr"), "dr")
         workers = try FieldValue.list(f.required("wk"), "wk", maxCount: limits.maxWorkers) { (o, name) throws(ProtocolError) in
             let entry = try FieldMap(o, path: name + ".")
+            let batches: BatchSizes?
+            switch (entry.optional("ba"), entry.optional("bx")) {
+            case (nil, nil): batches = nil
+            case (let ba?, let bx?):
+                batches = BatchSizes(
+                    mean: try FieldValue.double(ba, entry.name("ba")),
+                    max: try FieldValue.int(bx, entry.name("bx"), in: 1...limits.maxCredit))
+            case (nil, _): throw .missingField(entry.name("ba"))
+            case (_, nil): throw .missingField(entry.name("bx"))
+            }
             return Worker(
                 id: try FieldValue.identifier(entry.required("w"), entry.name("w"), limits: limits),
                 credit: try FieldValue.int(entry.required("cr"), entry.name("cr"), in: 0...limits.maxCredit),
-                inFlight: try FieldValue.int(entry.required("if"), entry.name("if"), in: 0...Int.max))
+                inFlight: try FieldValue.int(entry.required("if"), entry.name("if"), in: 0...Int.max),
+                batches: batches)
         }
         cameraLatency = try CameraLatencySummary(fields: f)
         utilisation = try f.optional("ut").map { (o) throws(ProtocolError) in try FieldValue.double(o, "ut") }
+        cameraModes = try f.optional("cm").map { (o) throws(ProtocolError) in
+            let m = try FieldMap(o, path: "cm.")
+            func count(_ key: StaticString) throws(ProtocolError) -> Int {
+                try m.optional(key).map { (v) throws(ProtocolError) in try FieldValue.int(v, m.name(key), in: 0...Int(UInt32.max)) } ?? 0
+            }
+            return CameraModes(split: try count("split"), local: try count("local"), offload: try count("offload"))
+        }
         try validate(limits: limits)
     }
 
@@ -132,6 +203,17 @@ extension StatsMessage: MessageBody {
                 throw .invalidValue(field: "wk[\(i)].cr", reason: "credit \(worker.credit) outside 0...\(limits.maxCredit)")
             }
             guard worker.inFlight >= 0 else { throw .invalidValue(field: "wk[\(i)].if", reason: "negative") }
+            if let b = worker.batches {
+                guard b.mean.isFinite, b.mean >= 1, b.mean <= Double(b.max) else {
+                    throw .invalidValue(field: "wk[\(i)].ba", reason: "mean batch size \(b.mean) outside 1...bx")
+                }
+                guard (1...limits.maxCredit).contains(b.max) else {
+                    throw .invalidValue(field: "wk[\(i)].bx", reason: "batch size \(b.max) outside 1...\(limits.maxCredit)")
+                }
+            }
+        }
+        if let m = cameraModes, m.split < 0 || m.local < 0 || m.offload < 0 {
+            throw .invalidValue(field: "cm", reason: "negative count")
         }
         try cameraLatency?.validate()
         if let u = utilisation, !(u.isFinite && (0...1).contains(u)) { throw .invalidValue(field: "ut", reason: "utilisation \(u) outside [0, 1]") }

@@ -1,3 +1,4 @@
+import BottleFitLifecycle
 import BottleFitMetrics
 import BottleFitProtocol
 import Dispatch
@@ -94,4 +95,10 @@ public final class TailWorker: Sendable {
 private final class SharedState: Sendable {
     let service = SocketService<Void, WorkerError>()
     let state = Mutex(WorkerCounters())
+}
+
+extension TailWorker: ThreadedRole {
+    public func startServing() throws { try start() }
+    public func requestStop() { stop() }
+    public func waitForStop() { _ = waitUntilStopped(timeout: nil) }
 }

@@ -1,7 +1,7 @@
 import Dispatch
 import Synchronization
 
-/// The lifecycle every socket-owning service shares (broker, tail worker, controller): start
+/// The lifecycle every socket-owning service shares (broker, tail worker, controller, camera): start
 /// once on a `SocketThread`, hand the caller what the loop made or why it could not start, a
 /// stop flag the loop reads every turn, and a wait for the thread's end.
 ///
@@ -20,6 +20,9 @@ public final class SocketService<Started: Sendable, Failure: Error>: Sendable {
 
     /// Asks the loop to stop; returns at once.
     public func stop() { stopFlag.store(true, ordering: .releasing) }
+
+    /// What the loop made when it started (bound endpoints), nil before it has or when it could not.
+    public var started: Started? { state.withLock { s in try? s.result?.get() } }
 
     /// Runs `body` on a new thread named after `name` and waits for it to call `ready`.
     /// Returns nil when the service was already started; otherwise what `ready` was given.

@@ -4,7 +4,7 @@ import BottleFitEngine
 import BottleFitSystem
 
 @main
-struct BottleFitCommand: ParsableCommand {
+struct BottleFitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bottlefit",
         abstract: "Split-computing inference: BottleFit heads on cameras, tails on shared edge workers.",

@@ -1,13 +1,14 @@
 import ArgumentParser
 import BottleFitFleet
 import BottleFitBroker
+import BottleFitLifecycle
 import BottleFitSecurity
 import Dispatch
 import Foundation
 import Logging
 import ZeroMQ
 
-struct BrokerCommand: ParsableCommand {
+struct BrokerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: RoleCommandName.broker,
         abstract: "Run the broker between cameras and tail workers (docs/protocol.md, docs/broker.md).",
@@ -47,6 +48,7 @@ struct BrokerCommand: ParsableCommand {
     @Option(name: .role(BrokerFlags.allowStats), help: CurveOptionHelp.allowList("the STATS subscribers (the controller)")) var allowStats: String?
     @OptionGroup var metricsOptions: MetricsOptions
     @Option(name: .role(CommonFlags.logLevel), help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @OptionGroup var logFormat: LogFormatOption
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -77,82 +79,22 @@ struct BrokerCommand: ParsableCommand {
         return configuration
     }
 
-    func run() throws {
-        let stop = StopRequest.install()
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        var logger = Logger(label: "bottlefit.broker")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+    func run() async throws {
+        let logger = logFormat.bootstrap(role: "broker", level: logLevel)
         let context = try ZMQContext()
         let broker = Broker(configuration: try makeConfiguration(), context: context, logger: logger)
         // SIGHUP re-reads the allow-lists (a revoked key is refused from the next handshake on).
         let reload = ReloadSignal.install { [weak broker] in broker?.reloadAllowLists() }
         defer { reload.cancel() }
-        try metricsOptions.serve(
-            role: "broker", logger: logger, stop: stop, families: { [weak broker] in broker?.metricFamilies() ?? [] },
-            start: {
-                let endpoints: BrokerEndpoints
-                do { endpoints = try broker.start() } catch { throw CommandError("broker: \(error)") }
+        try await RoleRunner.run(
+            broker, name: "broker", logger: logger, metrics: metricsOptions, families: { [weak broker] in broker?.metricFamilies() ?? [] },
+            serving: { [weak broker] in
+                guard let broker, let endpoints = broker.endpoints else { return }
                 logger.info("broker up", metadata: [
                     "frontend": "\(endpoints.frontend)", "backend": "\(endpoints.backend)", "stats": "\(endpoints.stats)",
                     "curve": "\(broker.configuration.curve == nil ? "off" : "on")",
                 ])
-            },
-            stopRole: { broker.stop() }, wait: { broker.waitUntilStopped() })
+            })
         print(broker.counters.description)
-    }
-}
-
-/// SIGINT and SIGTERM call `handler` once (on a dispatch queue) instead of killing the process.
-enum StopSignals {
-    static func install(_ handler: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
-        [SIGINT, SIGTERM].map { sig in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler(handler: handler)
-            source.resume()
-            return source
-        }
-    }
-}
-
-/// Catches SIGINT and SIGTERM from the first line of a command, before its service exists, so
-/// that a stop during start-up (loading models can take seconds) is not lost: the stop action
-/// runs as soon as it is attached.
-final class StopRequest: @unchecked Sendable {
-    // Guarded by `lock`; the signal handlers run on a dispatch queue.
-    private let lock = NSLock()
-    private var requested = false
-    private var action: (@Sendable () -> Void)?
-    private var sources: [any DispatchSourceSignal] = []
-
-    static func install() -> StopRequest {
-        let stop = StopRequest()
-        stop.sources = StopSignals.install { [weak stop] in stop?.request() }
-        return stop
-    }
-
-    /// Asks for a stop (a signal, a timer); runs the attached action if there is one.
-    func request() {
-        lock.lock()
-        requested = true
-        let run = action
-        lock.unlock()
-        run?()
-    }
-
-    /// Whether a stop was asked for (for loops that poll rather than attach an action).
-    var isRequested: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return requested
-    }
-
-    /// The service's stop; called at once when a stop was already requested.
-    func attach(_ stop: @escaping @Sendable () -> Void) {
-        lock.lock()
-        action = stop
-        let already = requested
-        lock.unlock()
-        if already { stop() }
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import BottleFitFleet
 import BottleFitController
+import BottleFitDashboard
+import BottleFitLifecycle
 import BottleFitSecurity
 import Dispatch
 import Foundation
@@ -8,7 +10,7 @@ import Logging
 import ZeroMQ
 
 /// `bottlefit controller`: watches the broker's STATS and publishes DIRECTIVEs (docs/controller.md).
-struct ControllerCommand: ParsableCommand {
+struct ControllerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: RoleCommandName.controller,
         abstract: "Keep the edge full and within its objectives by sending a share of every camera's frames local (docs/controller.md).",
@@ -29,7 +31,9 @@ struct ControllerCommand: ParsableCommand {
             every second and is valid for 5 s. Every decision is logged with its reason and figures \
             (changes at notice, holds at debug). SIGINT or SIGTERM stops it and prints the counts of \
             decisions. --metrics HOST:PORT serves them, the fraction, utilisation, local share and the \
-            signals as Prometheus text on GET /metrics and GET /healthz; see docs/metrics.md. \
+            signals as Prometheus text on GET /metrics and GET /healthz, and a live dashboard on GET / \
+            (queue, latency, throughput, fraction local, workers, cameras by mode; its data as JSON on \
+            GET /api/state, refreshed every second); see docs/metrics.md. \
             With --curve-key, --broker-key and --allow-cameras both sockets use CURVE and only listed \
             cameras receive DIRECTIVEs; SIGHUP re-reads the list (docs/security.md).
             Defaults: --stats tcp://localhost:5557, --publish tcp://*:5558, --slo-ms 50, \
@@ -61,6 +65,7 @@ struct ControllerCommand: ParsableCommand {
     @Option(name: .role(CommonFlags.allowCameras), help: CurveOptionHelp.allowList("the cameras allowed to subscribe to DIRECTIVEs")) var allowCameras: String?
     @OptionGroup var metricsOptions: MetricsOptions
     @Option(name: .role(CommonFlags.logLevel), help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @OptionGroup var logFormat: LogFormatOption
 
     func validate() throws {
         try CurveOptionHelp.requireTogether(curveKey, [("--broker-key", brokerKey), ("--allow-cameras", allowCameras)])
@@ -95,33 +100,24 @@ struct ControllerCommand: ParsableCommand {
         return configuration
     }
 
-    func run() throws {
-        let stop = StopRequest.install()
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        var logger = Logger(label: "bottlefit.controller")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+    func run() async throws {
+        let logger = logFormat.bootstrap(role: "controller", level: logLevel)
         let context = try ZMQContext()
         let controller = Controller(configuration: try makeConfiguration(), context: context, logger: logger)
         // SIGHUP re-reads the allow-list (a revoked camera key is refused from the next handshake on).
         let reload = ReloadSignal.install { [weak controller] in controller?.reloadAllowLists() }
         defer { reload.cancel() }
-        // SIGINT and SIGTERM stop the loop instead of killing the process.
-        try metricsOptions.serve(
-            role: "controller", logger: logger, stop: stop, families: { [weak controller] in controller?.metricFamilies() ?? [] },
-            start: {
-                let endpoint: String
-                do { endpoint = try controller.start() } catch { throw ControllerCommandError(description: "controller: \(error)") }
+        let (stats, sloMs, latencySloMs) = (self.stats, self.sloMs, self.latencySloMs)
+        try await RoleRunner.run(
+            controller, name: "controller", logger: logger, metrics: metricsOptions, routes: ControllerDashboard.routes(controller),
+            families: { [weak controller] in controller?.metricFamilies() ?? [] },
+            serving: { [weak controller] in
                 logger.info("controller up", metadata: [
-                    "stats": "\(stats)", "directives": "\(endpoint)", "slo_ms": "\(sloMs)", "latency_slo_ms": "\(latencySloMs)",
+                    "stats": "\(stats)", "directives": "\(controller?.directiveEndpoint ?? "")", "slo_ms": "\(sloMs)",
+                    "latency_slo_ms": "\(latencySloMs)",
                 ])
-            },
-            stopRole: { controller.stop() }, wait: { controller.waitUntilStopped() })
+            })
         let counters = controller.counters
         print("controller stopped: \(counters.decisions) decisions, fraction \(controller.fraction) local; \(counters)")
     }
-}
-
-/// A failure of `bottlefit controller` reported as text.
-private struct ControllerCommandError: Error, CustomStringConvertible {
-    var description: String
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BottleFitFleet
+import BottleFitLifecycle
 import BottleFitSecurity
 import BottleFitDevice
 import BottleFitEngine
@@ -8,7 +9,7 @@ import Foundation
 import Logging
 import ZeroMQ
 
-struct DeviceCommand: ParsableCommand {
+struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: RoleCommandName.camera,
         abstract: "Run a camera: read frames, run the head, send bottlenecks; compute locally when the edge cannot.",
@@ -63,6 +64,7 @@ struct DeviceCommand: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var metricsOptions: MetricsOptions
     @Option(name: .role(CommonFlags.logLevel), help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @OptionGroup var logFormat: LogFormatOption
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -92,11 +94,8 @@ struct DeviceCommand: ParsableCommand {
         return configuration
     }
 
-    func run() throws {
-        let stop = StopRequest.install()
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        var logger = Logger(label: "bottlefit.device")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+    func run() async throws {
+        let logger = logFormat.bootstrap(role: "device", level: logLevel)
         let context = try ZMQContext()
         let config = try makeConfiguration(compute: threadOptions.makeComputeContext())
         let camera: Camera
@@ -112,17 +111,10 @@ struct DeviceCommand: ParsableCommand {
         } catch {
             throw CommandError("device: \(error)")
         }
-        var summary: CameraSummary?
-        try metricsOptions.serve(
-            role: "device", logger: logger, stop: stop, families: { [weak camera] in camera?.metricFamilies() ?? [] },
-            start: {
-                do { try camera.start() } catch { throw CommandError("device: \(error)") }
-                if let duration {
-                    DispatchQueue.global().asyncAfter(deadline: .now() + duration) { stop.request() }
-                }
-            },
-            stopRole: { _ = camera.stop() }, wait: { summary = camera.wait() })
-        guard let summary else { throw CommandError("device: the camera ended without a summary") }
+        try await RoleRunner.run(
+            camera, name: "device", logger: logger, metrics: metricsOptions, families: { [weak camera] in camera?.metricFamilies() ?? [] },
+            timeLimit: duration.map { .milliseconds(Int64(($0 * 1000).rounded())) })
+        guard let summary = camera.wait() else { throw CommandError("device: the camera ended without a summary") }
         print(Self.describe(summary))
     }
 

@@ -1,7 +1,10 @@
 import ArgumentParser
 import BottleFitFleet
+import BottleFitLifecycle
 import BottleFitLoadgen
+import BottleFitLogging
 import Foundation
+import Logging
 
 /// `bottlefit loadgen`: many emulated cameras against a running broker (docs/loadgen.md). Only
 /// argument parsing and wiring live here; the load generator is the BottleFitLoadgen library.
@@ -65,6 +68,7 @@ struct LoadgenCommand: ParsableCommand {
     @Option(help: help("html")) var html: String?
     @Option(help: help("fail_if")) var failIf: [String] = []
     @Flag(inversion: .prefixedNo, help: help("progress")) var progress: Bool?
+    @OptionGroup var logFormat: LogFormatOption
     @Option(help: help("emulate_workers")) var emulateWorkers: String?
     @Option(help: help("worker_backend")) var workerBackend: String?
     @Option(help: help("worker_service_ms")) var workerServiceMs: String?
@@ -131,8 +135,12 @@ struct LoadgenCommand: ParsableCommand {
     }
 
     func run() throws {
+        // SIGINT and SIGTERM (through the process's ServiceGroup) end the run early, with its report.
+        try ProcessLifecycle.runBlocking(logger: Logger(label: "bottlefit.loadgen")) { stop in try run(stop: stop) }
+    }
+
+    private func run(stop: StopRequest) throws {
         let curve = try CurveOptionHelp.cameraCurve(curveKey: curveKey, brokerKey: brokerKey, controllerKey: controllerKey)
-        let stop = StopRequest.install()
         let plan: LoadgenPlan
         var options: LoadgenRunOptions
         var fleet: BackendFleet?
@@ -144,27 +152,29 @@ struct LoadgenCommand: ParsableCommand {
             if let path = options.topology {
                 var models: [String] = []
                 for g in plan.groups where !models.contains(g.modelName) { models.append(g.modelName) }
-                fleet = try BackendFleet(path: path, models: options.workers == nil ? models : [], executable: UpCommand.executableURL())
+                fleet = try BackendFleet(
+                    path: path, models: options.workers == nil ? models : [], executable: UpCommand.executableURL(), format: logFormat.format)
                 options.broker = options.broker ?? fleet!.broker
                 options.stats = options.stats ?? fleet!.stats
                 options.directives = options.directives ?? fleet!.directives
             }
         } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            report("\(error)", level: .error)
             throw ExitCode(Loadgen.Status.usage.rawValue)
         }
         // The topology's fleet (--topology): started before the first frame, stopped by PID at the end.
         // SIGUSR1 and SIGUSR2 add and drain its workers while the run goes on, as under `up`.
         let scale = fleet == nil ? nil : FleetScaleRequests.installSignals()
         do { try fleet?.start(scale: scale) } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            report("\(error)", level: .error)
             throw ExitCode(Loadgen.Status.invalid.rawValue)
         }
         defer { fleet?.stop() }
-        let interactive = isatty(STDERR_FILENO) == 1
+        // JSON logs are whole lines: no carriage-return updates then.
+        let interactive = isatty(STDERR_FILENO) == 1 && logFormat.format == .text
         let progressLine: ((LoadgenProgress) -> Void)? = options.progress ? { p in
             let line = LoadgenTable.progressLine(p)
-            FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+            if interactive { FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8)) } else { report(line, level: .info) }
         } : nil
         let result: LoadgenReport
         do {
@@ -174,14 +184,24 @@ struct LoadgenCommand: ParsableCommand {
             if options.progress && interactive { FileHandle.standardError.write(Data("\n".utf8)) }
             try Loadgen.write(result, options: options)
         } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            report("\(error)", level: .error)
             throw ExitCode(Loadgen.Status.invalid.rawValue)
         }
         print(LoadgenTable.render(result))
         let status = Loadgen.status(of: result)
         if status == .unaccounted {
-            FileHandle.standardError.write(Data("error: \(result.totals.unaccounted) frames unaccounted for\n".utf8))
+            report("\(result.totals.unaccounted) frames unaccounted for", level: .error)
         }
         if status != .ok { throw ExitCode(status.rawValue) }
+    }
+
+    /// A line of the load generator's own on standard error: "error: ..." (or the progress line) in
+    /// text, a JSON object (role loadgen) with --log-format json.
+    private func report(_ message: String, level: Logger.Level) {
+        let line = switch logFormat.format {
+        case .text: level >= .error ? "error: " + message : message
+        case .json: LogMerger(format: .json).own(message, role: "loadgen", label: "bottlefit.loadgen", level: level)
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }

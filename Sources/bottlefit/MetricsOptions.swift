@@ -1,8 +1,10 @@
 import ArgumentParser
 import BottleFitFleet
 import BottleFitMetrics
+import BottleFitLifecycle
 import BottleFitMetricsServer
 import Logging
+import ServiceLifecycle
 
 /// `--metrics HOST:PORT`, shared by every long-running role (broker, worker, device, controller).
 struct MetricsOptions: ParsableArguments {
@@ -15,40 +17,45 @@ struct MetricsOptions: ParsableArguments {
     func validate() throws {
         if let metrics, let problem = MetricsAddress.problem(metrics) { throw ValidationError("--metrics: \(problem)") }
     }
-
-    /// Starts the endpoint (health `starting`) and logs where it listens; nil without `--metrics`.
-    func start(role: String, logger: Logger, families: @escaping @Sendable () -> [MetricFamily]) throws -> MetricsServer? {
-        guard let text = metrics, let address = MetricsAddress(text) else { return nil }
-        let server = MetricsServer(address: address, role: role, logger: logger, metrics: families)
-        let bound: MetricsAddress
-        do { bound = try server.start() } catch { throw CommandError("\(role): \(error)") }
-        logger.info("metrics endpoint listening on http://\(bound)", metadata: ["metrics": "http://\(bound)/metrics", "health": "http://\(bound)/healthz"])
-        return server
-    }
 }
 
 extension MetricsOptions {
-    /// Runs a role with its endpoint around it: the endpoint comes up first (`starting`; a bind
-    /// failure ends the command before any work), turns `ok` once `start` has returned and
-    /// `stopping` when SIGINT or SIGTERM asks `stopRole`, and closes after `wait` returns, so a
-    /// scraper sees the final counts. Without `--metrics` it is just start, stop and wait.
-    func serve(
-        role: String, logger: Logger, stop: StopRequest, families: @escaping @Sendable () -> [MetricFamily],
-        start: () throws -> Void, stopRole: @escaping @Sendable () -> Void, wait: () -> Void
-    ) throws {
-        let server = try self.start(role: role, logger: logger, families: families)
-        do { try start() } catch {
-            server?.stop()
-            server?.waitUntilStopped()
-            throw error
+    /// The endpoint as a service of the role's group; nil without `--metrics`.
+    /// `routes` are the role's pages beyond /metrics and /healthz (the controller's dashboard).
+    func service(
+        role: String, logger: Logger, routes: [ReadOnlyRoute] = [], families: @escaping @Sendable () -> [MetricFamily]
+    ) -> MetricsEndpointService? {
+        guard let text = metrics, let address = MetricsAddress(text) else { return nil }
+        return MetricsEndpointService(
+            server: MetricsServer(address: address, role: role, logger: logger, routes: routes, metrics: families), role: role, logger: logger)
+    }
+}
+
+/// The /metrics and /healthz endpoint of a role as a service: it binds when the group starts
+/// (health `starting`; a bind failure ends the command before the role does any work, which
+/// waits on `ready`), and closes on graceful shutdown, which comes after the role's (the group
+/// stops in reverse order), so a scraper sees the final counts.
+struct MetricsEndpointService: Service, CustomStringConvertible {
+    let server: MetricsServer
+    let role: String
+    let logger: Logger
+    /// Given once the endpoint is bound, or failed with why it could not be.
+    let ready = ReadinessSignal()
+
+    var description: String { "metrics endpoint" }
+
+    func run() async throws {
+        let bound: MetricsAddress
+        do { bound = try server.start() } catch {
+            let failure = CommandError("\(role): \(error)")
+            ready.fail(failure)
+            throw failure
         }
-        server?.setHealth(.serving)
-        stop.attach {
-            server?.setHealth(.stopping)
-            stopRole()
-        }
-        wait()
-        server?.stop()
-        server?.waitUntilStopped()
+        logger.info("metrics endpoint listening on http://\(bound)", metadata: ["metrics": "http://\(bound)/metrics", "health": "http://\(bound)/healthz"])
+        ready.ready()
+        // Returns on graceful shutdown, throws on cancellation (the role failed): close either way.
+        try? await gracefulShutdown()
+        server.stop()
+        await ThreadCall.blocking("bf-metrics-stop") { server.waitUntilStopped() }
     }
 }

@@ -1,10 +1,12 @@
 import ArgumentParser
+import BottleFitLifecycle
 import BottleFitCore
 import BottleFitDatasets
 import BottleFitEngine
 import BottleFitImaging
 import BottleFitTraining
 import Foundation
+import Logging
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -96,21 +98,23 @@ enum TrainingRun {
         options: TrainingOptions, recipe: String, stages: [Stage], student: Graph, teacher: Graph?, partName: String,
         afterStage: @escaping (Int, TrainingGraph) throws -> Void = { _, _ in }
     ) throws {
-        let stop = StopRequest.install()
-        TrainingThreads.configure(options.threads)
-        let out = URL(fileURLWithPath: options.out)
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-        let data = try options.data()
-        var runner = RecipeRunner(recipe: recipe + " " + options.fingerprint, stages: stages, checkpoint: Checkpoint(directory: out.appendingPathComponent("checkpoint")))
-        runner.shouldStop = { stop.isRequested }
-        runner.progressInterval = options.progressInterval
-        runner.afterStage = afterStage
-        runner.progress = say
-        say("training \(partName): \(recipe); \(data.train.count) training images in \(data.batchesPerEpoch) batches of \(options.batch), \(data.test.count) test images, \(options.threads) threads")
-        let (model, history) = try runner.run(student: student, teacher: teacher, data: data, resume: options.resume)
-        // The input normalisation goes into the model, so cameras and workers feed it right.
-        let normalization = options.dataset == "fashion-mnist" ? FashionMNIST.normalization : ImagePreprocessor.Normalization.imageNet
-        try write(model.exportGraph(), history: history, to: out, recipe: recipe, normalization: normalization)
+        // SIGINT and SIGTERM ask the recipe runner to stop (`RecipeRunner.shouldStop`).
+        try ProcessLifecycle.runBlocking(logger: Logger(label: "bottlefit.train")) { stop in
+            TrainingThreads.configure(options.threads)
+            let out = URL(fileURLWithPath: options.out)
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            let data = try options.data()
+            var runner = RecipeRunner(recipe: recipe + " " + options.fingerprint, stages: stages, checkpoint: Checkpoint(directory: out.appendingPathComponent("checkpoint")))
+            runner.shouldStop = { stop.isRequested }
+            runner.progressInterval = options.progressInterval
+            runner.afterStage = afterStage
+            runner.progress = say
+            say("training \(partName): \(recipe); \(data.train.count) training images in \(data.batchesPerEpoch) batches of \(options.batch), \(data.test.count) test images, \(options.threads) threads")
+            let (model, history) = try runner.run(student: student, teacher: teacher, data: data, resume: options.resume)
+            // The input normalisation goes into the model, so cameras and workers feed it right.
+            let normalization = options.dataset == "fashion-mnist" ? FashionMNIST.normalization : ImagePreprocessor.Normalization.imageNet
+            try write(model.exportGraph(), history: history, to: out, recipe: recipe, normalization: normalization)
+        }
     }
 
     /// full.onnx, head.onnx + tail.onnx when there is a bottleneck, history.json.

@@ -1,7 +1,10 @@
 import ArgumentParser
 import BottleFitCore
 import BottleFitFleet
+import BottleFitLifecycle
+import BottleFitLogging
 import Foundation
+import Logging
 
 struct UpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +18,9 @@ struct UpCommand: ParsableCommand {
             fails, the children get SIGTERM in reverse order (cameras first, so they print their \
             summaries), are waited for up to --grace seconds, and any still running is killed. Each \
             child's exit status and the cameras' summaries are printed; the exit status is non-zero \
-            if any process failed or had to be killed.
+            if any process failed or had to be killed. With --log-format json the children log JSON \
+            too and every line on either stream is one JSON object whose role is the process's name \
+            (up's own lines: role up); see docs/operations.md, "Logs".
             Scaling while it runs: SIGUSR1 to `up` starts one more tail worker, a copy of the topology's \
             last worker named worker-N (the first unused N; its metrics, if any, on a free port of the \
             same host; under CURVE its key pair KEYS/worker-N.key must exist and its public key be in \
@@ -50,6 +55,7 @@ struct UpCommand: ParsableCommand {
     @Flag(help: "Check the topology and print the command lines without starting anything.") var dryRun = false
     @Option(help: "Write this process's PID to this file while the fleet runs (for kill -USR1 / -USR2), removed at the end.")
     var pidFile: String?
+    @OptionGroup var logFormat: LogFormatOption
 
     func validate() throws {
         if let duration { guard duration > 0, duration <= 31_536_000 else { throw ValidationError("--duration must be more than 0 and at most a year (31536000 s)") } }
@@ -90,12 +96,13 @@ struct UpCommand: ParsableCommand {
             }
         }
         defer { if let pidFile { try? FileManager.default.removeItem(atPath: pidFile) } }
-        let fleet = FleetSupervisor(file: file, executable: executable, grace: grace)
-        let stop = FleetStopRequest()
-        let sources = StopSignals.install { stop.request("signal") }
+        let fleet = FleetSupervisor(file: file, executable: executable, grace: grace, writer: LineWriter(format: logFormat.format))
         let scale = FleetScaleRequests.installSignals()
-        let failed = fleet.run(duration: duration, stop: stop, scale: scale)
-        withExtendedLifetime((sources, scale)) {}
+        // SIGINT and SIGTERM (through the process's ServiceGroup) stop the fleet, as its end does.
+        let failed = ProcessLifecycle.runBlocking(logger: Logger(label: "bottlefit.up")) { stop in
+            fleet.run(duration: duration, stop: stop, scale: scale)
+        }
+        withExtendedLifetime(scale) {}
         if failed { throw ExitCode.failure }
     }
 

@@ -1,13 +1,14 @@
 import ArgumentParser
 import BottleFitFleet
 import BottleFitEngine
+import BottleFitLifecycle
 import BottleFitSecurity
 import BottleFitWorker
 import Foundation
 import Logging
 import ZeroMQ
 
-struct WorkerCommand: ParsableCommand {
+struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: RoleCommandName.worker,
         abstract: "Run a tail worker: decoder + tail for bottleneck frames, the full model for JPEG frames.",
@@ -40,6 +41,7 @@ struct WorkerCommand: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
     @OptionGroup var metricsOptions: MetricsOptions
     @Option(name: .role(CommonFlags.logLevel), help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @OptionGroup var logFormat: LogFormatOption
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -84,18 +86,13 @@ struct WorkerCommand: ParsableCommand {
         return configuration
     }
 
-    func run() throws {
-        let stop = StopRequest.install()
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        var logger = Logger(label: "bottlefit.worker")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+    func run() async throws {
+        let logger = logFormat.bootstrap(role: "worker", level: logLevel)
         let context = try ZMQContext()
         let worker = TailWorker(
             configuration: try makeConfiguration(compute: threadOptions.makeComputeContext()), context: context, logger: logger)
-        try metricsOptions.serve(
-            role: "worker", logger: logger, stop: stop, families: { [weak worker] in worker?.metricFamilies() ?? [] },
-            start: { do { try worker.start() } catch { throw CommandError("worker: \(error)") } },
-            stopRole: { worker.stop() }, wait: { _ = worker.waitUntilStopped() })
+        try await RoleRunner.run(
+            worker, name: "worker", logger: logger, metrics: metricsOptions, families: { [weak worker] in worker?.metricFamilies() ?? [] })
         let c = worker.counters
         let errors = c.errors.sorted { "\($0.key)" < "\($1.key)" }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         print("received=\(c.received) completed=\(c.completed) errors[\(errors.isEmpty ? "none" : errors)] batches=\(c.batches) reconnects=\(c.reconnects) abandoned=\(c.abandoned)")

@@ -6,11 +6,12 @@ import BottleFitSecurity
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// CURVE on the broker's three sockets with real sockets on loopback TCP (docs/security.md):
 /// listed peers are served, anyone else gets nothing through and learns nothing, and what
 /// crosses the wire is not the payload in clear. Every wait is on an event, with generous bounds.
-@Suite(.enabled(if: ZMQContext.has("curve")))
+@Suite(.enabled(if: ZMQContext.has("curve")), .blocking)
 struct BrokerCurveTests {
     func startCurveBroker(_ context: ZMQContext, _ keys: TestFleetKeys) throws -> (Broker, BrokerEndpoints) {
         var configuration = TestTransport.loopbackTCP.configuration(policy: BrokerPolicy())

@@ -8,7 +8,7 @@ import ZeroMQ
 /// The real broker on its thread with real ZeroMQ sockets, and fake cameras and workers on the
 /// test's thread. Serialized: each test has timing (heartbeats) that a parallel neighbour on a
 /// 2-core machine could starve.
-@Suite(.serialized) struct BrokerEndToEndTests {
+@Suite(.serialized, .blocking) struct BrokerEndToEndTests {
     let context: ZMQContext
 
     init() throws { context = try ZMQContext() }

@@ -120,6 +120,44 @@ import Testing
         let expired = families.first { $0.name == "bottlefit_broker_requests_dropped_total" }?.samples.first { $0.labels["reason"] == "expired" }
         #expect(expired?.value == 1)
     }
+
+    /// STATS `cm`: each camera counted once, by the mode of its latest report in the window.
+    @Test func statsCountCamerasByTheirLatestMode() throws {
+        var h = SchedulerHarness()
+        func report(_ camera: String, _ mode: String?) -> LatencyReport {
+            var r = Self.report(camera, n: 0, missed: 1)
+            r.mode = mode
+            return r
+        }
+        #expect(h.advance(250).published.last?.cameraModes == nil)
+        Self.send(&h, "cam-old", report("cam-old", nil))  // a camera that sends no mode
+        #expect(h.advance(250).published.last?.cameraModes == nil)
+        Self.send(&h, "cam-a", report("cam-a", "split"))
+        Self.send(&h, "cam-b", report("cam-b", "offload"))
+        Self.send(&h, "cam-c", report("cam-c", "warp"))  // valid, counted in no mode
+        #expect(h.advance(250).published.last?.cameraModes == StatsMessage.CameraModes(split: 1, local: 0, offload: 1))
+        Self.send(&h, "cam-a", report("cam-a", "local"))  // the latest report wins
+        #expect(h.advance(250).published.last?.cameraModes == StatsMessage.CameraModes(split: 0, local: 1, offload: 1))
+        h.advance(3_000)  // the window forgets
+        #expect(h.advance(250).published.last?.cameraModes == nil)
+    }
+
+    /// STATS `wk[].ba`/`bx`: the batch sizes of a worker's RESULTs in the last interval only.
+    @Test func statsCarryEachWorkersBatchSizesOfTheInterval() throws {
+        var h = SchedulerHarness()
+        h.ready("x", credit: 4)
+        h.ready("y", credit: 4)
+        for s in 0..<4 { h.frame("a", UInt64(s)) }
+        let byWorker = Dictionary(grouping: h.history.dispatches, by: { $0.worker })
+        for (i, d) in (byWorker["x"] ?? []).enumerated() { h.answer("x", d.frame, batch: i == 0 ? 3 : 1) }
+        let stats = try #require(h.advance(250).published.last)
+        let x = try #require(stats.workers.first { $0.id == "x" })
+        #expect(x.batches == StatsMessage.BatchSizes(mean: 2, max: 3))
+        #expect(stats.workers.first { $0.id == "y" }?.batches == nil)  // y answered nothing
+        #expect(try StatsMessage.decode(stats.encoded()) == stats)
+        // The next interval starts afresh.
+        #expect(try #require(h.advance(250).published.last).workers.allSatisfy { $0.batches == nil })
+    }
 }
 
 /// Hand-made HEARTBEAT bodies the encoder refuses to write.
@@ -131,3 +169,4 @@ enum HeartbeatMessageBytes {
         return MP.map([("v", .uint(1)), ("t", .str("heartbeat")), ("lr", .map(report))]).bytes
     }
 }
+

@@ -95,7 +95,7 @@ import Testing
             cameraID: "cam", sequence: 4, classIndices: [1], scores: [0.5], queuedMilliseconds: 1,
             computeMilliseconds: 1, batchSize: 1, workerID: "w").encoded()
         #expect(BackendInput.classify([Self.worker, [], Self.camera, [], result]) == .answer(
-            worker: Self.worker, WorkerAnswer(frame: FrameKey(cameraRoutingID: Self.camera, cameraID: "cam", sequence: 4), body: result)))
+            worker: Self.worker, WorkerAnswer(frame: FrameKey(cameraRoutingID: Self.camera, cameraID: "cam", sequence: 4), body: result, batchSize: 1)))
         let error = try ErrorMessage(sequence: 4, cameraID: "cam", code: .expired, text: "late").encoded()
         #expect(BackendInput.classify([Self.worker, [], Self.camera, [], error]) == .answer(
             worker: Self.worker, WorkerAnswer(frame: FrameKey(cameraRoutingID: Self.camera, cameraID: "cam", sequence: 4), body: error, errorCode: .expired)))

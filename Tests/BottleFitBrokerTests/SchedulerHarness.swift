@@ -87,9 +87,10 @@ struct SchedulerHarness {
         run { s, t in s.workerDisconnected(Self.workerRID(worker), now: t) }
     }
 
-    /// `worker` answers `key` with a RESULT (or an ERROR of `code`).
+    /// `worker` answers `key` with a RESULT (or an ERROR of `code`); `batch` is the RESULT's `b`
+    /// as the inbound classifier passes it on (nil: left out, as before batch sizes were tracked).
     @discardableResult
-    mutating func answer(_ worker: String, _ key: FrameKey, code: ErrorCode? = nil,
+    mutating func answer(_ worker: String, _ key: FrameKey, code: ErrorCode? = nil, batch: Int? = nil,
                          sourceLocation: SourceLocation = #_sourceLocation) -> [BrokerAction] {
         let body: [UInt8]
         if let code {
@@ -97,9 +98,9 @@ struct SchedulerHarness {
         } else {
             body = try! ResultMessage(
                 cameraID: key.cameraID, sequence: key.sequence, classIndices: [7], scores: [0.9],
-                queuedMilliseconds: 1, computeMilliseconds: 2, batchSize: 1, workerID: worker).encoded()
+                queuedMilliseconds: 1, computeMilliseconds: 2, batchSize: batch ?? 1, workerID: worker).encoded()
         }
-        let answer = WorkerAnswer(frame: key, body: body, errorCode: code)
+        let answer = WorkerAnswer(frame: key, body: body, errorCode: code, batchSize: code == nil ? batch : nil)
         return run({ s, t in s.workerAnswered(answer, from: Self.workerRID(worker), now: t) }, sourceLocation: sourceLocation)
     }
 }

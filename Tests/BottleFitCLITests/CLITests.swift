@@ -3,9 +3,10 @@ import BottleFitEngine
 import Foundation
 import ONNXProto
 import Testing
+import BottleFitTestSupport
 
 /// The `bottlefit` executable as a user runs it: its output contracts and its errors.
-@Suite struct CLITests {
+@Suite(.blocking) struct CLITests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 

@@ -1,12 +1,13 @@
 import BottleFitCore
 import BottleFitEngine
 import Foundation
+import BottleFitTestSupport
 import Testing
 
 /// `model create` for DenseNet-169/201 and ResNet-152 and their BottleFit forms, as a user runs
 /// it: the parts run with `bottlefit infer`, agree with ONNX Runtime, head then tail is the full
 /// model, and `model split` at the bottleneck writes the same head and tail as `--part`.
-@Suite struct DeepModelCLITests {
+@Suite(.blocking) struct DeepModelCLITests {
     /// Small sizes (a debug build runs them in seconds); the full sizes are checked by shape in DeepModelTests.
     static let cases: [(architecture: String, size: [String])] = [
         ("bottlefit-densenet169", ["--growth-rate", "4", "--image-size", "64", "--classes", "10"]),

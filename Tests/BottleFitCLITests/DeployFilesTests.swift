@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import BottleFitTestSupport
 
 /// `scripts/check-deploy`: the Kubernetes manifests, their CURVE Secrets and the Containerfile are
 /// checked offline (kubernetes-validate's bundled schemas, `bottlefit SUB --help`, `up --dry-run`,
 /// apt-cache), and a broken manifest is caught.
-@Suite struct DeployFilesTests {
+@Suite(.blocking) struct DeployFilesTests {
     struct Result {
         var status: Int32
         var output: String

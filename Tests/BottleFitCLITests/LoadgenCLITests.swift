@@ -1,10 +1,11 @@
 import BottleFitLoadgen
 import Foundation
 import Testing
+import BottleFitTestSupport
 
 /// `bottlefit loadgen` as a user runs it: help, exit statuses, refused settings. Runs against the
 /// in-process sink (no broker), for about a second each; never timed.
-@Suite struct LoadgenCLITests {
+@Suite(.blocking) struct LoadgenCLITests {
     let profiles = CLITests.root.appendingPathComponent("profiles").path
 
     func run(_ arguments: [String]) throws -> UpTests.Result {

@@ -1,13 +1,14 @@
 import BottleFitCore
 import Foundation
 import Testing
+import BottleFitTestSupport
 
 /// Every numeric option of every subcommand, and every numeric key of a topology file, given 0, -1,
 /// huge, NaN and infinity (issue 13): no value traps the runtime, and every value but 0 is refused
 /// as bad input (exit 64, a one-line error) unless the option takes any number (a seed, a cap).
 /// Subcommands and options come from the binary's own `--experimental-dump-help`, so a new option
 /// is walked without editing this test; a new subcommand with numeric options needs a base below.
-@Suite struct OptionWalkTests {
+@Suite(.blocking) struct OptionWalkTests {
     static let values = ["0", "-1", "1e300", "18446744073709551615", "9223372036854775807", "nan", "inf"]
 
     /// Options for which any number that parses is a valid choice: huge seeds, caps meaning "all".

@@ -4,10 +4,11 @@ import BottleFitEngine
 import BottleFitImaging
 import Foundation
 import Testing
+import BottleFitTestSupport
 
 /// `bottlefit train` and `bottlefit eval` as a user runs them, on tiny real runs (narrow
 /// models, a few hundred Fashion-MNIST images) so the debug binary finishes in seconds.
-@Suite(.serialized) struct TrainCLITests {
+@Suite(.serialized, .blocking) struct TrainCLITests {
     static let tiny = ["--width", "8", "--limit", "256", "--eval-limit", "200", "--batch", "32", "--threads", "1"]
 
     func temporary() throws -> URL {

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import BottleFitTestSupport
 
 /// `bottlefit up`: topology errors name the line and the key; a small fleet runs, reports and leaves nothing behind.
-@Suite struct UpTests {
+@Suite(.blocking) struct UpTests {
     struct Result {
         var status: Int32
         var stdout: String
@@ -32,10 +33,12 @@ import Testing
         let group = DispatchGroup()
         for (handle, isError) in [(out.fileHandleForReading, false), (err.fileHandleForReading, true)] {
             group.enter()
-            DispatchQueue.global().async {
+            // A thread of its own, not a queue of Dispatch's: those are the threads Swift's
+            // cooperative pool runs on, and a blocking read there waits for a free one.
+            Thread {
                 collected.set(handle.readDataToEndOfFile(), isError: isError)
                 group.leave()
-            }
+            }.start()
         }
         let deadline = Date().addingTimeInterval(timeout)
         while p.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }

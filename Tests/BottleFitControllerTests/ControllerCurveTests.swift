@@ -5,11 +5,12 @@ import BottleFitSecurity
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// CURVE between broker, controller and cameras, all in one context (so one ZAP handler serves
 /// both servers' allow-lists): the listed controller reads STATS and the listed camera receives
 /// DIRECTIVEs; a controller or camera on no list learns nothing.
-@Suite(.enabled(if: ZMQContext.has("curve")))
+@Suite(.enabled(if: ZMQContext.has("curve")), .blocking)
 struct ControllerCurveTests {
     @Test func onlyListedPeersReadStatsAndDirectives() throws {
         let broker = try ZMQCurveKeyPair.generate(), controllerKeys = try ZMQCurveKeyPair.generate()

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// A logger that discards everything, so test output stays readable.
 let quietLogger = Logger(label: "bottlefit.controller.test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -99,7 +100,7 @@ final class ControllerProbe {
     }
 }
 
-@Suite("Controller end to end")
+@Suite("Controller end to end", .blocking)
 struct ControllerEndToEndTests {
     @Test(arguments: ControllerTestTransport.allCases)
     func raisesHoldsThroughSilenceAndRecovers(transport: ControllerTestTransport) throws {

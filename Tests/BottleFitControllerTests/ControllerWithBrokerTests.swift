@@ -4,8 +4,9 @@ import BottleFitProtocol
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
-@Suite("Controller with the real broker")
+@Suite("Controller with the real broker", .blocking)
 struct ControllerWithBrokerTests {
     /// A broker on inproc publishing STATS every 20 ms and a fast controller reading them; the
     /// last value stops both.

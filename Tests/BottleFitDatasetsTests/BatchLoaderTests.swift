@@ -3,6 +3,7 @@ import BottleFitImaging
 import Foundation
 import Synchronization
 import Testing
+import BottleFitTestSupport
 
 @testable import BottleFitDatasets
 
@@ -46,7 +47,7 @@ struct FailingSource: LabelledImageSource {
     }
 }
 
-@Suite struct BatchLoaderTests {
+@Suite(.blocking) struct BatchLoaderTests {
     /// The index a normalised sample came from (pixels 0 and 1 hold it, see `indexedImages`).
     static func decodedIndex(_ batch: Batch, _ k: Int) -> Int {
         let plane = batch.shape[2] * batch.shape[3]

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 @Suite struct EdgeLatencyWindowTests {
     @Test func aWindowReportsItsFramesAndStartsAfresh() throws {
@@ -30,7 +31,7 @@ import ZeroMQ
 }
 
 /// A running camera's reports, as the broker sees them, and its `/metrics` families.
-@Suite(.serialized) struct LatencyReportingTests {
+@Suite(.serialized, .blocking) struct LatencyReportingTests {
     let models = TestModels.shared
     static let logger = Logger(label: "bottlefit.device.test", factory: { _ in SwiftLogNoOpLogHandler() })
 

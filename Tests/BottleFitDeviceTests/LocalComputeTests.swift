@@ -3,10 +3,11 @@ import BottleFitImaging
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// The whole model on its own thread: jobs finish in order, each wakes the loop's poller, and
 /// stopping hands back the jobs that never ran.
-@Suite struct LocalComputeTests {
+@Suite(.blocking) struct LocalComputeTests {
     let models = TestModels.shared
 
     @Test func jobsFinishInOrderAndWakeThePoller() throws {

@@ -64,6 +64,8 @@ final class FakeEdge: Sendable {
 
     struct Record: Sendable {
         var frames: [FrameMessage] = []
+        /// When each of `frames` arrived, Unix ms.
+        var frameArrivals: [UInt64] = []
         var heartbeats = 0
         /// Latency reports carried by the heartbeats.
         var reports: [LatencyReport] = []
@@ -115,7 +117,10 @@ final class FakeEdge: Sendable {
         var delayed: [(due: ContinuousClock.Instant, route: [UInt8], reply: [UInt8])] = []
         var rejectLeft: Int = if case .reject(_, _, let n) = behaviour { n } else { 0 }
         let clock = ContinuousClock()
-        let giveUp = clock.now + .seconds(20)  // bound: a test never needs this long
+        // Only a bound for a fake whose test never stops it (every test stops it in a `defer`):
+        // generous, since a camera may take tens of seconds to load its models and send its
+        // first frame in a debug build under QEMU (the aarch64 check), where 20 s was too short.
+        let giveUp = clock.now + .seconds(600)
         while !stopFlag.withLock({ $0 }) && clock.now < giveUp {
             _ = try poller.poll(timeout: .milliseconds(5))
             let now = clock.now
@@ -136,7 +141,11 @@ final class FakeEdge: Sendable {
                     if case .silent = behaviour { continue }
                     _ = try router.trySend([route, [], try HeartbeatMessage().encoded()])
                 case .frame(let frame):
-                    record.withLock { $0.frames.append(frame) }
+                    let arrival = UInt64(Date().timeIntervalSince1970 * 1000)
+                    record.withLock {
+                        $0.frames.append(frame)
+                        $0.frameArrivals.append(arrival)
+                    }
                     let result = try ResultMessage(
                         cameraID: frame.cameraID, sequence: frame.sequence, classIndices: [frame.label ?? 0], scores: [1],
                         queuedMilliseconds: 0, computeMilliseconds: 0, batchSize: 1, workerID: "fake").encoded()

@@ -16,9 +16,11 @@ import Testing
             Tensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in rng.nextNormal() * scale })
         }
         let c = 8, e = 24, s = 6
+        // A typed constant: Swift 6.2 infers `1.0 / 6` inside the ternary as Double (6.3 takes Float).
+        let alpha: Float = 1.0 / 6
         let gate =
             hardSigmoid
-            ? Node(name: "gate", opType: "HardSigmoid", inputs: ["se2"], outputs: ["g"], attributes: ["alpha": .float(1.0 / 6)])
+            ? Node(name: "gate", opType: "HardSigmoid", inputs: ["se2"], outputs: ["g"], attributes: ["alpha": .float(alpha)])
             : Node(name: "gate", opType: "Sigmoid", inputs: ["se2"], outputs: ["g"], attributes: [:])
         func node(_ op: String, _ inputs: [String], _ output: String, _ attributes: [String: AttributeValue] = [:]) -> Node {
             Node(name: output, opType: op, inputs: inputs, outputs: [output], attributes: attributes)

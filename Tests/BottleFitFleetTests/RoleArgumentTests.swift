@@ -3,12 +3,13 @@ import BottleFitSecurity
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 @testable import bottlefit
 
 /// Every child's argv, as a topology with a non-default value for every key plans it, parsed back by
 /// the role command the child runs: a renamed or dropped option fails here, not in a running fleet.
-@Suite struct RoleArgumentTests {
+@Suite(.blocking) struct RoleArgumentTests {
     /// A folder with CURVE keys for every process of `Self.yaml` and its allow-lists, and the topology.
     struct Setup {
         let dir: URL

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 @testable import BottleFitLoadgen
 
 /// A tail worker stand-in on its own thread: READY, then a RESULT and a CREDIT for every FRAME.
@@ -58,7 +59,7 @@ final class ThreadWorker: @unchecked Sendable {
 }
 
 /// The load generator against the real broker (in-process, inproc://) and a worker stand-in.
-@Suite(.serialized) struct LoadgenBrokerEndToEndTests {
+@Suite(.serialized, .blocking) struct LoadgenBrokerEndToEndTests {
     @Test func emulatedCamerasRunAgainstARealBroker() throws {
         let context = try ZMQContext()
         let name = "lg-\(UUID().uuidString.prefix(8))"

@@ -4,10 +4,11 @@ import Foundation
 import Logging
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 @testable import BottleFitLoadgen
 
 /// Fidelity real: real `Camera`s (head and whole model on the engine) against the real broker in-process.
-@Suite(.serialized) struct RealFidelityTests {
+@Suite(.serialized, .blocking) struct RealFidelityTests {
     let models = repositoryRoot.appendingPathComponent("assets/fashion-mnist/bottlefit-c2").path
 
     @Test func realCamerasRunTheirModelsAndAccountForEveryFrame() throws {

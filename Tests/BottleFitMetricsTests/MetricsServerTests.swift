@@ -7,11 +7,14 @@ import Logging
 import Synchronization
 import Testing
 
-@Suite(.serialized) struct MetricsServerTests {
+@Suite(.serialized, .blocking) struct MetricsServerTests {
     let logger = Logger(label: "metrics-test")
 
-    func server(limits: MetricsServer.Limits = .init(), families: @escaping @Sendable () -> [MetricFamily] = { [] }) throws -> (MetricsServer, UInt16) {
-        let server = MetricsServer(address: MetricsAddress("127.0.0.1:0")!, role: "test", logger: logger, limits: limits, metrics: families)
+    func server(
+        limits: MetricsServer.Limits = .init(), routes: [ReadOnlyRoute] = [], families: @escaping @Sendable () -> [MetricFamily] = { [] }
+    ) throws -> (MetricsServer, UInt16) {
+        let server = MetricsServer(
+            address: MetricsAddress("127.0.0.1:0")!, role: "test", logger: logger, limits: limits, routes: routes, metrics: families)
         let bound = try server.start()
         #expect(bound.host == "127.0.0.1" && bound.port != 0)
         return (server, bound.port)
@@ -156,5 +159,70 @@ import Testing
         defer { server.stop(); server.waitUntilStopped() }
         let second = MetricsServer(address: MetricsAddress(host: "127.0.0.1", port: port), role: "x", logger: logger) { [] }
         #expect(throws: MetricsServerError.self) { try second.start() }
+    }
+
+    /// What the hand-written parser refused before the endpoint moved to swift-nio's decoder; each
+    /// is still answered with a status, never a bare close (llhttp names a bad version 505 and an
+    /// unknown method 501 where the old parser said 400).
+    @Test(arguments: [
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),   // two Hosts
+        ("GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n", 505),  // llhttp: not a version
+        ("G@T / HTTP/1.1\r\nHost: a\r\n\r\n", 501),  // llhttp: not a method it knows
+        ("GET / HTTP/1.x\r\nHost: a\r\n\r\n", 505),
+        ("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+        ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),             // space before the colon
+        ("GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a\u{0}b\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+        ("\u{16}\u{3}\u{1}\u{2}\u{0}\u{1}\u{0}\u{1}\n\n", 501),  // a TLS hello: llhttp reads no method it knows
+        ("GET /metrics\r\n\r\n", 505),                               // HTTP/0.9
+    ])
+    func answersMalformedHeads(text: String, code: Int) throws {
+        let (server, port) = try server()
+        defer { server.stop(); server.waitUntilStopped() }
+        #expect(RawHTTP.exchange(port: port, Array(text.utf8))?.status == code, "\(text.debugDescription)")
+    }
+
+    @Test func tooManyHeaderLinesAre431() throws {
+        let (server, port) = try server()
+        defer { server.stop(); server.waitUntilStopped() }
+        let lines = (0..<80).map { "X-\($0): y\r\n" }.joined()
+        #expect(RawHTTP.exchange(port: port, Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\(lines)\r\n".utf8))?.status == 431)
+    }
+
+    @Test func onlyTheFirstOfPipelinedRequestsIsAnswered() throws {
+        let (server, port) = try server()
+        defer { server.stop(); server.waitUntilStopped() }
+        let two = Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        let fd = RawHTTP.connect(port: port)
+        defer { close(fd) }
+        RawHTTP.send(fd, two)
+        let text = String(decoding: RawHTTP.readAll(fd), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 503"))
+        #expect(text.components(separatedBy: "HTTP/1.1 ").count == 2, "one answer only: \(text)")
+    }
+
+    @Test func servesTheRolesOwnPagesReadOnly() throws {
+        let hits = Mutex(0)
+        let route = ReadOnlyRoute(path: "/api/state", contentType: "application/json", headers: [("Cache-Control", "no-store")]) {
+            hits.withLock { $0 += 1 }
+            return #"{"ok":true}"#
+        }
+        let (server, port) = try server(routes: [route])
+        defer { server.stop(); server.waitUntilStopped() }
+        let answer = try #require(RawHTTP.get(port: port, "/api/state?t=1"))
+        #expect(answer.status == 200 && answer.body == #"{"ok":true}"#)
+        #expect(answer.headers["content-type"] == "application/json" && answer.headers["cache-control"] == "no-store")
+        let head = try #require(RawHTTP.get(port: port, "/api/state", method: "HEAD"))
+        #expect(head.status == 200 && head.body.isEmpty && head.headers["content-length"] == "11")
+        let post = try #require(RawHTTP.get(port: port, "/api/state", method: "POST"))
+        #expect(post.status == 405 && post.headers["allow"] == "GET, HEAD")
+        #expect(hits.withLock { $0 } == 2)  // GET and HEAD; never for a refused method
+        let missing = try #require(RawHTTP.get(port: port, "/api"))
+        #expect(missing.status == 404 && missing.body.contains("/api/state"))
+        // The pages do not change /metrics or /healthz.
+        #expect(RawHTTP.get(port: port, "/metrics")?.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8")
+        #expect(RawHTTP.get(port: port, "/healthz")?.body == "starting test\n")
     }
 }

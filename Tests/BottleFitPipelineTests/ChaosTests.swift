@@ -1,12 +1,13 @@
 import Foundation
 import Testing
+import BottleFitTestSupport
 
 /// Faults at random moments on a running fleet (issue 13): the broker, the controller and a
 /// worker stopped (SIGSTOP) and resumed, the controller and a worker killed (SIGKILL) and
 /// replaced, a camera killed, in an order and with pauses drawn from a seed (printed; set
 /// BOTTLEFIT_CHAOS_SEED to replay one). After all of them: the surviving cameras are back on the
 /// edge, every frame they offered is accounted for, and the broker's books balance.
-@Suite(.serialized) struct ChaosTests {
+@Suite(.serialized, .blocking) struct ChaosTests {
     static let heartbeat = 200
     static let liveness = 3
     let models = TinyModels.files

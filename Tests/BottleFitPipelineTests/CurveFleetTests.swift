@@ -3,11 +3,12 @@ import BottleFitSecurity
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// CURVE with real processes (docs/security.md): keys from `bottlefit keys generate`, a broker,
 /// worker and camera that use them, and a camera key revoked by editing the allow-list and
 /// sending SIGHUP. Waits are on log lines and answers, with generous bounds.
-@Suite(.enabled(if: ZMQContext.has("curve")))
+@Suite(.enabled(if: ZMQContext.has("curve")), .blocking)
 struct CurveFleetTests {
     let models = TinyModels.files
 

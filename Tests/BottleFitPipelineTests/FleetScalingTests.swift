@@ -2,10 +2,11 @@ import BottleFitProtocol
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// `bottlefit up` scaled while it runs under load: SIGUSR1 adds a worker that takes frames at once,
 /// SIGUSR2 drains it with no frame lost, and every camera still accounts for every frame.
-@Suite(.serialized) struct FleetScalingTests {
+@Suite(.serialized, .blocking) struct FleetScalingTests {
     let models = TinyModels.files
 
     /// A line of `up`'s output (either stream) holding `key=value` tokens after `marker`, as fields.

@@ -1,11 +1,12 @@
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// `bottlefit loadgen --curve-key`: the load generator's cameras over CURVE against a real broker
 /// and worker (processes, ipc://): a listed key is served and every frame is accounted for; an
 /// unlisted key gets nothing through, and its frames are computed locally, still accounted for.
-@Suite(.enabled(if: ZMQContext.has("curve")))
+@Suite(.enabled(if: ZMQContext.has("curve")), .blocking)
 struct LoadgenCurveTests {
     @Test func aListedKeyIsServedAndAnUnlistedOneIsNot() throws {
         let fleet = try Fleet()

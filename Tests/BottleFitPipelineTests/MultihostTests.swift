@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import BottleFitTestSupport
 
 /// `scripts/multihost`: the multi-host rehearsal in network namespaces (docs/deploy.md). Needs root
 /// and `ip netns`; each test uses a prefix of its own, so nothing clashes with a user's run.
@@ -111,7 +112,7 @@ enum Multihost {
     }
 }
 
-@Suite(.serialized, .enabled(if: Multihost.available, "needs root and working network namespaces, veth links, a bridge and tc tbf (scripts/multihost --probe says what is missing)"))
+@Suite(.serialized, .enabled(if: Multihost.available, "needs root and working network namespaces, veth links, a bridge and tc tbf (scripts/multihost --probe says what is missing)"), .blocking)
 struct MultihostTests {
     /// The whole rehearsal for 20 s: broker, controller, two workers and two camera groups in seven
     /// namespaces, CURVE on, tbf on every link; every frame accounted for, the broker's counts agree

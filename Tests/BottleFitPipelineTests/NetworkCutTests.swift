@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import BottleFitTestSupport
 
 /// Two network namespaces this test makes itself, joined by a veth pair, with addresses of
 /// 10.213.7.0/24 that exist only inside them. Removed by `remove()` (and the veth with them).
@@ -82,7 +83,7 @@ final class NamespacePair: @unchecked Sendable {
 /// A network cut and heal between the cameras and the edge (issue 13), across network
 /// namespaces: the cameras go local while the link is down, lose nothing, and return to the
 /// edge once it is back. Needs root (skipped with a message otherwise).
-@Suite(.serialized) struct NetworkCutTests {
+@Suite(.serialized, .blocking) struct NetworkCutTests {
     static let heartbeat = 200
     static let liveness = 3
     let models = TinyModels.files

@@ -6,7 +6,7 @@ import Testing
 import ZeroMQ
 
 /// The pipeline as it runs: real `bottlefit` processes on ipc:// endpoints, killed and abused mid-stream.
-@Suite(.serialized) struct PipelineTests {
+@Suite(.serialized, .blocking) struct PipelineTests {
     /// Heartbeat for every process: short, so losses show within a second.
     static let heartbeat = 200
     static let liveness = 3

@@ -4,9 +4,10 @@ import BottleFitProtocol
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// Results through real broker and worker processes equal head + tail run in this process.
-@Suite(.serialized) struct ResultParityTests {
+@Suite(.serialized, .blocking) struct ResultParityTests {
     let models = TinyModels.files
 
     @Test func pipelineTopKEqualsHeadAndTailInProcess() throws {

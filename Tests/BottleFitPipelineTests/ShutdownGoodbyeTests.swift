@@ -3,12 +3,13 @@ import BottleFitProtocol
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// The broker's goodbyes at shutdown (docs/protocol.md section 10): a queued frame is answered
 /// BUSY and a worker is told DISCONNECT, and both arrive at peers whose DEALERs use
 /// `ZMQ_IMMEDIATE` as section 9 asks, even when they read only after the broker has exited.
 /// Several rounds, because the loss reported in issue 13 happened in some runs only.
-@Suite struct ShutdownGoodbyeTests {
+@Suite(.blocking) struct ShutdownGoodbyeTests {
     @Test func busyAndDisconnectReachImmediatePeersAfterTheBrokerExits() throws {
         var lost: [String] = []
         for round in 0..<8 {

@@ -2,10 +2,11 @@ import BottleFitSecurity
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// Key files and allow-lists: what `keys generate` writes reads back, and every bad file is a
 /// sentence naming the file (and the line, or the chmod that fixes it).
-@Suite(.enabled(if: ZMQContext.has("curve")))
+@Suite(.enabled(if: ZMQContext.has("curve")), .blocking)
 struct KeyFileTests {
     @Test func generatedFilesReadBackWithTheSecretPrivate() throws {
         let dir = try temporaryFolder()

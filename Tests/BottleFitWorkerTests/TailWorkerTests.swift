@@ -7,10 +7,11 @@ import Foundation
 import Logging
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// The worker against a fake broker (a ROUTER on `inproc://`), with a real split model.
 /// Serialized: each test runs a worker thread and the machine has two cores.
-@Suite(.serialized)
+@Suite(.serialized, .blocking)
 struct TailWorkerTests {
     let models = WorkerTestModels.shared
 

@@ -1,13 +1,14 @@
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// Messages a DEALER has received but not yet read when its peer closes the connection stay
 /// readable, with `ZMQ_IMMEDIATE` (which terminates the connection's pipe at once on a
 /// disconnect) as without: libzmq's socket end of the pipe still waits for the application to
 /// read what it holds. So a peer's goodbyes (the broker's BUSY and DISCONNECT at shutdown) are
 /// lost only if they never leave the sender (docs/protocol.md section 10).
-@Suite struct ImmediateDisconnectTests {
+@Suite(.blocking) struct ImmediateDisconnectTests {
     /// Returns how many of 5 messages the DEALER could read after it saw the disconnection.
     func unreadAfterDisconnect(immediate: Bool) throws -> Int {
         let context = try ZMQContext()

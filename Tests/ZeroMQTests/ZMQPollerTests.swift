@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
-@Suite struct ZMQPollerTests {
+@Suite(.blocking) struct ZMQPollerTests {
     let context: ZMQContext
 
     init() throws { context = try ZMQContext() }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import ZeroMQ
+import BottleFitTestSupport
 
 /// A ROUTER/DEALER pair on one endpoint, both owned by the calling test.
 struct RouterDealerPair {
@@ -28,7 +29,7 @@ struct RouterDealerPair {
     }
 }
 
-@Suite struct ZMQSocketTests {
+@Suite(.blocking) struct ZMQSocketTests {
     let context: ZMQContext
 
     init() throws { context = try ZMQContext() }
