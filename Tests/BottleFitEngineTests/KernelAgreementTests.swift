@@ -219,14 +219,20 @@ struct KernelAgreementTests {
     }
 
     /// Direct depthwise and grouped convolution: strides 1, 2 and 3, padding, dilation,
-    /// kernels 3, 5 and 7, widths that are not a multiple of the vector, 1 to 16 channels per
-    /// group, with bias, residual and SiLU, against the definition at every output.
+    /// kernels 3, 5 and 7, widths that are not a multiple of the vector (and narrow maps read
+    /// without a padded copy), 1 to 16 channels per group, with bias, residual and SiLU,
+    /// against the definition at every output.
     @Test(arguments: [
         [56, 56, 3, 1, 1, 1, 1, 1], [112, 112, 3, 2, 1, 1, 1, 1], [29, 29, 5, 2, 2, 1, 1, 1], [30, 30, 3, 3, 0, 1, 1, 1],
         [33, 33, 3, 1, 2, 2, 1, 1], [7, 7, 5, 1, 2, 1, 1, 1], [13, 13, 7, 1, 3, 1, 1, 1], [28, 28, 3, 2, 1, 1, 8, 8],
         [14, 14, 3, 1, 1, 1, 8, 8], [9, 11, 3, 1, 1, 1, 3, 5], [20, 17, 3, 2, 1, 1, 4, 12], [10, 10, 3, 1, 1, 1, 16, 16],
         [12, 12, 3, 1, 1, 1, 1, 2], [14, 14, 3, 1, 1, 1, 1, 1], [28, 28, 3, 2, 1, 1, 1, 1], [5, 70, 3, 1, 1, 1, 1, 1],
         [3, 40, 5, 1, 2, 1, 1, 1], [15, 15, 3, 1, 1, 1, 2, 1], [11, 36, 3, 2, 1, 1, 1, 1],
+        // Depthwise, stride 1, at most 16 columns (AVX-512 reads the input plane with masked
+        // loads): 16 whole lanes, 8 + 8 + 2 + 1 rows, dilation, no padding, a 1x1 and a 2x9 map
+        // (every row's taps above or below it), 5x5; and an odd 113x113 map at stride 2.
+        [16, 16, 3, 1, 1, 1, 1, 1], [19, 16, 3, 1, 1, 1, 1, 1], [12, 12, 3, 1, 2, 2, 1, 1], [16, 18, 3, 1, 0, 1, 1, 1],
+        [1, 1, 3, 1, 1, 1, 1, 1], [2, 9, 5, 1, 2, 1, 1, 1], [7, 13, 5, 1, 2, 1, 1, 1], [113, 113, 3, 2, 1, 1, 1, 1],
     ])
     func groupConvolution(_ c: [Int]) {
         let (ih, iw, k, stride, pad, dilation, cg, mg) = (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
