@@ -24,25 +24,6 @@ enum TestSupport {
         var description: String
     }
 
-    /// Runs a program and returns its standard output; throws with its standard error on failure.
-    @discardableResult
-    static func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw ProcessFailure(description: "\(executable) \(arguments.joined(separator: " ")) exited \(p.terminationStatus): \(String(decoding: errData, as: UTF8.self))")
-        }
-        return String(decoding: outData, as: UTF8.self)
-    }
-
     /// Runs the model with ONNX Runtime (the oracle) on one input.
     static func onnxRuntime(model: URL, input: Tensor, in dir: URL) throws -> Tensor {
         guard FileManager.default.isExecutableFile(atPath: python) else {
@@ -51,7 +32,7 @@ enum TestSupport {
         let x = dir.appendingPathComponent("oracle-in-\(UUID().uuidString).npy")
         let y = dir.appendingPathComponent("oracle-out-\(UUID().uuidString).npy")
         try NPY.write(input, to: x)
-        try run(python, [packageRoot.appendingPathComponent("scripts/oracle/ort_run.py").path, model.path, x.path, y.path])
+        try OracleServer.shared.run(model: model.path, input: x.path, output: y.path)
         return try NPY.read(contentsOf: y)
     }
 
