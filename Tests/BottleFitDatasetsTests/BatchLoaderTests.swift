@@ -160,8 +160,13 @@ struct FailingSource: LabelledImageSource {
 
     /// A consumer that stops early: `cancel()` returns once the workers have exited, and a
     /// loader released mid-epoch stops its workers too.
-    @Test func stoppingEarlyDoesNotHangOrLeaveWorkersRunning() async throws {
-        let source = CountingSource(try indexedImages(count: 2000), delay: .milliseconds(2))
+    ///
+    /// Everything that blocks runs on threads of its own and every wait is on an event, so a
+    /// starved machine (or a cooperative pool blocked by other tests) only makes it slower:
+    /// the sources are slow enough (tens of seconds per epoch) that no stall between two
+    /// lines of this test lets the workers finish before `cancel()` reaches them.
+    @Test func stoppingEarlyDoesNotHangOrLeaveWorkersRunning() throws {
+        let source = CountingSource(try indexedImages(count: 2000), delay: .milliseconds(20))
         let loader = try BatchLoader(source: source, transform: Self.unit, batchSize: 50, prefetch: 3, workers: 3)
         #expect(loader.next()?.count == 50)
         loader.cancel()
@@ -176,16 +181,25 @@ struct FailingSource: LabelledImageSource {
         released = nil  // deinit cancels and joins
         #expect(source.active.load(ordering: .relaxed) == 0)
         let after = source.calls.load(ordering: .relaxed)
-        try await Task.sleep(for: .milliseconds(50))
+        Thread.sleep(forTimeInterval: 0.05)
         #expect(source.calls.load(ordering: .relaxed) == after)
 
-        // A consumer blocked in next() on another thread is released by cancel().
-        let slow = CountingSource(try indexedImages(count: 100), delay: .milliseconds(200))
+        // A consumer blocked in next() on another thread is released by cancel(). The waiter
+        // is a thread, not a task: a task blocked in next() would hold one of the few
+        // cooperative threads the rest of the test run needs.
+        let slow = CountingSource(try indexedImages(count: 100), delay: .milliseconds(500))
         let blocked = try BatchLoader(source: slow, transform: Self.unit, batchSize: 100, prefetch: 1, workers: 1)
-        let waiter = Task.detached { blocked.next()?.count }
-        try await Task.sleep(for: .milliseconds(50))
+        let answer = Mutex<Int?>(nil)
+        let answered = DispatchSemaphore(value: 0)
+        let waiter = Thread {
+            answer.withLock { $0 = blocked.next()?.count ?? -1 }
+            answered.signal()
+        }
+        waiter.start()
+        Self.waitBlocking { slow.calls.load(ordering: .relaxed) >= 1 }  // the batch is under way
         blocked.cancel()
-        #expect(await waiter.value == nil)
+        #expect(answered.wait(timeout: .now() + .seconds(120)) == .success)
+        #expect(answer.withLock { $0 } == -1)
         #expect(slow.calls.load(ordering: .relaxed) < 100)
     }
 
@@ -207,8 +221,21 @@ struct FailingSource: LabelledImageSource {
         #expect(batches == 40 && seen.allSatisfy { $0 })
     }
 
+    /// Polls `condition` from the calling thread, for tests that must not depend on the
+    /// cooperative pool; records an issue after 120 s.
+    private static func waitBlocking(_ condition: () -> Bool) {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("timed out waiting")
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+    }
+
     private func waitUntil(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(120)
         while !condition() {
             guard ContinuousClock.now < deadline else {
                 Issue.record("timed out waiting")
