@@ -14,9 +14,22 @@ public final class ComputeContext: Sendable, CustomStringConvertible {
     /// `packed`: the weights are packed once per session (by the first plan that needs them)
     /// for the C microkernel (`CBottleFitKernels`); only the activations are packed per call.
     /// `openblas`: every call goes to `cblas_sgemm`, which packs both operands each time.
+    /// `mixed`: OpenBLAS, except for the pointwise convolutions that read a squeeze-and-excitation
+    /// block's output, which run packed so that the planner can fuse the block's channel scale
+    /// into them (applied as B is packed): on AVX2 the microkernel is slower than OpenBLAS's on
+    /// large GEMMs but about even on those small ones, and the pass it saves is worth more
+    /// (docs/performance.md, "AVX2-only CPUs"). Batch normalizations are not fused into
+    /// convolutions in this mode (DenseNet was 1.2x slower with them).
     /// Training always uses OpenBLAS.
     public enum GEMM: String, Sendable, CaseIterable {
-        case packed, openblas
+        case packed, openblas, mixed
+
+        /// Whether the planner may fuse a squeeze-and-excitation scale into a pointwise
+        /// convolution (which then runs packed).
+        var fusesChannelScales: Bool { self != .openblas }
+
+        /// Whether the planner may fuse a batch normalization into a pointwise convolution.
+        var fusesNormalizations: Bool { self == .packed }
     }
 
     /// Threads a plan's kernels split their work over (the caller included).
@@ -28,15 +41,15 @@ public final class ComputeContext: Sendable, CustomStringConvertible {
 
     /// - Parameters:
     ///   - threads: at least 1; with more, `threads - 1` worker threads start now.
-    ///   - gemm: default `packed` where the CPU has AVX-512, else `openblas` (the portable
-    ///     microkernel is correct everywhere but slower than OpenBLAS).
+    ///   - gemm: default `packed` where the CPU has AVX-512, else `mixed` (the AVX2 and
+    ///     portable microkernels are correct everywhere but slower than OpenBLAS on large GEMMs).
     ///   - instructionSet: default and upper bound the best this CPU runs; one it cannot run
     ///     (AVX-512 on an older CPU or on aarch64) means `portable`.
     public init(threads: Int = 1, gemm: GEMM? = nil, instructionSet: KernelInstructionSet? = nil) {
         let isa = instructionSet.map { $0.isSupported ? $0 : .portable } ?? .best
         self.threads = Swift.max(1, threads)
         self.instructionSet = isa
-        self.gemm = gemm ?? (isa == .avx512 ? .packed : .openblas)
+        self.gemm = gemm ?? (isa == .avx512 ? .packed : .mixed)
         if self.threads > 1 { Self.useSingleThreadedOpenBLAS() }
         parallel = Parallel(pool: self.threads > 1 ? WorkerPool(participants: self.threads) : nil)
     }

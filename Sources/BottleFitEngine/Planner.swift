@@ -283,7 +283,7 @@ struct Planner {
     }
 
     /// Squeeze-and-excitation's Mul(x, s), s of shape [N, C, 1, 1], read only by a pointwise
-    /// Conv on the packed path, becomes that Conv's input scale (input 4): the Conv reads x and
+    /// Conv on the packed path (GEMM `.packed`, or `.mixed`, which packs that Conv for it), becomes that Conv's input scale (input 4): the Conv reads x and
     /// multiplies each row by its factor while packing it, so x · s is never written. The Conv
     /// runs where it ran; the Mul's step goes.
     func fuseChannelScales(_ steps: [Step], types: [String: ValueType]) -> [Step] {
@@ -300,8 +300,7 @@ struct Planner {
             let ci = r[0]
             var conv = steps[ci]
             guard conv.node.opType == "Conv", conv.node.inputs.first == product, conv.node.inputs.count <= 4,
-                conv.context.constant(1) != nil, let shape = try? ConvOperator.shape(conv.context), shape.geometry.isPointwise,
-                ConvOperator.usesPackedWeights(shape, conv.context, constantWeights: true)
+                let shape = try? ConvOperator.shape(conv.context), ConvOperator.acceptsInputPass(shape, conv.context, normalization: false)
             else { continue }
             for side in 0..<2 {
                 let x = mul.node.inputs[side], scale = mul.node.inputs[1 - side]
@@ -321,7 +320,7 @@ struct Planner {
     }
 
     /// BatchNormalization (constant statistics, optionally with ReLU) whose output only a
-    /// pointwise Conv on packed weights reads (DenseNet's norm1 → relu1 → conv1, its transitions)
+    /// pointwise Conv on packed weights reads (GEMM `.packed`) (DenseNet's norm1 → relu1 → conv1, its transitions)
     /// becomes part of that Conv: the Conv reads the normalization's input and applies
     /// x·a + b (and ReLU) per channel as it packs B (`_in_scale`, `_in_shift`, `_in_relu`), so
     /// the normalized tensor is never written out. The Conv must have no other input scale.
@@ -344,8 +343,7 @@ struct Planner {
             var conv = result[ci]
             guard conv.node.opType == "Conv", conv.node.inputs.first == y, conv.node.inputs.count <= 4,
                 !conv.node.inputs.dropFirst().contains(y), conv.node.attributes["_in_scale"] == nil,
-                conv.context.constant(1) != nil, let shape = try? ConvOperator.shape(conv.context), shape.geometry.isPointwise,
-                ConvOperator.usesPackedWeights(shape, conv.context, constantWeights: true)
+                let shape = try? ConvOperator.shape(conv.context), ConvOperator.acceptsInputPass(shape, conv.context, normalization: true)
             else { continue }
             // The same arithmetic as BatchNormKernel, so that results do not change.
             var a = [Float](), b = [Float]()

@@ -89,8 +89,9 @@ typedef struct bf_sink {
     ptrdiff_t offsets[3];
 } bf_sink;
 
-/* AVX2: the 8 x 48 kernel's accumulators take 48 YMM registers of 16 and spill; correct and
-   faster than the portable build, but OpenBLAS stays the default GEMM there. */
+/* AVX2 and portable (BF_WIDE 0): each 8 x 48 block as 4-row strips of 8-float vectors, which
+   fit 16 YMM registers; OpenBLAS stays the default GEMM there except for the convolutions a
+   pass is fused into (ComputeContext.GEMM.mixed). */
 #define BF_BODY "packed_gemm_body.h"
 #include "builds.h"
 

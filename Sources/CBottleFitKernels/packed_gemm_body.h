@@ -51,6 +51,7 @@ BF_FN void BF_NAME(finish48)(const bf_sink *sink, ptrdiff_t r, bf_v16 *px, bf_v1
     BF_STORE16(d + sink->offsets[2], z);
 }
 
+#if BF_WIDE
 #define BF_ROW48(r) \
     s = pa[r]; \
     c##r##0 = BF_FMA(s, b0, c##r##0); \
@@ -173,6 +174,104 @@ BF_FN void BF_NAME(kernel8x16)(ptrdiff_t kc, const float *a, const bf_rows *b, i
     BF_STORE16(tile + 6 * 48, c6);
     BF_STORE16(tile + 7 * 48, c7);
 }
+
+#else
+/* Builds with 16 vector registers of 8 floats (AVX2) or 32 of 4 (NEON), where the kernels
+   above would keep 24 or 16 accumulators of 16 floats and spill (48 YMM registers for the
+   8 x 48 tile): every block is done as 4-row strips of 8-float vectors instead, 4 x 24 at most
+   (12 accumulators, three B vectors and a broadcast: 16 YMM, or 31 of NEON's 32). The strips
+   write the tile; a block that goes straight to C is finished from there. */
+
+/* Rows r0..<r0 + 4 of the panel times 8·nv columns from column 8·c0 (r0, c0 and nv constant
+   once inlined), into the tile. Column chunk j of row k is at p[j / 2] + 8·(j % 2). */
+BF_FN void BF_NAME(strip4)(
+    int r0, int c0, int nv, ptrdiff_t kc, const float *a, const bf_rows *b, int kind, float *tile) {
+    bf_v8 c00 = 0, c01 = 0, c02 = 0, c10 = 0, c11 = 0, c12 = 0, c20 = 0, c21 = 0, c22 = 0, c30 = 0, c31 = 0, c32 = 0;
+    const float *pa = a + r0;
+    for (ptrdiff_t k = 0; k < kc; k++) {
+        __builtin_prefetch(pa + 512, 0, 3);
+        const float *p[3];
+        bf_vectors(b, kind, k, p);
+        bf_v8 b0 = BF_LOAD8(p[c0 / 2] + 8 * (c0 % 2));
+        bf_v8 b1 = nv > 1 ? BF_LOAD8(p[(c0 + 1) / 2] + 8 * ((c0 + 1) % 2)) : 0.0f;
+        bf_v8 b2 = nv > 2 ? BF_LOAD8(p[(c0 + 2) / 2] + 8 * ((c0 + 2) % 2)) : 0.0f;
+        bf_v8 s0 = pa[0], s1 = pa[1], s2 = pa[2], s3 = pa[3];
+        c00 = BF_FMA(s0, b0, c00);
+        c10 = BF_FMA(s1, b0, c10);
+        c20 = BF_FMA(s2, b0, c20);
+        c30 = BF_FMA(s3, b0, c30);
+        if (nv > 1) {
+            c01 = BF_FMA(s0, b1, c01);
+            c11 = BF_FMA(s1, b1, c11);
+            c21 = BF_FMA(s2, b1, c21);
+            c31 = BF_FMA(s3, b1, c31);
+        }
+        if (nv > 2) {
+            c02 = BF_FMA(s0, b2, c02);
+            c12 = BF_FMA(s1, b2, c12);
+            c22 = BF_FMA(s2, b2, c22);
+            c32 = BF_FMA(s3, b2, c32);
+        }
+        pa += 8;
+    }
+    float *t = tile + r0 * 48 + 8 * c0;
+    BF_STORE8(t, c00);
+    BF_STORE8(t + 48, c10);
+    BF_STORE8(t + 96, c20);
+    BF_STORE8(t + 144, c30);
+    if (nv > 1) {
+        BF_STORE8(t + 8, c01);
+        BF_STORE8(t + 56, c11);
+        BF_STORE8(t + 104, c21);
+        BF_STORE8(t + 152, c31);
+    }
+    if (nv > 2) {
+        BF_STORE8(t + 16, c02);
+        BF_STORE8(t + 64, c12);
+        BF_STORE8(t + 112, c22);
+        BF_STORE8(t + 160, c32);
+    }
+}
+
+BF_FN void BF_NAME(kernel8x48)(ptrdiff_t kc, const float *a, const bf_rows *b, int kind, const bf_sink *sink) {
+    BF_NAME(strip4)(0, 0, 3, kc, a, b, kind, sink->tile);
+    BF_NAME(strip4)(0, 3, 3, kc, a, b, kind, sink->tile);
+    BF_NAME(strip4)(4, 0, 3, kc, a, b, kind, sink->tile);
+    BF_NAME(strip4)(4, 3, 3, kc, a, b, kind, sink->tile);
+    if (!sink->c) return;
+    for (ptrdiff_t r = 0; r < 8; r++) {
+        const float *t = sink->tile + r * 48;
+        bf_v16 x = BF_LOAD16(t), y = BF_LOAD16(t + 16), z = BF_LOAD16(t + 32);
+        BF_NAME(finish48)(sink, r, &x, &y, &z);
+    }
+}
+
+/* The first 4 rows of an 8-row panel times 16·vectors columns (1 to 3). */
+BF_FN void BF_NAME(kernel4xw)(int vectors, ptrdiff_t kc, const float *a, const bf_rows *b, int kind, float *tile) {
+    if (vectors == 3) {
+        BF_NAME(strip4)(0, 0, 3, kc, a, b, kind, tile);
+        BF_NAME(strip4)(0, 3, 3, kc, a, b, kind, tile);
+    } else if (vectors == 2) {
+        BF_NAME(strip4)(0, 0, 2, kc, a, b, kind, tile);
+        BF_NAME(strip4)(0, 2, 2, kc, a, b, kind, tile);
+    } else {
+        BF_NAME(strip4)(0, 0, 2, kc, a, b, kind, tile);
+    }
+}
+
+BF_FN void BF_NAME(kernel8x32)(ptrdiff_t kc, const float *a, const bf_rows *b, int kind, float *tile) {
+    BF_NAME(strip4)(0, 0, 2, kc, a, b, kind, tile);
+    BF_NAME(strip4)(0, 2, 2, kc, a, b, kind, tile);
+    BF_NAME(strip4)(4, 0, 2, kc, a, b, kind, tile);
+    BF_NAME(strip4)(4, 2, 2, kc, a, b, kind, tile);
+}
+
+BF_FN void BF_NAME(kernel8x16)(ptrdiff_t kc, const float *a, const bf_rows *b, int kind, float *tile) {
+    BF_NAME(strip4)(0, 0, 2, kc, a, b, kind, tile);
+    BF_NAME(strip4)(4, 0, 2, kc, a, b, kind, tile);
+}
+
+#endif
 
 /* The last few columns (at most 4: N = 49 is 48 + 1, N = 196 is 4·48 + 4): the 8 rows of A at
    step k are one 8-float vector, times each of the 4 B values broadcast, with steps k and k + 1

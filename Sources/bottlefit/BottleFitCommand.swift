@@ -43,14 +43,15 @@ struct ThreadOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "GEMM for constant weights: auto (weights packed once for the AVX-512 microkernel on CPUs that have it, "
-                + "else OpenBLAS; the environment variable BOTTLEFIT_GEMM=openblas|packed overrides auto), packed (on a CPU "
-                + "without AVX-512 the portable microkernel: correct, slower than OpenBLAS), or openblas.",
+            "GEMM for constant weights: auto (packed on CPUs with AVX-512, else mixed; the environment variable "
+                + "BOTTLEFIT_GEMM=packed|openblas|mixed overrides auto), packed (weights packed once for the C microkernel: "
+                + "AVX-512, AVX2 or portable build), openblas, or mixed (OpenBLAS, except pointwise convolutions that a "
+                + "squeeze-and-excitation scale is fused into, which run packed).",
             valueName: "kind"))
     var gemm: GEMMChoice = .auto
 
     enum GEMMChoice: String, ExpressibleByArgument, CaseIterable {
-        case auto, packed, openblas
+        case auto, packed, openblas, mixed
     }
 
     @Option(
@@ -75,6 +76,7 @@ struct ThreadOptions: ParsableArguments {
         case .auto: ProcessInfo.processInfo.environment["BOTTLEFIT_GEMM"].flatMap(ComputeContext.GEMM.init(rawValue:))
         case .packed: .packed
         case .openblas: .openblas
+        case .mixed: .mixed
         }
     }
 

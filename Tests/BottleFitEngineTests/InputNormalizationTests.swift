@@ -65,7 +65,7 @@ import Testing
             let plan = try session.plan(batch: batch)
             let norms = plan.stepNames.filter { $0.hasPrefix("BatchNormalization ") }
             #expect(
-                norms.count == (compute.gemm == .packed ? 1 : 3),
+                norms.count == (compute.gemm.fusesNormalizations ? 1 : 3),
                 "\(compute): BatchNormalization steps \(norms) (two of three should be fused when packed), steps \(plan.stepNames)")
             let out = try session.run(x)
             let err = TestSupport.relativeError(out, reference)

@@ -200,12 +200,13 @@ import Testing
 
 /// Runs `body` with a compute context for each GEMM and kernel instruction set this CPU has
 /// (OpenBLAS; the packed weights on the portable kernels; also on the AVX-512 and AVX2 ones
-/// where the CPU has them)
+/// where the CPU has them; mixed on the best kernels)
 /// and each engine thread count (1 and 2 unless told). Each session gets its context
 /// explicitly: suites run side by side and share nothing.
 func forEachComputeContext(threadCounts: [Int] = [1, 2], _ body: (ComputeContext) throws -> Void) rethrows {
     var kinds: [(ComputeContext.GEMM, KernelInstructionSet)] = [(.openblas, .portable), (.packed, .portable)]
     for isa in [KernelInstructionSet.avx512, .avx2] where isa.isSupported { kinds.append((.packed, isa)) }
+    kinds.append((.mixed, .best))
     for (gemm, isa) in kinds {
         for threads in threadCounts {
             try body(ComputeContext(threads: threads, gemm: gemm, instructionSet: isa))

@@ -87,8 +87,28 @@ enum ConvOperator: Operator {
     }
 
     /// Whether the GEMMs use weights packed ahead of time (see `ComputeContext.GEMM`).
+    /// With `.mixed`, only a convolution the planner fused a channel scale or normalization into.
     static func usesPackedWeights(_ s: Shape, _ ctx: NodeContext, constantWeights: Bool) -> Bool {
-        constantWeights && s.groups == 1 && ctx.gemm == .packed
+        guard constantWeights && s.groups == 1 else { return false }
+        switch ctx.gemm {
+        case .packed: return true
+        case .openblas: return false
+        case .mixed: return fusesInputPass(ctx)
+        }
+    }
+
+    /// Whether the planner may fuse an input pass into this convolution: pointwise, constant
+    /// ungrouped weights, and a GEMM mode that fuses passes of that kind (a squeeze-and-excitation
+    /// scale, or a batch normalization: `ComputeContext.GEMM`).
+    static func acceptsInputPass(_ s: Shape, _ ctx: NodeContext, normalization: Bool) -> Bool {
+        (normalization ? ctx.gemm.fusesNormalizations : ctx.gemm.fusesChannelScales) && ctx.constant(1) != nil
+            && s.groups == 1 && s.geometry.isPointwise
+    }
+
+    /// Whether the planner fused a channel scale (input 4) or a batch normalization
+    /// (`_in_scale`) into this convolution's input.
+    static func fusesInputPass(_ ctx: NodeContext) -> Bool {
+        ctx.node.inputs.count > 4 && !ctx.node.inputs[4].isEmpty || ctx.node.attributes["_in_scale"] != nil
     }
 
     /// Constant weights that are packed or Winograd-transformed are read only then.
