@@ -18,7 +18,9 @@ public final class ComputeContext: Sendable, CustomStringConvertible {
     /// block's output, which run packed so that the planner can fuse the block's channel scale
     /// into them (applied as B is packed): on AVX2 the microkernel is slower than OpenBLAS's on
     /// large GEMMs but about even on those small ones, and the pass it saves is worth more
-    /// (docs/performance.md, "AVX2-only CPUs"). Batch normalizations are not fused into
+    /// (docs/performance.md, "AVX2-only CPUs"). The convolutions that take the direct row path
+    /// (small weights, strided or with few output channels: the stems, the BottleFit head's
+    /// bottleneck, DenseNet's 3x3 → 32) run packed too. Batch normalizations are not fused into
     /// convolutions in this mode (DenseNet was 1.2x slower with them).
     /// Training always uses OpenBLAS.
     public enum GEMM: String, Sendable, CaseIterable {

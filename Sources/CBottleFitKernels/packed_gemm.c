@@ -90,8 +90,8 @@ typedef struct bf_sink {
 } bf_sink;
 
 /* AVX2 and portable (BF_WIDE 0): each 8 x 48 block as 4-row strips of 8-float vectors, which
-   fit 16 YMM registers; OpenBLAS stays the default GEMM there except for the convolutions a
-   pass is fused into (ComputeContext.GEMM.mixed). */
+   fit 16 YMM registers; OpenBLAS stays the default GEMM there except for the convolutions
+   ComputeContext.GEMM.mixed runs packed (a fused channel scale, the direct row path). */
 #define BF_BODY "packed_gemm_body.h"
 #include "builds.h"
 

@@ -75,8 +75,9 @@ def write(args):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     flags = set(next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith(("flags", "Features"))), []))
     isa = ("AVX-512: the engine's AVX-512 kernels and packed GEMM" if "avx512f" in flags else
-           "AVX2, no AVX-512: the engine's AVX2 kernels, OpenBLAS for constant weights" if "avx2" in flags else
-           f"{platform.machine()}: the engine's portable kernels, OpenBLAS for constant weights")
+           "AVX2, no AVX-512: the engine's AVX2 kernels and its default GEMM there, mixed since a624d13, "
+           "OpenBLAS before" if "avx2" in flags else
+           f"{platform.machine()}: the engine's portable kernels and the mixed GEMM")
     out = ["# Model zoo", "",
            "torchvision classifiers as `torch.onnx.export` writes them (Debian's python3-torch 1.13 /",
            "torchvision 0.14, random weights with random batch-norm statistics, eval mode, input",

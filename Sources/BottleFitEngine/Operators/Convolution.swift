@@ -87,13 +87,15 @@ enum ConvOperator: Operator {
     }
 
     /// Whether the GEMMs use weights packed ahead of time (see `ComputeContext.GEMM`).
-    /// With `.mixed`, only a convolution the planner fused a channel scale or normalization into.
+    /// With `.mixed`, only a convolution the planner fused a channel scale into, or one that
+    /// takes the direct row path (small weights, strided or with few output channels: no
+    /// im2col and no packing of the input at all, where OpenBLAS would pack both per call).
     static func usesPackedWeights(_ s: Shape, _ ctx: NodeContext, constantWeights: Bool) -> Bool {
         guard constantWeights && s.groups == 1 else { return false }
         switch ctx.gemm {
         case .packed: return true
         case .openblas: return false
-        case .mixed: return fusesInputPass(ctx)
+        case .mixed: return fusesInputPass(ctx) || usesDirectRows(s, packed: true)
         }
     }
 
