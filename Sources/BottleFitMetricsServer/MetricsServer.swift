@@ -99,8 +99,8 @@ public final class MetricsServer: Sendable {
     private let routes: [ReadOnlyRoute]
     private let health = Atomic<UInt8>(RoleHealth.starting.rawValue)
     private let state = Mutex<
-        (started: Bool, task: Task<Void, Never>?, group: ServiceGroup?, loops: MultiThreadedEventLoopGroup?, executor: EventLoopTaskExecutor?)
-    >((false, nil, nil, nil, nil))
+        (started: Bool, task: Task<Void, Never>?, group: ServiceGroup?, executor: EventLoopTaskExecutor?)
+    >((false, nil, nil, nil))
     private let exited = DispatchSemaphore(value: 0)
     /// Requests answered, by status code (the endpoint's own metrics).
     private let answered = Mutex<[Int: Int]>([:])
@@ -141,7 +141,7 @@ public final class MetricsServer: Sendable {
 
     deinit { state.withLock { $0.task?.cancel() } }
 
-    /// Binds and listens, then serves on an event loop of its own. Returns the bound address
+    /// Binds and listens, then serves on one of SwiftNIO's process-wide event loops. Returns the bound address
     /// (`127.0.0.1:41234` for port 0), or throws why it could not listen.
     public func start() throws(MetricsServerError) -> MetricsAddress {
         guard state.withLock({ s in
@@ -151,7 +151,12 @@ public final class MetricsServer: Sendable {
         let outcome = StartOutcome()
         let settle = outcome.settle
         let host = address.host
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // NIO's process-wide loops, never shut down: a group of our own, shut down in
+        // `waitUntilStopped`, raced Hummingbird's shutdown when a busy machine made the graceful
+        // stop outlast its bound and the task was cancelled; the shutdown still running then
+        // made promises on the closed loops, which SwiftNIO traps on in debug builds (a test
+        // process crashed so beside stress-ng, 2026-12-04).
+        let group = MultiThreadedEventLoopGroup.singleton
         let settings = RequestGuard.Settings(limits: limits, connections: ConnectionCount()) { [self] in record($0) }
         var serverLogger = logger
         // Hummingbird's own lines ("Server started ...") only when debugging; warnings always.
@@ -185,7 +190,6 @@ public final class MetricsServer: Sendable {
         state.withLock {
             $0.task = task
             $0.group = services
-            $0.loops = group
             $0.executor = executor
         }
         switch outcome.wait() {
@@ -213,8 +217,8 @@ public final class MetricsServer: Sendable {
     /// Hummingbird's shutdown runs on Swift's cooperative pool, which a busy process may not lend.
     static let gracefulStopSeconds = 3.0
 
-    /// Blocks until the server has closed its sockets and its event loop (at once if it never
-    /// started). Not for Swift's cooperative pool.
+    /// Blocks until the server's task has ended, gracefully or, after `gracefulStopSeconds`,
+    /// cancelled (at once if it never started). Not for Swift's cooperative pool.
     public func waitUntilStopped() {
         guard let task = state.withLock({ $0.task }) else { return }
         if exited.wait(timeout: .now() + Self.gracefulStopSeconds) == .timedOut {
@@ -222,8 +226,6 @@ public final class MetricsServer: Sendable {
             exited.wait()
         }
         exited.signal()
-        // From here, not from the server's task: that runs on the loop this shuts down.
-        if let loops = state.withLock({ s in defer { s.loops = nil }; return s.loops }) { try? loops.syncShutdownGracefully() }
     }
 
     /// Requests answered so far, by status code.
