@@ -1,7 +1,7 @@
 #include "activation.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h> /* masked stores in the AVX-512 build (group_conv_body.h, BF_WIDE) */
+#include <immintrin.h> /* masked loads and stores: the AVX-512 build (BF_WIDE) and the AVX2 build (BF_AVX2) */
 #endif
 
 /* Depthwise and grouped convolutions, computed directly per group (group_conv_body.h). */
@@ -44,7 +44,8 @@ static int bf_group_plan_make(
 ptrdiff_t bottlefit_group_conv_scratch(const bottlefit_depthwise_geometry *g, ptrdiff_t cg, ptrdiff_t output_height) {
     bf_group_plan p;
     if (!bf_group_plan_make(g, cg, 1, output_height, &p)) return -1;
-    return cg * p.rows * p.row_floats;
+    /* At least a zero input row for the AVX2 build's depthwise path. */
+    return bf_max(cg * p.rows * p.row_floats, g->input_width);
 }
 
 int bottlefit_group_conv(
