@@ -275,15 +275,15 @@ BF_FN void BF_NAME(direct_rows)(
 #endif
 
 #if BF_AVX2
-/* AVX2, depthwise (one input and one output channel per group), stride 1 or 2 across: each
-   output row in chunks of 8 columns, read straight from the input plane with no padded copy.
-   Lane i of a chunk at column ox0 takes tap kx from input column s·(ox0 + i) + kx·dilation -
-   pad_left: with stride 1 one 8-float load, with stride 2 the even lanes of a 16-float load.
-   A chunk whose taps may fall left or right of the input row loads through a mask (masked-off
-   lanes read zero and never fault); one inside the row loads plainly. An input row above or
-   below the plane is `zeros`. The 16-float padded path did a copy per channel and stored a
-   partial vector a float at a time: on MobileNetV2's 7x7 and 14x14 maps that took 4-8x ORT's
-   time at one thread. */
+/* AVX2, stride 1 or 2 across, any group (depthwise or RegNet's 8 and 8): each output row in
+   chunks of 8 columns, read straight from the input planes with no padded copy. Lane i of a
+   chunk at column ox0 takes tap kx from input column s·(ox0 + i) + kx·dilation - pad_left:
+   with stride 1 one 8-float load, with stride 2 the even lanes of a 16-float load. A chunk
+   whose taps may fall left or right of the input row loads through a mask (masked-off lanes
+   read zero and never fault); one inside the row loads plainly. An input row above or below
+   the plane is `zeros`. The 16-float padded path copied the group's input per group and
+   stored a partial vector a float at a time: on MobileNetV2's 7x7 and 14x14 maps that took
+   4-8x ORT's time at one thread. */
 
 /* Lanes i of 8 with 0 <= first + i < limit, as an AVX2 mask. */
 BF_FN __m256i BF_NAME(lanes8)(ptrdiff_t first, ptrdiff_t limit) {
@@ -312,106 +312,137 @@ BF_FN __m256 BF_NAME(in_order)(__m256 v, const int stride) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-/* Output rows oy0..<oy0 + nr, chunks ox0..<ox0 + 8·nc (nr, nc, stride and masked constants
-   once inlined: nr·nc sums in registers), finished (+ bias, + residual, activation) and
-   stored; lanes at or past the output row's end are not stored. */
+/* What every block of one call shares. */
+typedef struct BF_NAME(chunk_job) {
+    const bf_group_plan *p;
+    const float *x, *zeros, *w, *bias, *residual;
+    float *y;
+    const bottlefit_activation *act;
+} BF_NAME(chunk_job);
+
+/* Output channels m0..<m0 + mb, rows oy0..<oy0 + nr, chunks ox0..<ox0 + 8·nc (mb, nr, nc,
+   stride and masked constants once inlined: mb·nr·nc sums in registers), over every input
+   channel of the group and every tap, finished (+ bias, + residual, activation) and stored;
+   lanes at or past the output row's end are not stored. */
 BF_FN void BF_NAME(chunk_block)(
-    const bf_group_plan *p, const float *x, const float *zeros, const float *w, ptrdiff_t oy0, const int nr, ptrdiff_t ox0,
-    const int nc, const int stride, const int masked, const float *bias, const float *residual, float *y,
-    const bottlefit_activation *act) {
+    const BF_NAME(chunk_job) *job, ptrdiff_t m0, const int mb, ptrdiff_t oy0, const int nr, ptrdiff_t ox0, const int nc,
+    const int stride, const int masked) {
+    const bf_group_plan *p = job->p;
     const bottlefit_depthwise_geometry *g = p->g;
     ptrdiff_t kh = g->kernel_height, kw = g->kernel_width, ih = g->input_height, iw = g->input_width;
-    ptrdiff_t ow = g->output_width;
-    __m256 acc[8][2];
-    for (int r = 0; r < nr; r++)
-        for (int c = 0; c < nc; c++) acc[r][c] = _mm256_setzero_ps();
-    for (ptrdiff_t ky = 0; ky < kh; ky++) {
-        const float *rows[8];
-        for (int r = 0; r < nr; r++) {
-            ptrdiff_t iy = (oy0 + r) * g->stride_height + ky * g->dilation_height - g->pad_top;
-            rows[r] = iy >= 0 && iy < ih ? x + iy * iw : zeros;
-        }
-        for (ptrdiff_t kx = 0; kx < kw; kx++) {
-            __m256 s = _mm256_broadcast_ss(w + ky * kw + kx);
-            ptrdiff_t offset = kx * g->dilation_width - g->pad_left;
-            __m256i m[2][2];
-            for (int c = 0; c < nc; c++) {
-                ptrdiff_t at = (ox0 + 8 * c) * stride + offset;
-                if (masked) {
-                    m[c][0] = BF_NAME(lanes8)(at, iw);
-                    m[c][1] = BF_NAME(lanes8)(at + 8, iw);
-                } else {
-                    m[c][0] = m[c][1] = _mm256_setzero_si256();
-                }
+    ptrdiff_t ow = g->output_width, taps = kh * kw, cg = p->cg;
+    __m256 acc[4][8][2];
+    for (int m = 0; m < mb; m++)
+        for (int r = 0; r < nr; r++)
+            for (int c = 0; c < nc; c++) acc[m][r][c] = _mm256_setzero_ps();
+    for (ptrdiff_t ci = 0; ci < cg; ci++) {
+        const float *plane = job->x + ci * ih * iw;
+        const float *wc = job->w + (m0 * cg + ci) * taps;
+        for (ptrdiff_t ky = 0; ky < kh; ky++) {
+            const float *rows[8];
+            for (int r = 0; r < nr; r++) {
+                ptrdiff_t iy = (oy0 + r) * g->stride_height + ky * g->dilation_height - g->pad_top;
+                rows[r] = iy >= 0 && iy < ih ? plane + iy * iw : job->zeros;
             }
-            for (int r = 0; r < nr; r++)
+            for (ptrdiff_t kx = 0; kx < kw; kx++) {
+                ptrdiff_t offset = kx * g->dilation_width - g->pad_left;
+                __m256i mask[2][2];
                 for (int c = 0; c < nc; c++) {
                     ptrdiff_t at = (ox0 + 8 * c) * stride + offset;
-                    acc[r][c] = _mm256_fmadd_ps(s, BF_NAME(tap8)(rows[r], at, stride, masked, m[c][0], m[c][1]), acc[r][c]);
+                    if (masked) {
+                        mask[c][0] = BF_NAME(lanes8)(at, iw);
+                        mask[c][1] = BF_NAME(lanes8)(at + 8, iw);
+                    } else {
+                        mask[c][0] = mask[c][1] = _mm256_setzero_si256();
+                    }
                 }
+                __m256 s[4];
+                for (int m = 0; m < mb; m++) s[m] = _mm256_broadcast_ss(wc + m * cg * taps + ky * kw + kx);
+                for (int r = 0; r < nr; r++)
+                    for (int c = 0; c < nc; c++) {
+                        ptrdiff_t at = (ox0 + 8 * c) * stride + offset;
+                        __m256 v = BF_NAME(tap8)(rows[r], at, stride, masked, mask[c][0], mask[c][1]);
+                        for (int m = 0; m < mb; m++) acc[m][r][c] = _mm256_fmadd_ps(s[m], v, acc[m][r][c]);
+                    }
+            }
         }
     }
-    __m256 vb = _mm256_set1_ps(bias ? bias[0] : 0.0f);
     /* Lanes of the last chunk inside the output row. */
     __m256i store = BF_NAME(lanes8)(ox0 + 8 * (nc - 1), ow);
     int full = ox0 + 8 * nc <= ow;
-    for (int r = 0; r < nr; r++) {
-        float *out = y + (oy0 + r) * ow + ox0;
-        const float *res = residual ? residual + (oy0 + r) * ow + ox0 : NULL;
-        __m256 v[2];
-        for (int c = 0; c < nc; c++) {
-            v[c] = _mm256_add_ps(BF_NAME(in_order)(acc[r][c], stride), vb);
-            if (res) {
-                int last = c == nc - 1 && !full;
-                v[c] = _mm256_add_ps(v[c], last ? _mm256_maskload_ps(res + 8 * c, store) : _mm256_loadu_ps(res + 8 * c));
+    for (int m = 0; m < mb; m++) {
+        __m256 vb = _mm256_set1_ps(job->bias ? job->bias[m0 + m] : 0.0f);
+        for (int r = 0; r < nr; r++) {
+            ptrdiff_t at = (m0 + m) * p->output_plane + (oy0 + r) * ow + ox0;
+            float *out = job->y + at;
+            const float *res = job->residual ? job->residual + at : NULL;
+            __m256 v[2];
+            for (int c = 0; c < nc; c++) {
+                v[c] = _mm256_add_ps(BF_NAME(in_order)(acc[m][r][c], stride), vb);
+                if (res) {
+                    int last = c == nc - 1 && !full;
+                    v[c] = _mm256_add_ps(v[c], last ? _mm256_maskload_ps(res + 8 * c, store) : _mm256_loadu_ps(res + 8 * c));
+                }
             }
-        }
-        /* The activation on 16 lanes: the chunks side by side (one chunk twice). */
-        bf_v16 both = __builtin_shufflevector((bf_v8)v[0], (bf_v8)v[nc - 1], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        bf_activate16(&both, act);
-        v[0] = (__m256)__builtin_shufflevector(both, both, 0, 1, 2, 3, 4, 5, 6, 7);
-        v[nc - 1] = (__m256)__builtin_shufflevector(both, both, 8, 9, 10, 11, 12, 13, 14, 15);
-        for (int c = 0; c < nc; c++) {
-            if (c == nc - 1 && !full) _mm256_maskstore_ps(out + 8 * c, store, v[c]);
-            else _mm256_storeu_ps(out + 8 * c, v[c]);
+            /* The activation on 16 lanes: the chunks side by side (one chunk twice). */
+            bf_v16 both = __builtin_shufflevector((bf_v8)v[0], (bf_v8)v[nc - 1], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            bf_activate16(&both, job->act);
+            v[0] = (__m256)__builtin_shufflevector(both, both, 0, 1, 2, 3, 4, 5, 6, 7);
+            v[nc - 1] = (__m256)__builtin_shufflevector(both, both, 8, 9, 10, 11, 12, 13, 14, 15);
+            for (int c = 0; c < nc; c++) {
+                if (c == nc - 1 && !full) _mm256_maskstore_ps(out + 8 * c, store, v[c]);
+                else _mm256_storeu_ps(out + 8 * c, v[c]);
+            }
         }
     }
 }
 
-/* Every output row, chunks ox0..<ox0 + 8·nc: blocks of 4 rows (8 with one chunk), then 2, 1. */
+/* Every output row of channels m0..<m0 + mb, chunks ox0..<ox0 + 8·nc: blocks of rows (with
+   one channel 8 rows of one chunk or 4 of two, else 2), then 2 and 1. */
 BF_FN void BF_NAME(chunk_rows)(
-    const bf_group_plan *p, const float *x, const float *zeros, const float *w, ptrdiff_t ox0, const int nc, const int stride,
-    const int masked, const float *bias, const float *residual, float *y, const bottlefit_activation *act) {
-    ptrdiff_t oh = p->output_height, oy = 0;
-    if (nc == 1)
-        for (; oy + 8 <= oh; oy += 8) BF_NAME(chunk_block)(p, x, zeros, w, oy, 8, ox0, 1, stride, masked, bias, residual, y, act);
-    for (; oy + 4 <= oh; oy += 4) BF_NAME(chunk_block)(p, x, zeros, w, oy, 4, ox0, nc, stride, masked, bias, residual, y, act);
-    for (; oy + 2 <= oh; oy += 2) BF_NAME(chunk_block)(p, x, zeros, w, oy, 2, ox0, nc, stride, masked, bias, residual, y, act);
-    for (; oy < oh; oy++) BF_NAME(chunk_block)(p, x, zeros, w, oy, 1, ox0, nc, stride, masked, bias, residual, y, act);
+    const BF_NAME(chunk_job) *job, ptrdiff_t m0, const int mb, ptrdiff_t ox0, const int nc, const int stride, const int masked) {
+    ptrdiff_t oh = job->p->output_height, oy = 0;
+    if (mb == 1 && nc == 1)
+        for (; oy + 8 <= oh; oy += 8) BF_NAME(chunk_block)(job, m0, 1, oy, 8, ox0, 1, stride, masked);
+    if (mb == 1)
+        for (; oy + 4 <= oh; oy += 4) BF_NAME(chunk_block)(job, m0, 1, oy, 4, ox0, nc, stride, masked);
+    for (; oy + 2 <= oh; oy += 2) BF_NAME(chunk_block)(job, m0, mb, oy, 2, ox0, nc, stride, masked);
+    for (; oy < oh; oy++) BF_NAME(chunk_block)(job, m0, mb, oy, 1, ox0, nc, stride, masked);
 }
 
-/* The whole depthwise group, chunk pair by chunk pair (a single chunk last): pairs whose
-   taps all fall inside the input row load plainly, the others through masks. */
-BF_FN void BF_NAME(chunked_stride)(
-    const bf_group_plan *p, const float *x, const float *zeros, const float *w, const int stride, const float *bias,
-    const float *residual, float *y, const bottlefit_activation *act) {
-    const bottlefit_depthwise_geometry *g = p->g;
-    ptrdiff_t ow = g->output_width, iw = g->input_width;
-    ptrdiff_t first = -g->pad_left, last = (g->kernel_width - 1) * g->dilation_width - g->pad_left;
+/* Channels m0..<m0 + mb, chunks ox0..<ox0 + 8·nc, plain loads where every tap of the chunks
+   falls inside the input row, else masked. */
+BF_FN void BF_NAME(chunk_columns)(
+    const BF_NAME(chunk_job) *job, ptrdiff_t m0, const int mb, ptrdiff_t ox0, const int nc, const int stride) {
+    const bottlefit_depthwise_geometry *g = job->p->g;
+    /* Input columns the loads touch: from s·ox0 + the leftmost tap to s·(ox0 + 8·nc - 1) +
+       the rightmost, and with stride 2 the odd lane after it. */
+    ptrdiff_t lo = stride * ox0 - g->pad_left;
+    ptrdiff_t hi = stride * (ox0 + 8 * nc - 1) + (g->kernel_width - 1) * g->dilation_width - g->pad_left + (stride - 1);
+    if (lo >= 0 && hi < g->input_width) BF_NAME(chunk_rows)(job, m0, mb, ox0, nc, stride, 0);
+    else BF_NAME(chunk_rows)(job, m0, mb, ox0, nc, stride, 1);
+}
+
+/* The whole group: with one output channel, chunk pairs (a single chunk last); with more,
+   blocks of 4 output channels (then 2, 1) by one chunk. */
+BF_FN void BF_NAME(chunked_stride)(const BF_NAME(chunk_job) *job, const int stride) {
+    ptrdiff_t ow = job->p->g->output_width, mg = job->p->mg;
     for (ptrdiff_t ox0 = 0; ox0 < ow;) {
-        int nc = ox0 + 8 < ow ? 2 : 1;
-        /* Input columns the pair's loads touch: from s·ox0 + first to s·(ox0 + 8·nc - 1) +
-           last, and with stride 2 the odd lane after it. */
-        ptrdiff_t lo = stride * ox0 + first, hi = stride * (ox0 + 8 * nc - 1) + last + (stride - 1);
-        int inside = lo >= 0 && hi < iw;
-        if (nc == 2) {
-            if (inside) BF_NAME(chunk_rows)(p, x, zeros, w, ox0, 2, stride, 0, bias, residual, y, act);
-            else BF_NAME(chunk_rows)(p, x, zeros, w, ox0, 2, stride, 1, bias, residual, y, act);
-        } else {
-            if (inside) BF_NAME(chunk_rows)(p, x, zeros, w, ox0, 1, stride, 0, bias, residual, y, act);
-            else BF_NAME(chunk_rows)(p, x, zeros, w, ox0, 1, stride, 1, bias, residual, y, act);
+        if (mg == 1) {
+            if (ox0 + 8 < ow) {
+                BF_NAME(chunk_columns)(job, 0, 1, ox0, 2, stride);
+                ox0 += 16;
+            } else {
+                BF_NAME(chunk_columns)(job, 0, 1, ox0, 1, stride);
+                ox0 += 8;
+            }
+            continue;
         }
-        ox0 += 8 * nc;
+        ptrdiff_t m0 = 0;
+        for (; m0 + 4 <= mg; m0 += 4) BF_NAME(chunk_columns)(job, m0, 4, ox0, 1, stride);
+        for (; m0 + 2 <= mg; m0 += 2) BF_NAME(chunk_columns)(job, m0, 2, ox0, 1, stride);
+        for (; m0 < mg; m0++) BF_NAME(chunk_columns)(job, m0, 1, ox0, 1, stride);
+        ox0 += 8;
     }
 }
 
@@ -421,8 +452,9 @@ BF_FN void BF_NAME(chunked)(
     const bf_group_plan *p, const float *x, const float *w, const float *bias, const float *residual, float *y,
     const bottlefit_activation *act, float *scratch) {
     for (ptrdiff_t i = 0; i < p->g->input_width; i++) scratch[i] = 0.0f;
-    if (p->g->stride_width == 1) BF_NAME(chunked_stride)(p, x, scratch, w, 1, bias, residual, y, act);
-    else BF_NAME(chunked_stride)(p, x, scratch, w, 2, bias, residual, y, act);
+    BF_NAME(chunk_job) job = {p, x, scratch, w, bias, residual, y, act};
+    if (p->g->stride_width == 1) BF_NAME(chunked_stride)(&job, 1);
+    else BF_NAME(chunked_stride)(&job, 2);
 }
 #endif
 
@@ -436,7 +468,7 @@ static BF_TARGET void BF_NAME(group_conv)(
     }
 #endif
 #if BF_AVX2
-    if (p->mg == 1 && p->cg == 1 && (p->g->stride_width == 1 || p->g->stride_width == 2)) {
+    if (p->g->stride_width == 1 || p->g->stride_width == 2) {
         BF_NAME(chunked)(p, x, w, bias, residual, y, act, padded);
         return;
     }

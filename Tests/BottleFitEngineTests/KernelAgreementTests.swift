@@ -234,10 +234,12 @@ struct KernelAgreementTests {
         [16, 16, 3, 1, 1, 1, 1, 1], [19, 16, 3, 1, 1, 1, 1, 1], [12, 12, 3, 1, 2, 2, 1, 1], [16, 18, 3, 1, 0, 1, 1, 1],
         [1, 1, 3, 1, 1, 1, 1, 1], [2, 9, 5, 1, 2, 1, 1, 1], [7, 13, 5, 1, 2, 1, 1, 1], [113, 113, 3, 2, 1, 1, 1, 1],
         // Depthwise, stride 1 or 2, any width (AVX2 reads the input plane in chunks of 8
-        // columns, masked where a tap leaves the row): stride 2 with dilation, no padding,
-        // 7x7 taps, rows of 8, 9, 17 and 33 outputs; stride 1 rows of 8 and 23.
+        // columns, masked where a tap leaves the row, blocks of 4, 2 and 1 output channels):
+        // stride 2 with dilation, no padding, 7x7 taps, rows of 8, 9, 17 and 33 outputs;
+        // stride 1 rows of 8 and 23; groups of 8 in and 7 out, 32 in and 3 out.
         [9, 33, 3, 2, 1, 1, 1, 1], [6, 17, 7, 2, 3, 1, 1, 1], [10, 24, 3, 2, 0, 2, 1, 1], [5, 16, 3, 2, 1, 1, 1, 1],
-        [4, 67, 5, 2, 2, 1, 1, 1], [11, 8, 3, 1, 1, 1, 1, 1], [6, 23, 3, 1, 2, 2, 1, 1],
+        [4, 67, 5, 2, 2, 1, 1, 1], [11, 8, 3, 1, 1, 1, 1, 1], [6, 23, 3, 1, 2, 2, 1, 1], [7, 7, 3, 1, 1, 1, 8, 7],
+        [6, 19, 3, 2, 1, 2, 32, 3],
     ])
     func groupConvolution(_ c: [Int]) {
         let (ih, iw, k, stride, pad, dilation, cg, mg) = (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])

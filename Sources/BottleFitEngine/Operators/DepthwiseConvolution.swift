@@ -7,6 +7,8 @@ import CBottleFitKernels
 /// reads contiguous floats), then each block of up to 8 output channels by 16–64 columns keeps
 /// its sums in registers over all taps and is finished with bias, residual and activation
 /// (BN is already folded into the weights) as it is stored. No im2col, no GEMM per group.
+/// The AVX2 build reads strides 1 and 2 straight from the input planes instead, in chunks of
+/// 8 columns with masked loads at the row ends (no padded copy; see group_conv_body.h).
 extension ConvOperator {
     /// Most input channels per group the direct kernel takes; wider groups (AlexNet's two)
     /// are GEMMs.
