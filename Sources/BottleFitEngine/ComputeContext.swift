@@ -20,7 +20,9 @@ public final class ComputeContext: Sendable, CustomStringConvertible {
     /// large GEMMs but about even on those small ones, and the pass it saves is worth more
     /// (docs/performance.md, "AVX2-only CPUs"). The convolutions that take the direct row path
     /// (small weights, strided or with few output channels: the stems, the BottleFit head's
-    /// bottleneck, DenseNet's 3x3 → 32) run packed too. Batch normalizations are not fused into
+    /// bottleneck, DenseNet's 3x3 → 32) run packed too, and so do pointwise convolutions with at
+    /// most 24 input channels on maps of 256 pixels or more (`isShallowPointwise`: OpenBLAS's
+    /// per-call packing dominates there). Batch normalizations are not fused into
     /// convolutions in this mode (DenseNet was 1.2x slower with them).
     /// Training always uses OpenBLAS.
     public enum GEMM: String, Sendable, CaseIterable {

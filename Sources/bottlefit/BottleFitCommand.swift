@@ -46,7 +46,8 @@ struct ThreadOptions: ParsableArguments {
             "GEMM for constant weights: auto (packed on CPUs with AVX-512, else mixed; the environment variable "
                 + "BOTTLEFIT_GEMM=packed|openblas|mixed overrides auto), packed (weights packed once for the C microkernel: "
                 + "AVX-512, AVX2 or portable build), openblas, or mixed (OpenBLAS, except pointwise convolutions that a "
-                + "squeeze-and-excitation scale is fused into and small strided ones, which run packed).",
+                + "squeeze-and-excitation scale is fused into, small strided ones (direct rows) and pointwise ones with at "
+                + "most 24 input channels on maps of 256+ pixels, which run packed).",
             valueName: "kind"))
     var gemm: GEMMChoice = .auto
 
