@@ -195,6 +195,15 @@ BF_FN void BF_NAME(kernel8x16)(ptrdiff_t kc, const float *a, const bf_rows *b, i
 #define BF_PIN(x, y, z) ((void)0)
 #endif
 
+#define BF_STRIP_ROW(r) \
+    { \
+        bf_v8 s = pa[r]; \
+        c##r##0 = BF_FMA(s, b0, c##r##0); \
+        if (nv > 1) c##r##1 = BF_FMA(s, b1, c##r##1); \
+        if (nv > 2) c##r##2 = BF_FMA(s, b2, c##r##2); \
+        BF_PIN(c##r##0, c##r##1, c##r##2); \
+    }
+
 /* Rows r0..<r0 + 4 of the panel times 8·nv columns from column 8·c0 (r0, c0 and nv constant
    once inlined), into the tile. Column chunk j of row k is at p[j / 2] + 8·(j % 2). */
 BF_FN void BF_NAME(strip4)(
@@ -210,26 +219,7 @@ BF_FN void BF_NAME(strip4)(
         bf_v8 b2 = nv > 2 ? BF_LOAD8(p[(c0 + 2) / 2] + 8 * ((c0 + 2) % 2)) : 0.0f;
         /* Row by row, one broadcast live at a time: 12 accumulators, three B vectors and one
            broadcast are exactly 16 YMM registers. */
-        bf_v8 s = pa[0];
-        c00 = BF_FMA(s, b0, c00);
-        if (nv > 1) c01 = BF_FMA(s, b1, c01);
-        if (nv > 2) c02 = BF_FMA(s, b2, c02);
-        BF_PIN(c00, c01, c02);
-        s = pa[1];
-        c10 = BF_FMA(s, b0, c10);
-        if (nv > 1) c11 = BF_FMA(s, b1, c11);
-        if (nv > 2) c12 = BF_FMA(s, b2, c12);
-        BF_PIN(c10, c11, c12);
-        s = pa[2];
-        c20 = BF_FMA(s, b0, c20);
-        if (nv > 1) c21 = BF_FMA(s, b1, c21);
-        if (nv > 2) c22 = BF_FMA(s, b2, c22);
-        BF_PIN(c20, c21, c22);
-        s = pa[3];
-        c30 = BF_FMA(s, b0, c30);
-        if (nv > 1) c31 = BF_FMA(s, b1, c31);
-        if (nv > 2) c32 = BF_FMA(s, b2, c32);
-        BF_PIN(c30, c31, c32);
+        BF_STRIP_ROW(0) BF_STRIP_ROW(1) BF_STRIP_ROW(2) BF_STRIP_ROW(3)
         pa += 8;
     }
     float *t = tile + r0 * 48 + 8 * c0;
@@ -520,3 +510,4 @@ static BF_TARGET void BF_NAME(multiply_indirect_rows)(
 
 #undef BF_FN
 #undef BF_PIN
+#undef BF_STRIP_ROW
