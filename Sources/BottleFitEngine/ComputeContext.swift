@@ -14,16 +14,21 @@ public final class ComputeContext: Sendable, CustomStringConvertible {
     /// `packed`: the weights are packed once per session (by the first plan that needs them)
     /// for the C microkernel (`CBottleFitKernels`); only the activations are packed per call.
     /// `openblas`: every call goes to `cblas_sgemm`, which packs both operands each time.
-    /// `mixed`: OpenBLAS, except for the pointwise convolutions that read a squeeze-and-excitation
-    /// block's output, which run packed so that the planner can fuse the block's channel scale
-    /// into them (applied as B is packed): on AVX2 the microkernel is slower than OpenBLAS's on
-    /// large GEMMs but about even on those small ones, and the pass it saves is worth more
-    /// (docs/performance.md, "AVX2-only CPUs"). The convolutions that take the direct row path
-    /// (small weights, strided or with few output channels: the stems, the BottleFit head's
-    /// bottleneck, DenseNet's 3x3 → 32) run packed too, and so do pointwise convolutions with at
-    /// most 24 input channels on maps of 256 pixels or more (`isShallowPointwise`: OpenBLAS's
-    /// per-call packing dominates there). Batch normalizations are not fused into
-    /// convolutions in this mode (DenseNet was 1.2x slower with them).
+    /// `mixed`: at batch 1, every convolution packed (and batch normalizations fused as in
+    /// `packed`; fully connected layers stay on OpenBLAS, whose `sgemv` is faster for one row):
+    /// since the AVX2 strips stopped spilling, that took the time per image to 0.81x (ShuffleNetV2)
+    /// to 0.94x (EfficientNet-B0) of the mixed plan before on every model measured but DenseNet-169
+    /// (even; Zen 3, 2 threads), while at batch 8 packed ran 1.07x (ResNet-50) and 1.16x (the
+    /// BottleFit full model) OpenBLAS's time. In larger batches, OpenBLAS, except for the pointwise
+    /// convolutions that read a squeeze-and-excitation block's output, which run packed so that the
+    /// planner can fuse the block's channel scale into them (applied as B is packed): on AVX2 the
+    /// microkernel is slower than OpenBLAS's on large GEMMs but about even on those small ones, and
+    /// the pass it saves is worth more (docs/performance.md, "AVX2-only CPUs"). The convolutions
+    /// that take the direct row path (small weights, strided or with few output channels: the
+    /// stems, the BottleFit head's bottleneck, DenseNet's 3x3 → 32) run packed too, and so do
+    /// pointwise convolutions with at most 24 input channels on maps of 256 pixels or more
+    /// (`isShallowPointwise`: OpenBLAS's per-call packing dominates there). Batch normalizations
+    /// are not fused into convolutions in larger batches (DenseNet was 1.2x slower with them).
     /// Training always uses OpenBLAS.
     public enum GEMM: String, Sendable, CaseIterable {
         case packed, openblas, mixed
@@ -32,8 +37,12 @@ public final class ComputeContext: Sendable, CustomStringConvertible {
         /// convolution (which then runs packed).
         var fusesChannelScales: Bool { self != .openblas }
 
+        /// Whether every convolution with constant ungrouped weights runs packed in a plan of
+        /// this batch size (`mixed` at batch 1: see above).
+        func packsAllConvolutions(batch: Int) -> Bool { self == .packed || self == .mixed && batch == 1 }
+
         /// Whether the planner may fuse a batch normalization into a pointwise convolution.
-        var fusesNormalizations: Bool { self == .packed }
+        func fusesNormalizations(batch: Int) -> Bool { packsAllConvolutions(batch: batch) }
     }
 
     /// Threads a plan's kernels split their work over (the caller included).

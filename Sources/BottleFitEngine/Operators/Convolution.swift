@@ -87,17 +87,19 @@ enum ConvOperator: Operator {
     }
 
     /// Whether the GEMMs use weights packed ahead of time (see `ComputeContext.GEMM`).
-    /// With `.mixed`, only a convolution the planner fused a channel scale into, or one that
-    /// takes the direct row path (small weights, strided or with few output channels: no
-    /// im2col and no packing of the input at all, where OpenBLAS would pack both per call).
+    /// With `.mixed`: every convolution of a batch-1 plan; in larger batches only a convolution
+    /// the planner fused a channel scale into, one that takes the direct row path (small
+    /// weights, strided or with few output channels: no im2col and no packing of the input at
+    /// all, where OpenBLAS would pack both per call), or a shallow pointwise one.
     static func usesPackedWeights(_ s: Shape, _ ctx: NodeContext, constantWeights: Bool) -> Bool {
         guard constantWeights && s.groups == 1 else { return false }
         switch ctx.gemm {
         case .packed: return true
         case .openblas: return false
-        case .mixed: return fusesInputPass(ctx) || usesDirectRows(s, packed: true) || isShallowPointwise(s)
+        case .mixed: return ctx.gemm.packsAllConvolutions(batch: s.batch) || fusesInputPass(ctx) || usesDirectRows(s, packed: true) || isShallowPointwise(s)
         }
     }
+
 
     /// A pointwise convolution of few input channels (at most 24) over a wide map (at least
     /// 256 pixels): the expansions of MobileNet's and EfficientNet's first blocks (16 -> 96 at
@@ -113,7 +115,8 @@ enum ConvOperator: Operator {
     /// ungrouped weights, and a GEMM mode that fuses passes of that kind (a squeeze-and-excitation
     /// scale, or a batch normalization: `ComputeContext.GEMM`).
     static func acceptsInputPass(_ s: Shape, _ ctx: NodeContext, normalization: Bool) -> Bool {
-        (normalization ? ctx.gemm.fusesNormalizations : ctx.gemm.fusesChannelScales) && ctx.constant(1) != nil
+        let fuses = normalization ? ctx.gemm.fusesNormalizations(batch: s.batch) : ctx.gemm.fusesChannelScales
+        return fuses && ctx.constant(1) != nil
             && s.groups == 1 && s.geometry.isPointwise
     }
 
