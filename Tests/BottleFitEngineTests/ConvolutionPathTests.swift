@@ -14,8 +14,11 @@ import Testing
         var batch, channels, outChannels, size, kernel, stride, pad, groups: Int
         /// LeakyRelu (slope 0.1) instead of Relu after the residual.
         var leaky = false
+        /// A residual Add between the Conv and the activation (fused into the Conv).
+        var residual = true
         var description: String {
             "N\(batch) C\(channels)->\(outChannels) \(size)px k\(kernel) s\(stride) p\(pad) g\(groups)\(leaky ? " leaky" : "")"
+                + (residual ? "" : " no residual")
         }
     }
 
@@ -68,6 +71,16 @@ import Testing
         // channels (wider than the direct kernel takes: a GEMM per group).
         Case(batch: 1, channels: 6, outChannels: 12, size: 12, kernel: 3, stride: 2, pad: 1, groups: 6),
         Case(batch: 1, channels: 66, outChannels: 16, size: 6, kernel: 3, stride: 1, pad: 1, groups: 2),
+        // Unstrided direct rows without a residual run several output rows per GEMM (`FlatRows`):
+        // DenseNet's 3x3 -> 32 on 7x7 (whole map in one run, 7 rows split 3 + 4 over threads), 28x28
+        // and 56x56 (runs of 8 and 4 rows, K = 1152 in 3 depth blocks), an even kernel whose output
+        // is wider than its input, a 5x5 kernel, batch 3, and few output channels (a partial panel).
+        Case(batch: 1, channels: 64, outChannels: 13, size: 7, kernel: 3, stride: 1, pad: 1, groups: 1, residual: false),
+        Case(batch: 1, channels: 24, outChannels: 32, size: 28, kernel: 3, stride: 1, pad: 1, groups: 1, residual: false),
+        Case(batch: 1, channels: 128, outChannels: 32, size: 56, kernel: 3, stride: 1, pad: 1, groups: 1, leaky: true, residual: false),
+        Case(batch: 2, channels: 16, outChannels: 32, size: 13, kernel: 2, stride: 1, pad: 1, groups: 1, residual: false),
+        Case(batch: 1, channels: 8, outChannels: 20, size: 15, kernel: 5, stride: 1, pad: 2, groups: 1, residual: false),
+        Case(batch: 3, channels: 16, outChannels: 5, size: 11, kernel: 3, stride: 1, pad: 0, groups: 1, residual: false),
     ]
 
     /// out = relu(conv(x) + bias + residual), computed directly.
@@ -76,7 +89,7 @@ import Testing
             x, batch: c.batch, channels: c.channels, size: c.size, weights: w, bias: b, outChannels: c.outChannels,
             kernel: c.kernel, stride: c.stride, pad: c.pad, groups: c.groups)
         return zip(conv, r).map { v, r in
-            let s = v + r
+            let s = c.residual ? v + r : v
             return c.leaky ? (s < 0 ? 0.1 * s : s) : max(s, 0)
         }
     }
@@ -98,15 +111,13 @@ import Testing
                         "kernel_shape": .ints([c.kernel, c.kernel]), "strides": .ints([c.stride, c.stride]),
                         "pads": .ints([c.pad, c.pad, c.pad, c.pad]), "group": .int(c.groups),
                     ]),
-                Node(name: "add", opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
+                Node(name: "add", opType: c.residual ? "Add" : "Identity", inputs: c.residual ? ["c", "r"] : ["c"], outputs: ["s"]),
                 c.leaky
                     ? Node(name: "act", opType: "LeakyRelu", inputs: ["s"], outputs: ["y"], attributes: ["alpha": .float(0.1)])
                     : Node(name: "act", opType: "Relu", inputs: ["s"], outputs: ["y"]),
             ],
-            inputs: [
-                ValueInfo(name: "x", shape: [c.batch, c.channels, c.size, c.size].map { .fixed($0) }),
-                ValueInfo(name: "r", shape: [c.batch, c.outChannels, outSize, outSize].map { .fixed($0) }),
-            ],
+            inputs: [ValueInfo(name: "x", shape: [c.batch, c.channels, c.size, c.size].map { .fixed($0) })]
+                + (c.residual ? [ValueInfo(name: "r", shape: [c.batch, c.outChannels, outSize, outSize].map { .fixed($0) })] : []),
             outputs: [ValueInfo(name: "y", shape: nil)],
             initializers: [
                 "w": Tensor(shape: [c.outChannels, c.channels / c.groups, c.kernel, c.kernel], floats: w),
@@ -115,10 +126,9 @@ import Testing
         let expected = Self.reference(c, x: x, w: w, b: b, r: r)
         try forEachComputeContext { compute in
             let session = try InferenceSession(graph: graph, compute: compute)
-            let out = try session.run([
-                "x": Tensor(shape: [c.batch, c.channels, c.size, c.size], floats: x),
-                "r": Tensor(shape: [c.batch, c.outChannels, outSize, outSize], floats: r),
-            ])["y"]!
+            var feeds = ["x": Tensor(shape: [c.batch, c.channels, c.size, c.size], floats: x)]
+            if c.residual { feeds["r"] = Tensor(shape: [c.batch, c.outChannels, outSize, outSize], floats: r) }
+            let out = try session.run(feeds)["y"]!
             let got = out.floats!
             expectClose(got, expected, "\(c) \(compute)")
         }

@@ -13,11 +13,17 @@ struct PaddedPhases {
     let rows: Int, width: Int, phases: Int
 
     /// The whole padded input, or only `rows` padded rows (one output row's window, for a
-    /// kernel that fills the buffer row by row itself).
-    init(_ g: SpatialGeometry, rows: Int? = nil) {
+    /// kernel that fills the buffer row by row itself). `flat` (stride 1 only): rows exactly
+    /// as wide as the padded input, so that consecutive output rows are one run of columns
+    /// (`RowConvKernel.flatRows`); reads past a row's end then land in the next row.
+    init(_ g: SpatialGeometry, rows: Int? = nil, flat: Bool = false) {
         phases = g.stride.w
         self.rows = rows ?? Swift.max(g.input.h + g.padTop + g.padBottom, (g.output.h - 1) * g.stride.h + g.kernel.h)
         let paddedWidth = g.input.w + g.padLeft + g.padRight
+        if flat {
+            width = Swift.max(paddedWidth, g.output.w + g.kernel.w - 1)
+            return
+        }
         // The last output vector reads up to the output width rounded up to 16.
         let widest = (g.output.w + 15) / 16 * 16 + (g.kernel.w - 1) / phases
         width = Swift.max((paddedWidth + phases - 1) / phases, widest) + 1
@@ -74,7 +80,41 @@ extension ConvOperator {
     }
 
     static func directRowsWorkspaceFloats(_ s: Shape, threads: Int) -> Int {
-        s.channels * PaddedPhases(s.geometry).floatsPerChannel + threads * PackedGEMM.tileCount
+        // Enough for either layout: the kernel runs flat only without a residual.
+        let tiles = threads * PackedGEMM.tileCount
+        let rowByRow = s.channels * PaddedPhases(s.geometry).floatsPerChannel + tiles
+        guard let flat = FlatRows(s) else { return rowByRow }
+        return Swift.max(rowByRow, s.channels * flat.phases.floatsPerChannel + FlatRows.slack + tiles + threads * flat.outputFloats)
+    }
+}
+
+/// How a stride-1 direct convolution runs several output rows as one GEMM: with rows of the
+/// padded input exactly `phases.width` (Wp) floats apart, output (oy, ox) reads tap (c, ky, kx)
+/// at padded (c, oy + ky, ox + kx), which is flat position oy·Wp + ox plus the tap's offset,
+/// so `rows` output rows are one run of (rows − 1)·Wp + ow columns of B, read in place.
+/// The Wp − ow columns between two rows are computed and dropped (the run goes to a
+/// scratch block, and each row is copied out). Per row the GEMM took whole 16-float vectors
+/// instead: DenseNet's 3x3 → 32 layers on 7x7 maps computed 16 columns for 7, on 28x28 maps
+/// 32 for 28, and 56 = 48 + 8 ran an 8-column block as 16.
+struct FlatRows {
+    let phases: PaddedPhases
+    /// Output rows per GEMM: about 240 columns (five blocks of 48), at most the map's height.
+    let rows: Int
+    /// Columns of one GEMM of `rows` rows, and the scratch floats it writes (all channels).
+    let columns: Int
+    let outputFloats: Int
+    /// Floats after the padded input that the last run may read (its width rounded up to 16).
+    static let slack = 64
+
+    /// Nil unless the convolution is unstrided and undilated (the direct row path's other
+    /// convolutions keep their rows apart).
+    init?(_ s: ConvOperator.Shape) {
+        let g = s.geometry
+        guard g.stride == (1, 1), g.dilation == (1, 1), g.output.h > 0, g.output.w > 0 else { return nil }
+        phases = PaddedPhases(g, flat: true)
+        rows = Swift.max(1, Swift.min(g.output.h, 240 / phases.width))
+        columns = (rows - 1) * phases.width + g.output.w
+        outputFloats = s.outChannels * columns
     }
 }
 
@@ -90,6 +130,8 @@ final class RowConvKernel: Kernel {
     /// One microkernel tile per planned thread.
     let tiles: UnsafeMutablePointer<Float>
     let plannedThreads: Int
+    /// Several output rows per GEMM (stride 1, no residual, the whole input padded here).
+    let flat: FlatRows?
 
     /// `workspace` holds the padded input and then the tiles (`directRowsWorkspaceFloats`).
     /// With `bufferRows`, the caller keeps padded rows in buffers of its own (`PaddedPhases`
@@ -111,9 +153,10 @@ final class RowConvKernel: Kernel {
         let g = shape.geometry
         let k = shape.channels * g.kernelArea
         self.packed = packed
-        let p = PaddedPhases(g, rows: bufferRows)
+        flat = bufferRows == nil && residual == nil ? FlatRows(shape) : nil
+        let p = flat?.phases ?? PaddedPhases(g, rows: bufferRows)
         phases = p
-        tiles = bufferRows == nil ? workspace + shape.channels * p.floatsPerChannel : workspace
+        tiles = bufferRows == nil ? workspace + shape.channels * p.floatsPerChannel + (flat == nil ? 0 : FlatRows.slack) : workspace
         var table: [Int] = []
         table.reserveCapacity(k)
         for c in 0..<shape.channels {
@@ -128,6 +171,24 @@ final class RowConvKernel: Kernel {
         let (oh, ow) = s.geometry.output
         let outArea = s.geometry.outputArea
         let parts = plannedThreads
+        if let flat {
+            (workspace + s.channels * phases.floatsPerChannel).update(repeating: 0, count: FlatRows.slack)
+            for n in 0..<s.batch {
+                splitPhases(image: n, parallel)
+                parallel.forEach(parts) { threads in
+                    for t in threads {
+                        var oy = oh * t / parts
+                        let end = oh * (t + 1) / parts
+                        while oy < end {
+                            let count = Swift.min(flat.rows, end - oy)
+                            flatRows(oy, count: count, image: n, flat: flat, thread: t)
+                            oy += count
+                        }
+                    }
+                }
+            }
+            return
+        }
         for n in 0..<s.batch {
             splitPhases(image: n, parallel)
             parallel.forEach(parts) { threads in
@@ -201,6 +262,29 @@ final class RowConvKernel: Kernel {
                 packed.instructionSet,
                 packedA: packed.pointer, rows: s.outChannels, depth: packed.depth, bases: bases, offsets: table.baseAddress!,
                 columns: ow, c: c, ldc: ldc, epilogue: epilogue, tile: tiles + thread * PackedGEMM.tileCount)
+        }
+    }
+
+    /// Output rows oy..<oy + count of image n (after `splitPhases(image: n)`), all output
+    /// channels, as one GEMM over the flat run of columns (`FlatRows`) into this thread's
+    /// scratch, then each row's `ow` columns copied out.
+    func flatRows(_ oy: Int, count: Int, image n: Int, flat: FlatRows, thread: Int) {
+        let g = s.geometry
+        let ow = g.output.w, outArea = g.outputArea, m = s.outChannels
+        let wp = phases.width
+        let columns = (count - 1) * wp + ow
+        let scratch = tiles + plannedThreads * PackedGEMM.tileCount + thread * flat.outputFloats
+        let epilogue = PackedGEMM.Epilogue(bias: bias.map { UnsafePointer($0) }, activation: activation)
+        offsets.withUnsafeBufferPointer { table in
+            PackedGEMM.multiplyIndirect(
+                packed.instructionSet,
+                packedA: packed.pointer, rows: m, depth: packed.depth, panels: 0..<PackedGEMM.panels(rows: m),
+                base: UnsafePointer(workspace + oy * wp), offsets: table.baseAddress!, columns: columns, c: scratch, ldc: columns,
+                epilogue: epilogue, tile: tiles + thread * PackedGEMM.tileCount)
+        }
+        let out = output + n * m * outArea + oy * ow
+        for j in 0..<m {
+            for r in 0..<count { (out + j * outArea + r * ow).update(from: scratch + j * columns + r * wp, count: ow) }
         }
     }
 
