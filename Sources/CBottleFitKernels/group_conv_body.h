@@ -320,17 +320,22 @@ typedef struct BF_NAME(chunk_job) {
     const bottlefit_activation *act;
 } BF_NAME(chunk_job);
 
-/* Output channels m0..<m0 + mb, rows oy0..<oy0 + nr, chunks ox0..<ox0 + 8·nc (mb, nr, nc,
-   stride and masked constants once inlined: mb·nr·nc sums in registers), over every input
-   channel of the group and every tap, finished (+ bias, + residual, activation) and stored;
-   lanes at or past the output row's end are not stored. */
+/* Output channels m0..<m0 + mb, rows oy0..<oy0 + nr, nc chunks (1 or 2) starting at output
+   columns ox[0] and ox[1] (mb, nr, nc, stride and masked constants once inlined: mb·nr·nc sums
+   in registers), over every input channel of the group and every tap, finished (+ bias,
+   + residual, activation) and stored. Two chunks of one block may overlap (a 14-wide row is
+   chunks 0 and 6): both are computed before either is stored, so the columns they share get
+   the same values. A chunk wider than the row (ow < 8) is stored whole where its
+   spare lanes fall on later rows of the same plane that this thread stores afterwards (no
+   residual to read there), else through a mask: AMD's masked store is microcoded (about 3x a
+   plain one), and on 7x7 maps every row ended in one. */
 BF_FN void BF_NAME(chunk_block)(
-    const BF_NAME(chunk_job) *job, ptrdiff_t m0, const int mb, ptrdiff_t oy0, const int nr, ptrdiff_t ox0, const int nc,
+    const BF_NAME(chunk_job) *job, ptrdiff_t m0, const int mb, ptrdiff_t oy0, const int nr, const ptrdiff_t *ox, const int nc,
     const int stride, const int masked) {
     const bf_group_plan *p = job->p;
     const bottlefit_depthwise_geometry *g = p->g;
     ptrdiff_t kh = g->kernel_height, kw = g->kernel_width, ih = g->input_height, iw = g->input_width;
-    ptrdiff_t ow = g->output_width, taps = kh * kw, cg = p->cg;
+    ptrdiff_t ow = g->output_width, oh = p->output_height, taps = kh * kw, cg = p->cg;
     __m256 acc[4][8][2];
     for (int m = 0; m < mb; m++)
         for (int r = 0; r < nr; r++)
@@ -346,9 +351,11 @@ BF_FN void BF_NAME(chunk_block)(
             }
             for (ptrdiff_t kx = 0; kx < kw; kx++) {
                 ptrdiff_t offset = kx * g->dilation_width - g->pad_left;
+                /* The masks are worked out per tap: held in memory per block they cost a load
+                   each, and this loop is bound by its loads (56x56 maps 7% slower). */
                 __m256i mask[2][2];
                 for (int c = 0; c < nc; c++) {
-                    ptrdiff_t at = (ox0 + 8 * c) * stride + offset;
+                    ptrdiff_t at = ox[c] * stride + offset;
                     if (masked) {
                         mask[c][0] = BF_NAME(lanes8)(at, iw);
                         mask[c][1] = BF_NAME(lanes8)(at + 8, iw);
@@ -360,28 +367,28 @@ BF_FN void BF_NAME(chunk_block)(
                 for (int m = 0; m < mb; m++) s[m] = _mm256_broadcast_ss(wc + m * cg * taps + ky * kw + kx);
                 for (int r = 0; r < nr; r++)
                     for (int c = 0; c < nc; c++) {
-                        ptrdiff_t at = (ox0 + 8 * c) * stride + offset;
+                        ptrdiff_t at = ox[c] * stride + offset;
                         __m256 v = BF_NAME(tap8)(rows[r], at, stride, masked, mask[c][0], mask[c][1]);
                         for (int m = 0; m < mb; m++) acc[m][r][c] = _mm256_fmadd_ps(s[m], v, acc[m][r][c]);
                     }
             }
         }
     }
-    /* Lanes of the last chunk inside the output row. */
-    __m256i store = BF_NAME(lanes8)(ox0 + 8 * (nc - 1), ow);
-    int full = ox0 + 8 * nc <= ow;
+    /* Only a single chunk can be wider than what is left of the row (ow < 8, or a last chunk
+       that could not overlap its neighbour). */
+    int partial = ox[nc - 1] + 8 > ow;
+    __m256i store = BF_NAME(lanes8)(ox[nc - 1], ow);
     for (int m = 0; m < mb; m++) {
         __m256 vb = _mm256_set1_ps(job->bias ? job->bias[m0 + m] : 0.0f);
         for (int r = 0; r < nr; r++) {
-            ptrdiff_t at = (m0 + m) * p->output_plane + (oy0 + r) * ow + ox0;
-            float *out = job->y + at;
-            const float *res = job->residual ? job->residual + at : NULL;
+            ptrdiff_t row = (m0 + m) * p->output_plane + (oy0 + r) * ow;
             __m256 v[2];
             for (int c = 0; c < nc; c++) {
                 v[c] = _mm256_add_ps(BF_NAME(in_order)(acc[m][r][c], stride), vb);
-                if (res) {
-                    int last = c == nc - 1 && !full;
-                    v[c] = _mm256_add_ps(v[c], last ? _mm256_maskload_ps(res + 8 * c, store) : _mm256_loadu_ps(res + 8 * c));
+                if (job->residual) {
+                    const float *res = job->residual + row + ox[c];
+                    int last = c == nc - 1 && partial;
+                    v[c] = _mm256_add_ps(v[c], last ? _mm256_maskload_ps(res, store) : _mm256_loadu_ps(res));
                 }
             }
             /* The activation on 16 lanes: the chunks side by side (one chunk twice). */
@@ -390,58 +397,71 @@ BF_FN void BF_NAME(chunk_block)(
             v[0] = (__m256)__builtin_shufflevector(both, both, 0, 1, 2, 3, 4, 5, 6, 7);
             v[nc - 1] = (__m256)__builtin_shufflevector(both, both, 8, 9, 10, 11, 12, 13, 14, 15);
             for (int c = 0; c < nc; c++) {
-                if (c == nc - 1 && !full) _mm256_maskstore_ps(out + 8 * c, store, v[c]);
-                else _mm256_storeu_ps(out + 8 * c, v[c]);
+                float *out = job->y + row + ox[c];
+                /* Spare lanes past the row land on the next rows of this plane, stored later. */
+                int spills_safely = !job->residual && (oy0 + r) * ow + ox[c] + 8 <= oh * ow;
+                if (c == nc - 1 && partial && !spills_safely) _mm256_maskstore_ps(out, store, v[c]);
+                else _mm256_storeu_ps(out, v[c]);
             }
         }
     }
 }
 
-/* Every output row of channels m0..<m0 + mb, chunks ox0..<ox0 + 8·nc: blocks of rows (with
-   one channel 8 rows of one chunk or 4 of two, else 2), then 2 and 1. */
+/* Every output row of channels m0..<m0 + mb, chunks at ox[0..<nc]: blocks of rows (with one
+   channel 8 rows of one chunk or 4 of two, else 2), then 2 and 1, in increasing row order. */
 BF_FN void BF_NAME(chunk_rows)(
-    const BF_NAME(chunk_job) *job, ptrdiff_t m0, const int mb, ptrdiff_t ox0, const int nc, const int stride, const int masked) {
+    const BF_NAME(chunk_job) *job, ptrdiff_t m0, const int mb, const ptrdiff_t *ox, const int nc, const int stride,
+    const int masked) {
     ptrdiff_t oh = job->p->output_height, oy = 0;
     if (mb == 1 && nc == 1)
-        for (; oy + 8 <= oh; oy += 8) BF_NAME(chunk_block)(job, m0, 1, oy, 8, ox0, 1, stride, masked);
+        for (; oy + 8 <= oh; oy += 8) BF_NAME(chunk_block)(job, m0, 1, oy, 8, ox, 1, stride, masked);
     if (mb == 1)
-        for (; oy + 4 <= oh; oy += 4) BF_NAME(chunk_block)(job, m0, 1, oy, 4, ox0, nc, stride, masked);
-    for (; oy + 2 <= oh; oy += 2) BF_NAME(chunk_block)(job, m0, mb, oy, 2, ox0, nc, stride, masked);
-    for (; oy < oh; oy++) BF_NAME(chunk_block)(job, m0, mb, oy, 1, ox0, nc, stride, masked);
+        for (; oy + 4 <= oh; oy += 4) BF_NAME(chunk_block)(job, m0, 1, oy, 4, ox, nc, stride, masked);
+    for (; oy + 2 <= oh; oy += 2) BF_NAME(chunk_block)(job, m0, mb, oy, 2, ox, nc, stride, masked);
+    for (; oy < oh; oy++) BF_NAME(chunk_block)(job, m0, mb, oy, 1, ox, nc, stride, masked);
 }
 
-/* Channels m0..<m0 + mb, chunks ox0..<ox0 + 8·nc, plain loads where every tap of the chunks
-   falls inside the input row, else masked. */
+/* Channels m0..<m0 + mb, chunks starting at output columns x0 and (nc = 2) x1, plain loads
+   where every tap of the chunks falls inside the input row, else masked. */
 BF_FN void BF_NAME(chunk_columns)(
-    const BF_NAME(chunk_job) *job, ptrdiff_t m0, const int mb, ptrdiff_t ox0, const int nc, const int stride) {
+    const BF_NAME(chunk_job) *job, ptrdiff_t m0, const int mb, ptrdiff_t x0, ptrdiff_t x1, const int nc, const int stride) {
     const bottlefit_depthwise_geometry *g = job->p->g;
-    /* Input columns the loads touch: from s·ox0 + the leftmost tap to s·(ox0 + 8·nc - 1) +
+    ptrdiff_t ox[2] = {x0, nc == 2 ? x1 : x0};
+    /* Input columns the loads touch: from s·x0 + the leftmost tap to s·(last chunk + 7) +
        the rightmost, and with stride 2 the odd lane after it. */
-    ptrdiff_t lo = stride * ox0 - g->pad_left;
-    ptrdiff_t hi = stride * (ox0 + 8 * nc - 1) + (g->kernel_width - 1) * g->dilation_width - g->pad_left + (stride - 1);
-    if (lo >= 0 && hi < g->input_width) BF_NAME(chunk_rows)(job, m0, mb, ox0, nc, stride, 0);
-    else BF_NAME(chunk_rows)(job, m0, mb, ox0, nc, stride, 1);
+    ptrdiff_t lo = stride * x0 - g->pad_left;
+    ptrdiff_t hi = stride * (ox[1] + 7) + (g->kernel_width - 1) * g->dilation_width - g->pad_left + (stride - 1);
+    if (lo >= 0 && hi < g->input_width) BF_NAME(chunk_rows)(job, m0, mb, ox, nc, stride, 0);
+    else BF_NAME(chunk_rows)(job, m0, mb, ox, nc, stride, 1);
 }
 
-/* The whole group: with one output channel, chunk pairs (a single chunk last); with more,
-   blocks of 4 output channels (then 2, 1) by one chunk. */
+/* The whole group. With one output channel, chunk pairs; the row's last 9 to 15 columns as a
+   pair that overlaps (chunks ow - 16 + k and ow - 8), so no chunk but on rows narrower than 8
+   is partial. With more, blocks of 4 output channels (then 2, 1) by one chunk, the last
+   chunk moved back to end at the row's end where that recomputes columns already stored
+   (identical values; not with a residual, which those stores may have overwritten). */
 BF_FN void BF_NAME(chunked_stride)(const BF_NAME(chunk_job) *job, const int stride) {
     ptrdiff_t ow = job->p->g->output_width, mg = job->p->mg;
     for (ptrdiff_t ox0 = 0; ox0 < ow;) {
+        ptrdiff_t left = ow - ox0;
         if (mg == 1) {
-            if (ox0 + 8 < ow) {
-                BF_NAME(chunk_columns)(job, 0, 1, ox0, 2, stride);
+            if (left >= 24 || left == 16) {
+                BF_NAME(chunk_columns)(job, 0, 1, ox0, ox0 + 8, 2, stride);
                 ox0 += 16;
-            } else {
-                BF_NAME(chunk_columns)(job, 0, 1, ox0, 1, stride);
+            } else if (left > 16 || left <= 8) {
+                BF_NAME(chunk_columns)(job, 0, 1, ox0, ox0, 1, stride);
                 ox0 += 8;
+            } else {
+                BF_NAME(chunk_columns)(job, 0, 1, ox0, ow - 8, 2, stride);
+                ox0 = ow;
             }
             continue;
         }
+        ptrdiff_t at = left < 8 && ow >= 8 && !job->residual ? ow - 8 : ox0;
         ptrdiff_t m0 = 0;
-        for (; m0 + 4 <= mg; m0 += 4) BF_NAME(chunk_columns)(job, m0, 4, ox0, 1, stride);
-        for (; m0 + 2 <= mg; m0 += 2) BF_NAME(chunk_columns)(job, m0, 2, ox0, 1, stride);
-        for (; m0 < mg; m0++) BF_NAME(chunk_columns)(job, m0, 1, ox0, 1, stride);
+        for (; m0 + 4 <= mg; m0 += 4) BF_NAME(chunk_columns)(job, m0, 4, at, at, 1, stride);
+        for (; m0 + 2 <= mg; m0 += 2) BF_NAME(chunk_columns)(job, m0, 2, at, at, 1, stride);
+        for (; m0 < mg; m0++) BF_NAME(chunk_columns)(job, m0, 1, at, at, 1, stride);
         ox0 += 8;
     }
 }
