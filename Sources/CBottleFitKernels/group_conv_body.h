@@ -320,6 +320,10 @@ typedef struct BF_NAME(chunk_job) {
     const bottlefit_activation *act;
 } BF_NAME(chunk_job);
 
+BF_FN void BF_NAME(chunk_finish)(
+    const BF_NAME(chunk_job) *job, ptrdiff_t m0, const int mb, ptrdiff_t oy0, const int nr, const ptrdiff_t *ox, const int nc,
+    const int stride, __m256 acc[4][8][2]);
+
 /* Output channels m0..<m0 + mb, rows oy0..<oy0 + nr, nc chunks (1 or 2) starting at output
    columns ox[0] and ox[1] (mb, nr, nc, stride and masked constants once inlined: mb·nr·nc sums
    in registers), over every input channel of the group and every tap, finished (+ bias,
@@ -335,7 +339,7 @@ BF_FN void BF_NAME(chunk_block)(
     const bf_group_plan *p = job->p;
     const bottlefit_depthwise_geometry *g = p->g;
     ptrdiff_t kh = g->kernel_height, kw = g->kernel_width, ih = g->input_height, iw = g->input_width;
-    ptrdiff_t ow = g->output_width, oh = p->output_height, taps = kh * kw, cg = p->cg;
+    ptrdiff_t taps = kh * kw, cg = p->cg;
     __m256 acc[4][8][2];
     for (int m = 0; m < mb; m++)
         for (int r = 0; r < nr; r++)
@@ -374,6 +378,15 @@ BF_FN void BF_NAME(chunk_block)(
             }
         }
     }
+    BF_NAME(chunk_finish)(job, m0, mb, oy0, nr, ox, nc, stride, acc);
+}
+
+/* The sums of a block (see `chunk_block`) + bias, + residual, activated, stored. */
+BF_FN void BF_NAME(chunk_finish)(
+    const BF_NAME(chunk_job) *job, ptrdiff_t m0, const int mb, ptrdiff_t oy0, const int nr, const ptrdiff_t *ox, const int nc,
+    const int stride, __m256 acc[4][8][2]) {
+    const bf_group_plan *p = job->p;
+    ptrdiff_t ow = p->g->output_width, oh = p->output_height;
     /* Only a single chunk can be wider than what is left of the row (ow < 8, or a last chunk
        that could not overlap its neighbour). */
     int partial = ox[nc - 1] + 8 > ow;
@@ -435,6 +448,69 @@ BF_FN void BF_NAME(chunk_columns)(
     else BF_NAME(chunk_rows)(job, m0, mb, ox, nc, stride, 1);
 }
 
+/* A 3x3, unstrided, undilated depthwise convolution without a residual (most of MobileNet's
+   and EfficientNet's): rows oy0..<oy0 + nr of one chunk at ox0, the nine weights held in
+   registers (nine, nr ≤ 6 sums and the input vector: 16 YMM), each input row loaded once per
+   kx and added into the up to three output rows it feeds. `chunk_block` loads every input
+   row once per (output row, ky): 9 loads per output vector against (nr + 2)·3/nr here (4 for
+   nr = 6), and its loop is bound by its loads. */
+BF_FN void BF_NAME(dw3_block)(const BF_NAME(chunk_job) *job, ptrdiff_t oy0, const int nr, ptrdiff_t ox0, const int masked) {
+    const bottlefit_depthwise_geometry *g = job->p->g;
+    ptrdiff_t ih = g->input_height, iw = g->input_width;
+    __m256 w[9];
+    for (int i = 0; i < 9; i++) w[i] = _mm256_broadcast_ss(job->w + i);
+    __m256 acc[4][8][2];
+    for (int r = 0; r < nr; r++) acc[0][r][0] = _mm256_setzero_ps();
+    /* Unrolled whole (nr is a constant at every call), so that every sum has a register. */
+#pragma clang loop unroll(full)
+    for (int i = 0; i < nr + 2; i++) {
+        ptrdiff_t iy = oy0 + i - g->pad_top;
+        const float *row = iy >= 0 && iy < ih ? job->x + iy * iw : job->zeros;
+        for (int kx = 0; kx < 3; kx++) {
+            ptrdiff_t at = ox0 + kx - g->pad_left;
+            __m256i mask = masked ? BF_NAME(lanes8)(at, iw) : _mm256_setzero_si256();
+            __m256 v = BF_NAME(tap8)(row, at, 1, masked, mask, mask);
+            for (int ky = 0; ky < 3; ky++) {
+                int r = i - ky;
+                if (r >= 0 && r < nr) acc[0][r][0] = _mm256_fmadd_ps(w[ky * 3 + kx], v, acc[0][r][0]);
+            }
+        }
+    }
+    ptrdiff_t ox[2] = {ox0, ox0};
+    BF_NAME(chunk_finish)(job, 0, 1, oy0, nr, ox, 1, 1, acc);
+}
+
+/* Every output row of one chunk of a `dw3_block` convolution, in blocks of 6, 4, 2, 1 rows. */
+BF_FN void BF_NAME(dw3_rows)(const BF_NAME(chunk_job) *job, ptrdiff_t ox0, const int masked) {
+    ptrdiff_t oh = job->p->output_height, oy = 0;
+    for (; oy + 6 <= oh; oy += 6) BF_NAME(dw3_block)(job, oy, 6, ox0, masked);
+    for (; oy + 4 <= oh; oy += 4) BF_NAME(dw3_block)(job, oy, 4, ox0, masked);
+    for (; oy + 2 <= oh; oy += 2) BF_NAME(dw3_block)(job, oy, 2, ox0, masked);
+    for (; oy < oh; oy++) BF_NAME(dw3_block)(job, oy, 1, ox0, masked);
+}
+
+/* Whether `dw3_block` takes this group. */
+BF_FN int BF_NAME(takes_dw3)(const BF_NAME(chunk_job) *job) {
+    const bf_group_plan *p = job->p;
+    const bottlefit_depthwise_geometry *g = p->g;
+    return p->cg == 1 && p->mg == 1 && !job->residual && g->kernel_height == 3 && g->kernel_width == 3 &&
+           g->stride_height == 1 && g->stride_width == 1 && g->dilation_height == 1 && g->dilation_width == 1;
+}
+
+/* A `dw3_block` convolution: chunks of 8 columns, the last one moved back to end at the row's
+   end (its columns recomputed and stored again with the same values; there is no residual),
+   or for a row narrower than 8 one partial chunk. */
+BF_FN void BF_NAME(dw3)(const BF_NAME(chunk_job) *job) {
+    const bottlefit_depthwise_geometry *g = job->p->g;
+    ptrdiff_t ow = g->output_width, iw = g->input_width;
+    for (ptrdiff_t ox0 = 0; ox0 < ow; ox0 += 8) {
+        ptrdiff_t at = ox0 + 8 > ow && ow >= 8 ? ow - 8 : ox0;
+        ptrdiff_t lo = at - g->pad_left, hi = at + 7 + 2 - g->pad_left;
+        if (lo >= 0 && hi < iw) BF_NAME(dw3_rows)(job, at, 0);
+        else BF_NAME(dw3_rows)(job, at, 1);
+    }
+}
+
 /* The whole group. With one output channel, chunk pairs; the row's last 9 to 15 columns as a
    pair that overlaps (chunks ow - 16 + k and ow - 8), so no chunk but on rows narrower than 8
    is partial. With more, blocks of 4 output channels (then 2, 1) by one chunk, the last
@@ -473,7 +549,8 @@ BF_FN void BF_NAME(chunked)(
     const bottlefit_activation *act, float *scratch) {
     for (ptrdiff_t i = 0; i < p->g->input_width; i++) scratch[i] = 0.0f;
     BF_NAME(chunk_job) job = {p, x, scratch, w, bias, residual, y, act};
-    if (p->g->stride_width == 1) BF_NAME(chunked_stride)(&job, 1);
+    if (BF_NAME(takes_dw3)(&job)) BF_NAME(dw3)(&job);
+    else if (p->g->stride_width == 1) BF_NAME(chunked_stride)(&job, 1);
     else BF_NAME(chunked_stride)(&job, 2);
 }
 #endif

@@ -81,6 +81,13 @@ import Testing
         Case(batch: 2, channels: 16, outChannels: 32, size: 13, kernel: 2, stride: 1, pad: 1, groups: 1, residual: false),
         Case(batch: 1, channels: 8, outChannels: 20, size: 15, kernel: 5, stride: 1, pad: 2, groups: 1, residual: false),
         Case(batch: 3, channels: 16, outChannels: 5, size: 11, kernel: 3, stride: 1, pad: 0, groups: 1, residual: false),
+        // Depthwise 3x3, unstrided, no residual (the AVX2 build's `dw3_block`): rows in blocks of 6, 4, 2
+        // and 1 (17 = 6 + 6 + 4 + 1), a last chunk moved back over its neighbour (20 = 8 + 8 + 4),
+        // a map narrower than a chunk (7), no padding, and a leaky activation.
+        Case(batch: 1, channels: 4, outChannels: 4, size: 17, kernel: 3, stride: 1, pad: 1, groups: 4, residual: false),
+        Case(batch: 2, channels: 3, outChannels: 3, size: 20, kernel: 3, stride: 1, pad: 1, groups: 3, leaky: true, residual: false),
+        Case(batch: 1, channels: 6, outChannels: 6, size: 7, kernel: 3, stride: 1, pad: 1, groups: 6, residual: false),
+        Case(batch: 1, channels: 5, outChannels: 5, size: 13, kernel: 3, stride: 1, pad: 0, groups: 5, residual: false),
     ]
 
     /// out = relu(conv(x) + bias + residual), computed directly.
