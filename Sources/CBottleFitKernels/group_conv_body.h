@@ -480,9 +480,62 @@ BF_FN void BF_NAME(dw3_block)(const BF_NAME(chunk_job) *job, ptrdiff_t oy0, cons
     BF_NAME(chunk_finish)(job, 0, 1, oy0, nr, ox, 1, 1, acc);
 }
 
+/* The same for stride 2 (MobileNet's and EfficientNet's downsampling layers): rows oy0..<oy0
+   + nr (nr ≤ 4) of one chunk. Input row i of the block feeds output rows (i - ky) / 2 for the
+   ky of its parity; per row one pair of loads gives taps kx = 0 and 1 (its even and odd
+   lanes) and a second pair, two columns on, tap 2: 4 loads for 3 taps, against `chunk_block`'s
+   2 per tap per output row. The sums come in `tap8`'s lane order (`chunk_finish` restores it). */
+BF_FN void BF_NAME(dw3s2_block)(const BF_NAME(chunk_job) *job, ptrdiff_t oy0, const int nr, ptrdiff_t ox0, const int masked) {
+    const bottlefit_depthwise_geometry *g = job->p->g;
+    ptrdiff_t ih = g->input_height, iw = g->input_width;
+    __m256 w[9];
+    for (int i = 0; i < 9; i++) w[i] = _mm256_broadcast_ss(job->w + i);
+    __m256 acc[4][8][2];
+    for (int r = 0; r < nr; r++) acc[0][r][0] = _mm256_setzero_ps();
+    ptrdiff_t at = 2 * ox0 - g->pad_left;
+    __m256i m0 = _mm256_setzero_si256(), m1 = m0, m2 = m0, m3 = m0;
+    if (masked) {
+        m0 = BF_NAME(lanes8)(at, iw);
+        m1 = BF_NAME(lanes8)(at + 8, iw);
+        m2 = BF_NAME(lanes8)(at + 2, iw);
+        m3 = BF_NAME(lanes8)(at + 10, iw);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 2 * nr + 1; i++) {
+        ptrdiff_t iy = 2 * oy0 + i - g->pad_top;
+        const float *row = iy >= 0 && iy < ih ? job->x + iy * iw : job->zeros;
+        __m256 lo = masked ? _mm256_maskload_ps(row + at, m0) : _mm256_loadu_ps(row + at);
+        __m256 hi = masked ? _mm256_maskload_ps(row + at + 8, m1) : _mm256_loadu_ps(row + at + 8);
+        __m256 t0 = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 t1 = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+        for (int ky = i % 2; ky < 3; ky += 2) {
+            int r = (i - ky) / 2;
+            if (r >= 0 && r < nr) {
+                acc[0][r][0] = _mm256_fmadd_ps(w[ky * 3], t0, acc[0][r][0]);
+                acc[0][r][0] = _mm256_fmadd_ps(w[ky * 3 + 1], t1, acc[0][r][0]);
+            }
+        }
+        __m256 lo2 = masked ? _mm256_maskload_ps(row + at + 2, m2) : _mm256_loadu_ps(row + at + 2);
+        __m256 hi2 = masked ? _mm256_maskload_ps(row + at + 10, m3) : _mm256_loadu_ps(row + at + 10);
+        __m256 t2 = _mm256_shuffle_ps(lo2, hi2, _MM_SHUFFLE(2, 0, 2, 0));
+        for (int ky = i % 2; ky < 3; ky += 2) {
+            int r = (i - ky) / 2;
+            if (r >= 0 && r < nr) acc[0][r][0] = _mm256_fmadd_ps(w[ky * 3 + 2], t2, acc[0][r][0]);
+        }
+    }
+    ptrdiff_t ox[2] = {ox0, ox0};
+    BF_NAME(chunk_finish)(job, 0, 1, oy0, nr, ox, 1, 2, acc);
+}
+
 /* Every output row of one chunk of a `dw3_block` convolution, in blocks of 6, 4, 2, 1 rows. */
 BF_FN void BF_NAME(dw3_rows)(const BF_NAME(chunk_job) *job, ptrdiff_t ox0, const int masked) {
     ptrdiff_t oh = job->p->output_height, oy = 0;
+    if (job->p->g->stride_width == 2) {
+        for (; oy + 4 <= oh; oy += 4) BF_NAME(dw3s2_block)(job, oy, 4, ox0, masked);
+        for (; oy + 2 <= oh; oy += 2) BF_NAME(dw3s2_block)(job, oy, 2, ox0, masked);
+        for (; oy < oh; oy++) BF_NAME(dw3s2_block)(job, oy, 1, ox0, masked);
+        return;
+    }
     for (; oy + 6 <= oh; oy += 6) BF_NAME(dw3_block)(job, oy, 6, ox0, masked);
     for (; oy + 4 <= oh; oy += 4) BF_NAME(dw3_block)(job, oy, 4, ox0, masked);
     for (; oy + 2 <= oh; oy += 2) BF_NAME(dw3_block)(job, oy, 2, ox0, masked);
@@ -493,8 +546,9 @@ BF_FN void BF_NAME(dw3_rows)(const BF_NAME(chunk_job) *job, ptrdiff_t ox0, const
 BF_FN int BF_NAME(takes_dw3)(const BF_NAME(chunk_job) *job) {
     const bf_group_plan *p = job->p;
     const bottlefit_depthwise_geometry *g = p->g;
+    int stride = g->stride_width;
     return p->cg == 1 && p->mg == 1 && !job->residual && g->kernel_height == 3 && g->kernel_width == 3 &&
-           g->stride_height == 1 && g->stride_width == 1 && g->dilation_height == 1 && g->dilation_width == 1;
+           (stride == 1 || stride == 2) && g->stride_height == stride && g->dilation_height == 1 && g->dilation_width == 1;
 }
 
 /* A `dw3_block` convolution: chunks of 8 columns, the last one moved back to end at the row's
@@ -505,7 +559,9 @@ BF_FN void BF_NAME(dw3)(const BF_NAME(chunk_job) *job) {
     ptrdiff_t ow = g->output_width, iw = g->input_width;
     for (ptrdiff_t ox0 = 0; ox0 < ow; ox0 += 8) {
         ptrdiff_t at = ox0 + 8 > ow && ow >= 8 ? ow - 8 : ox0;
-        ptrdiff_t lo = at - g->pad_left, hi = at + 7 + 2 - g->pad_left;
+        /* Input columns the loads touch (with stride 2 up to the odd lane after tap 2's last). */
+        ptrdiff_t s = g->stride_width;
+        ptrdiff_t lo = s * at - g->pad_left, hi = s * (at + 7) + 2 - g->pad_left + (s - 1);
         if (lo >= 0 && hi < iw) BF_NAME(dw3_rows)(job, at, 0);
         else BF_NAME(dw3_rows)(job, at, 1);
     }

@@ -88,6 +88,12 @@ import Testing
         Case(batch: 2, channels: 3, outChannels: 3, size: 20, kernel: 3, stride: 1, pad: 1, groups: 3, leaky: true, residual: false),
         Case(batch: 1, channels: 6, outChannels: 6, size: 7, kernel: 3, stride: 1, pad: 1, groups: 6, residual: false),
         Case(batch: 1, channels: 5, outChannels: 5, size: 13, kernel: 3, stride: 1, pad: 0, groups: 5, residual: false),
+        // The same at stride 2 (`dw3s2_block`): rows in blocks of 4, 2, 1 (17 -> 9 = 4 + 4 + 1), a map
+        // narrower than a chunk (7 -> 4), a last chunk moved back (40 -> 20), no padding (28 -> 13).
+        Case(batch: 1, channels: 4, outChannels: 4, size: 17, kernel: 3, stride: 2, pad: 1, groups: 4, residual: false),
+        Case(batch: 2, channels: 3, outChannels: 3, size: 7, kernel: 3, stride: 2, pad: 1, groups: 3, leaky: true, residual: false),
+        Case(batch: 1, channels: 5, outChannels: 5, size: 40, kernel: 3, stride: 2, pad: 1, groups: 5, residual: false),
+        Case(batch: 1, channels: 4, outChannels: 4, size: 28, kernel: 3, stride: 2, pad: 0, groups: 4, residual: false),
     ]
 
     /// out = relu(conv(x) + bias + residual), computed directly.
