@@ -12,7 +12,8 @@ public final class ComputeContext: Sendable, CustomStringConvertible {
     /// Which GEMM the inference kernels use for constant weights.
     ///
     /// `packed`: the weights are packed once per session (by the first plan that needs them)
-    /// for the C microkernel (`CBottleFitKernels`); only the activations are packed per call.
+    /// for the C microkernel (`CBottleFitKernels`); only the activations are packed per call
+    /// (but for a fully connected layer with a single row, which is OpenBLAS's `sgemv`).
     /// `openblas`: every call goes to `cblas_sgemm`, which packs both operands each time.
     /// `mixed`: at batch 1, every convolution packed (and batch normalizations fused as in
     /// `packed`; fully connected layers stay on OpenBLAS, whose `sgemv` is faster for one row):

@@ -205,77 +205,9 @@ BF_FN void BF_NAME(single_rows)(
     for (; oy < oh; oy++) BF_NAME(single_strip)(p, padded, w, oy, 1, nb, bias, residual, y, act);
 }
 
-#if BF_WIDE
-/* Rows oy0..<oy0 + nr (nr constant once inlined: nr independent sums), columns ox0..<ox0 + 16,
-   of a depthwise group with stride 1, from the input plane itself: tap kx of a row is one
-   masked load at its column offset (the lanes that would read left or right of the input
-   row, or past the output row, masked to zero; masked-off lanes never fault), and an input
-   row above or below the plane is a load with no lane. */
-BF_FN void BF_NAME(direct_block)(
-    const bf_group_plan *p, const float *x, const float *w, ptrdiff_t oy0, const int nr, ptrdiff_t ox0,
-    const __mmask16 *masks, const ptrdiff_t *offsets, const float *bias, const float *residual, float *y,
-    const bottlefit_activation *act) {
-    const bottlefit_depthwise_geometry *g = p->g;
-    ptrdiff_t kh = g->kernel_height, kw = g->kernel_width, ih = g->input_height, iw = g->input_width, ow = g->output_width;
-    bf_v16 acc[8];
-    for (int r = 0; r < nr; r++) acc[r] = 0.0f;
-    for (ptrdiff_t ky = 0; ky < kh; ky++) {
-        const float *rows[8];
-        __mmask16 inside[8];
-        for (int r = 0; r < nr; r++) {
-            ptrdiff_t iy = oy0 + r + ky * g->dilation_height - g->pad_top;
-            inside[r] = iy >= 0 && iy < ih ? 0xFFFF : 0;
-            rows[r] = x + (iy >= 0 && iy < ih ? iy : 0) * iw + ox0;
-        }
-        for (ptrdiff_t kx = 0; kx < kw; kx++) {
-            bf_v16 s = w[ky * kw + kx];
-            for (int r = 0; r < nr; r++)
-                acc[r] = BF_FMA(s, (bf_v16)_mm512_maskz_loadu_ps(masks[kx] & inside[r], rows[r] + offsets[kx]), acc[r]);
-        }
-    }
-    bf_v16 vb = bias ? bias[0] : 0.0f;
-    for (int r = 0; r < nr; r++) {
-        ptrdiff_t at = (oy0 + r) * ow + ox0;
-        BF_NAME(store_row)(y + at, residual ? residual + at : NULL, &acc[r], 1, bf_min(16, ow - ox0), &vb, act);
-    }
-}
-
-/* The whole depthwise group of `direct_block`, vector column by vector column, blocks of 8
-   rows, then 4, 2, 1: no padded copy, which took more than the multiplications on 14x14 and
-   7x7 maps (576 channels of 14x14: 0.18 -> 0.10 ms at one thread). Taken only for output rows
-   of at most 16 columns: on wider ones the padded path, with its blocks of two vectors, was
-   as fast or faster (56x56, 112x112, 28x28 with 5x5 taps). */
-BF_FN void BF_NAME(direct_rows)(
-    const bf_group_plan *p, const float *x, const float *w, const float *bias, const float *residual, float *y,
-    const bottlefit_activation *act) {
-    const bottlefit_depthwise_geometry *g = p->g;
-    ptrdiff_t oh = p->output_height, ow = g->output_width;
-    for (ptrdiff_t ox0 = 0; ox0 < ow; ox0 += 16) {
-        __mmask16 masks[16];
-        ptrdiff_t offsets[16];
-        for (ptrdiff_t kx = 0; kx < g->kernel_width; kx++) {
-            /* Lane i reads input column ox0 + i + offset: inside the row, and ox0 + i inside
-               the output row. */
-            ptrdiff_t offset = kx * g->dilation_width - g->pad_left;
-            unsigned mask = 0;
-            for (ptrdiff_t i = 0; i < 16; i++) {
-                ptrdiff_t col = ox0 + i + offset;
-                if (ox0 + i < ow && col >= 0 && col < g->input_width) mask |= 1u << i;
-            }
-            masks[kx] = (__mmask16)mask;
-            offsets[kx] = offset;
-        }
-        ptrdiff_t oy = 0;
-        for (; oy + 8 <= oh; oy += 8) BF_NAME(direct_block)(p, x, w, oy, 8, ox0, masks, offsets, bias, residual, y, act);
-        for (; oy + 4 <= oh; oy += 4) BF_NAME(direct_block)(p, x, w, oy, 4, ox0, masks, offsets, bias, residual, y, act);
-        for (; oy + 2 <= oh; oy += 2) BF_NAME(direct_block)(p, x, w, oy, 2, ox0, masks, offsets, bias, residual, y, act);
-        for (; oy < oh; oy++) BF_NAME(direct_block)(p, x, w, oy, 1, ox0, masks, offsets, bias, residual, y, act);
-    }
-}
-#endif
-
-#if BF_AVX2
-/* AVX2, stride 1 or 2 across, any group (depthwise or RegNet's 8 and 8): each output row in
+#if BF_AVX2 || BF_WIDE
+/* AVX2 (and the AVX-512 build, which runs the same 8-float code: see `group_conv`), stride 1 or
+   2 across, any group (depthwise or RegNet's 8 and 8): each output row in
    chunks of 8 columns, read straight from the input planes with no padded copy. Lane i of a
    chunk at column ox0 takes tap kx from input column s·(ox0 + i) + kx·dilation - pad_left:
    with stride 1 one 8-float load, with stride 2 the even lanes of a 16-float load. A chunk
@@ -614,13 +546,12 @@ BF_FN void BF_NAME(chunked)(
 static BF_TARGET void BF_NAME(group_conv)(
     const bf_group_plan *p, const float *x, const float *w, const float *bias, const float *residual, float *y,
     const bottlefit_activation *act, float *padded) {
-#if BF_WIDE
-    if (p->mg == 1 && p->cg == 1 && p->g->stride_width == 1 && p->g->output_width <= 16) {
-        BF_NAME(direct_rows)(p, x, w, bias, residual, y, act);
-        return;
-    }
-#endif
-#if BF_AVX2
+#if BF_AVX2 || BF_WIDE
+    /* The AVX-512 build takes the 8-float kernels too: on Zen 4 (2 threads) they ran
+       MobileNetV2's depthwise layers in 0.5-0.9x the time of the 16-float ones (features.2,
+       112x112 stride 2: 0.36 -> 0.19 ms; every 14x14 and 7x7 layer about half, where the
+       16-float path read the plane directly with masked loads, 9 per output vector), RegNetY's
+       grouped ones in 0.45-0.9x and the 5x5 ones in 0.4-0.7x (docs/performance.md, "Zen 4"). */
     if (p->g->stride_width == 1 || p->g->stride_width == 2) {
         BF_NAME(chunked)(p, x, w, bias, residual, y, act, padded);
         return;
