@@ -459,6 +459,78 @@ BF_FN void BF_NAME(dw3s2_block)(const BF_NAME(chunk_job) *job, ptrdiff_t oy0, co
     BF_NAME(chunk_finish)(job, 0, 1, oy0, nr, ox, 1, 2, acc);
 }
 
+/* A 5x5 undilated depthwise convolution without a residual (MobileNetV3's and EfficientNet's
+   5x5 layers), stride 1 or 2 (a constant once inlined): rows oy0..<oy0 + nr of one chunk at
+   ox0, a column of taps at a time. The five weights of column kx are held in registers and each
+   input row of the block is loaded once for that column (with stride 2 a 16-float pair and a
+   shuffle, `tap8`) and added into every output row it feeds: 5·(s·(nr - 1) + 5) loads (pairs)
+   and 25 broadcasts per block, against `chunk_block`'s 25·nr and 25 (stride 1, nr = 8: 85
+   loads for 200 FMAs instead of 225). Registers: nr ≤ 8 sums, five weights, the input vector
+   and its mask (15 YMM); with stride 2, nr ≤ 4, two loads and two masks. */
+BF_FN void BF_NAME(dw5_block)(
+    const BF_NAME(chunk_job) *job, ptrdiff_t oy0, const int nr, ptrdiff_t ox0, const int stride, const int masked) {
+    const bottlefit_depthwise_geometry *g = job->p->g;
+    ptrdiff_t ih = g->input_height, iw = g->input_width;
+    __m256 acc[4][8][2];
+    for (int r = 0; r < nr; r++) acc[0][r][0] = _mm256_setzero_ps();
+    const int inputs = stride * (nr - 1) + 5;
+    const float *rows[16];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < inputs; i++) {
+        ptrdiff_t iy = stride * oy0 + i - g->pad_top;
+        rows[i] = iy >= 0 && iy < ih ? job->x + iy * iw : job->zeros;
+    }
+    for (int kx = 0; kx < 5; kx++) {
+        ptrdiff_t at = stride * ox0 + kx - g->pad_left;
+        __m256i m0 = _mm256_setzero_si256(), m1 = m0;
+        if (masked) {
+            m0 = BF_NAME(lanes8)(at, iw);
+            if (stride == 2) m1 = BF_NAME(lanes8)(at + 8, iw);
+        }
+        __m256 w[5];
+        for (int ky = 0; ky < 5; ky++) w[ky] = _mm256_broadcast_ss(job->w + ky * 5 + kx);
+        /* Unrolled whole (nr and stride are constants at every call): every sum has a register. */
+#pragma clang loop unroll(full)
+        for (int i = 0; i < inputs; i++) {
+            __m256 v = BF_NAME(tap8)(rows[i], at, stride, masked, m0, m1);
+            for (int ky = 0; ky < 5; ky++) {
+                int d = i - ky;
+                if (d >= 0 && d % stride == 0 && d / stride < nr)
+                    acc[0][d / stride][0] = _mm256_fmadd_ps(w[ky], v, acc[0][d / stride][0]);
+            }
+        }
+    }
+    ptrdiff_t ox[2] = {ox0, ox0};
+    BF_NAME(chunk_finish)(job, 0, 1, oy0, nr, ox, 1, stride, acc);
+}
+
+/* Every output row of one chunk of a `dw5_block` convolution: blocks of 8 rows (stride 2: 4),
+   then the rest as one block (a 14-row map is 8 + 6, a 7-row one 4 + 3). */
+BF_FN void BF_NAME(dw5_rows)(const BF_NAME(chunk_job) *job, ptrdiff_t ox0, const int stride, const int masked) {
+    ptrdiff_t oh = job->p->output_height, oy = 0;
+    if (stride == 2) {
+        for (; oy + 4 <= oh; oy += 4) BF_NAME(dw5_block)(job, oy, 4, ox0, 2, masked);
+        switch (oh - oy) {
+        case 3: BF_NAME(dw5_block)(job, oy, 3, ox0, 2, masked); break;
+        case 2: BF_NAME(dw5_block)(job, oy, 2, ox0, 2, masked); break;
+        case 1: BF_NAME(dw5_block)(job, oy, 1, ox0, 2, masked); break;
+        default: break;
+        }
+        return;
+    }
+    for (; oy + 8 <= oh; oy += 8) BF_NAME(dw5_block)(job, oy, 8, ox0, 1, masked);
+    switch (oh - oy) {
+    case 7: BF_NAME(dw5_block)(job, oy, 7, ox0, 1, masked); break;
+    case 6: BF_NAME(dw5_block)(job, oy, 6, ox0, 1, masked); break;
+    case 5: BF_NAME(dw5_block)(job, oy, 5, ox0, 1, masked); break;
+    case 4: BF_NAME(dw5_block)(job, oy, 4, ox0, 1, masked); break;
+    case 3: BF_NAME(dw5_block)(job, oy, 3, ox0, 1, masked); break;
+    case 2: BF_NAME(dw5_block)(job, oy, 2, ox0, 1, masked); break;
+    case 1: BF_NAME(dw5_block)(job, oy, 1, ox0, 1, masked); break;
+    default: break;
+    }
+}
+
 /* Every output row of one chunk of a `dw3_block` convolution, in blocks of 6, 4, 2, 1 rows. */
 BF_FN void BF_NAME(dw3_rows)(const BF_NAME(chunk_job) *job, ptrdiff_t ox0, const int masked) {
     ptrdiff_t oh = job->p->output_height, oy = 0;
@@ -474,28 +546,37 @@ BF_FN void BF_NAME(dw3_rows)(const BF_NAME(chunk_job) *job, ptrdiff_t ox0, const
     for (; oy < oh; oy++) BF_NAME(dw3_block)(job, oy, 1, ox0, masked);
 }
 
-/* Whether `dw3_block` takes this group. */
-BF_FN int BF_NAME(takes_dw3)(const BF_NAME(chunk_job) *job) {
+/* Whether `dw3_block` (3x3) or `dw5_block` (5x5) takes this group. */
+BF_FN int BF_NAME(takes_dw)(const BF_NAME(chunk_job) *job) {
     const bf_group_plan *p = job->p;
     const bottlefit_depthwise_geometry *g = p->g;
-    int stride = g->stride_width;
-    return p->cg == 1 && p->mg == 1 && !job->residual && g->kernel_height == 3 && g->kernel_width == 3 &&
+    int stride = g->stride_width, k = g->kernel_width;
+    return p->cg == 1 && p->mg == 1 && !job->residual && (k == 3 || k == 5) && g->kernel_height == k &&
            (stride == 1 || stride == 2) && g->stride_height == stride && g->dilation_height == 1 && g->dilation_width == 1;
 }
 
-/* A `dw3_block` convolution: chunks of 8 columns, the last one moved back to end at the row's
-   end (its columns recomputed and stored again with the same values; there is no residual),
-   or for a row narrower than 8 one partial chunk. */
-BF_FN void BF_NAME(dw3)(const BF_NAME(chunk_job) *job) {
+/* A `dw3_block` or `dw5_block` convolution: chunks of 8 columns, the last one moved back to end
+   at the row's end (its columns recomputed and stored again with the same values; there is no
+   residual), or for a row narrower than 8 one partial chunk. */
+BF_FN void BF_NAME(dw)(const BF_NAME(chunk_job) *job) {
     const bottlefit_depthwise_geometry *g = job->p->g;
-    ptrdiff_t ow = g->output_width, iw = g->input_width;
+    ptrdiff_t ow = g->output_width, iw = g->input_width, k = g->kernel_width;
     for (ptrdiff_t ox0 = 0; ox0 < ow; ox0 += 8) {
         ptrdiff_t at = ox0 + 8 > ow && ow >= 8 ? ow - 8 : ox0;
-        /* Input columns the loads touch (with stride 2 up to the odd lane after tap 2's last). */
+        /* Input columns the loads touch (with stride 2 up to the odd lane after the last tap's). */
         ptrdiff_t s = g->stride_width;
-        ptrdiff_t lo = s * at - g->pad_left, hi = s * (at + 7) + 2 - g->pad_left + (s - 1);
-        if (lo >= 0 && hi < iw) BF_NAME(dw3_rows)(job, at, 0);
-        else BF_NAME(dw3_rows)(job, at, 1);
+        ptrdiff_t lo = s * at - g->pad_left, hi = s * (at + 7) + (k - 1) - g->pad_left + (s - 1);
+        int masked = !(lo >= 0 && hi < iw);
+        if (k == 3) {
+            if (masked) BF_NAME(dw3_rows)(job, at, 1);
+            else BF_NAME(dw3_rows)(job, at, 0);
+        } else if (s == 1) {
+            if (masked) BF_NAME(dw5_rows)(job, at, 1, 1);
+            else BF_NAME(dw5_rows)(job, at, 1, 0);
+        } else {
+            if (masked) BF_NAME(dw5_rows)(job, at, 2, 1);
+            else BF_NAME(dw5_rows)(job, at, 2, 0);
+        }
     }
 }
 
@@ -537,7 +618,7 @@ BF_FN void BF_NAME(chunked)(
     const bottlefit_activation *act, float *scratch) {
     for (ptrdiff_t i = 0; i < p->g->input_width; i++) scratch[i] = 0.0f;
     BF_NAME(chunk_job) job = {p, x, scratch, w, bias, residual, y, act};
-    if (BF_NAME(takes_dw3)(&job)) BF_NAME(dw3)(&job);
+    if (BF_NAME(takes_dw)(&job)) BF_NAME(dw)(&job);
     else if (p->g->stride_width == 1) BF_NAME(chunked_stride)(&job, 1);
     else BF_NAME(chunked_stride)(&job, 2);
 }

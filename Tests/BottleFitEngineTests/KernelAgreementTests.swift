@@ -240,13 +240,24 @@ struct KernelAgreementTests {
         [9, 33, 3, 2, 1, 1, 1, 1], [6, 17, 7, 2, 3, 1, 1, 1], [10, 24, 3, 2, 0, 2, 1, 1], [5, 16, 3, 2, 1, 1, 1, 1],
         [4, 67, 5, 2, 2, 1, 1, 1], [11, 8, 3, 1, 1, 1, 1, 1], [6, 23, 3, 1, 2, 2, 1, 1], [7, 7, 3, 1, 1, 1, 8, 7],
         [6, 19, 3, 2, 1, 2, 32, 3],
+        // 5x5 depthwise (`dw5_block`: stride 1 in blocks of 8 rows and the rest, stride 2 in
+        // blocks of 4): 14 rows (8 + 6) and 7 (4 + 3) as in MobileNetV3 and EfficientNet, a
+        // 56x56 map at stride 2, padding 1 and 0.
+        [14, 14, 5, 1, 2, 1, 1, 1], [56, 56, 5, 2, 2, 1, 1, 1], [17, 30, 5, 2, 1, 1, 1, 1], [12, 20, 5, 1, 0, 1, 1, 1],
     ])
     func groupConvolution(_ c: [Int]) {
+        // With a residual and without: 3x3 and 5x5 depthwise layers without one take their own
+        // kernels in the vector builds (`dw3_block`, `dw3s2_block`, `dw5_block`).
+        groupConvolution(c, withResidual: true)
+        groupConvolution(c, withResidual: false)
+    }
+
+    func groupConvolution(_ c: [Int], withResidual: Bool) {
         let (ih, iw, k, stride, pad, dilation, cg, mg) = (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
         let oh = (ih + 2 * pad - dilation * (k - 1) - 1) / stride + 1, ow = (iw + 2 * pad - dilation * (k - 1) - 1) / stride + 1
         var rng = SeededGenerator(seed: UInt64(ih * 7 + k * 3 + cg))
         let x = Self.random(cg * ih * iw, &rng), w = Self.random(mg * cg * k * k, &rng)
-        let bias = Self.random(mg, &rng), residual = Self.random(mg * oh * ow, &rng)
+        let bias = Self.random(mg, &rng), residualValues = Self.random(mg * oh * ow, &rng)
         var g = bottlefit_depthwise_geometry(
             input_height: ih, input_width: iw, output_width: ow, kernel_height: k, kernel_width: k, stride_height: stride,
             stride_width: stride, dilation_height: dilation, dilation_width: dilation, pad_top: pad, pad_left: pad)
@@ -254,14 +265,18 @@ struct KernelAgreementTests {
         #expect(scratchFloats > 0)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratchFloats))
         defer { scratch.deallocate() }
-        let portable = Self.expectAllAgree(count: mg * oh * ow, relative: 1e-5, "group convolution \(c)") { isa, y in
-            _ = bottlefit_group_conv(isa.c, x, cg, mg, w, bias, residual, y, &g, oh, Activation.silu.c, scratch)
+        let portable = Self.expectAllAgree(count: mg * oh * ow, relative: 1e-5, "group convolution \(c) residual \(withResidual)") { isa, y in
+            if withResidual {
+                _ = bottlefit_group_conv(isa.c, x, cg, mg, w, bias, residualValues, y, &g, oh, Activation.silu.c, scratch)
+            } else {
+                _ = bottlefit_group_conv(isa.c, x, cg, mg, w, bias, nil, y, &g, oh, Activation.silu.c, scratch)
+            }
         }
         var worst: Double = 0
         for m in 0..<mg {
             for oy in 0..<oh {
                 for ox in 0..<ow {
-                    var sum = Double(bias[m]) + Double(residual[(m * oh + oy) * ow + ox])
+                    var sum = Double(bias[m]) + (withResidual ? Double(residualValues[(m * oh + oy) * ow + ox]) : 0)
                     for ci in 0..<cg {
                         for ky in 0..<k {
                             for kx in 0..<k {
@@ -276,6 +291,6 @@ struct KernelAgreementTests {
                 }
             }
         }
-        #expect(worst <= 1e-5, "group convolution \(c): \(worst) from the definition")
+        #expect(worst <= 1e-5, "group convolution \(c) residual \(withResidual): \(worst) from the definition")
     }
 }
