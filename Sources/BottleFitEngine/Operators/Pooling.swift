@@ -67,7 +67,6 @@ final class PoolKernel: Kernel {
         let (oh, ow) = g.output
         let src = x + p * ih * iw
         let dst = y + p * oh * ow
-        let kh = g.kernel.h
         let dh = g.dilation.h
         let columns = PoolColumns(geometry: g, isMax: isMax, includePad: includePad)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: iw + columns.scratchFloats) { rowBuffer in
