@@ -228,13 +228,15 @@ struct KernelAgreementTests {
         [14, 14, 3, 1, 1, 1, 8, 8], [9, 11, 3, 1, 1, 1, 3, 5], [20, 17, 3, 2, 1, 1, 4, 12], [10, 10, 3, 1, 1, 1, 16, 16],
         [12, 12, 3, 1, 1, 1, 1, 2], [14, 14, 3, 1, 1, 1, 1, 1], [28, 28, 3, 2, 1, 1, 1, 1], [5, 70, 3, 1, 1, 1, 1, 1],
         [3, 40, 5, 1, 2, 1, 1, 1], [15, 15, 3, 1, 1, 1, 2, 1], [11, 36, 3, 2, 1, 1, 1, 1],
-        // Depthwise, stride 1, at most 16 columns (AVX-512 reads the input plane with masked
-        // loads): 16 whole lanes, 8 + 8 + 2 + 1 rows, dilation, no padding, a 1x1 and a 2x9 map
-        // (every row's taps above or below it), 5x5; and an odd 113x113 map at stride 2.
+        // Depthwise, stride 1, at most 16 columns (the chunk kernels' narrow rows: one chunk
+        // wider than the row, or two that overlap): 16 whole lanes, 19 rows, dilation, no
+        // padding, a 1x1 and a 2x9 map (every row's taps above or below it), 5x5; and an odd
+        // 113x113 map at stride 2.
         [16, 16, 3, 1, 1, 1, 1, 1], [19, 16, 3, 1, 1, 1, 1, 1], [12, 12, 3, 1, 2, 2, 1, 1], [16, 18, 3, 1, 0, 1, 1, 1],
         [1, 1, 3, 1, 1, 1, 1, 1], [2, 9, 5, 1, 2, 1, 1, 1], [7, 13, 5, 1, 2, 1, 1, 1], [113, 113, 3, 2, 1, 1, 1, 1],
-        // Depthwise, stride 1 or 2, any width (AVX2 reads the input plane in chunks of 8
-        // columns, masked where a tap leaves the row, blocks of 4, 2 and 1 output channels):
+        // Depthwise, stride 1 or 2, any width (the AVX2 and AVX-512 builds read the input plane
+        // in chunks of 8 columns, masked where a tap leaves the row, blocks of 4, 2 and 1 output
+        // channels):
         // stride 2 with dilation, no padding, 7x7 taps, rows of 8, 9, 17 and 33 outputs;
         // stride 1 rows of 8 and 23; groups of 8 in and 7 out, 32 in and 3 out.
         [9, 33, 3, 2, 1, 1, 1, 1], [6, 17, 7, 2, 3, 1, 1, 1], [10, 24, 3, 2, 0, 2, 1, 1], [5, 16, 3, 2, 1, 1, 1, 1],
