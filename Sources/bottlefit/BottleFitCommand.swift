@@ -45,7 +45,7 @@ struct ThreadOptions: ParsableArguments {
         help: ArgumentHelp(
             "GEMM for constant weights: auto (packed on CPUs with AVX-512, else mixed; the environment variable "
                 + "BOTTLEFIT_GEMM=packed|openblas|mixed overrides auto), packed (weights packed once for the C microkernel: "
-                + "AVX-512, AVX2 or portable build), openblas, or mixed (every convolution packed at batch 1; in larger "
+                + "AVX-512, AVX2 or portable build; a fully connected layer with a single row runs as OpenBLAS sgemv), openblas, or mixed (every convolution packed at batch 1; in larger "
                 + "batches OpenBLAS, except pointwise convolutions that a squeeze-and-excitation scale is fused into, "
                 + "small strided ones (direct rows) and pointwise ones with at most 24 input channels on maps of 256+ "
                 + "pixels, which run packed; fully connected layers on OpenBLAS).",
